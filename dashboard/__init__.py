@@ -1,0 +1,1 @@
+"""The Dash dashboard: layout and callbacks; computes nothing itself."""

@@ -1,0 +1,24 @@
+"""Shared look of every interp figure: one template, one font, tight margins."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+TEMPLATE = "plotly_white"
+FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
+IMAGE_SCALE = "Greys"            # ink dark on white, as digits are drawn
+DIVERGING_SCALE = "RdBu_r"       # negative blue, positive red, white at zero
+SEQUENTIAL_SCALE = "Blues"
+ACCENT = "#1f77b4"
+POSITIVE, NEGATIVE = "#d62728", "#1f77b4"
+
+
+def finish(fig: go.Figure, title: str | None = None, height: int | None = None,
+           width: int | None = None, **layout) -> go.Figure:
+    """Apply the common layout to ``fig`` and return it."""
+    fig.update_layout(
+        template=TEMPLATE, font=FONT, margin=dict(l=50, r=20, t=50 if title else 20, b=40),
+        title=dict(text=title, x=0.0, xanchor="left") if title else None,
+        height=height, width=width, **layout,
+    )
+    return fig

@@ -1,0 +1,28 @@
+"""Architecture table: layers with type, output shape and parameter count."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from ..architecture import Architecture
+from ._style import finish
+
+
+def architecture_table(summary: Architecture, title: str | None = None) -> go.Figure:
+    """One row per layer of an :class:`interp.architecture.Architecture`, plus a total."""
+    rows = summary.rows
+    names = [r.name for r in rows] + ["<b>total</b>"]
+    types = [r.type for r in rows] + [summary.model_class]
+    shapes = [r.shape_text for r in rows] + ["input: " + "×".join(map(str, summary.input_shape))]
+    params = [f"{r.parameters:,}" for r in rows] + [f"<b>{summary.total_parameters:,}</b>"]
+    fig = go.Figure(go.Table(
+        columnwidth=[3, 2, 4, 1.5],
+        header=dict(values=["<b>layer</b>", "<b>type</b>", "<b>output shape (batch of 1)</b>",
+                            "<b>parameters</b>"],
+                    fill_color="#eef2f7", align="left"),
+        cells=dict(values=[names, types, shapes, params], align=["left", "left", "left", "right"],
+                   fill_color=[["white", "#fafbfc"] * (len(names) // 2 + 1)], height=24),
+    ))
+    height = min(900, 60 + 25 * (len(names) + 1))
+    return finish(fig, title or f"{summary.model_class}: {summary.total_parameters:,} parameters",
+                  height=height)

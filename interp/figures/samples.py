@@ -1,0 +1,182 @@
+"""Figures of single samples and what a model says about them.
+
+A sample is shown as what it is: an image as an image (with its ground-truth
+mask outlined when known), a table row as bars per feature, a token sequence as
+a strip of words. Predictions are shown beside it as class probabilities, a
+reconstruction, or a discriminator's "real" probability.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import InputError
+from ._style import ACCENT, IMAGE_SCALE, NEGATIVE, POSITIVE, finish
+
+
+def _array(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _to_hw(image) -> tuple[np.ndarray, str]:
+    """(H, W) or (H, W, 3) array from (H, W), (1, H, W), (3, H, W) or (C, H, W)."""
+    a = _array(image).astype(float)
+    if a.ndim == 2:
+        return a, ""
+    if a.ndim == 3 and a.shape[0] == 1:
+        return a[0], ""
+    if a.ndim == 3 and a.shape[0] == 3:
+        return np.moveaxis(a, 0, -1), ""
+    if a.ndim == 3:
+        return a.mean(0), f" (mean of {a.shape[0]} channels)"
+    raise InputError(f"an image must be shaped (H, W) or (C, H, W); got {a.shape}")
+
+
+def _image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None = None):
+    hw, note = _to_hw(image)
+    traces = []
+    if hw.ndim == 3:  # RGB
+        lo, hi = (hw.min(), hw.max()) if zmin is None else (zmin, zmax)
+        rgb = np.clip((hw - lo) / max(hi - lo, 1e-12), 0, 1) * 255
+        traces.append(go.Image(z=rgb.astype(np.uint8), hoverinfo="x+y"))
+    else:
+        kw = dict(coloraxis=coloraxis) if coloraxis else dict(colorscale=IMAGE_SCALE, showscale=False)
+        traces.append(go.Heatmap(z=hw, zmin=zmin, zmax=zmax,
+                                 hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>", **kw))
+    if mask is not None:
+        m, _ = _to_hw(mask)
+        if m.ndim == 3:
+            m = m.max(-1)
+        traces.append(go.Contour(
+            z=m.astype(float), showscale=False, hoverinfo="skip", name="ground truth",
+            contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
+            line=dict(color=POSITIVE, width=2),
+        ))
+    return traces, note
+
+
+def _image_axes(fig: go.Figure, row=None, col=None) -> None:
+    kw = dict(row=row, col=col) if row else {}
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", **kw)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                     scaleanchor="x" if not row else None, constrain="domain", **kw)
+
+
+def image_sample(image, title: str | None = None, mask=None, zmin: float | None = 0.0,
+                 zmax: float | None = 1.0, height: int = 320) -> go.Figure:
+    """One image; ``mask`` (same size, bool) is outlined in red as the ground truth."""
+    traces, note = _image_traces(image, mask, zmin, zmax)
+    fig = go.Figure(traces)
+    _image_axes(fig)
+    return finish(fig, (title or "") + note or None, height=height, width=height + 20)
+
+
+def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
+               title: str | None = None, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
+    """Several images in a grid sharing one colour scale (e.g. input vs reconstruction)."""
+    imgs = _array(images)
+    if imgs.ndim not in (3, 4):
+        raise InputError(f"images must be shaped (N, H, W) or (N, C, H, W); got {imgs.shape}")
+    n = len(imgs)
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) if titles else None,
+                        horizontal_spacing=0.02, vertical_spacing=0.08 if titles else 0.02)
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, cols)
+        traces, _ = _image_traces(img, zmin=zmin, zmax=zmax, coloraxis="coloraxis")
+        for t in traces:
+            fig.add_trace(t, row=r + 1, col=c + 1)
+        _image_axes(fig, r + 1, c + 1)
+    fig.update_layout(coloraxis=dict(colorscale=IMAGE_SCALE, cmin=zmin, cmax=zmax, showscale=False))
+    cell = 90 if cols > 4 else 150
+    return finish(fig, title, height=60 + cell * rows + (20 * rows if titles else 0))
+
+
+def tabular_sample(values, feature_names: Sequence[str], title: str | None = None,
+                   raw_values=None, value_label: str = "standardised value") -> go.Figure:
+    """One table row as horizontal bars per feature (hover shows the raw value if given)."""
+    v = _array(values).astype(float).reshape(-1)
+    if len(v) != len(feature_names):
+        raise InputError(f"got {len(v)} values for {len(feature_names)} feature names")
+    raw = _array(raw_values).reshape(-1) if raw_values is not None else v
+    fig = go.Figure(go.Bar(
+        x=v, y=list(feature_names), orientation="h", customdata=raw,
+        marker_color=[POSITIVE if a >= 0 else NEGATIVE for a in v],
+        hovertemplate="%{y}: %{x:.3f} (raw %{customdata:.4g})<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title=value_label, zeroline=True, zerolinecolor="#888")
+    return finish(fig, title, height=80 + 18 * len(v))
+
+
+def token_sample(tokens: Sequence[str], title: str | None = None, mask=None) -> go.Figure:
+    """A token sequence as a strip of words; ``mask`` positions (ground truth) are shaded."""
+    toks = [str(t) for t in tokens]
+    m = np.zeros(len(toks)) if mask is None else _array(mask).astype(float).reshape(-1)
+    if len(m) != len(toks):
+        raise InputError(f"mask has {len(m)} positions for {len(toks)} tokens")
+    fig = go.Figure(go.Heatmap(
+        z=[m], x=list(range(len(toks))), y=[""], text=[toks], texttemplate="%{text}",
+        textfont=dict(size=14), colorscale=[[0, "#f4f6f9"], [1, "#ffd28a"]], zmin=0, zmax=1,
+        showscale=False, xgap=3, hovertemplate="position %{x}: %{text}<extra></extra>",
+    ))
+    fig.update_xaxes(title="position", dtick=1, showgrid=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False)
+    note = " (shaded: ground-truth positions)" if mask is not None and m.any() else ""
+    return finish(fig, (title or "") + note or None, height=150)
+
+
+def sample_view(x, modality: str, *, title: str | None = None, feature_names=None, vocab=None,
+                truth=None, raw_values=None) -> go.Figure:
+    """The right view of one sample for its modality: ``image``, ``tabular`` or ``tokens``."""
+    if modality == "image":
+        return image_sample(x, title, mask=truth)
+    if modality == "tabular":
+        if feature_names is None:
+            feature_names = [f"x{i}" for i in range(_array(x).size)]
+        return tabular_sample(x, feature_names, title, raw_values=raw_values)
+    if modality == "tokens":
+        ids = _array(x).astype(int).reshape(-1)
+        words = [vocab[i] for i in ids] if vocab is not None else [str(i) for i in ids]
+        return token_sample(words, title, mask=truth)
+    raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
+
+
+def class_probabilities(probs, classes: Sequence[str], true: int | None = None,
+                        title: str | None = None) -> go.Figure:
+    """Bar chart of class probabilities; the predicted class is filled, the true class marked."""
+    p = _array(probs).astype(float).reshape(-1)
+    if len(p) != len(classes):
+        raise InputError(f"got {len(p)} probabilities for {len(classes)} classes")
+    pred = int(p.argmax())
+    labels = [str(c) for c in classes]
+    colors = [ACCENT if i == pred else "#c9d6e8" for i in range(len(p))]
+    fig = go.Figure(go.Bar(x=labels, y=p, marker_color=colors,
+                           marker_line=dict(color=[POSITIVE if i == true else "rgba(0,0,0,0)"
+                                                   for i in range(len(p))], width=3),
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_yaxes(range=[0, 1], title="probability")
+    fig.update_xaxes(type="category")
+    if title is None:
+        title = f"predicted {labels[pred]} ({p[pred]:.2f})"
+        if true is not None:
+            title += f" · true {labels[true]}" + (" ✓" if true == pred else " ✗")
+    return finish(fig, title, height=300)
+
+
+def real_score(score: float, title: str | None = None) -> go.Figure:
+    """A discriminator's probability that a sample is real, on a 0-1 bar."""
+    s = float(score)
+    fig = go.Figure(go.Bar(x=[s], y=["real?"], orientation="h",
+                           marker_color=POSITIVE if s >= 0.5 else NEGATIVE,
+                           hovertemplate="P(real) = %{x:.3f}<extra></extra>"))
+    fig.add_vline(x=0.5, line_dash="dot", line_color="#888")
+    fig.update_xaxes(range=[0, 1], title="discriminator: probability real")
+    return finish(fig, title or f"P(real) = {s:.3f}", height=180)

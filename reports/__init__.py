@@ -1,0 +1,1 @@
+"""Static reports: self-contained HTML composed from interp.figures."""

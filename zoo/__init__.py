@@ -1,0 +1,161 @@
+"""The zoo: small trained models of every kind interp explains, with their data and cards.
+
+    >>> import zoo
+    >>> zoo.names()
+    ['mlp-cancer', 'cnn-digits', ...]
+    >>> entry = zoo.load("cnn-digits")     # weights from safetensors, model in eval mode
+    >>> x, y = entry.test
+
+Weights ship in ``zoo/weights/NAME.safetensors`` beside a model card
+``NAME.json`` (kind, task, input shape, names, training settings, test metrics,
+the weights' sha256). Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from interp.errors import UnknownNameError, WeightsError
+
+from . import data
+from .registry import KINDS, SPECS, Spec
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+__all__ = ["names", "load", "Entry", "KINDS", "WEIGHTS_DIR", "spec", "card_path", "weights_path"]
+
+
+def names() -> list[str]:
+    """Names of every zoo entry, in a stable order."""
+    return list(SPECS)
+
+
+def spec(name: str) -> Spec:
+    if not isinstance(name, str) or name not in SPECS:
+        raise UnknownNameError("zoo model", name, SPECS)
+    return SPECS[name]
+
+
+def weights_path(name: str, weights_dir: Path | None = None) -> Path:
+    return Path(weights_dir or WEIGHTS_DIR) / f"{name}.safetensors"
+
+
+def card_path(name: str, weights_dir: Path | None = None) -> Path:
+    return Path(weights_dir or WEIGHTS_DIR) / f"{name}.json"
+
+
+@dataclass
+class Entry:
+    """A loaded zoo model with its data and card."""
+
+    name: str
+    card: dict
+    model: nn.Module
+    parts: dict[str, nn.Module]
+    dataset: data.Dataset
+    full: nn.Module = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.card["kind"]
+
+    @property
+    def train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset.train
+
+    @property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset.test
+
+    @property
+    def truth(self) -> torch.Tensor | None:
+        """Ground-truth relevance masks of the test inputs (synthetic sets), else None."""
+        return self.dataset.test_truth
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.card["task"] == "classification"
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """What the model says about ``x``, by task.
+
+        classification: class probabilities (n, classes); reconstruction: the
+        reconstructed inputs; generation: the discriminator's probability that each
+        input is real, (n,).
+        """
+        out = self.model(x)
+        if self.card["task"] == "classification":
+            return out.softmax(-1)
+        if self.card["task"] == "generation":
+            return torch.sigmoid(out).squeeze(-1)
+        return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_card(name: str, weights_dir: Path | None = None) -> dict:
+    path = card_path(name, weights_dir)
+    if not path.is_file():
+        raise WeightsError(f"model card {str(path)!r} is missing; "
+                           f"expected one beside the weights (run `interp zoo train {name}`)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"model card {str(path)!r} is not valid JSON ({exc}); "
+                           f"restore it or run `interp zoo train {name}`") from None
+
+
+def read_weights(path: Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, with errors that name the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {str(path)!r} is missing; "
+                           f"expected a .safetensors file (run `interp zoo train {path.stem}`)")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"weights file {str(path)!r} is truncated or not a safetensors file "
+                           f"({exc}); restore it or run `interp zoo train {path.stem}`") from None
+    if expected_sha256 and _sha256(path) != expected_sha256:
+        raise WeightsError(f"weights file {str(path)!r} does not match the sha256 in its model card; "
+                           f"it was changed or corrupted (run `interp zoo train {path.stem}`)")
+    return tensors
+
+
+def build(name: str) -> tuple[nn.Module, data.Dataset]:
+    """A fresh, untrained model of entry ``name`` and its dataset."""
+    s = spec(name)
+    ds = data.load(s.dataset)
+    return s.build(ds), ds
+
+
+def load(name: str, weights_dir: str | Path | None = None) -> Entry:
+    """Load a zoo entry from its safetensors weights; the model is returned in eval mode."""
+    s = spec(name)
+    card = read_card(name, weights_dir)
+    path = weights_path(name, weights_dir)
+    tensors = read_weights(path, card.get("weights", {}).get("sha256"))
+    full, ds = build(name)
+    try:
+        full.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"weights file {str(path)!r} does not fit model {name!r} ({first}); "
+                           f"run `interp zoo train {name}`") from None
+    full.eval()
+    for p in full.parameters():
+        p.requires_grad_(True)
+    return Entry(name=name, card=card, model=s.model_of(full), parts=s.parts_of(full),
+                 dataset=ds, full=full)
