@@ -57,23 +57,36 @@ def module_names(model: nn.Module) -> dict[str, nn.Module]:
     return {(name or ROOT_NAME): module for name, module in model.named_modules()}
 
 
-def leaf_names(model: nn.Module) -> list[str]:
-    return [name for name, mod in module_names(model).items() if not any(True for _ in mod.children())]
+# modules whose children are parameter holders, not called as modules: treated as leaves
+ATOMIC = (nn.MultiheadAttention,)
+
+
+def leaf_names(model: nn.Module, modules: dict[str, nn.Module] | None = None) -> list[str]:
+    """Paths of the modules that do the work: those without children, and atomic ones
+    (``nn.MultiheadAttention``, whose ``out_proj`` is never called as a module)."""
+    if isinstance(model, ATOMIC):
+        return [ROOT_NAME]
+    modules = module_names(model) if modules is None else modules
+    inside_atomic = tuple(f"{n}." for n, m in modules.items() if isinstance(m, ATOMIC))
+    return [n for n, m in modules.items()
+            if (isinstance(m, ATOMIC) or next(m.children(), None) is None)
+            and not n.startswith(inside_atomic)]
 
 
 def _is_pattern(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
-def select_layers(model: nn.Module, layers: LayerSpec = None) -> list[str]:
+def select_layers(model: nn.Module, layers: LayerSpec = None,
+                  modules: dict[str, nn.Module] | None = None) -> list[str]:
     """Module paths chosen by ``layers`` (see the module docstring), in model order.
 
     Raises :class:`UnknownNameError` (listing close matches) for a name, pattern
     or type that matches no module.
     """
-    modules = module_names(model)
+    modules = module_names(model) if modules is None else modules
     if layers is None:
-        return leaf_names(model)
+        return leaf_names(model, modules)
     if isinstance(layers, (str, type)):
         layers = [layers]
     chosen: set[str] = set()
@@ -145,13 +158,12 @@ class Recording:
         self._versions: dict[str, list[int]] = {}
 
     def _add(self, layer: str, name: str, tensor: torch.Tensor, clone: bool) -> None:
-        t = tensor.detach()
-        if clone:
-            t = t.clone()
-        if name not in self.calls:
-            self.calls[name], self._versions[name] = [], []
+        t = tensor.detach().clone() if clone else tensor.detach()
+        try:
+            self.calls[name].append(t)
+        except KeyError:
+            self.calls[name], self._versions[name] = [t], []
             self.layer_of[name] = layer
-        self.calls[name].append(t)
         self._versions[name].append(t._version)
 
     def outputs_of(self, layer: str) -> list[str]:
@@ -186,10 +198,6 @@ class Recording:
         return f"Recording({len(self.calls)} outputs from {len(self.layers)} layers)"
 
 
-def _has_inplace(model: nn.Module) -> bool:
-    return any(getattr(m, "inplace", False) is True for m in model.modules())
-
-
 @contextlib.contextmanager
 def capture(model: nn.Module, layers: LayerSpec = None, *, clone: bool | None = None,
             enable_grad: bool = False) -> Iterator[Recording]:
@@ -202,9 +210,11 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, clone: bool | None = 
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"capture needs an nn.Module; got {type(model).__name__}")
-    names = select_layers(model, layers)
     modules = module_names(model)
-    do_clone = _has_inplace(model) if clone is None else bool(clone)
+    names = select_layers(model, layers, modules)
+    if clone is None:  # clone only when an in-place module could overwrite a recorded output
+        clone = any(m.__dict__.get("inplace") is True for m in modules.values())
+    do_clone = bool(clone)
     rec = Recording(names)
     handles = []
 

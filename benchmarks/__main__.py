@@ -1,0 +1,47 @@
+"""Run every benchmark: `python -m benchmarks [NAME ...]` (what `make bench` does)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from interp._io import write_text
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    modules = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
+    if argv:
+        unknown = [a for a in argv if f"bench_{a}" not in modules]
+        if unknown:
+            print(f"benchmarks: unknown {', '.join(unknown)}; valid: "
+                  f"{', '.join(m[6:] for m in modules)}", file=sys.stderr)
+            return 2
+        modules = [f"bench_{a}" for a in argv]
+    results = []
+    for name in modules:
+        results += importlib.import_module(f"benchmarks.{name}").run()
+    width = max(len(r.name) for r in results)
+    print(f"{'benchmark':<{width}}  {'ratio':>7}  {'target':>7}  {'ours ms':>9}  {'base ms':>9}  ok")
+    for r in results:
+        target = f"{r.target:.2f}" if r.target is not None else "-"
+        ok = {True: "yes", False: "NO", None: "-"}[r.ok]
+        print(f"{r.name:<{width}}  {r.ratio:>7.3f}  {target:>7}  {r.ours_ms:>9.3f}  {r.baseline_ms:>9.3f}  {ok}")
+    payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
+                           "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()},
+               "results": [r.as_dict() for r in results]}
+    text = json.dumps(payload, indent=2)
+    print(text)
+    write_text(HERE / "results.json", text + "\n")
+    return 0 if all(r.ok is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

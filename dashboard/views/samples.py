@@ -1,0 +1,78 @@
+"""Sample browser: pick a test sample, see it and what the model says about it.
+
+The chosen sample is written to the shared ``current-sample`` store, so later
+views (activations, saliency, LRP, ...) show the same sample.
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, ctx, dcc, html
+
+from zoo import overview
+
+from .shell import CURRENT_SAMPLE, MODEL
+
+INDEX = "sample-index"
+PREV, NEXT = "sample-prev", "sample-next"
+ONLY_WRONG = "sample-only-misclassified"
+CAPTION = "sample-caption"
+SAMPLE_GRAPH, PREDICTION_GRAPH = "sample-graph", "prediction-graph"
+GRAPH_CONFIG = {"displaylogo": False}
+
+
+def layout() -> html.Div:
+    return html.Div(className="samples", children=[
+        html.Div(className="controls panel", children=[
+            html.Button("◀ previous", id=PREV, n_clicks=0),
+            html.Label("test sample", htmlFor=INDEX),
+            html.Div(dcc.Input(id=INDEX, type="number", min=0, step=1, value=0, debounce=True),
+                     className="index-input"),
+            html.Button("next ▶", id=NEXT, n_clicks=0),
+            dcc.Checklist(id=ONLY_WRONG, options=[{"label": " misclassified only", "value": "wrong"}],
+                          value=[]),
+            html.Span(id=CAPTION, className="caption"),
+        ]),
+        dcc.Loading(html.Div(className="grid", children=[
+            html.Div(dcc.Graph(id=SAMPLE_GRAPH, config=GRAPH_CONFIG), className="panel"),
+            html.Div(dcc.Graph(id=PREDICTION_GRAPH, config=GRAPH_CONFIG), className="panel"),
+        ])),
+    ])
+
+
+def _step(candidates: list[int], current: int, direction: int) -> int:
+    if not candidates:
+        return current
+    if direction > 0:
+        return next((i for i in candidates if i > current), candidates[0])
+    return next((i for i in reversed(candidates) if i < current), candidates[-1])
+
+
+def register(app) -> None:
+    @app.callback(
+        Output(CURRENT_SAMPLE, "data"), Output(INDEX, "value"), Output(INDEX, "max"),
+        Input(MODEL, "value"), Input(PREV, "n_clicks"), Input(NEXT, "n_clicks"),
+        Input(INDEX, "value"), Input(ONLY_WRONG, "value"),
+        State(CURRENT_SAMPLE, "data"),
+    )
+    def choose(name, _prev, _next, typed, only_wrong, current):
+        entry = overview.cached_entry(name)
+        n = overview.sample_count(entry)
+        index = current["index"] if current and current.get("model") == name else 0
+        candidates = overview.misclassified(entry) if only_wrong else list(range(n))
+        trigger = ctx.triggered_id
+        if trigger == INDEX and typed is not None:
+            index = min(max(int(typed), 0), n - 1)
+        elif trigger in (PREV, NEXT):
+            index = _step(candidates, index, 1 if trigger == NEXT else -1)
+        elif trigger == ONLY_WRONG and only_wrong and candidates and index not in candidates:
+            index = _step(candidates, index, 1)
+        return {"model": name, "index": index}, index, n - 1
+
+    @app.callback(
+        Output(SAMPLE_GRAPH, "figure"), Output(PREDICTION_GRAPH, "figure"), Output(CAPTION, "children"),
+        Input(CURRENT_SAMPLE, "data"),
+    )
+    def show(current):
+        entry = overview.cached_entry(current["model"])
+        figs = overview.sample_figures(entry, current["index"])
+        return figs["sample"], figs["prediction"], overview.sample_caption(entry, current["index"])

@@ -1,0 +1,34 @@
+"""The frame around every view: header with the model picker, tabs, shared stores."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+import zoo
+
+MODEL = "model-picker"
+TABS = "view-tabs"
+CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample every view shows
+
+
+def _option(name: str) -> dict:
+    s = zoo.spec(name)
+    return {"label": f"{name}  ·  {s.kind}, {s.task}", "value": name}
+
+
+def layout(names: list[str], selected: str, tabs: list[tuple[str, str, object]]) -> html.Div:
+    return html.Div(className="app", children=[
+        html.Header(className="topbar", children=[
+            html.Div("interp", className="brand"),
+            html.Div(className="picker", children=[
+                html.Label("model", htmlFor=MODEL),
+                dcc.Dropdown(id=MODEL, options=[_option(n) for n in names], value=selected,
+                             clearable=False, searchable=True),
+            ]),
+        ]),
+        dcc.Store(id=CURRENT_SAMPLE, data={"model": selected, "index": 0}),
+        dcc.Tabs(id=TABS, value=tabs[0][0], className="tabs", children=[
+            dcc.Tab(label=label, value=key, children=html.Div(body, className="tab-body"))
+            for key, label, body in tabs
+        ]),
+    ])

@@ -1,0 +1,124 @@
+"""Static reports: one self-contained HTML file per zoo model, plus an index.
+
+Each model page embeds plotly.js once, inline, and every figure as a div that
+calls it, so the file opens offline, by itself, anywhere (no CDN, no external
+URL). The figures are the dashboard's: both come from :mod:`zoo.overview`, which
+draws with :mod:`interp.figures`. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from pathlib import Path
+from typing import Iterable
+
+import plotly.graph_objects as go
+from tqdm.auto import tqdm
+
+import interp
+from interp._io import write_text
+from zoo import overview
+
+FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+
+CSS = """
+body { font-family: Inter, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1d2530;
+       background: #f6f8fb; }
+header { background: #1d2b3a; color: white; padding: 14px 28px; }
+header a { color: #bcd3ff; }
+main { max-width: 1180px; margin: 0 auto; padding: 18px 28px 60px; }
+section { background: white; border: 1px solid #e1e6ee; border-radius: 8px; padding: 14px 18px;
+          margin: 16px 0; }
+h1 { font-size: 22px; margin: 0; } h2 { font-size: 17px; margin: 4px 0 10px; }
+table.card { border-collapse: collapse; font-size: 13px; width: 100%; }
+table.card td { border-bottom: 1px solid #eef1f5; padding: 5px 8px; vertical-align: top; }
+table.card td:first-child { font-weight: 600; white-space: nowrap; width: 140px; }
+.grid { display: flex; flex-wrap: wrap; gap: 12px; }
+.grid > div { flex: 1 1 380px; min-width: 0; }
+.caption { font-size: 13px; color: #4a5665; margin: 6px 0; }
+.muted { color: #6b7685; font-size: 12px; }
+"""
+
+
+def _page(title: str, body: str, plotly_js: str | None) -> str:
+    script = f"<script type=\"text/javascript\">{plotly_js}</script>" if plotly_js else ""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style>{script}</head>"
+            f"<body>{body}</body></html>\n")
+
+
+def _figure(fig: go.Figure, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
+                       div_id=div_id, config=FIGURE_CONFIG)
+
+
+def _card_table(card: dict) -> str:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in overview.card_rows(card))
+    return f"<table class=\"card\">{rows}</table>"
+
+
+def _placeholders() -> str:
+    items = "".join(f"<li>{html.escape(name)}: not built yet</li>"
+                    for name in ("Activations", "Saliency", "LRP", "Sensitivity", "Latent space"))
+    return f"<section><h2>Analyses</h2><ul class=\"muted\">{items}</ul></section>"
+
+
+def model_page(name: str, plotly_js: str) -> str:
+    """The HTML of one model's report."""
+    entry = overview.cached_entry(name)
+    figs = overview.overview_figures(entry)
+    parts = [f"<header><h1>{html.escape(name)}</h1><div class=\"muted\" style=\"color:#cfd8e3\">"
+             f"{html.escape(entry.card['kind'])} · {html.escape(entry.card['task'])} · "
+             f"<a href=\"index.html\">all models</a></div></header><main>"]
+    parts.append(f"<section><h2>Model card</h2>{_card_table(entry.card)}</section>")
+    parts.append("<section><h2>Overview</h2><div class=\"grid\">")
+    for key, fig in figs.items():
+        parts.append(f"<div>{_figure(fig, f'{name}-{key}')}</div>")
+    parts.append("</div></section>")
+    parts.append("<section><h2>Test samples</h2><p class=\"muted\">Chosen deterministically: "
+                 "the first correctly handled samples of distinct classes, then the first "
+                 "misclassified ones.</p>")
+    for index in overview.showcase_samples(entry):
+        sample_figs = overview.sample_figures(entry, index)
+        parts.append(f"<p class=\"caption\">{html.escape(overview.sample_caption(entry, index))}</p>"
+                     "<div class=\"grid\">")
+        for key, fig in sample_figs.items():
+            parts.append(f"<div>{_figure(fig, f'{name}-sample{index}-{key}')}</div>")
+        parts.append("</div>")
+    parts.append("</section>")
+    parts.append(_placeholders())
+    parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
+                 f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")
+    return _page(f"interp report: {name}", "".join(parts), plotly_js)
+
+
+def index_page(names: Iterable[str]) -> str:
+    rows = []
+    for name in names:
+        card = overview.cached_entry(name).card
+        m = card["metrics"]
+        headline = next((f"{k} {m[k]:.4g}" for k in ("accuracy", "mse_ratio", "gen_confidence")
+                         if k in m), "")
+        rows.append(f"<tr><td><a href=\"{html.escape(name)}.html\">{html.escape(name)}</a></td>"
+                    f"<td>{html.escape(card['kind'])}</td><td>{html.escape(card['task'])}</td>"
+                    f"<td>{html.escape(headline)}</td><td>{html.escape(card.get('description', ''))}</td></tr>")
+    body = ("<header><h1>interp reports</h1></header><main><section><h2>Models</h2>"
+            "<table class=\"card\"><tr><td>model</td><td>kind</td><td>task</td><td>headline metric</td>"
+            f"<td>description</td></tr>{''.join(rows)}</table></section></main>")
+    return _page("interp reports", body, None)
+
+
+def build(names: list[str], out_dir: str | Path, progress: bool = True) -> list[Path]:
+    """Write ``NAME.html`` for each model and ``index.html`` into ``out_dir``; returns the paths."""
+    from plotly.offline import get_plotlyjs
+
+    out = Path(out_dir)
+    plotly_js = get_plotlyjs()
+    paths = []
+    for name in tqdm(names, desc="reports", unit="model", disable=not progress):
+        paths.append(write_text(out / f"{name}.html", model_page(name, plotly_js)))
+    paths.append(write_text(out / "index.html", index_page(names)))
+    return paths

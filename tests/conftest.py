@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny hand-built models, and a guard that the model under test is left as it was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+def hooks_left(model: nn.Module) -> int:
+    """Number of hooks of any kind still registered on any module of ``model``."""
+    total = 0
+    for m in model.modules():
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                     "_backward_pre_hooks", "_forward_hooks_with_kwargs"):
+            total += len(getattr(m, attr, {}) or {})
+    return total
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "modes": {n: m.training for n, m in model.named_modules()},
+    }
+
+
+def assert_untouched(model: nn.Module, before: dict) -> None:
+    """No hooks left, the same parameters and buffers, the same train/eval mode everywhere."""
+    assert hooks_left(model) == 0
+    after = snapshot(model)
+    assert after["modes"] == before["modes"]
+    assert after["params"].keys() == before["params"].keys()
+    for k, v in before["params"].items():
+        assert torch.equal(after["params"][k], v), k
+
+
+@pytest.fixture
+def tiny_mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))

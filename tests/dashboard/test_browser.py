@@ -1,0 +1,218 @@
+"""The dashboard in a real headless Chromium (Debian's, never a downloaded browser).
+
+Starts ``interp dashboard`` as the user would, picks every zoo model in the
+picker, opens the sample browser, and fails on any callback error (HTTP >= 400
+on ``/_dash-update-component``), console error, page error, or request that
+leaves 127.0.0.1 (a CDN would). Also opens a generated report from disk with the
+network cut off, to prove it is self-contained.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import zoo
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def _chromium() -> str | None:
+    for path in (os.environ.get("INTERP_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if path and os.path.exists(path):
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = _chromium()
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (`make test` installs it as root: "
+                    "tools/ensure-chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"dashboard did not start:\n{proc.stdout.read()}")
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class Watch:
+    """Collects everything that counts as a failure while a page is open."""
+
+    def __init__(self, page, allowed_prefixes: tuple[str, ...]):
+        self.problems: list[str] = []
+        self.callbacks = 0
+        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("response", self._response)
+        page.route("**/*", lambda route: self._route(route, allowed_prefixes))
+
+    def _response(self, r) -> None:
+        if "_dash-update-component" in r.url:
+            self.callbacks += 1
+        if r.status >= 400:
+            self.problems.append(f"HTTP {r.status} on {r.url}")
+
+    def _route(self, route, allowed) -> None:
+        url = route.request.url
+        if url.startswith(allowed) or url.startswith("data:") or url.startswith("blob:"):
+            route.continue_()
+        else:
+            self.problems.append(f"request left the machine: {url}")
+            route.abort()
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = Watch(page, (url.rstrip("/"),))
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+    return page, watch
+
+
+def _wait(page, watch: Watch, selector: str = "", function: str = "", timeout: float = 30.0) -> None:
+    """Wait for a selector or JS condition, failing at once (with the reason) if a problem shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.time() + timeout
+    while True:
+        if watch.problems:
+            pytest.fail("; ".join(watch.problems))
+        try:
+            if selector:
+                page.wait_for_selector(selector, timeout=500)
+            else:
+                page.wait_for_function(function, timeout=500)
+            return
+        except PlaywrightTimeout:
+            if time.time() > deadline:
+                raise
+
+
+def _tab(page, label: str) -> None:
+    page.locator("#view-tabs-parent").get_by_text(label, exact=True).click()
+
+
+def _rendered_plots(page, selector: str) -> int:
+    return page.locator(f"{selector} .js-plotly-plot .main-svg").count()
+
+
+def test_every_zoo_model_renders_without_callback_errors(browser, server):
+    page, watch = _open(browser, server)
+    for name in zoo.names():
+        _tab(page, "Overview")
+        page.click("#model-picker")
+        page.locator(f'[role="option"]:has(input[value="{name}"])').click()
+        _wait(page, watch, f"text=Model card: {name}")
+        entry = zoo.load(name)
+        expected = 3  # metrics, architecture, confusion / reconstructions / generated samples
+        _wait(page, watch, function="document.querySelectorAll("
+              f"'#overview-figures .js-plotly-plot .main-svg').length >= {expected}")
+        card_text = page.inner_text("#overview-card")
+        assert entry.card["description"] in card_text
+
+        _tab(page, "Samples")
+        _wait(page, watch, "#sample-caption:has-text('test sample 0')")
+        page.click("#sample-next")
+        _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+        assert _rendered_plots(page, "#sample-graph") >= 1
+        assert _rendered_plots(page, "#prediction-graph") >= 1
+        if entry.is_classifier:
+            assert re.search(r"predicted \S+ \(\d\.\d{3}\)", page.inner_text("#sample-caption"))
+    assert watch.callbacks > 0
+    assert watch.problems == []
+    page.close()
+
+
+def test_sample_browser_misclassified_filter(browser, server):
+    page, watch = _open(browser, server)
+    page.click("#model-picker")
+    page.locator('[role="option"]:has(input[value="cnn-digits"])').click()
+    _wait(page, watch, "text=Model card: cnn-digits")
+    _tab(page, "Samples")
+    _wait(page, watch, "#sample-caption:has-text('test sample 0')")
+    page.locator("#sample-only-misclassified input").check()
+    _wait(page, watch, "#sample-caption:has-text('misclassified')")
+    assert watch.problems == []
+    page.close()
+
+
+def test_each_analysis_tab_says_not_built_yet(browser, server):
+    page, watch = _open(browser, server)
+    for label, key in [("Activations", "activations"), ("Saliency", "saliency"), ("LRP", "lrp"),
+                       ("Sensitivity", "sensitivity"), ("Latent space", "latent")]:
+        _tab(page, label)
+        _wait(page, watch, f"#placeholder-{key}:has-text('Not built yet')", timeout=10)
+    assert watch.problems == []
+    page.close()
+
+
+def test_served_with_debug_off_and_local_assets(server):
+    html = urllib.request.urlopen(server, timeout=5).read().decode()
+    assert '"ui":false' in html  # Dash dev tools (debug) off
+    for src in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert not re.match(r"(https?:)?//", src), src
+
+
+def test_report_renders_offline(browser, tmp_path):
+    from reports.build import build
+
+    build(["vae-digits"], tmp_path, progress=False)
+    page = browser.new_page()
+    watch = Watch(page, ("file://",))
+    page.goto(Path(tmp_path / "vae-digits.html").as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
+                           timeout=30_000)
+    n_divs = page.locator(".plotly-graph-div").count()
+    page.wait_for_function(
+        f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {n_divs}", timeout=30_000)
+    assert watch.problems == []
+    page.close()

@@ -1,0 +1,238 @@
+"""interp.capture: what is recorded, under which names, and that the model is left as it was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import interp
+from interp.capture import leaf_names, select_layers
+from interp.errors import CaptureError, InputError, InterpError, UnknownNameError
+from tests.conftest import assert_untouched, hooks_left, snapshot
+
+
+class Shared(nn.Module):
+    """Calls the same ReLU module three times and the same Linear twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, x):
+        h = self.act(self.fc(x))
+        h = self.act(self.fc(h))
+        return self.out(self.act(h))
+
+
+class Exploding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 2)
+        self.drop = nn.Dropout(0.5)
+        self.b = nn.Linear(2, 2)
+
+    def forward(self, x):
+        h = self.drop(self.a(x))
+        raise RuntimeError("boom in the middle of forward")
+
+
+class ResidualBN(nn.Module):
+    """A small residual CNN with BatchNorm, as users write them."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.relu(self.bn1(self.stem(x)))
+        h = self.relu(h + self.bn2(self.conv(h)))
+        return self.fc(self.pool(h).flatten(1))
+
+
+def test_every_leaf_recorded_with_hand_computed_values(tiny_mlp):
+    x = torch.randn(5, 4)
+    with interp.capture(tiny_mlp) as rec:
+        y = tiny_mlp(x)
+    acts = rec.activations
+    assert list(acts) == ["0", "1", "2"]
+    lin0, lin2 = tiny_mlp[0], tiny_mlp[2]
+    h = x @ lin0.weight.T + lin0.bias
+    torch.testing.assert_close(acts["0"], h)
+    torch.testing.assert_close(acts["1"], h.clamp(min=0))
+    torch.testing.assert_close(acts["2"], h.clamp(min=0) @ lin2.weight.T + lin2.bias)
+    torch.testing.assert_close(acts["2"], y)
+    assert hooks_left(tiny_mlp) == 0
+
+
+def test_shapes_of_every_leaf_in_a_cnn():
+    from zoo.models import CNN
+
+    model = CNN(1, 8, 10, channels=(16, 32))
+    with interp.capture(model) as rec:
+        model(torch.randn(2, 1, 8, 8))
+    shapes = {k: tuple(v.shape) for k, v in rec.activations.items()}
+    assert shapes == {
+        "features.0": (2, 16, 8, 8), "features.1": (2, 16, 8, 8),
+        "features.2": (2, 32, 8, 8), "features.3": (2, 32, 8, 8), "features.4": (2, 32, 4, 4),
+        "classifier.0": (2, 512), "classifier.1": (2, 64), "classifier.2": (2, 64),
+        "classifier.3": (2, 10),
+    }
+
+
+def test_module_called_k_times_records_k_tensors():
+    torch.manual_seed(0)
+    model = Shared()
+    x = torch.randn(4, 3)
+    with interp.capture(model) as rec:
+        model(x)
+    assert rec.count("act") == 3 and rec.count("fc") == 2 and rec.count("out") == 1
+    acts = rec.activations
+    assert {"act:0", "act:1", "act:2", "fc:0", "fc:1", "out"} == set(acts)
+    # call order is kept: act:1 is relu(fc(act:0))
+    torch.testing.assert_close(acts["act:1"], model.fc(acts["act:0"]).clamp(min=0))
+    torch.testing.assert_close(acts["fc:0"], model.fc(x))
+
+
+@pytest.mark.parametrize("train_mode", [True, False])
+def test_model_raising_mid_forward_is_left_untouched(train_mode):
+    model = Exploding().train(train_mode)
+    before = snapshot(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with interp.capture(model) as rec:
+            model(torch.randn(3, 2))
+    assert rec.count("a") == 1  # what ran before the error was recorded
+    assert_untouched(model, before)
+
+
+def test_body_raising_removes_hooks(tiny_mlp):
+    before = snapshot(tiny_mlp)
+    with pytest.raises(KeyError):
+        with interp.capture(tiny_mlp, ["0", "2"]):
+            tiny_mlp(torch.randn(1, 4))
+            raise KeyError("user code failed")
+    assert_untouched(tiny_mlp, before)
+
+
+def test_selection_by_name_glob_and_type():
+    from zoo.models import CNN
+
+    model = CNN(1, 8, 10)
+    assert select_layers(model, "features.0") == ["features.0"]
+    assert select_layers(model, "features.*") == [f"features.{i}" for i in range(5)]
+    assert select_layers(model, nn.Conv2d) == ["features.0", "features.2"]
+    assert select_layers(model, ["classifier.3", nn.ReLU]) == [
+        "features.1", "features.3", "classifier.2", "classifier.3"]
+    assert select_layers(model, "features") == ["features"]  # a container, by name
+    with interp.capture(model, "features") as rec:
+        model(torch.randn(1, 1, 8, 8))
+    assert list(rec.activations) == ["features"]
+    assert rec.activations["features"].shape == (1, 32, 4, 4)
+
+
+def test_unknown_layer_lists_close_matches():
+    from zoo.models import CNN
+
+    model = CNN(1, 8, 10)
+    with pytest.raises(UnknownNameError) as err:
+        with interp.capture(model, "feature.0"):
+            pass
+    msg = str(err.value)
+    assert "'feature.0'" in msg and "did you mean" in msg and "'features.0'" in msg
+    assert isinstance(err.value, InterpError) and isinstance(err.value, ValueError)
+    with pytest.raises(UnknownNameError, match="pattern"):
+        select_layers(model, "decoder.*")
+    with pytest.raises(UnknownNameError, match="LSTM"):
+        select_layers(model, nn.LSTM)
+    with pytest.raises(InputError):
+        select_layers(model, [3])
+    with pytest.raises(InputError):
+        with interp.capture("not a model"):
+            pass
+    assert hooks_left(model) == 0
+
+
+def test_lstm_tuple_output_gets_readable_names():
+    lstm = nn.LSTM(3, 5, batch_first=True)
+    model = nn.Sequential()
+    model.add_module("lstm", lstm)
+    with interp.capture(model, "lstm") as rec:
+        out, (h, c) = lstm(torch.randn(2, 7, 3))
+    acts = rec.activations
+    assert set(acts) == {"lstm.out", "lstm.h", "lstm.c"}
+    torch.testing.assert_close(acts["lstm.out"], out)
+    torch.testing.assert_close(acts["lstm.h"], h)
+    torch.testing.assert_close(acts["lstm.c"], c)
+    torch.testing.assert_close(acts["lstm.out"][:, -1], acts["lstm.h"][0])
+
+
+def test_transformer_encoder_attention_weights():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True, dropout=0.0)
+    encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = torch.randn(3, 5, 8)
+    with interp.capture(encoder) as rec:
+        encoder(x)
+    assert rec.activations["layers.1.norm2"].shape == (3, 5, 8)
+    assert rec.activations["layers.0.self_attn.out"].shape == (3, 5, 8)  # atomic, not out_proj
+    assert not any("out_proj" in k for k in rec.activations)
+    holder = nn.ModuleDict({"attn": mha})
+    with interp.capture(holder) as rec:
+        out, weights = mha(x, x, x, need_weights=True)
+    torch.testing.assert_close(rec.activations["attn.out"], out)
+    torch.testing.assert_close(rec.activations["attn.weights"], weights)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+
+
+def test_residual_bn_with_inplace_relu_records_pre_relu_values():
+    torch.manual_seed(0)
+    model = ResidualBN().eval()
+    x = torch.randn(2, 1, 6, 6)
+    before = snapshot(model)
+    with interp.capture(model) as rec:
+        model(x)
+    bn1 = model.bn1(model.stem(x))
+    assert (bn1 < 0).any()
+    torch.testing.assert_close(rec.activations["bn1"], bn1)  # not overwritten by ReLU(inplace)
+    assert rec.count("relu") == 2
+    assert_untouched(model, before)
+
+
+def test_in_place_change_without_clone_is_reported():
+    model = ResidualBN().eval()
+    with pytest.raises(CaptureError, match="modified in place"):
+        with interp.capture(model, clone=False):
+            model(torch.randn(1, 1, 6, 6))
+    assert hooks_left(model) == 0
+
+
+def test_no_grad_by_default_and_grad_on_request(tiny_mlp):
+    x = torch.randn(2, 4)
+    with interp.capture(tiny_mlp) as rec:
+        y = tiny_mlp(x)
+    assert not y.requires_grad and not rec.activations["2"].requires_grad
+    with interp.capture(tiny_mlp, enable_grad=True) as rec:
+        y = tiny_mlp(x)
+    y.sum().backward()
+    assert tiny_mlp[0].weight.grad is not None
+    assert not rec.activations["0"].requires_grad  # recorded tensors are detached
+
+
+def test_record_shortcut_and_zoo_models_all_kinds():
+    import zoo
+
+    for name in zoo.names():
+        entry = zoo.load(name)
+        before = snapshot(entry.model)
+        rec = interp.record(entry.model, entry.test[0][:2])
+        assert set(rec.layer_of.values()) == set(leaf_names(entry.model)), name
+        assert_untouched(entry.model, before)

@@ -1,0 +1,83 @@
+"""interp.figures: each builder puts the right numbers and labels into its figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from interp import figures, summarize
+from interp.errors import InputError
+
+
+def test_architecture_table_rows(tiny_mlp):
+    fig = figures.architecture_table(summarize(tiny_mlp, torch.randn(1, 4)))
+    cells = fig.data[0].cells.values
+    assert list(cells[0]) == ["0", "1", "2", "<b>total</b>"]
+    assert list(cells[3])[:3] == ["15", "0", "8"]
+    assert "23" in cells[3][3]
+
+
+def test_confusion_matrix_counts_and_row_shares():
+    m = [[8, 2], [1, 9]]
+    fig = figures.confusion_matrix(m, ["cat", "dog"])
+    hm = fig.data[0]
+    np.testing.assert_allclose(np.asarray(hm.z), [[0.8, 0.2], [0.1, 0.9]])
+    assert np.asarray(hm.text).tolist() == [["8", "2"], ["1", "9"]]
+    assert list(hm.x) == ["cat", "dog"] and list(hm.y) == ["cat", "dog"]
+    with pytest.raises(InputError, match="square"):
+        figures.confusion_matrix([[1, 2, 3]], ["a"])
+
+
+def test_metrics_table_leaves_out_lists():
+    fig = figures.metrics_table({"accuracy": 0.91234, "n": 3, "cm": [[1]]}, bars={"accuracy": ">= 0.9"})
+    cols = fig.data[0].cells.values
+    assert list(cols[1]) == ["0.9123", "3"]
+    assert list(cols[2]) == [">= 0.9", ""]
+
+
+def test_image_sample_shows_pixels_and_outlines_mask():
+    img = torch.rand(1, 6, 6)
+    mask = torch.zeros(1, 6, 6, dtype=torch.bool)
+    mask[0, 2:4, 2:4] = True
+    fig = figures.image_sample(img, "x", mask=mask)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), img[0].numpy(), rtol=1e-6)
+    assert isinstance(fig.data[1], go.Contour)
+    np.testing.assert_array_equal(np.asarray(fig.data[1].z), mask[0].float().numpy())
+    rgb = figures.image_sample(torch.rand(3, 4, 4))
+    assert isinstance(rgb.data[0], go.Image)
+    with pytest.raises(InputError, match="shaped"):
+        figures.image_sample(torch.rand(2, 2, 2, 2))
+
+
+def test_image_grid_places_every_image():
+    imgs = torch.rand(5, 1, 4, 4)
+    fig = figures.image_grid(imgs, [f"#{i}" for i in range(5)], cols=3)
+    assert len(fig.data) == 5
+    for i, trace in enumerate(fig.data):
+        np.testing.assert_allclose(np.asarray(trace.z), imgs[i, 0].numpy(), rtol=1e-6)
+    assert [a.text for a in fig.layout.annotations] == [f"#{i}" for i in range(5)]
+
+
+def test_tabular_and_token_views():
+    fig = figures.tabular_sample([0.5, -1.0], ["a", "b"], raw_values=[10.0, 2.0])
+    assert list(fig.data[0].x) == [0.5, -1.0] and list(fig.data[0].y) == ["a", "b"]
+    assert list(fig.data[0].customdata) == [10.0, 2.0]
+    with pytest.raises(InputError):
+        figures.tabular_sample([1.0], ["a", "b"])
+    tok = figures.token_sample(["not", "good"], mask=[1, 1])
+    assert np.asarray(tok.data[0].text).tolist() == [["not", "good"]]
+    view = figures.sample_view(torch.tensor([2, 0]), "tokens", vocab=["a", "b", "c"])
+    assert np.asarray(view.data[0].text).tolist() == [["c", "a"]]
+    with pytest.raises(InputError, match="modality"):
+        figures.sample_view(torch.zeros(2), "audio")
+
+
+def test_class_probabilities_marks_prediction_and_truth():
+    fig = figures.class_probabilities([0.2, 0.7, 0.1], ["a", "b", "c"], true=0)
+    assert list(fig.data[0].y) == [0.2, 0.7, 0.1]
+    assert "predicted b (0.70)" in fig.layout.title.text and "true a ✗" in fig.layout.title.text
+    with pytest.raises(InputError):
+        figures.class_probabilities([0.5, 0.5], ["a"])
+    assert figures.real_score(0.25).data[0].x == (0.25,)

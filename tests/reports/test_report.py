@@ -1,0 +1,94 @@
+"""Static reports: one self-contained HTML file per model plus an index, written atomically."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+import zoo
+from reports.build import build
+
+
+class Resources(HTMLParser):
+    """Collects what a browser would fetch: script src, stylesheet/icon links, images, frames."""
+
+    def __init__(self):
+        super().__init__()
+        self.fetched: list[str] = []
+        self.scripts = 0
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        if tag in ("script", "img", "iframe", "source", "video", "audio", "embed") and a.get("src"):
+            self.fetched.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.fetched.append(a["href"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+
+def _external(url: str) -> bool:
+    return bool(re.match(r"^(https?:)?//", url))
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    build(["cnn-digits", "lstm-sentiment", "gan-digits"], out, progress=False)
+    return out
+
+
+def test_files_and_index(report_dir):
+    names = sorted(p.name for p in report_dir.iterdir())
+    assert names == ["cnn-digits.html", "gan-digits.html", "index.html", "lstm-sentiment.html"]
+    idx = Resources()
+    idx.feed((report_dir / "index.html").read_text())
+    assert sorted(idx.links) == ["cnn-digits.html", "gan-digits.html", "lstm-sentiment.html"]
+
+
+@pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
+def test_report_is_self_contained(report_dir, name):
+    from plotly.offline import get_plotlyjs
+
+    text = (report_dir / f"{name}.html").read_text()
+    res = Resources()
+    res.feed(text)
+    assert [u for u in res.fetched if _external(u) or not u.startswith("data:")] == []
+    assert all(not _external(u) for u in res.links)
+    assert text.count(get_plotlyjs()[:200]) == 1  # plotly.js embedded exactly once
+    # every overview figure of the dashboard is in the report
+    entry = zoo.load(name)
+    from zoo.overview import overview_figures
+
+    for key in overview_figures(entry):
+        assert f'id="{name}-{key}"' in text
+    assert entry.card["description"] in text
+
+
+def test_report_shows_misclassified_samples(report_dir):
+    text = (report_dir / "cnn-digits.html").read_text()
+    assert "misclassified" in text and "correct" in text
+
+
+def test_cli_report_all(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "interp.cli", "report", "--model", "mlp-cancer",
+                        "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "mlp-cancer.html"]
+
+
+def test_report_into_a_file_path_is_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = subprocess.run([sys.executable, "-m", "interp.cli", "report", "--model", "mlp-cancer",
+                        "--out", str(blocker / "sub"), "--quiet"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "cannot write" in r.stderr
