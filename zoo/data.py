@@ -177,21 +177,24 @@ def make_shapes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, labels, masks
 
 
+def _synthetic(make, n_train: int, n_test: int, seeds: tuple[int, int], **fields) -> Dataset:
+    """A Dataset from a generator ``make(n, seed) -> (inputs, labels, truth masks)``."""
+    (xtr, ytr, mtr), (xte, yte, mte) = make(n_train, seed=seeds[0]), make(n_test, seed=seeds[1])
+    t = torch.from_numpy
+    return Dataset(train=(t(xtr), t(ytr)), test=(t(xte), t(yte)), train_truth=t(mtr),
+                   test_truth=t(mte), **fields)
+
+
 @functools.lru_cache(maxsize=None)
 def shapes(n_train: int = 3000, n_test: int = 1000) -> Dataset:
     """Synthetic shapes on clutter, with the shape's pixel mask as ground truth."""
-    xtr, ytr, mtr = make_shapes(n_train, seed=101)
-    xte, yte, mte = make_shapes(n_test, seed=202)
-    return Dataset(
+    return _synthetic(
+        make_shapes, n_train, n_test, (101, 202),
         name="shapes",
         modality="image",
         description="synthetic 16x16 images: one shape (ring, square outline, filled triangle, "
         "plus sign) drawn over random strokes and Gaussian noise; generated in code",
-        train=(torch.from_numpy(xtr), torch.from_numpy(ytr)),
-        test=(torch.from_numpy(xte), torch.from_numpy(yte)),
         classes=SHAPE_CLASSES,
-        train_truth=torch.from_numpy(mtr),
-        test_truth=torch.from_numpy(mte),
         truth_description="bool mask shaped like the image: the pixels of the shape",
     )
 
@@ -244,20 +247,15 @@ def make_sentiment(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 @functools.lru_cache(maxsize=None)
 def sentiment(n_train: int = 4000, n_test: int = 1000) -> Dataset:
     """Synthetic token sentiment with negation, with the deciding positions as ground truth."""
-    xtr, ytr, mtr = make_sentiment(n_train, seed=303)
-    xte, yte, mte = make_sentiment(n_test, seed=404)
-    return Dataset(
+    return _synthetic(
+        make_sentiment, n_train, n_test, (303, 404),
         name="sentiment",
         modality="tokens",
         description="synthetic 12-token sentences: filler words and one sentiment word, "
         "negated by a preceding 'not' half of the time; distractor 'not's elsewhere; "
         "generated in code",
-        train=(torch.from_numpy(xtr), torch.from_numpy(ytr)),
-        test=(torch.from_numpy(xte), torch.from_numpy(yte)),
         classes=SENTIMENT_CLASSES,
         vocab=VOCAB,
-        train_truth=torch.from_numpy(mtr),
-        test_truth=torch.from_numpy(mte),
         truth_description="bool mask over token positions: the sentiment word and, "
         "when negated, the 'not' right before it",
     )

@@ -51,59 +51,48 @@ def _adam(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
 
 
-def _fit_classifier(model: nn.Module, ds: zdata.Dataset, cfg: TrainConfig, gen, bar) -> dict:
-    x, y = ds.train
+def _epochs(model: nn.Module, n: int, cfg: TrainConfig, gen, bar, batch_loss, label: str) -> dict:
+    """Adam over ``cfg.epochs`` shuffled epochs of ``n`` samples; ``batch_loss(idx)`` is the
+    mean loss of one batch. Shows the epoch's mean loss on the progress bar."""
     opt = _adam(model.parameters(), cfg)
     for _ in range(cfg.epochs):
         total = 0.0
-        for idx in _batches(len(x), cfg.batch_size, gen):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+        for idx in _batches(n, cfg.batch_size, gen):
+            loss = batch_loss(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        bar.set_postfix(loss=f"{total / len(x):.4f}")
+        bar.set_postfix({label: f"{total / n:.5g}"})
         bar.update()
-    return {"final_train_loss": total / len(x)}
+    return {"final_train_loss": total / n}
+
+
+def _fit_classifier(model: nn.Module, ds: zdata.Dataset, cfg: TrainConfig, gen, bar) -> dict:
+    x, y = ds.train
+    return _epochs(model, len(x), cfg, gen, bar,
+                   lambda idx: F.cross_entropy(model(x[idx]), y[idx]), "loss")
 
 
 def _fit_autoencoder(model: nn.Module, ds: zdata.Dataset, cfg: TrainConfig, gen, bar) -> dict:
     x = ds.train[0]
-    opt = _adam(model.parameters(), cfg)
-    for _ in range(cfg.epochs):
-        total = 0.0
-        for idx in _batches(len(x), cfg.batch_size, gen):
-            loss = F.mse_loss(model(x[idx]), x[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        bar.set_postfix(mse=f"{total / len(x):.5f}")
-        bar.update()
-    return {"final_train_loss": total / len(x)}
+    return _epochs(model, len(x), cfg, gen, bar, lambda idx: F.mse_loss(model(x[idx]), x[idx]), "mse")
 
 
 def _fit_vae(model: nn.Module, ds: zdata.Dataset, cfg: TrainConfig, gen, bar) -> dict:
     """ELBO with a Bernoulli likelihood (binary cross-entropy summed over pixels)."""
     x = ds.train[0]
-    opt = _adam(model.parameters(), cfg)
-    for _ in range(cfg.epochs):
-        total = 0.0
-        for idx in _batches(len(x), cfg.batch_size, gen):
-            xb = x[idx]
-            mu, logvar = model.encoder(xb)
-            z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)
-            recon = model.decoder(z)
-            nll = F.binary_cross_entropy(recon, xb, reduction="sum") / len(xb)
-            kl = 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum() / len(xb)
-            loss = nll + kl
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        bar.set_postfix(neg_elbo=f"{total / len(x):.2f}")
-        bar.update()
-    return {"final_train_loss": total / len(x), "loss": "negative ELBO, Bernoulli likelihood"}
+
+    def negative_elbo(idx):
+        xb = x[idx]
+        mu, logvar = model.encoder(xb)
+        z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)
+        nll = F.binary_cross_entropy(model.decoder(z), xb, reduction="sum") / len(xb)
+        kl = 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum() / len(xb)
+        return nll + kl
+
+    record = _epochs(model, len(x), cfg, gen, bar, negative_elbo, "neg_elbo")
+    return {**record, "loss": "negative ELBO, Bernoulli likelihood"}
 
 
 def _fit_gan(model: nn.Module, ds: zdata.Dataset, cfg: TrainConfig, gen, bar) -> dict:
