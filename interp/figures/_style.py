@@ -13,6 +13,15 @@ ACCENT = "#1f77b4"
 POSITIVE, NEGATIVE = "#d62728", "#1f77b4"
 
 
+TABLE_ROW = 26
+
+
+def table_height(n_rows: int, title: bool = True, cap: int = 900) -> int:
+    """Pixels for a plotly Table with ``n_rows`` body rows plus a header, under ``finish``'s margins."""
+    margins = (50 if title else 20) + 40
+    return min(cap, margins + (n_rows + 1) * TABLE_ROW + 40)
+
+
 def finish(fig: go.Figure, title: str | None = None, height: int | None = None,
            width: int | None = None, **layout) -> go.Figure:
     """Apply the common layout to ``fig`` and return it."""

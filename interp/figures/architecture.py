@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..architecture import Architecture
-from ._style import finish
+from ._style import TABLE_ROW, finish, table_height
 
 
 def architecture_table(summary: Architecture, title: str | None = None) -> go.Figure:
@@ -19,10 +19,9 @@ def architecture_table(summary: Architecture, title: str | None = None) -> go.Fi
         columnwidth=[3, 2, 4, 1.5],
         header=dict(values=["<b>layer</b>", "<b>type</b>", "<b>output shape (batch of 1)</b>",
                             "<b>parameters</b>"],
-                    fill_color="#eef2f7", align="left"),
+                    fill_color="#eef2f7", align="left", height=TABLE_ROW),
         cells=dict(values=[names, types, shapes, params], align=["left", "left", "left", "right"],
-                   fill_color=[["white", "#fafbfc"] * (len(names) // 2 + 1)], height=24),
+                   fill_color=[["white", "#fafbfc"] * (len(names) // 2 + 1)], height=TABLE_ROW),
     ))
-    height = min(900, 60 + 25 * (len(names) + 1))
     return finish(fig, title or f"{summary.model_class}: {summary.total_parameters:,} parameters",
-                  height=height)
+                  height=table_height(len(names)))
