@@ -37,11 +37,24 @@ def _zoo_names(requested: list[str] | None, all_: bool) -> list[str]:
     return requested
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise InterpError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); "
+                          "stop the other program or pick another --port") from None
+
+
 def cmd_dashboard(args) -> int:
     import zoo
 
     if args.model is not None and args.model not in zoo.names():
         raise UnknownNameError("zoo model", args.model, zoo.names())
+    _check_port_free(args.host, args.port)
     from dashboard.app import create_app
 
     app = create_app(model=args.model)

@@ -77,3 +77,15 @@ def test_train_cli_writes_into_a_folder(tmp_path):
     assert r.stderr == "" or "Traceback" not in r.stderr
     assert (tmp_path / "mlp-cancer.safetensors").is_file() and (tmp_path / "mlp-cancer.json").is_file()
     assert "mlp-cancer" in r.stdout
+
+
+def test_dashboard_on_a_busy_port_is_one_line():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run("dashboard", "--port", str(port), timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
