@@ -8,11 +8,13 @@ summaries); drawing happens in :mod:`interp.figures`.
 from __future__ import annotations
 
 import functools
+import threading
 
 import plotly.graph_objects as go
 import torch
 
 from interp import figures, summarize
+from interp.architecture import Architecture
 from interp.errors import InputError
 
 from . import Entry, load
@@ -61,6 +63,17 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
     return rows
 
 
+_hooks_lock = threading.Lock()  # the dashboard serves threads; hooks on a shared model must not mix
+
+
+@functools.lru_cache(maxsize=16)
+def architecture(name: str) -> Architecture:
+    """The architecture summary of a zoo entry (one forward pass on one test sample)."""
+    entry = cached_entry(name)
+    with _hooks_lock:
+        return summarize(entry.model, entry.test[0][:1])
+
+
 def _bar_text(kind: str) -> dict[str, str]:
     return {k: f"{op} {bound}" for k, (op, bound) in QUALITY_BARS.get(kind, {}).items()}
 
@@ -80,7 +93,7 @@ def overview_figures(entry: Entry) -> dict[str, go.Figure]:
     out: dict[str, go.Figure] = {}
     out["metrics"] = figures.metrics_table(entry.card["metrics"], bars=_bar_text(entry.kind))
     x = entry.test[0]
-    out["architecture"] = figures.architecture_table(summarize(entry.model, x[:1]))
+    out["architecture"] = figures.architecture_table(architecture(entry.name))
     if entry.is_classifier:
         out["confusion"] = figures.confusion_matrix(entry.card["metrics"]["confusion_matrix"],
                                                     entry.card["classes"])
@@ -159,11 +172,15 @@ def sample_caption(entry: Entry, index: int) -> str:
 
 def misclassified(entry: Entry) -> list[int]:
     """Indices of misclassified test samples (empty for models that do not classify)."""
-    if not entry.is_classifier:
-        return []
+    return list(_misclassified(entry.name)) if entry.is_classifier else []
+
+
+@functools.lru_cache(maxsize=16)
+def _misclassified(name: str) -> tuple[int, ...]:
+    entry = cached_entry(name)
     x, y = entry.test
     pred = entry.predict(x).argmax(-1)
-    return torch.nonzero(pred != y).flatten().tolist()
+    return tuple(torch.nonzero(pred != y).flatten().tolist())
 
 
 def showcase_samples(entry: Entry, n_correct: int = 3, n_wrong: int = 2) -> list[int]:
