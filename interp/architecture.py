@@ -55,14 +55,22 @@ def summarize(model: nn.Module, example: torch.Tensor) -> Architecture:
     Rows: every leaf module, plus any container that owns parameters directly
     (e.g. a learned position embedding), in the order of ``named_modules()``.
     """
+    if not isinstance(model, nn.Module):
+        raise InputError(f"summarize needs an nn.Module; got {type(model).__name__}")
     if not isinstance(example, torch.Tensor):
         raise InputError(f"example must be a tensor batch; got {type(example).__name__}")
     modules = module_names(model)
     leaves = set(leaf_names(model))
     chosen = [n for n, m in modules.items()
               if n in leaves or any(True for _ in m.parameters(recurse=False))]
-    with capture(model, chosen) as rec:
-        model(example)
+    try:
+        with capture(model, chosen) as rec:
+            model(example)
+    except (RuntimeError, TypeError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise InputError(f"the model failed on an example of shape {tuple(example.shape)} and dtype "
+                         f"{str(example.dtype).replace('torch.', '')} ({type(exc).__name__}: {first}); "
+                         "expected a batch the model accepts") from exc
     rows = []
     for name in chosen:
         module = modules[name]

@@ -18,6 +18,8 @@ types (``None``: every leaf module). Names follow ``model.named_modules()``.
   ``enable_grad=True``. When the model has in-place modules (``inplace=True``)
   outputs are cloned, and any recorded tensor that was changed in place anyway
   is reported at exit instead of being returned wrong.
+- Only forwards run by the thread that entered the block are recorded, so a
+  model shared with other threads (a web server's) does not leak into it.
 - Every hook is removed on exit, also when the body raised; the model's
   parameters and train/eval mode are never touched.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import threading
 from typing import Any, Iterable, Iterator, Sequence, Union
 
 import torch
@@ -89,6 +92,9 @@ def select_layers(model: nn.Module, layers: LayerSpec = None,
         return leaf_names(model, modules)
     if isinstance(layers, (str, type)):
         layers = [layers]
+    if not isinstance(layers, (list, tuple, set)):
+        raise InputError(f"layers must be None, a module path, a glob pattern, an nn.Module type "
+                         f"or a list of them; got {layers!r} of type {type(layers).__name__}")
     chosen: set[str] = set()
     for spec in layers:
         if isinstance(spec, type) and issubclass(spec, nn.Module):
@@ -217,10 +223,13 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, clone: bool | None = 
     do_clone = bool(clone)
     rec = Recording(names)
     handles = []
+    owner = threading.get_ident()  # forwards run by other threads (e.g. a server's) are not ours
 
     def make_hook(name: str, part_names: Any):
         if part_names is None:
             def hook(_module, _args, output):
+                if threading.get_ident() != owner:
+                    return
                 if isinstance(output, torch.Tensor):  # fast path
                     rec._add(name, name, output, do_clone)
                 else:
@@ -228,6 +237,8 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, clone: bool | None = 
                         rec._add(name, _sub_name(name, sub, modules), t, do_clone)
         else:
             def hook(_module, _args, output):
+                if threading.get_ident() != owner:
+                    return
                 for sub, t in _flatten(output, part_names):
                     rec._add(name, _sub_name(name, sub, modules), t, do_clone)
         return hook

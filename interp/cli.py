@@ -23,10 +23,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be an integer in 1..65535; got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
 def _zoo_names(requested: list[str] | None, all_: bool) -> list[str]:
     import zoo
 
     valid = zoo.names()
+    if all_ and requested:
+        raise InterpError(f"give model names or --all, not both (got {', '.join(requested)} and --all)")
     if all_:
         return valid
     if not requested:
@@ -46,7 +68,7 @@ def _check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
     except OSError as exc:
         raise InterpError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); "
-                          "stop the other program or pick another --port") from None
+                          "free the port or pick another --port / --host") from None
 
 
 def cmd_dashboard(args) -> int:
@@ -138,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="serve the Dash dashboard on the zoo")
     d.add_argument("--model", help="zoo model selected at start (default: the first)")
     d.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--port", type=_port, default=8050)
     d.add_argument("--debug", action="store_true", help="Dash debug mode (never on a shared host)")
     d.set_defaults(func=cmd_dashboard)
 
@@ -157,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("names", nargs="*", metavar="NAME")
     zt.add_argument("--all", action="store_true")
     zt.add_argument("--seed", type=int, default=None, help="override the spec's seed")
-    zt.add_argument("--epochs", type=int, default=None, help="override the spec's epochs")
+    zt.add_argument("--epochs", type=_positive, default=None, help="override the spec's epochs")
     zt.add_argument("--weights-dir", default=None, help="write here instead of zoo/weights")
     zt.add_argument("--quiet", action="store_true", help="no progress bars")
     zt.set_defaults(func=cmd_zoo_train)

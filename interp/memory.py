@@ -4,9 +4,10 @@ Why this exists: PyTorch's CPU tensors come from ``malloc``. glibc returns freed
 memory at the top of its heap to the OS as soon as it exceeds a trim threshold
 of a few MB, so code that keeps many activations alive and then drops them
 (``capture``, dataset-wide collection) page-faults all of that memory again on
-the next batch. Measured on the zoo CNN at batch 256 (2 cores): recording every
-leaf costs 3-4x a plain forward with glibc's defaults, about 1.05x once freed
-memory is retained -- the hooks themselves are cheap, the page faults are not.
+the next batch. Measured by ``make bench`` on the zoo CNN at batch 256 (2 cores):
+recording every leaf costs 1.4-3.3x a plain forward with glibc's defaults (the
+spread is the plain forward itself re-faulting a trimmed heap), 1.10x once freed
+memory is retained: the hooks themselves are cheap, the page faults are not.
 
 This is a process-wide setting, so the library never applies it by itself: the
 ``interp`` command calls :func:`retain_freed_memory` at start (an application

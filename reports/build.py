@@ -61,8 +61,8 @@ def _card_table(card: dict) -> str:
 
 
 def _placeholders() -> str:
-    items = "".join(f"<li>{html.escape(name)}: not built yet</li>"
-                    for name in ("Activations", "Saliency", "LRP", "Sensitivity", "Latent space"))
+    items = "".join(f"<li><b>{html.escape(label)}</b>: not built yet (will show {html.escape(plan)})</li>"
+                    for _, label, plan in overview.ANALYSES)
     return f"<section><h2>Analyses</h2><ul class=\"muted\">{items}</ul></section>"
 
 

@@ -60,6 +60,7 @@ class Entry:
     parts: dict[str, nn.Module]
     dataset: data.Dataset
     full: nn.Module = field(repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # results derived from this entry, for reuse
 
     @property
     def kind(self) -> str:
@@ -108,27 +109,34 @@ def read_card(name: str, weights_dir: Path | None = None) -> dict:
         raise WeightsError(f"model card {str(path)!r} is missing; "
                            f"expected one beside the weights (run `interp zoo train {name}`)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise WeightsError(f"model card {str(path)!r} is not valid JSON ({exc}); "
                            f"restore it or run `interp zoo train {name}`") from None
+    if not isinstance(card, dict) or not isinstance(card.get("weights"), dict) \
+            or not card["weights"].get("sha256"):
+        raise WeightsError(f"model card {str(path)!r} is incomplete: expected a JSON object with "
+                           f"weights.sha256 (run `interp zoo train {name}`)")
+    return card
 
 
 def read_weights(path: Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file, with errors that name the file."""
+    """Tensors of a safetensors file (read once, hash-checked when a hash is given),
+    with errors that name the file. Never unpickles."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} is missing; "
                            f"expected a .safetensors file (run `interp zoo train {path.stem}`)")
+    raw = path.read_bytes()
     try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        tensors = load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"weights file {str(path)!r} is truncated or not a safetensors file "
                            f"({exc}); restore it or run `interp zoo train {path.stem}`") from None
-    if expected_sha256 and _sha256(path) != expected_sha256:
+    if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
         raise WeightsError(f"weights file {str(path)!r} does not match the sha256 in its model card; "
                            f"it was changed or corrupted (run `interp zoo train {path.stem}`)")
     return tensors
@@ -146,7 +154,7 @@ def load(name: str, weights_dir: str | Path | None = None) -> Entry:
     s = spec(name)
     card = read_card(name, weights_dir)
     path = weights_path(name, weights_dir)
-    tensors = read_weights(path, card.get("weights", {}).get("sha256"))
+    tensors = read_weights(path, card["weights"]["sha256"])
     full, ds = build(name)
     try:
         full.load_state_dict(tensors, strict=True)

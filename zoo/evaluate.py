@@ -73,9 +73,11 @@ def reconstruction(full: nn.Module, ds: zdata.Dataset) -> dict:
 
 def kl_per_unit(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Mean KL(q(z|x) || N(0, 1)) per latent unit over ``x``."""
+    from .models import gaussian_kl
+
     with torch.no_grad():
         mu, logvar = encoder(x)
-    return (0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar)).mean(0)
+    return gaussian_kl(mu, logvar).mean(0)
 
 
 def variational(full: nn.Module, ds: zdata.Dataset) -> dict:

@@ -174,6 +174,11 @@ class VAEEncoder(nn.Module):
         return self.mu(h), self.logvar(h)
 
 
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per element (sum over latent units for a sample's KL)."""
+    return 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar)
+
+
 class VAE(nn.Module):
     """Variational autoencoder. In eval mode ``forward`` decodes the mean (deterministic)."""
 

@@ -8,7 +8,6 @@ summaries); drawing happens in :mod:`interp.figures`.
 from __future__ import annotations
 
 import functools
-import threading
 
 import plotly.graph_objects as go
 import torch
@@ -63,29 +62,48 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
     return rows
 
 
-_hooks_lock = threading.Lock()  # the dashboard serves threads; hooks on a shared model must not mix
+# The analyses still to come, in the order the dashboard's tabs and the reports show them.
+ANALYSES: list[tuple[str, str, str]] = [
+    ("activations", "Activations",
+     "feature maps, hidden-state and attention heatmaps for the selected sample, unit statistics "
+     "over the test set, top-activating samples per unit"),
+    ("saliency", "Saliency",
+     "gradient, SmoothGrad, integrated gradients, occlusion, Grad-CAM and more, side by side for "
+     "the selected sample"),
+    ("lrp", "LRP",
+     "layer-wise relevance propagation with selectable composites, and relevance conservation "
+     "layer by layer"),
+    ("sensitivity", "Sensitivity",
+     "output sensitivity to noise, occlusion and feature sweeps, layer sensitivity and the "
+     "robustness of explanations"),
+    ("latent", "Latent space",
+     "PCA, t-SNE and UMAP maps of any layer, linked to the samples behind each point"),
+]
 
 
-@functools.lru_cache(maxsize=16)
-def architecture(name: str) -> Architecture:
-    """The architecture summary of a zoo entry (one forward pass on one test sample)."""
-    entry = cached_entry(name)
-    with _hooks_lock:
-        return summarize(entry.model, entry.test[0][:1])
+def _memo(entry: Entry, key: str, compute):
+    """``compute()`` once per entry (results depend on its weights, so they live on it)."""
+    if key not in entry.memo:
+        entry.memo[key] = compute()
+    return entry.memo[key]
+
+
+def architecture(entry: Entry) -> Architecture:
+    """The architecture summary of an entry (one forward pass on one test sample)."""
+    return _memo(entry, "architecture", lambda: summarize(entry.model, entry.test[0][:1]))
 
 
 def _bar_text(kind: str) -> dict[str, str]:
     return {k: f"{op} {bound}" for k, (op, bound) in QUALITY_BARS.get(kind, {}).items()}
 
 
-@functools.lru_cache(maxsize=16)
-def _generated(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _generated(entry: Entry) -> tuple[torch.Tensor, torch.Tensor]:
     """A GAN entry's first generated samples and the digit CNN's probabilities for them."""
-    entry = cached_entry(name)
-    images = generated_samples(entry.parts["generator"])[:N_GENERATED]
-    with torch.no_grad():
-        probs = cached_entry("cnn-digits").model(images).softmax(-1)
-    return images, probs
+    def compute():
+        images = generated_samples(entry.parts["generator"])[:N_GENERATED]
+        return images, cached_entry("cnn-digits").predict(images)
+
+    return _memo(entry, "generated", compute)
 
 
 def overview_figures(entry: Entry) -> dict[str, go.Figure]:
@@ -93,7 +111,7 @@ def overview_figures(entry: Entry) -> dict[str, go.Figure]:
     out: dict[str, go.Figure] = {}
     out["metrics"] = figures.metrics_table(entry.card["metrics"], bars=_bar_text(entry.kind))
     x = entry.test[0]
-    out["architecture"] = figures.architecture_table(architecture(entry.name))
+    out["architecture"] = figures.architecture_table(architecture(entry))
     if entry.is_classifier:
         out["confusion"] = figures.confusion_matrix(entry.card["metrics"]["confusion_matrix"],
                                                     entry.card["classes"])
@@ -104,7 +122,7 @@ def overview_figures(entry: Entry) -> dict[str, go.Figure]:
             torch.cat([originals, recon]), cols=N_RECONSTRUCTIONS,
             title="Test inputs (top) and their reconstructions (bottom)")
     elif entry.card["task"] == "generation":
-        images, probs = _generated(entry.name)
+        images, probs = _generated(entry)
         conf, label = probs.max(-1)
         titles = [f"{int(c)} ({float(p):.2f})" for c, p in zip(label, conf)]
         out["generated"] = figures.image_grid(
@@ -172,15 +190,14 @@ def sample_caption(entry: Entry, index: int) -> str:
 
 def misclassified(entry: Entry) -> list[int]:
     """Indices of misclassified test samples (empty for models that do not classify)."""
-    return list(_misclassified(entry.name)) if entry.is_classifier else []
+    if not entry.is_classifier:
+        return []
 
+    def compute():
+        x, y = entry.test
+        return tuple(torch.nonzero(entry.predict(x).argmax(-1) != y).flatten().tolist())
 
-@functools.lru_cache(maxsize=16)
-def _misclassified(name: str) -> tuple[int, ...]:
-    entry = cached_entry(name)
-    x, y = entry.test
-    pred = entry.predict(x).argmax(-1)
-    return tuple(torch.nonzero(pred != y).flatten().tolist())
+    return list(_memo(entry, "misclassified", compute))
 
 
 def showcase_samples(entry: Entry, n_correct: int = 3, n_wrong: int = 2) -> list[int]:

@@ -22,10 +22,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from interp._io import write_text, write_with
+from interp.errors import InterpError
 
 from . import WEIGHTS_DIR, _sha256, build, card_path, names, spec, weights_path
 from . import data as zdata
 from .evaluate import check_bars, metrics
+from .models import gaussian_kl
 from .registry import Spec, TrainConfig
 
 
@@ -88,7 +90,7 @@ def _fit_vae(model: nn.Module, ds: zdata.Dataset, cfg: TrainConfig, gen, bar) ->
         mu, logvar = model.encoder(xb)
         z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar)
         nll = F.binary_cross_entropy(model.decoder(z), xb, reduction="sum") / len(xb)
-        kl = 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum() / len(xb)
+        kl = gaussian_kl(mu, logvar).sum() / len(xb)
         return nll + kl
 
     record = _epochs(model, len(x), cfg, gen, bar, negative_elbo, "neg_elbo")
@@ -136,6 +138,8 @@ def fit(name: str, *, seed: int | None = None, epochs: int | None = None,
     cfg = s.train
     seed = cfg.seed if seed is None else seed
     epochs = cfg.epochs if epochs is None else epochs
+    if not isinstance(epochs, int) or epochs < 1:
+        raise InterpError(f"epochs must be a positive integer; got {epochs!r}")
     cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, seed=seed, extra=cfg.extra)
     with _deterministic(seed) as gen:

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from dash import html
 
-TABS = [
-    ("activations", "Activations"),
-    ("saliency", "Saliency"),
-    ("lrp", "LRP"),
-    ("sensitivity", "Sensitivity"),
-    ("latent", "Latent space"),
-]
+from zoo.overview import ANALYSES
 
-PLANS = {
-    "activations": "feature maps, hidden-state and attention heatmaps for the selected sample, "
-                   "unit statistics over the test set, top-activating samples per unit",
-    "saliency": "gradient, SmoothGrad, integrated gradients, occlusion, Grad-CAM and more, "
-                "side by side for the selected sample",
-    "lrp": "layer-wise relevance propagation with selectable composites, and relevance "
-           "conservation layer by layer",
-    "sensitivity": "output sensitivity to noise, occlusion and feature sweeps, layer "
-                   "sensitivity and the robustness of explanations",
-    "latent": "PCA, t-SNE and UMAP maps of any layer, linked to the samples behind each point",
-}
+TABS = [(key, label) for key, label, _ in ANALYSES]
+PLANS = {key: plan for key, _, plan in ANALYSES}
 
 
 def layout(key: str) -> html.Div:

@@ -25,7 +25,7 @@ def _array(x) -> np.ndarray:
 
 
 def _to_hw(image) -> tuple[np.ndarray, str]:
-    """(H, W) or (H, W, 3) array from (H, W), (1, H, W), (3, H, W) or (C, H, W)."""
+    """(H, W) or (H, W, 3) array from (H, W), (1, H, W), (3, H, W), (H, W, 3) or (C, H, W)."""
     a = _array(image).astype(float)
     if a.ndim == 2:
         return a, ""
@@ -33,6 +33,8 @@ def _to_hw(image) -> tuple[np.ndarray, str]:
         return a[0], ""
     if a.ndim == 3 and a.shape[0] == 3:
         return np.moveaxis(a, 0, -1), ""
+    if a.ndim == 3 and a.shape[-1] == 3:  # channels-last RGB
+        return a, ""
     if a.ndim == 3:
         return a.mean(0), f" (mean of {a.shape[0]} channels)"
     raise InputError(f"an image must be shaped (H, W) or (C, H, W); got {a.shape}")
@@ -53,6 +55,8 @@ def _image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None 
         m, _ = _to_hw(mask)
         if m.ndim == 3:
             m = m.max(-1)
+        if m.shape != hw.shape[:2]:
+            raise InputError(f"mask of size {m.shape} does not match the image's {hw.shape[:2]}")
         traces.append(go.Contour(
             z=m.astype(float), showscale=False, hoverinfo="skip", name="ground truth",
             contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
@@ -81,8 +85,11 @@ def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
                title: str | None = None, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
     """Several images in a grid sharing one colour scale (e.g. input vs reconstruction)."""
     imgs = _array(images)
-    if imgs.ndim not in (3, 4):
-        raise InputError(f"images must be shaped (N, H, W) or (N, C, H, W); got {imgs.shape}")
+    if imgs.ndim not in (3, 4) or len(imgs) == 0:
+        raise InputError(f"images must be a non-empty batch shaped (N, H, W) or (N, C, H, W); "
+                         f"got {imgs.shape}")
+    if titles is not None and len(titles) != len(imgs):
+        raise InputError(f"got {len(titles)} titles for {len(imgs)} images")
     n = len(imgs)
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
@@ -105,7 +112,9 @@ def tabular_sample(values, feature_names: Sequence[str], title: str | None = Non
     v = _array(values).astype(float).reshape(-1)
     if len(v) != len(feature_names):
         raise InputError(f"got {len(v)} values for {len(feature_names)} feature names")
-    raw = _array(raw_values).reshape(-1) if raw_values is not None else v
+    raw = _array(raw_values).astype(float).reshape(-1) if raw_values is not None else v
+    if len(raw) != len(v):
+        raise InputError(f"got {len(raw)} raw values for {len(v)} features")
     fig = go.Figure(go.Bar(
         x=v, y=list(feature_names), orientation="h", customdata=raw,
         marker_color=[POSITIVE if a >= 0 else NEGATIVE for a in v],
@@ -144,6 +153,9 @@ def sample_view(x, modality: str, *, title: str | None = None, feature_names=Non
         return tabular_sample(x, feature_names, title, raw_values=raw_values)
     if modality == "tokens":
         ids = _array(x).astype(int).reshape(-1)
+        if vocab is not None and len(ids) and not (0 <= ids.min() and ids.max() < len(vocab)):
+            raise InputError(f"token ids must lie in [0, {len(vocab) - 1}] for a vocabulary of "
+                             f"{len(vocab)}; got ids from {ids.min()} to {ids.max()}")
         words = [vocab[i] for i in ids] if vocab is not None else [str(i) for i in ids]
         return token_sample(words, title, mask=truth)
     raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
@@ -155,6 +167,8 @@ def class_probabilities(probs, classes: Sequence[str], true: int | None = None,
     p = _array(probs).astype(float).reshape(-1)
     if len(p) != len(classes):
         raise InputError(f"got {len(p)} probabilities for {len(classes)} classes")
+    if true is not None and not 0 <= int(true) < len(classes):
+        raise InputError(f"true class {true} is out of range for {len(classes)} classes")
     pred = int(p.argmax())
     labels = [str(c) for c in classes]
     colors = [ACCENT if i == pred else "#c9d6e8" for i in range(len(p))]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 import interp
+from interp.errors import InputError
 from tests.conftest import assert_untouched, snapshot
 from tests.interp.test_capture import Shared
 
@@ -57,3 +59,14 @@ def test_lstm_sub_outputs_and_unused_module():
     assert rows["lstm"].shape_text == "out: 1×6×4, h: 1×1×4, c: 1×1×4"
     assert rows["lstm"].parameters == 4 * 4 * (2 + 4) + 2 * 4 * 4
     assert rows["unused"].shape_text == "not called"
+
+
+def test_bad_example_or_model_is_an_input_error(tiny_mlp):
+    before = snapshot(tiny_mlp)
+    with pytest.raises(InputError, match=r"shape \(1, 5\).*expected a batch the model accepts"):
+        interp.summarize(tiny_mlp, torch.randn(1, 5))
+    assert_untouched(tiny_mlp, before)
+    with pytest.raises(InputError, match="nn.Module"):
+        interp.summarize("model", torch.randn(1, 4))
+    with pytest.raises(InputError, match="tensor"):
+        interp.summarize(tiny_mlp, [[1.0, 2.0, 3.0, 4.0]])

@@ -154,6 +154,8 @@ def test_unknown_layer_lists_close_matches():
         select_layers(model, nn.LSTM)
     with pytest.raises(InputError):
         select_layers(model, [3])
+    with pytest.raises(InputError, match="layers must be"):
+        select_layers(model, 5)
     with pytest.raises(InputError):
         with interp.capture("not a model"):
             pass
@@ -236,3 +238,26 @@ def test_record_shortcut_and_zoo_models_all_kinds():
         rec = interp.record(entry.model, entry.test[0][:2])
         assert set(rec.layer_of.values()) == set(leaf_names(entry.model)), name
         assert_untouched(entry.model, before)
+
+
+def test_forwards_of_other_threads_are_not_recorded(tiny_mlp):
+    """A model shared with another thread (a web server's) must not leak into a capture."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def other():
+        started.wait(5)
+        with torch.no_grad():
+            tiny_mlp(torch.randn(7, 4))  # runs while the main thread's hooks are installed
+        release.set()
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    with interp.capture(tiny_mlp) as rec:
+        started.set()
+        assert release.wait(5)
+        tiny_mlp(torch.randn(2, 4))
+    worker.join()
+    assert {k: v.shape[0] for k, v in rec.activations.items()} == {"0": 2, "1": 2, "2": 2}
+    assert hooks_left(tiny_mlp) == 0

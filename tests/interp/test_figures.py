@@ -49,6 +49,10 @@ def test_image_sample_shows_pixels_and_outlines_mask():
     assert isinstance(rgb.data[0], go.Image)
     with pytest.raises(InputError, match="shaped"):
         figures.image_sample(torch.rand(2, 2, 2, 2))
+    with pytest.raises(InputError, match="does not match"):
+        figures.image_sample(img, mask=torch.ones(1, 5, 5, dtype=torch.bool))
+    hwc = torch.rand(4, 5, 3)  # channels-last RGB is shown as RGB, not averaged
+    assert isinstance(figures.image_sample(hwc).data[0], go.Image)
 
 
 def test_image_grid_places_every_image():
@@ -58,6 +62,10 @@ def test_image_grid_places_every_image():
     for i, trace in enumerate(fig.data):
         np.testing.assert_allclose(np.asarray(trace.z), imgs[i, 0].numpy(), rtol=1e-6)
     assert [a.text for a in fig.layout.annotations] == [f"#{i}" for i in range(5)]
+    with pytest.raises(InputError, match="non-empty"):
+        figures.image_grid(torch.rand(0, 1, 4, 4))
+    with pytest.raises(InputError, match="titles"):
+        figures.image_grid(imgs, ["a"])
 
 
 def test_tabular_and_token_views():
@@ -66,10 +74,15 @@ def test_tabular_and_token_views():
     assert list(fig.data[0].customdata) == [10.0, 2.0]
     with pytest.raises(InputError):
         figures.tabular_sample([1.0], ["a", "b"])
+    with pytest.raises(InputError, match="raw values"):
+        figures.tabular_sample([1.0, 2.0], ["a", "b"], raw_values=[1.0])
     tok = figures.token_sample(["not", "good"], mask=[1, 1])
     assert np.asarray(tok.data[0].text).tolist() == [["not", "good"]]
     view = figures.sample_view(torch.tensor([2, 0]), "tokens", vocab=["a", "b", "c"])
     assert np.asarray(view.data[0].text).tolist() == [["c", "a"]]
+    for bad in ([3, 0], [-1, 0]):
+        with pytest.raises(InputError, match=r"token ids must lie in \[0, 2\]"):
+            figures.sample_view(torch.tensor(bad), "tokens", vocab=["a", "b", "c"])
     with pytest.raises(InputError, match="modality"):
         figures.sample_view(torch.zeros(2), "audio")
 
@@ -80,4 +93,6 @@ def test_class_probabilities_marks_prediction_and_truth():
     assert "predicted b (0.70)" in fig.layout.title.text and "true a ✗" in fig.layout.title.text
     with pytest.raises(InputError):
         figures.class_probabilities([0.5, 0.5], ["a"])
+    with pytest.raises(InputError, match="out of range"):
+        figures.class_probabilities([0.5, 0.5], ["a", "b"], true=5)
     assert figures.real_score(0.25).data[0].x == (0.25,)

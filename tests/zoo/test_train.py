@@ -27,6 +27,14 @@ def test_same_seed_same_weights(name):
     assert rec_a["seed"] == 0 and rec_a["epochs"] == 2
 
 
+@pytest.mark.parametrize("epochs", [0, -3, 2.5])
+def test_bad_epochs_are_refused(epochs):
+    from interp.errors import InterpError
+
+    with pytest.raises(InterpError, match="epochs must be a positive integer"):
+        ztrain.fit("mlp-cancer", epochs=epochs, progress=False)
+
+
 def test_train_writes_weights_and_card_that_load(tmp_path):
     card = ztrain.train("mlp-cancer", epochs=3, weights_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp-cancer.json", "mlp-cancer.safetensors"]

@@ -160,6 +160,12 @@ def test_missing_or_broken_card(weights_copy):
     card.write_text("{not json")
     with pytest.raises(WeightsError, match="not valid JSON"):
         zoo.load("mlp-cancer", weights_copy)
+    card.write_text("[1, 2]")
+    with pytest.raises(WeightsError, match="incomplete"):
+        zoo.load("mlp-cancer", weights_copy)
+    card.write_text(json.dumps({"name": "mlp-cancer", "weights": {}}))
+    with pytest.raises(WeightsError, match="incomplete"):
+        zoo.load("mlp-cancer", weights_copy)
     card.unlink()
     with pytest.raises(WeightsError, match="model card .* is missing"):
         zoo.load("mlp-cancer", weights_copy)
