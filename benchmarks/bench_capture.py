@@ -43,13 +43,13 @@ def run() -> list[Result]:
     ratio, ours, base = compare(captured, plain, rounds=ROUNDS, repeat=10)
     results.append(Result(
         name="capture all leaves / plain forward, cnn-digits b256, default malloc",
-        ratio=ratio, target=None, baseline="plain forward under no_grad",
-        ours_ms=ours * 1e3, baseline_ms=base * 1e3, rounds=ROUNDS, detail=detail))
+        value=ratio, target=None, baseline="plain forward under no_grad",
+        ours_ms=ours * 1e3, baseline_ms=base * 1e3, detail={**detail, "rounds": ROUNDS}))
     applied = retain_freed_memory()
     ratio, ours, base = compare(captured, plain, rounds=ROUNDS, repeat=10)
     results.append(Result(
         name="capture all leaves / plain forward, cnn-digits b256, retained memory",
-        ratio=ratio, target=TARGET, baseline="plain forward under no_grad",
-        ours_ms=ours * 1e3, baseline_ms=base * 1e3, rounds=ROUNDS,
-        detail={**detail, "retain_freed_memory": applied}))
+        value=ratio, target=TARGET, baseline="plain forward under no_grad",
+        ours_ms=ours * 1e3, baseline_ms=base * 1e3,
+        detail={**detail, "rounds": ROUNDS, "retain_freed_memory": applied}))
     return results

@@ -11,17 +11,20 @@ from typing import Callable
 @dataclass
 class Result:
     name: str
-    ratio: float                  # ours / baseline, median over rounds
-    target: float | None          # the issue's target for the ratio (lower is better)
-    baseline: str                 # what the ratio is relative to
-    ours_ms: float                # median time of our side, per call
-    baseline_ms: float            # median time of the baseline, per call
-    rounds: int
+    value: float                  # a ratio measured in this run (or a size, see unit)
+    target: float | None          # the issue's target for it
+    baseline: str                 # what the value is relative to
+    better: str = "lower"         # "lower" or "higher" meets the target
+    unit: str = "x"
+    ours_ms: float | None = None  # median time of our side (context for ratios)
+    baseline_ms: float | None = None
     detail: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool | None:
-        return None if self.target is None else self.ratio <= self.target
+        if self.target is None:
+            return None
+        return self.value <= self.target if self.better == "lower" else self.value >= self.target
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -38,8 +41,9 @@ def _per_call(fn: Callable[[], object], repeat: int) -> float:
 
 def compare(ours: Callable[[], object], baseline: Callable[[], object], *, rounds: int = 30,
             repeat: int = 10, warmup: int = 3) -> tuple[float, float, float]:
-    """(median ratio, median ours seconds, median baseline seconds), interleaving the two
-    in each round (order alternating) so that drift and noise hit both alike."""
+    """(median ratio ours/baseline, median ours seconds, median baseline seconds),
+    interleaving the two in each round (order alternating) so that drift and noise
+    hit both alike."""
     for _ in range(warmup):
         ours(), baseline()
     ratios, t_ours, t_base = [], [], []

@@ -13,7 +13,7 @@ from dash import Dash
 
 import zoo
 
-from .views import overview, placeholders, samples, shell
+from .views import activations, overview, placeholders, samples, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -30,9 +30,11 @@ def create_app(model: str | None = None) -> Dash:
     tabs = [
         ("overview", "Overview", overview.layout()),
         ("samples", "Samples", samples.layout()),
+        ("activations", "Activations", activations.layout()),
         *[(key, label, placeholders.layout(key)) for key, label in placeholders.TABS],
     ]
     app.layout = shell.layout(names, model or names[0], tabs)
     overview.register(app)
     samples.register(app)
+    activations.register(app)
     return app

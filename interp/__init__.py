@@ -13,8 +13,13 @@ in :mod:`interp.errors`.
 
 from .architecture import Architecture, summarize
 from .capture import Recording, capture, record
+from .collect import Collection, collect
 from .errors import InterpError
+from .stats import LayerStats, layer_stats
+from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["capture", "record", "Recording", "summarize", "Architecture", "InterpError", "__version__"]
+__all__ = ["capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
+           "summarize", "Architecture",
+           "InterpError", "__version__"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._checks import run_model
 from .capture import capture, leaf_names, module_names
 from .errors import InputError
 
@@ -63,14 +64,8 @@ def summarize(model: nn.Module, example: torch.Tensor) -> Architecture:
     leaves = set(leaf_names(model))
     chosen = [n for n, m in modules.items()
               if n in leaves or any(True for _ in m.parameters(recurse=False))]
-    try:
-        with capture(model, chosen) as rec:
-            model(example)
-    except (RuntimeError, TypeError, IndexError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise InputError(f"the model failed on an example of shape {tuple(example.shape)} and dtype "
-                         f"{str(example.dtype).replace('torch.', '')} ({type(exc).__name__}: {first}); "
-                         "expected a batch the model accepts") from exc
+    with capture(model, chosen) as rec:
+        run_model(model, example, "example")
     rows = []
     for name in chosen:
         module = modules[name]

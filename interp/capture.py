@@ -14,10 +14,16 @@ types (``None``: every leaf module). Names follow ``model.named_modules()``.
   part with readable sub-names: ``lstm.out`` / ``lstm.h`` / ``lstm.c`` for
   ``nn.LSTM``, ``attn.out`` / ``attn.weights`` for ``nn.MultiheadAttention``,
   ``name.0``, ``name.1`` ... otherwise.
+- ``reduce="mean"`` (or ``"max"``, or a function) keeps only a summary per
+  sample, e.g. one value per channel of a feature map or per unit of a sequence.
+- ``nn.MultiheadAttention`` is asked for its per-head weights, so attention maps
+  are recorded even inside ``nn.TransformerEncoderLayer`` (which asks for none).
 - Recorded tensors are detached. The body runs under ``torch.no_grad()`` unless
-  ``enable_grad=True``. When the model has in-place modules (``inplace=True``)
-  outputs are cloned, and any recorded tensor that was changed in place anyway
-  is reported at exit instead of being returned wrong.
+  ``enable_grad=True``; ``grads=True`` also records the gradient of every
+  recorded output when a backward pass runs through it. When the model has
+  in-place modules (``inplace=True``) outputs are cloned, and any recorded tensor
+  that was changed in place anyway is reported at exit instead of being returned
+  wrong.
 - Only forwards run by the thread that entered the block are recorded, so a
   model shared with other threads (a web server's) does not leak into it.
 - Every hook is removed on exit, also when the body raised; the model's
@@ -35,7 +41,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import threading
-from typing import Any, Iterable, Iterator, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import torch
 from torch import nn
@@ -154,38 +160,106 @@ def _flatten(output: Any, names: Any = None, prefix: str = "") -> Iterator[tuple
     # anything else (None, ints, strings) carries no activation
 
 
+# modules whose outputs put channels right after the batch axis, also when 3-D (N, C, L)
+CHANNELS_FIRST = (
+    nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+    nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.pooling._LPPoolNd, nn.GroupNorm,
+    nn.modules.dropout._DropoutNd, nn.Upsample, nn.PixelShuffle, nn.LocalResponseNorm,
+)
+REDUCTIONS = ("mean", "max")
+Reduce = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
+
+
+def batch_axis_of(module: nn.Module, sub: str) -> int:
+    """Where the batch axis is in ``module``'s output part ``sub`` (0 for almost everything)."""
+    if isinstance(module, nn.RNNBase):
+        if sub in ("h", "c"):
+            return 1  # (layers * directions, N, hidden), whatever batch_first says
+        return 0 if module.batch_first else 1
+    if isinstance(module, nn.MultiheadAttention) and sub == "out":
+        return 0 if module.batch_first else 1
+    return 0
+
+
+def reduce_batch_first(t: torch.Tensor, how: str, channels_first: bool) -> torch.Tensor:
+    """``mean`` or ``max`` over every axis but the batch (first) and the feature axis.
+
+    Features are the channel axis (1) for channels-first outputs (convolutions,
+    pooling, any output with 4 or more axes), the last axis otherwise (sequences
+    (N, T, D) from embeddings, RNNs, attention, linear layers). (N, D) stays as is.
+    """
+    if t.ndim <= 2:
+        return t
+    dims = tuple(range(2, t.ndim)) if channels_first else tuple(range(1, t.ndim - 1))
+    return t.mean(dims) if how == "mean" else t.amax(dims)
+
+
 class Recording:
     """What one :func:`capture` block recorded."""
 
     def __init__(self, layers: list[str]):
         self.layers = layers
         self.calls: dict[str, list[torch.Tensor]] = {}
+        self.grads: dict[str, list[torch.Tensor | None]] = {}  # filled by backward, per call
         self.layer_of: dict[str, str] = {}  # output name -> the layer that produced it
+        self.batch_axis: dict[str, int] = {}  # output name -> axis of the batch in its tensors
         self._versions: dict[str, list[int]] = {}
+        self._without_grad: list[str] = []
 
-    def _add(self, layer: str, name: str, tensor: torch.Tensor, clone: bool) -> None:
-        t = tensor.detach().clone() if clone else tensor.detach()
+    def _add(self, layer: str, name: str, tensor: torch.Tensor, batch_axis: int) -> int:
         try:
-            self.calls[name].append(t)
+            self.calls[name].append(tensor)
         except KeyError:
-            self.calls[name], self._versions[name] = [t], []
-            self.layer_of[name] = layer
-        self._versions[name].append(t._version)
+            self.calls[name], self._versions[name], self.grads[name] = [tensor], [], []
+            self.layer_of.setdefault(name, layer)
+            self.batch_axis.setdefault(name, batch_axis)
+        self._versions[name].append(tensor._version)
+        self.grads[name].append(None)
+        return len(self.calls[name]) - 1
+
+    def clear(self) -> None:
+        """Forget the recorded tensors (names and layouts stay), e.g. between batches."""
+        self._check_unchanged()
+        self.calls.clear()
+        self.grads.clear()
+        self._versions.clear()
+        self._without_grad.clear()
 
     def outputs_of(self, layer: str) -> list[str]:
         """Output names recorded for ``layer`` (itself, or its sub-names for tuple outputs)."""
         return [n for n, owner in self.layer_of.items() if owner == layer]
 
+    @staticmethod
+    def _by_call(per_name: dict[str, list]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for name, tensors in per_name.items():
+            if len(tensors) == 1:
+                if tensors[0] is not None:
+                    out[name] = tensors[0]
+            else:
+                out.update({f"{name}:{i}": t for i, t in enumerate(tensors) if t is not None})
+        return out
+
+    def entries(self) -> Iterator[tuple[str, str, torch.Tensor]]:
+        """(activation name, output name, tensor) for every recorded call, in order."""
+        for name, tensors in self.calls.items():
+            if len(tensors) == 1:
+                yield name, name, tensors[0]
+            else:
+                for i, t in enumerate(tensors):
+                    yield f"{name}:{i}", name, t
+
     @property
     def activations(self) -> dict[str, torch.Tensor]:
         """``{name: tensor}``; a module called k > 1 times gives ``name:0`` ... ``name:k-1``."""
-        out: dict[str, torch.Tensor] = {}
-        for name, tensors in self.calls.items():
-            if len(tensors) == 1:
-                out[name] = tensors[0]
-            else:
-                out.update({f"{name}:{i}": t for i, t in enumerate(tensors)})
-        return out
+        return self._by_call(self.calls)
+
+    @property
+    def gradients(self) -> dict[str, torch.Tensor]:
+        """Gradients of the recorded outputs (``grads=True``), named like :attr:`activations`;
+        filled when a backward pass through them has run."""
+        return self._by_call(self.grads)
 
     def count(self, name: str) -> int:
         """How many times output ``name`` was recorded."""
@@ -204,56 +278,131 @@ class Recording:
         return f"Recording({len(self.calls)} outputs from {len(self.layers)} layers)"
 
 
+def _check_reduce(reduce: Reduce) -> None:
+    if reduce is None or callable(reduce) or reduce in REDUCTIONS:
+        return
+    raise InputError(f"reduce must be None, one of {', '.join(map(repr, REDUCTIONS))}, or a function "
+                     f"tensor -> tensor; got {reduce!r}")
+
+
+def _force_attention_weights(_module, args, kwargs):
+    """Forward pre-hook on nn.MultiheadAttention: ask for per-head weights (callers such as
+    nn.TransformerEncoderLayer pass need_weights=False). The attention output is unchanged."""
+    args = list(args)
+    for index, key, value in ((4, "need_weights", True), (6, "average_attn_weights", False)):
+        if len(args) > index:
+            args[index] = value
+        else:
+            kwargs[key] = value
+    return tuple(args), kwargs
+
+
 @contextlib.contextmanager
-def capture(model: nn.Module, layers: LayerSpec = None, *, clone: bool | None = None,
-            enable_grad: bool = False) -> Iterator[Recording]:
+def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None,
+            grads: bool = False, enable_grad: bool = False, clone: bool | None = None,
+            attention_weights: bool = True) -> Iterator[Recording]:
     """Record the outputs of the chosen layers of ``model`` during the ``with`` body.
 
     ``layers``: ``None`` (every leaf module), a module path, a glob pattern
     (``"features.*"``), an ``nn.Module`` subclass, or a list mixing them.
-    ``clone``: copy each output (default: only when the model has in-place modules).
+    ``reduce``: keep only a summary of each output, batch axis first: ``"mean"`` or
+    ``"max"`` over spatial / time axes (see :func:`reduce_batch_first`), or a function
+    given the batch-first tensor and returning a batch-first tensor.
+    ``grads``: also record the gradient of each output when a backward pass runs
+    through it (implies ``enable_grad``); read them from ``rec.gradients``.
     ``enable_grad``: run the body with autograd on (default: under ``torch.no_grad()``).
+    ``clone``: copy each output (default: only when the model has in-place modules).
+    ``attention_weights``: make selected ``nn.MultiheadAttention`` modules return their
+    per-head weights, so they are recorded as ``<path>.weights``.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"capture needs an nn.Module; got {type(model).__name__}")
+    _check_reduce(reduce)
     modules = module_names(model)
     names = select_layers(model, layers, modules)
     if clone is None:  # clone only when an in-place module could overwrite a recorded output
         clone = any(m.__dict__.get("inplace") is True for m in modules.values())
-    do_clone = bool(clone)
+    do_clone = bool(clone) and reduce is None  # a reduction is a new tensor already
     rec = Recording(names)
     handles = []
     owner = threading.get_ident()  # forwards run by other threads (e.g. a server's) are not ours
 
-    def make_hook(name: str, part_names: Any):
-        if part_names is None:
-            def hook(_module, _args, output):
-                if threading.get_ident() != owner:
-                    return
-                if isinstance(output, torch.Tensor):  # fast path
-                    rec._add(name, name, output, do_clone)
+    def keep(layer: str, name: str, module: nn.Module, sub: str, output: torch.Tensor) -> None:
+        axis = batch_axis_of(module, sub)
+        t = output.detach()
+        if reduce is not None:
+            t = _reduced(t, axis, module, name)
+            axis = 0
+        elif do_clone:
+            t = t.clone()
+        index = rec._add(layer, name, t, axis)
+        if grads:
+            if output.requires_grad:
+                output.register_hook(_grad_hook(name, index, module, axis))
+            else:
+                rec._without_grad.append(name)
+
+    def _reduced(t: torch.Tensor, axis: int, module: nn.Module, name: str) -> torch.Tensor:
+        t = t.movedim(axis, 0)
+        try:
+            if isinstance(reduce, str):
+                return reduce_batch_first(t, reduce, isinstance(module, CHANNELS_FIRST) or t.ndim >= 4)
+            out = reduce(t)
+        except Exception as exc:  # a user's function: say where it failed
+            raise InputError(f"reduce failed on output {name!r} of shape {tuple(t.shape)} (batch first): "
+                             f"{type(exc).__name__}: {exc}; expected a function tensor -> tensor") from exc
+        if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != t.shape[0]:
+            raise InputError(f"reduce on output {name!r} must return a tensor with the batch axis "
+                             f"({t.shape[0]}) first; got {type(out).__name__} "
+                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}")
+        return out.detach()
+
+    def _grad_hook(name: str, index: int, module: nn.Module, axis: int):
+        def store(grad: torch.Tensor) -> None:
+            g = grad.detach()
+            rec.grads[name][index] = g if reduce is None else _reduced(g, axis, module, name)
+        return store
+
+    plain = reduce is None and not grads and not do_clone
+
+    def make_hook(layer: str, module: nn.Module):
+        part_names = _part_names(module)
+        axis = batch_axis_of(module, "")
+
+        def hook(_module, _args, output):
+            if threading.get_ident() != owner:
+                return
+            if isinstance(output, torch.Tensor):
+                if plain:  # the common case, kept short: it runs once per module call
+                    rec._add(layer, layer, output.detach(), axis)
                 else:
-                    for sub, t in _flatten(output):
-                        rec._add(name, _sub_name(name, sub, modules), t, do_clone)
-        else:
-            def hook(_module, _args, output):
-                if threading.get_ident() != owner:
-                    return
+                    keep(layer, layer, module, "", output)
+            else:
                 for sub, t in _flatten(output, part_names):
-                    rec._add(name, _sub_name(name, sub, modules), t, do_clone)
+                    keep(layer, _sub_name(layer, sub, modules), module, sub, t)
         return hook
 
-    grad_mode = contextlib.nullcontext() if enable_grad else torch.no_grad()
+    def attention_pre_hook(module, args, kwargs):
+        if threading.get_ident() != owner:
+            return None
+        return _force_attention_weights(module, args, kwargs)
+
+    grad_mode = contextlib.nullcontext() if (enable_grad or grads) else torch.no_grad()
     try:
         for name in names:
             module = modules[name]
-            handles.append(module.register_forward_hook(make_hook(name, _part_names(module))))
+            if attention_weights and isinstance(module, nn.MultiheadAttention):
+                handles.append(module.register_forward_pre_hook(attention_pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(make_hook(name, module)))
         with grad_mode:
             yield rec
     finally:
         for h in handles:
             h.remove()
     rec._check_unchanged()
+    if grads and rec.calls and len(set(rec._without_grad)) == len(rec.calls):
+        raise InputError("grads=True, but no recorded output requires grad; give the input "
+                         "requires_grad=True or leave the parameters trainable")
 
 
 def _sub_name(name: str, sub: str, modules: dict) -> str:
@@ -270,4 +419,5 @@ def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **option
     return rec
 
 
-__all__ = ["capture", "record", "Recording", "select_layers", "module_names", "leaf_names"]
+__all__ = ["capture", "record", "Recording", "select_layers", "module_names", "leaf_names",
+           "batch_axis_of", "reduce_batch_first", "REDUCTIONS"]

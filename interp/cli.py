@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     d.add_argument("--port", type=_port, default=8050)
     d.add_argument("--debug", action="store_true", help="Dash debug mode (never on a shared host)")
+    d.add_argument("--cache", metavar="DIR", help="store for dataset-wide results "
+                   "(default $INTERP_CACHE or ~/.cache/interp)")
     d.set_defaults(func=cmd_dashboard)
 
     r = sub.add_parser("report", help="write self-contained HTML reports")
@@ -169,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--all", action="store_true", help="every zoo model")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--cache", metavar="DIR", help="store for dataset-wide results "
+                   "(default $INTERP_CACHE or ~/.cache/interp)")
     r.set_defaults(func=cmd_report)
 
     z = sub.add_parser("zoo", help="list, train or evaluate the zoo")
@@ -202,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return EXIT_USAGE
+    if getattr(args, "cache", None):
+        os.environ["INTERP_CACHE"] = args.cache  # read by interp.store.default_root
     try:
         return int(args.func(args) or 0)
     except InterpError as exc:

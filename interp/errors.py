@@ -51,6 +51,10 @@ class CaptureError(InterpError):
     """Recorded activations that cannot be trusted (e.g. modified in place)."""
 
 
+class StoreError(InterpError):
+    """An on-disk store that cannot be written, or holds results of another model or input."""
+
+
 __all__ = [
     "InterpError",
     "UnknownNameError",
@@ -58,4 +62,5 @@ __all__ = [
     "InputError",
     "TargetError",
     "CaptureError",
+    "StoreError",
 ]

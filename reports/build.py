@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp._io import write_text
-from zoo import overview
+from zoo import activations, overview
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -66,6 +66,25 @@ def _placeholders() -> str:
     return f"<section><h2>Analyses</h2><ul class=\"muted\">{items}</ul></section>"
 
 
+def _activations_section(entry) -> str:
+    """Layer statistics of every output over the test set, and the key figures of the
+    default output: one sample's maps, unit statistics, the most active unit's top samples."""
+    output = activations.default_output(entry)
+    unit = activations.most_active_unit(entry, output)
+    sample = overview.showcase_samples(entry)[0]
+    figs = {
+        "activations-stats-table": activations.stats_table_figure(entry),
+        "activations-sample": activations.sample_figure(entry, output, sample, unit),
+        "activations-unit-stats": activations.stats_figure(entry, output, unit),
+        "activations-top": activations.top_figure(entry, output, unit),
+        "activations-heatmap": activations.heatmap_figure(entry, output),
+    }
+    body = "".join(f"<div>{_figure(fig, f'{entry.name}-{key}')}</div>" for key, fig in figs.items())
+    return (f"<section><h2>Activations</h2><p class=\"muted\">Every leaf module recorded over the "
+            f"{len(entry.test[0])} test samples. Figures show <b>{html.escape(output)}</b>; unit "
+            f"{unit} is its most active unit.</p><div class=\"grid\">{body}</div></section>")
+
+
 def model_page(name: str, plotly_js: str) -> str:
     """The HTML of one model's report."""
     entry = overview.cached_entry(name)
@@ -89,6 +108,7 @@ def model_page(name: str, plotly_js: str) -> str:
             parts.append(f"<div>{_figure(fig, f'{name}-sample{index}-{key}')}</div>")
         parts.append("</div>")
     parts.append("</section>")
+    parts.append(_activations_section(entry))
     parts.append(_placeholders())
     parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
                  f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")

@@ -34,6 +34,20 @@ def assert_untouched(model: nn.Module, before: dict) -> None:
         assert torch.equal(after["params"][k], v), k
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_store(tmp_path_factory):
+    """Tests (and the commands they start) never write to the user's ~/.cache/interp."""
+    import os
+
+    old = os.environ.get("INTERP_CACHE")
+    os.environ["INTERP_CACHE"] = str(tmp_path_factory.mktemp("interp-cache"))
+    yield
+    if old is None:
+        os.environ.pop("INTERP_CACHE", None)
+    else:
+        os.environ["INTERP_CACHE"] = old
+
+
 @pytest.fixture
 def tiny_mlp() -> nn.Sequential:
     torch.manual_seed(0)

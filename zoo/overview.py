@@ -64,9 +64,6 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
 
 # The analyses still to come, in the order the dashboard's tabs and the reports show them.
 ANALYSES: list[tuple[str, str, str]] = [
-    ("activations", "Activations",
-     "feature maps, hidden-state and attention heatmaps for the selected sample, unit statistics "
-     "over the test set, top-activating samples per unit"),
     ("saliency", "Saliency",
      "gradient, SmoothGrad, integrated gradients, occlusion, Grad-CAM and more, side by side for "
      "the selected sample"),

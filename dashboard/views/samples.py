@@ -6,11 +6,11 @@ views (activations, saliency, LRP, ...) show the same sample.
 
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from zoo import overview
 
-from .shell import CURRENT_SAMPLE, MODEL
+from .shell import CURRENT_SAMPLE, MODEL, SAMPLE_PICKER, clicked_id
 
 INDEX = "sample-index"
 PREV, NEXT = "sample-prev", "sample-next"
@@ -52,9 +52,10 @@ def register(app) -> None:
         Output(CURRENT_SAMPLE, "data"), Output(INDEX, "value"), Output(INDEX, "max"),
         Input(MODEL, "value"), Input(PREV, "n_clicks"), Input(NEXT, "n_clicks"),
         Input(INDEX, "value"), Input(ONLY_WRONG, "value"),
+        Input({"type": SAMPLE_PICKER, "name": ALL}, "clickData"),
         State(CURRENT_SAMPLE, "data"),
     )
-    def choose(name, _prev, _next, typed, only_wrong, current):
+    def choose(name, _prev, _next, typed, only_wrong, _picked, current):
         entry = overview.cached_entry(name)
         n = overview.sample_count(entry)
         index = current["index"] if current and current.get("model") == name else 0
@@ -66,6 +67,10 @@ def register(app) -> None:
             index = _step(candidates, index, 1 if trigger == NEXT else -1)
         elif trigger == ONLY_WRONG and only_wrong and candidates and index not in candidates:
             index = _step(candidates, index, 1)
+        elif isinstance(trigger, dict) and trigger.get("type") == SAMPLE_PICKER:
+            picked = clicked_id(ctx.triggered[0]["value"])
+            if picked is not None and 0 <= picked < n:
+                index = picked
         return {"model": name, "index": index}, index, n - 1
 
     @app.callback(

@@ -9,6 +9,20 @@ import zoo
 MODEL = "model-picker"
 TABS = "view-tabs"
 CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample every view shows
+# graphs whose id is {"type": SAMPLE_PICKER, "name": ...} select the clicked sample everywhere:
+# each point's customdata holds a test-sample index
+SAMPLE_PICKER = "sample-picker"
+
+
+def clicked_id(click) -> int | None:
+    """The unit or sample index a graph's clickData names: the point's customdata, or
+    for bar charts over units (where Dash leaves customdata out) its x."""
+    try:
+        point = click["points"][0]
+        value = point["customdata"] if "customdata" in point else point["x"]
+        return int(value[0] if isinstance(value, list) else value)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
 
 
 def _option(name: str) -> dict:

@@ -5,6 +5,16 @@ figure can be rebuilt from stored results and tested without a network. Each
 returns a ``plotly.graph_objects.Figure``.
 """
 
+from .activations import (
+    attention_maps,
+    feature_maps,
+    layer_stats_table,
+    sequence_heatmap,
+    unit_bars,
+    unit_heatmap,
+    unit_histogram,
+    unit_statistics,
+)
 from .architecture import architecture_table
 from .metrics import confusion_matrix, metrics_table
 from .samples import (
@@ -12,12 +22,22 @@ from .samples import (
     image_grid,
     image_sample,
     real_score,
+    sample_grid,
     sample_view,
     tabular_sample,
     token_sample,
 )
 
 __all__ = [
+    "attention_maps",
+    "feature_maps",
+    "layer_stats_table",
+    "sequence_heatmap",
+    "unit_bars",
+    "unit_heatmap",
+    "unit_histogram",
+    "unit_statistics",
+    "sample_grid",
     "architecture_table",
     "confusion_matrix",
     "metrics_table",

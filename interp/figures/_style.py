@@ -9,6 +9,7 @@ FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
 IMAGE_SCALE = "Greys"            # ink dark on white, as digits are drawn
 DIVERGING_SCALE = "RdBu_r"       # negative blue, positive red, white at zero
 SEQUENTIAL_SCALE = "Blues"
+ACTIVATION_SCALE = "Viridis"     # non-negative activations
 ACCENT = "#1f77b4"
 POSITIVE, NEGATIVE = "#d62728", "#1f77b4"
 

@@ -82,14 +82,18 @@ def image_sample(image, title: str | None = None, mask=None, zmin: float | None 
 
 
 def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
-               title: str | None = None, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
-    """Several images in a grid sharing one colour scale (e.g. input vs reconstruction)."""
+               title: str | None = None, zmin: float = 0.0, zmax: float = 1.0,
+               ids: Sequence[int] | None = None) -> go.Figure:
+    """Several images in a grid sharing one colour scale (e.g. input vs reconstruction);
+    ``ids`` (e.g. sample indices) are put in each image's customdata for clicks."""
     imgs = _array(images)
     if imgs.ndim not in (3, 4) or len(imgs) == 0:
         raise InputError(f"images must be a non-empty batch shaped (N, H, W) or (N, C, H, W); "
                          f"got {imgs.shape}")
     if titles is not None and len(titles) != len(imgs):
         raise InputError(f"got {len(titles)} titles for {len(imgs)} images")
+    if ids is not None and len(ids) != len(imgs):
+        raise InputError(f"got {len(ids)} ids for {len(imgs)} images")
     n = len(imgs)
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
@@ -98,6 +102,9 @@ def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
     for i, img in enumerate(imgs):
         r, c = divmod(i, cols)
         traces, _ = _image_traces(img, zmin=zmin, zmax=zmax, coloraxis="coloraxis")
+        if ids is not None and isinstance(traces[0], go.Heatmap):
+            traces[0].customdata = np.full(np.shape(traces[0].z), int(ids[i]))
+            traces[0].hovertemplate = f"sample {int(ids[i])}<br>row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>"
         for t in traces:
             fig.add_trace(t, row=r + 1, col=c + 1)
         _image_axes(fig, r + 1, c + 1)
@@ -194,3 +201,37 @@ def real_score(score: float, title: str | None = None) -> go.Figure:
     fig.add_vline(x=0.5, line_dash="dot", line_color="#888")
     fig.update_xaxes(range=[0, 1], title="discriminator: probability real")
     return finish(fig, title or f"P(real) = {s:.3f}", height=180)
+
+
+def sample_grid(samples, modality: str, ids: Sequence[int], titles: Sequence[str] | None = None,
+                title: str | None = None, vocab=None, feature_names=None) -> go.Figure:
+    """Several samples shown as what they are, each clickable (customdata = its id):
+    images in a grid, token sequences as rows of words, table rows as a heatmap."""
+    x = _array(samples)
+    if len(x) != len(ids):
+        raise InputError(f"got {len(ids)} ids for {len(x)} samples")
+    if modality == "image":
+        return image_grid(x, titles, cols=min(len(x), 5), title=title, ids=ids)
+    rows = [str(t) for t in titles] if titles is not None else [f"sample {i}" for i in ids]
+    idgrid = np.broadcast_to(np.asarray(ids)[:, None], x.reshape(len(x), -1).shape)
+    if modality == "tokens":
+        ids_ = x.astype(int).reshape(len(x), -1)
+        words = [[vocab[j] if vocab is not None else str(j) for j in row] for row in ids_]
+        fig = go.Figure(go.Heatmap(z=np.zeros(ids_.shape), text=words, texttemplate="%{text}", customdata=idgrid,
+                                   textfont=dict(size=12),
+                                   y=rows, colorscale=[[0, "#f4f6f9"], [1, "#f4f6f9"]], showscale=False,
+                                   xgap=2, ygap=2, hovertemplate="%{y}, position %{x}: %{text}<extra></extra>"))
+        fig.update_yaxes(autorange="reversed", type="category")
+        fig.update_xaxes(title="position", dtick=1)
+        return finish(fig, title, height=110 + 34 * len(x))
+    if modality == "tabular":
+        v = x.astype(float).reshape(len(x), -1)
+        names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(v.shape[1])]
+        bound = float(np.abs(v).max()) or 1.0
+        fig = go.Figure(go.Heatmap(z=v, x=names, y=rows, customdata=idgrid, colorscale="RdBu_r", zmid=0,
+                                   zmin=-bound, zmax=bound,
+                                   hovertemplate="%{y}<br>%{x}: %{z:.3f}<extra></extra>"))
+        fig.update_yaxes(autorange="reversed", type="category")
+        fig.update_xaxes(tickangle=-60)
+        return finish(fig, title, height=260 + 24 * len(x))
+    raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")

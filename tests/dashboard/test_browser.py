@@ -61,9 +61,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port)],
+    cache = tmp_path_factory.mktemp("cache")
+    proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port),
+                             "--cache", str(cache)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 60
@@ -178,6 +180,66 @@ def test_every_zoo_model_renders_without_callback_errors(browser, server):
     page.close()
 
 
+ACTIVATION_GRAPHS = ["#act-sample-map", "#act-stats", "#act-histogram",
+                     '[id*="act-top"]', '[id*="act-heatmap"]']
+
+
+def _pick_model(page, watch, name: str) -> None:
+    _tab(page, "Overview")
+    page.click("#model-picker")
+    page.locator(f'[role="option"]:has(input[value="{name}"])').click()
+    _wait(page, watch, f"text=Model card: {name}")
+
+
+def _all_drawn(selectors) -> str:
+    return " && ".join(f"{_rendered(sel)} === 1" for sel in selectors)
+
+
+def _click_center(page, selector: str, nth: int = 0) -> None:
+    """Click where an element is drawn (plotly listens on the drag layer above its marks)."""
+    box = page.locator(selector).nth(nth).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_activations_view_for_every_model(browser, server):
+    page, watch = _open(browser, server)
+    for name in zoo.names():
+        _pick_model(page, watch, name)
+        _tab(page, "Activations")
+        _wait(page, watch, function=_all_drawn(ACTIVATION_GRAPHS))
+        assert "units" in page.inner_text("#act-caption")
+    assert watch.problems == []
+    page.close()
+
+
+def test_activations_clicks_pick_units_and_samples(browser, server):
+    from zoo import activations
+
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "cnn-digits")
+    _tab(page, "Activations")
+    _wait(page, watch, function=_all_drawn(ACTIVATION_GRAPHS))
+    # another layer from the picker
+    page.click("#act-layer")
+    page.locator('[role="option"]:has(input[value="classifier.2"])').click()
+    _wait(page, watch, "#act-caption:has-text('classifier.2: 64 units')")
+    # click a unit's bar in the statistics: it becomes the unit
+    bar = page.locator("#act-stats .barlayer .point").nth(5).bounding_box()
+    area = page.locator("#act-stats .nsewdrag").first.bounding_box()
+    page.mouse.click(bar["x"] + bar["width"] / 2, area["y"] + area["height"] / 2)
+    _wait(page, watch, "#act-caption:has-text('unit 5:')")
+    assert page.input_value("#act-unit") == "5"
+    # click the first top sample: it becomes the current sample everywhere
+    entry = zoo.load("cnn-digits")
+    first = int(activations.top_samples(entry, "classifier.2", 5)[0][0])
+    _click_center(page, '[id*="act-top"] .nsewdrag', nth=0)
+    _wait(page, watch, f"#act-sample-map:has-text('test sample {first}')")
+    _tab(page, "Samples")
+    _wait(page, watch, f"#sample-caption:has-text('test sample {first}:')")
+    assert watch.problems == []
+    page.close()
+
+
 def test_sample_browser_misclassified_filter(browser, server):
     page, watch = _open(browser, server)
     page.click("#model-picker")
@@ -193,8 +255,8 @@ def test_sample_browser_misclassified_filter(browser, server):
 
 def test_each_analysis_tab_says_not_built_yet(browser, server):
     page, watch = _open(browser, server)
-    for label, key in [("Activations", "activations"), ("Saliency", "saliency"), ("LRP", "lrp"),
-                       ("Sensitivity", "sensitivity"), ("Latent space", "latent")]:
+    for label, key in [("Saliency", "saliency"), ("LRP", "lrp"), ("Sensitivity", "sensitivity"),
+                       ("Latent space", "latent")]:
         _tab(page, label)
         _wait(page, watch, f"#placeholder-{key}:has-text('Not built yet')", timeout=10)
     assert watch.problems == []

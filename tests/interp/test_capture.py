@@ -179,20 +179,43 @@ def test_lstm_tuple_output_gets_readable_names():
 def test_transformer_encoder_attention_weights():
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True, dropout=0.0)
-    encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
     x = torch.randn(3, 5, 8)
+    before = snapshot(encoder)
+    with torch.no_grad():
+        plain = encoder(x)  # eval + no_grad: PyTorch's fused fast path
     with interp.capture(encoder) as rec:
-        encoder(x)
-    assert rec.activations["layers.1.norm2"].shape == (3, 5, 8)
-    assert rec.activations["layers.0.self_attn.out"].shape == (3, 5, 8)  # atomic, not out_proj
-    assert not any("out_proj" in k for k in rec.activations)
+        out = encoder(x)
+    torch.testing.assert_close(out, plain, atol=1e-5, rtol=1e-5)  # same output with hooks on
+    acts = rec.activations
+    assert acts["layers.1.norm2"].shape == (3, 5, 8)
+    assert not any("out_proj" in k for k in acts)  # attention is atomic, not out_proj
+    weights = acts["layers.0.self_attn.weights"]  # asked for, although the layer passes need_weights=False
+    assert weights.shape == (3, 2, 5, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 2, 5))
+    # the weights are the softmax of scaled q.k for head 0, written out by hand
+    attn = encoder.layers[0].self_attn
+    q, k, _ = (x @ attn.in_proj_weight.T + attn.in_proj_bias).split(8, dim=-1)
+    q0, k0 = q[..., :4], k[..., :4]
+    torch.testing.assert_close(weights[:, 0], (q0 @ k0.transpose(1, 2) / 2.0).softmax(-1),
+                               atol=1e-5, rtol=1e-5)
+    # the attention output recorded is what out_proj of the weighted values gives
+    assert acts["layers.0.self_attn.out"].shape == (3, 5, 8)
+    assert_untouched(encoder, before)
+
+
+def test_multihead_attention_tuple_output_names():
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
     holder = nn.ModuleDict({"attn": mha})
+    x = torch.randn(3, 5, 8)
     with interp.capture(holder) as rec:
-        out, weights = mha(x, x, x, need_weights=True)
+        out, weights = mha(x, x, x)
     torch.testing.assert_close(rec.activations["attn.out"], out)
     torch.testing.assert_close(rec.activations["attn.weights"], weights)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+    assert weights.shape == (3, 2, 5, 5)
+    with interp.capture(holder, attention_weights=False) as rec:
+        mha(x, x, x, need_weights=False)
+    assert set(rec.activations) == {"attn.out"}
 
 
 def test_residual_bn_with_inplace_relu_records_pre_relu_values():
@@ -260,4 +283,82 @@ def test_forwards_of_other_threads_are_not_recorded(tiny_mlp):
         tiny_mlp(torch.randn(2, 4))
     worker.join()
     assert {k: v.shape[0] for k, v in rec.activations.items()} == {"0": 2, "1": 2, "2": 2}
+    assert hooks_left(tiny_mlp) == 0
+
+
+def test_reduce_mean_and_max_over_spatial_and_time_axes():
+    from zoo.models import CNN, LSTMClassifier, TransformerClassifier
+
+    torch.manual_seed(0)
+    cnn = CNN(1, 8, 10)
+    x = torch.randn(4, 1, 8, 8)
+    full = interp.record(cnn, x).activations
+    mean = interp.record(cnn, x, reduce="mean").activations
+    top = interp.record(cnn, x, reduce="max").activations
+    torch.testing.assert_close(mean["features.0"], full["features.0"].mean((2, 3)))
+    torch.testing.assert_close(top["features.4"], full["features.4"].amax((2, 3)))
+    torch.testing.assert_close(mean["classifier.1"], full["classifier.1"])  # (N, D) stays
+
+    lstm = LSTMClassifier(20, 2)
+    tokens = torch.randint(0, 20, (3, 7))
+    full = interp.record(lstm, tokens).activations
+    mean = interp.record(lstm, tokens, reduce="mean").activations
+    torch.testing.assert_close(mean["lstm.out"], full["lstm.out"].mean(1))  # over time
+    torch.testing.assert_close(mean["lstm.h"], full["lstm.h"][0])  # (layers, N, H): batch moved first
+    torch.testing.assert_close(mean["embedding"], full["embedding"].mean(1))
+
+    tr = TransformerClassifier(20, 2, max_len=7)
+    mean = interp.record(tr, tokens, reduce="mean").activations
+    # attention rows sum to one, so their mean over queries and keys is exactly 1 / T
+    torch.testing.assert_close(mean["blocks.0.attn.softmax"], torch.full((3, 2), 1 / 7))
+
+
+def test_reduce_callable_and_its_failures(tiny_mlp):
+    x = torch.randn(5, 4)
+    rec = interp.record(tiny_mlp, x, reduce=lambda t: t[:, :1] * 2)
+    torch.testing.assert_close(rec.activations["0"], tiny_mlp[0](x)[:, :1] * 2)
+    before = snapshot(tiny_mlp)
+    with pytest.raises(InputError, match=r"reduce failed on output '0' of shape \(5, 3\).*AttributeError"):
+        interp.record(tiny_mlp, x, reduce=lambda t: t.no_such_method())
+    assert_untouched(tiny_mlp, before)
+    with pytest.raises(InputError, match="batch axis"):
+        interp.record(tiny_mlp, x, reduce=lambda t: t.sum())
+    with pytest.raises(InputError, match="reduce must be"):
+        interp.record(tiny_mlp, x, reduce="median")
+    assert_untouched(tiny_mlp, before)
+
+
+def test_grads_equal_autograd_of_the_activation(tiny_mlp):
+    x = torch.randn(6, 4)
+    with interp.capture(tiny_mlp, ["1", "2"], grads=True) as rec:
+        out = tiny_mlp(x)
+        out[:, 1].sum().backward()
+    # the same, by hand: gradient of the class-1 logit sum w.r.t. the ReLU output is W2[1]
+    expected = tiny_mlp[2].weight[1].detach().expand(6, 3)
+    torch.testing.assert_close(rec.gradients["1"], expected)
+    torch.testing.assert_close(rec.gradients["2"], torch.tensor([[0.0, 1.0]]).expand(6, 2))
+    assert hooks_left(tiny_mlp) == 0
+
+
+def test_grads_with_reduce_give_grad_cam_weights():
+    from zoo.models import CNN
+
+    torch.manual_seed(1)
+    cnn = CNN(1, 8, 10)
+    x = torch.randn(3, 1, 8, 8)
+    with interp.capture(cnn, "features.2", grads=True) as full:
+        cnn(x)[:, 4].sum().backward()
+    with interp.capture(cnn, "features.2", grads=True, reduce="mean") as pooled:
+        cnn(x)[:, 4].sum().backward()
+    g = full.gradients["features.2"]
+    assert g.shape == (3, 32, 8, 8)
+    torch.testing.assert_close(pooled.gradients["features.2"], g.mean((2, 3)))
+
+
+def test_grads_need_something_that_requires_grad(tiny_mlp):
+    for p in tiny_mlp.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(InputError, match="requires grad"):
+        with interp.capture(tiny_mlp, grads=True):
+            tiny_mlp(torch.randn(2, 4))
     assert hooks_left(tiny_mlp) == 0

@@ -96,3 +96,74 @@ def test_class_probabilities_marks_prediction_and_truth():
     with pytest.raises(InputError, match="out of range"):
         figures.class_probabilities([0.5, 0.5], ["a", "b"], true=5)
     assert figures.real_score(0.25).data[0].x == (0.25,)
+
+
+# ------------------------------------------------------------------ activations
+
+def test_feature_maps_tiles_every_channel_with_its_index():
+    maps = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
+    fig = figures.feature_maps(maps, cols=2, highlight=3)
+    z, ch = np.asarray(fig.data[0].z, dtype=float), np.asarray(fig.data[0].customdata)
+    for c in range(5):
+        r, q = divmod(c, 2)
+        np.testing.assert_array_equal(z[r * 3:r * 3 + 2, q * 4:q * 4 + 3], maps[c])
+        assert (ch[r * 3:r * 3 + 2, q * 4:q * 4 + 3] == c).all()
+    assert np.isnan(z[2, 0]) and len(fig.layout.shapes) == 1  # gap row; highlight box
+    assert fig.data[0].colorscale[0][1] != "rgb(5,48,97)"  # non-negative: sequential scale
+    many = figures.feature_maps(np.ones((80, 2, 2)), max_channels=64)
+    assert "first 64 of 80" in many.layout.title.text
+    with pytest.raises(InputError, match="channels"):
+        figures.feature_maps(np.ones((2, 2, 2, 2)))
+
+
+def test_unit_heatmap_groups_rows_by_class():
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    fig = figures.unit_heatmap(values, labels=[1, 0, 1], classes=["a", "b"])
+    hm = fig.data[0]
+    np.testing.assert_array_equal(np.asarray(hm.z), values[[1, 0, 2]])
+    assert np.asarray(hm.customdata)[:, 0].tolist() == [1, 0, 2]  # click -> sample index
+    assert list(fig.layout.yaxis.ticktext) == ["a", "b"]
+    with pytest.raises(InputError):
+        figures.unit_heatmap(values, labels=[0, 1])
+
+
+def test_sequence_and_attention_figures():
+    seq = figures.sequence_heatmap(np.ones((3, 4)), ["not", "bad", "at"])
+    assert list(seq.data[0].y) == ["0: not", "1: bad", "2: at"]
+    w = np.random.default_rng(0).random((2, 3, 3))
+    att = figures.attention_maps(w, ["a", "b", "c"])
+    assert len(att.data) == 2
+    np.testing.assert_allclose(np.asarray(att.data[1].z), w[1])
+    assert list(att.data[0].x) == ["0: a", "1: b", "2: c"]
+    with pytest.raises(InputError):
+        figures.attention_maps(w, ["a"])
+
+
+def test_unit_statistics_and_table_show_the_numbers():
+    from interp import layer_stats
+
+    a = np.random.default_rng(1).random((20, 3))
+    a[:, 1] = 0
+    s = layer_stats({"layer": a})["layer"]
+    fig = figures.unit_statistics(s, unit=2)
+    np.testing.assert_allclose(fig.data[0].y, s.mean)
+    np.testing.assert_allclose(fig.data[0].error_y.array, s.std)
+    np.testing.assert_allclose(fig.data[1].y, s.frac_zero)
+    assert fig.data[1].marker.color[1] != fig.data[1].marker.color[0]  # the dead unit stands out
+    assert "1 dead" in fig.layout.title.text
+    table = figures.layer_stats_table({"layer": s})
+    assert list(table.data[0].cells.values[0]) == ["layer"] and list(table.data[0].cells.values[5]) == ["1"]
+    hist = figures.unit_histogram(a[:, 0], 0)
+    np.testing.assert_allclose(hist.data[0].x, a[:, 0])
+
+
+def test_sample_grid_is_clickable_by_id():
+    grid = figures.sample_grid(torch.rand(3, 1, 4, 4), "image", ids=[7, 8, 9])
+    assert [int(np.asarray(t.customdata).flat[0]) for t in grid.data] == [7, 8, 9]
+    tok = figures.sample_grid(torch.tensor([[0, 1], [1, 1]]), "tokens", ids=[4, 5], vocab=["x", "y"])
+    assert np.asarray(tok.data[0].text).tolist() == [["x", "y"], ["y", "y"]]
+    assert np.asarray(tok.data[0].customdata)[:, 0].tolist() == [4, 5]
+    tab = figures.sample_grid(torch.rand(2, 3), "tabular", ids=[1, 2], feature_names=["a", "b", "c"])
+    assert list(tab.data[0].x) == ["a", "b", "c"]
+    with pytest.raises(InputError, match="ids"):
+        figures.sample_grid(torch.rand(2, 3), "tabular", ids=[1])
