@@ -29,15 +29,20 @@ def _scale(values: np.ndarray) -> dict:
     return dict(colorscale=DIVERGING_SCALE, zmid=0.0, zmin=-bound, zmax=bound)
 
 
+def _stack(x, what: str) -> np.ndarray:
+    """A (k, rows, cols) float array from (k, rows, cols) or a single (rows, cols)."""
+    a = _array(x).astype(float)
+    a = a[None] if a.ndim == 2 else a
+    if a.ndim != 3:
+        raise InputError(f"{what}; got {a.shape}")
+    return a
+
+
 def feature_maps(maps, title: str | None = None, max_channels: int = 64, cols: int | None = None,
                  highlight: int | None = None) -> go.Figure:
     """Channels of one sample's feature map as small heatmaps in a grid (one trace, so it
     stays fast with many channels); hover and click give the channel index."""
-    a = _array(maps).astype(float)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim != 3:
-        raise InputError(f"feature maps must be shaped (channels, H, W); got {a.shape}")
+    a = _stack(maps, "feature maps must be shaped (channels, H, W)")
     c_all, h, w = a.shape
     c = min(c_all, max_channels)
     cols = cols or int(np.ceil(np.sqrt(c * w / h)))
@@ -119,11 +124,7 @@ def sequence_heatmap(values, tokens: Sequence[str] | None = None, title: str | N
 
 def attention_maps(weights, tokens: Sequence[str] | None = None, title: str | None = None) -> go.Figure:
     """Attention weights per head: query (rows) x key (columns), labelled by token."""
-    a = _array(weights).astype(float)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim != 3:
-        raise InputError(f"attention weights must be shaped (heads, queries, keys); got {a.shape}")
+    a = _stack(weights, "attention weights must be shaped (heads, queries, keys)")
     heads, tq, tk = a.shape
     if tokens is not None and len(tokens) not in (tq, tk):
         raise InputError(f"got {len(tokens)} tokens for {tq} queries and {tk} keys")
