@@ -53,6 +53,7 @@ LayerSpec = Union[str, type, Sequence[Union[str, type]], None]
 # readable names of the parts of well-known tuple outputs
 _TUPLE_NAMES: list[tuple[type, tuple]] = [
     (nn.LSTM, ("out", ("h", "c"))),
+    (nn.LSTMCell, ("h", "c")),
     (nn.GRU, ("out", "h")),
     (nn.RNN, ("out", "h")),
     (nn.MultiheadAttention, ("out", "weights")),

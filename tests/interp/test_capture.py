@@ -362,3 +362,65 @@ def test_grads_need_something_that_requires_grad(tiny_mlp):
         with interp.capture(tiny_mlp, grads=True):
             tiny_mlp(torch.randn(2, 4))
     assert hooks_left(tiny_mlp) == 0
+
+
+def test_unrolled_lstm_cell_records_every_step_in_order():
+    torch.manual_seed(0)
+
+    class Unrolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.LSTMCell(3, 4)
+
+        def forward(self, x):  # (batch, time, features)
+            h = c = torch.zeros(x.shape[0], 4)
+            for t in range(x.shape[1]):
+                h, c = self.cell(x[:, t], (h, c))
+            return h
+
+    model = Unrolled()
+    x = torch.randn(2, 5, 3)
+    with interp.capture(model) as rec:
+        model(x)
+    assert rec.count("cell.h") == 5 and rec.count("cell.c") == 5  # (h, c) per step
+    h = c = torch.zeros(2, 4)
+    for t in range(5):  # the recurrence by hand
+        h, c = model.cell(x[:, t], (h, c))
+        torch.testing.assert_close(rec.activations[f"cell.h:{t}"], h)
+        torch.testing.assert_close(rec.activations[f"cell.c:{t}"], c)
+
+
+def test_dict_namedtuple_and_dataclass_outputs_get_field_names():
+    import collections
+    import dataclasses
+
+    Pair = collections.namedtuple("Pair", "logits features")
+
+    @dataclasses.dataclass
+    class Out:
+        score: torch.Tensor
+        extra: dict
+
+    class Heads(nn.Module):
+        def forward(self, x):
+            return Out(score=x.sum(1), extra={"double": 2 * x, "note": "not a tensor"})
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pair = nn.Identity()
+            self.heads = Heads()
+
+        def forward(self, x):
+            p = Pair(x + 1, x - 1)
+            self.pair(p)  # nn.Identity passes the named tuple through
+            return self.heads(x)
+
+    x = torch.randn(3, 2)
+    model = Net()
+    with interp.capture(model) as rec:
+        model(x)
+    acts = rec.activations
+    assert set(acts) == {"pair.logits", "pair.features", "heads.score", "heads.extra.double"}
+    torch.testing.assert_close(acts["pair.features"], x - 1)
+    torch.testing.assert_close(acts["heads.extra.double"], 2 * x)
