@@ -168,8 +168,21 @@ CHANNELS_FIRST = (
     nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.pooling._LPPoolNd, nn.GroupNorm,
     nn.modules.dropout._DropoutNd, nn.Upsample, nn.PixelShuffle, nn.LocalResponseNorm,
 )
+# modules whose outputs put features on the last axis, whatever their rank
+FEATURES_LAST = (
+    nn.Linear, nn.Bilinear, nn.Embedding, nn.EmbeddingBag, nn.LayerNorm, nn.RNNBase, nn.RNNCellBase,
+    nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+    nn.TransformerDecoder,
+)
 REDUCTIONS = ("mean", "max")
 Reduce = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
+
+# How an output's axes are laid out once the batch axis is first:
+#   "channels"   (N, C, *positions)  units are channels (convolutions, pooling, ...)
+#   "last"       (N, *positions, F)  units are the last axis (linear, embeddings, RNN outputs, ...)
+#   "attention"  (N, [heads,] Q, K)  weights over keys K for each query Q
+#   "stack"      (N, layers, H)      an RNN's final h / c per layer
+LAYOUTS = ("channels", "last", "attention", "stack")
 
 
 def batch_axis_of(module: nn.Module, sub: str) -> int:
@@ -183,16 +196,39 @@ def batch_axis_of(module: nn.Module, sub: str) -> int:
     return 0
 
 
-def reduce_batch_first(t: torch.Tensor, how: str, channels_first: bool) -> torch.Tensor:
-    """``mean`` or ``max`` over every axis but the batch (first) and the feature axis.
+def own_layout(module: nn.Module, sub: str, ndim: int) -> str | None:
+    """The layout ``module`` gives its output part ``sub``, or None when it depends on the
+    input (element-wise modules such as ReLU keep whatever layout they are given)."""
+    if isinstance(module, nn.RNNBase) and sub in ("h", "c"):
+        return "stack"
+    if isinstance(module, nn.MultiheadAttention) and sub == "weights":
+        return "attention"
+    if isinstance(module, nn.Softmax) and ndim >= 3 and module.dim in (-1, ndim - 1):
+        return "attention"
+    if isinstance(module, CHANNELS_FIRST):
+        return "channels"
+    if isinstance(module, FEATURES_LAST):
+        return "last"
+    return None
 
-    Features are the channel axis (1) for channels-first outputs (convolutions,
-    pooling, any output with 4 or more axes), the last axis otherwise (sequences
-    (N, T, D) from embeddings, RNNs, attention, linear layers). (N, D) stays as is.
-    """
-    if t.ndim <= 2:
+
+def default_layout(ndim: int) -> str:
+    return "channels" if ndim >= 4 else "last"
+
+
+def reduce_batch_first(t: torch.Tensor, how: str, layout: str) -> torch.Tensor:
+    """``mean`` or ``max`` of a batch-first tensor over its positions: space or time for
+    ``channels`` and ``last`` layouts (keeping the unit axis), the queries for
+    ``attention`` (keeping heads and keys: the attention each key receives), nothing
+    for ``stack``. (N, D) stays as is."""
+    if t.ndim <= 2 or layout == "stack":
         return t
-    dims = tuple(range(2, t.ndim)) if channels_first else tuple(range(1, t.ndim - 1))
+    if layout == "attention":
+        dims: tuple[int, ...] = (t.ndim - 2,)
+    elif layout == "channels":
+        dims = tuple(range(2, t.ndim))
+    else:
+        dims = tuple(range(1, t.ndim - 1))
     return t.mean(dims) if how == "mean" else t.amax(dims)
 
 
@@ -205,8 +241,10 @@ class Recording:
         self.grads: dict[str, list[torch.Tensor | None]] = {}  # filled by backward, per call
         self.layer_of: dict[str, str] = {}  # output name -> the layer that produced it
         self.batch_axis: dict[str, int] = {}  # output name -> axis of the batch in its tensors
+        self.layout: dict[str, str] = {}  # output name -> one of LAYOUTS (axes once batch-first)
         self._versions: dict[str, list[int]] = {}
         self._without_grad: list[str] = []
+        self._on_clear: list = []
 
     def _add(self, layer: str, name: str, tensor: torch.Tensor, batch_axis: int) -> int:
         try:
@@ -226,6 +264,8 @@ class Recording:
         self.grads.clear()
         self._versions.clear()
         self._without_grad.clear()
+        while self._on_clear:
+            self._on_clear.pop()()
 
     def outputs_of(self, layer: str) -> list[str]:
         """Output names recorded for ``layer`` (itself, or its sub-names for tuple outputs)."""
@@ -286,35 +326,65 @@ def _check_reduce(reduce: Reduce) -> None:
                      f"tensor -> tensor; got {reduce!r}")
 
 
-def _force_attention_weights(_module, args, kwargs):
+_NEED_WEIGHTS, _AVERAGE = 4, 6  # positions of need_weights / average_attn_weights in MHA.forward
+
+
+def _attention_pre_hook(owner: int, wanted: dict[int, list]):
     """Forward pre-hook on nn.MultiheadAttention: ask for per-head weights (callers such as
-    nn.TransformerEncoderLayer pass need_weights=False). The attention output is unchanged."""
-    args = list(args)
-    for index, key, value in ((4, "need_weights", True), (6, "average_attn_weights", False)):
-        if len(args) > index:
-            args[index] = value
-        else:
-            kwargs[key] = value
-    return tuple(args), kwargs
+    nn.TransformerEncoderLayer pass need_weights=False) and remember, in ``wanted``, what
+    the caller asked for, so :func:`_caller_view` can hand exactly that back."""
+    def pre_hook(module, args, kwargs):
+        if threading.get_ident() != owner:
+            return None
+        args = list(args)
+        asked = []
+        for index, key, default, value in ((_NEED_WEIGHTS, "need_weights", True, True),
+                                           (_AVERAGE, "average_attn_weights", True, False)):
+            if len(args) > index:
+                asked.append(args[index])
+                args[index] = value
+            else:
+                asked.append(kwargs.get(key, default))
+                kwargs[key] = value
+        wanted.setdefault(id(module), []).append(tuple(asked))
+        return tuple(args), kwargs
+    return pre_hook
+
+
+def _caller_view(module: nn.Module, output, wanted: dict[int, list]):
+    """The output the caller of nn.MultiheadAttention asked for, from the per-head one."""
+    stack = wanted.get(id(module))
+    if not stack:
+        return None
+    need, average = stack.pop()
+    out, weights = output
+    if not need:
+        return out, None
+    return out, (weights.mean(dim=1) if average and weights is not None and weights.ndim == 4 else weights)
 
 
 @contextlib.contextmanager
 def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None,
             grads: bool = False, enable_grad: bool = False, clone: bool | None = None,
-            attention_weights: bool = True) -> Iterator[Recording]:
+            attention_weights: bool = True, track_layout: bool = False) -> Iterator[Recording]:
     """Record the outputs of the chosen layers of ``model`` during the ``with`` body.
 
     ``layers``: ``None`` (every leaf module), a module path, a glob pattern
     (``"features.*"``), an ``nn.Module`` subclass, or a list mixing them.
     ``reduce``: keep only a summary of each output, batch axis first: ``"mean"`` or
-    ``"max"`` over spatial / time axes (see :func:`reduce_batch_first`), or a function
-    given the batch-first tensor and returning a batch-first tensor.
+    ``"max"`` over positions (see :func:`reduce_batch_first`), or a function given the
+    batch-first tensor and returning a batch-first tensor.
     ``grads``: also record the gradient of each output when a backward pass runs
     through it (implies ``enable_grad``); read them from ``rec.gradients``.
     ``enable_grad``: run the body with autograd on (default: under ``torch.no_grad()``).
     ``clone``: copy each output (default: only when the model has in-place modules).
-    ``attention_weights``: make selected ``nn.MultiheadAttention`` modules return their
-    per-head weights, so they are recorded as ``<path>.weights``.
+    ``attention_weights``: record the per-head weights of selected ``nn.MultiheadAttention``
+    modules as ``<path>.weights``, also when the caller asked for none; the caller still
+    gets what it asked for.
+    ``track_layout``: learn each output's layout (``rec.layout``) also for element-wise
+    modules that follow convolutions, by watching every leaf module until the first
+    ``rec.clear()`` (on by itself with ``reduce="mean"`` / ``"max"``); without it the
+    layout is inferred from the module type and the rank alone.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"capture needs an nn.Module; got {type(model).__name__}")
@@ -325,29 +395,44 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         clone = any(m.__dict__.get("inplace") is True for m in modules.values())
     do_clone = bool(clone) and reduce is None  # a reduction is a new tensor already
     rec = Recording(names)
-    handles = []
+    handles, trackers = [], []
     owner = threading.get_ident()  # forwards run by other threads (e.g. a server's) are not ours
+    tracking = [isinstance(reduce, str) or track_layout]
+    seen_layouts: dict[tuple, str] = {}  # (data_ptr, shape) of outputs seen -> their layout
+    wanted: dict[int, list] = {}  # nn.MultiheadAttention -> what its callers asked for, per call
 
-    def keep(layer: str, name: str, module: nn.Module, sub: str, output: torch.Tensor) -> None:
+    def layout_of(module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> str:
+        ndim = t.ndim
+        lay = own_layout(module, sub, ndim)
+        if lay is None and args and isinstance(args[0], torch.Tensor) and args[0].shape == t.shape:
+            lay = seen_layouts.get((args[0].data_ptr(), tuple(args[0].shape)))  # element-wise: inherit
+        lay = lay or default_layout(ndim)
+        if tracking[0]:
+            seen_layouts[(t.data_ptr(), tuple(t.shape))] = lay
+        return lay
+
+    def keep(layer: str, name: str, module: nn.Module, sub: str, output: torch.Tensor, args: tuple) -> None:
         axis = batch_axis_of(module, sub)
+        if tracking[0] or name not in rec.layout:
+            rec.layout[name] = layout_of(module, sub, output, args)
         t = output.detach()
         if reduce is not None:
-            t = _reduced(t, axis, module, name)
+            t = _reduced(t, axis, name)
             axis = 0
         elif do_clone:
             t = t.clone()
         index = rec._add(layer, name, t, axis)
         if grads:
             if output.requires_grad:
-                output.register_hook(_grad_hook(name, index, module, axis))
+                output.register_hook(_grad_hook(name, index, axis))
             else:
                 rec._without_grad.append(name)
 
-    def _reduced(t: torch.Tensor, axis: int, module: nn.Module, name: str) -> torch.Tensor:
+    def _reduced(t: torch.Tensor, axis: int, name: str) -> torch.Tensor:
         t = t.movedim(axis, 0)
         try:
             if isinstance(reduce, str):
-                return reduce_batch_first(t, reduce, isinstance(module, CHANNELS_FIRST) or t.ndim >= 4)
+                return reduce_batch_first(t, reduce, rec.layout[name])
             out = reduce(t)
         except Exception as exc:  # a user's function: say where it failed
             raise InputError(f"reduce failed on output {name!r} of shape {tuple(t.shape)} (batch first): "
@@ -358,10 +443,10 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
                              f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}")
         return out.detach()
 
-    def _grad_hook(name: str, index: int, module: nn.Module, axis: int):
+    def _grad_hook(name: str, index: int, axis: int):
         def store(grad: torch.Tensor) -> None:
             g = grad.detach()
-            rec.grads[name][index] = g if reduce is None else _reduced(g, axis, module, name)
+            rec.grads[name][index] = g if reduce is None else _reduced(g, axis, name)
         return store
 
     plain = reduce is None and not grads and not do_clone
@@ -369,37 +454,58 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     def make_hook(layer: str, module: nn.Module):
         part_names = _part_names(module)
         axis = batch_axis_of(module, "")
+        attention = attention_weights and isinstance(module, nn.MultiheadAttention)
 
-        def hook(_module, _args, output):
+        def hook(_module, args, output):
             if threading.get_ident() != owner:
-                return
+                return None
             if isinstance(output, torch.Tensor):
-                if plain:  # the common case, kept short: it runs once per module call
+                if plain and not tracking[0]:  # the common case, kept short (layout filled at exit)
                     rec._add(layer, layer, output.detach(), axis)
                 else:
-                    keep(layer, layer, module, "", output)
-            else:
-                for sub, t in _flatten(output, part_names):
-                    keep(layer, _sub_name(layer, sub, modules), module, sub, t)
+                    keep(layer, layer, module, "", output, args)
+                return None
+            for sub, t in _flatten(output, part_names):
+                keep(layer, _sub_name(layer, sub, modules), module, sub, t, args)
+            return _caller_view(module, output, wanted) if attention else None
         return hook
 
-    def attention_pre_hook(module, args, kwargs):
-        if threading.get_ident() != owner:
-            return None
-        return _force_attention_weights(module, args, kwargs)
+    def track(module, args, output) -> None:
+        if threading.get_ident() == owner and tracking[0]:
+            for sub, t in _flatten(output, _part_names(module)):
+                layout_of(module, sub, t, args)
+
+    def stop_tracking() -> None:
+        tracking[0] = False
+        seen_layouts.clear()
+        while trackers:
+            trackers.pop().remove()
 
     grad_mode = contextlib.nullcontext() if (enable_grad or grads) else torch.no_grad()
     try:
         for name in names:
             module = modules[name]
             if attention_weights and isinstance(module, nn.MultiheadAttention):
-                handles.append(module.register_forward_pre_hook(attention_pre_hook, with_kwargs=True))
+                handles.append(module.register_forward_pre_hook(_attention_pre_hook(owner, wanted),
+                                                                with_kwargs=True))
             handles.append(module.register_forward_hook(make_hook(name, module)))
+        if tracking[0]:
+            chosen = set(names)
+            for leaf in leaf_names(model, modules):
+                if leaf not in chosen:
+                    trackers.append(modules[leaf].register_forward_hook(track))
+            rec._on_clear.append(stop_tracking)
         with grad_mode:
             yield rec
     finally:
-        for h in handles:
+        for h in handles + trackers:
             h.remove()
+        trackers.clear()
+    for name, tensors in rec.calls.items():  # outputs recorded on the fast path
+        if name not in rec.layout:
+            layer = rec.layer_of[name]
+            sub = name[len(layer) + 1:] if name != layer else ""
+            rec.layout[name] = own_layout(modules[layer], sub, tensors[0].ndim) or default_layout(tensors[0].ndim)
     rec._check_unchanged()
     if grads and rec.calls and len(set(rec._without_grad)) == len(rec.calls):
         raise InputError("grads=True, but no recorded output requires grad; give the input "
@@ -421,4 +527,4 @@ def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **option
 
 
 __all__ = ["capture", "record", "Recording", "select_layers", "module_names", "leaf_names",
-           "batch_axis_of", "reduce_batch_first", "REDUCTIONS"]
+           "batch_axis_of", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

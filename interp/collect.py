@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_finite, run_model
 from ._io import write_text
-from .capture import CHANNELS_FIRST, LayerSpec, Reduce, _check_reduce, capture, module_names, select_layers
+from .capture import LayerSpec, Reduce, _check_reduce, capture, module_names, select_layers
 from .errors import InputError, StoreError
 from .store import FORMAT_VERSION, Entry, Store, model_identity, tensor_fingerprint
 
@@ -77,9 +77,13 @@ class Collection:
         ids = self.entry.extra("sample_ids")
         return ids if ids is not None else np.arange(self.n)
 
+    def layout(self, output: str) -> str:
+        """How ``output``'s axes are laid out (see :data:`interp.capture.LAYOUTS`)."""
+        return self.meta["outputs"][output]["layout"]
+
     def channels_first(self, output: str) -> bool:
         """Whether ``output``'s units are its first per-sample axis (channels) or its last."""
-        return bool(self.meta["outputs"][output]["channels_first"])
+        return self.layout(output) == "channels"
 
     def layer_of(self, output: str) -> str:
         return self.meta["outputs"][output]["layer"]
@@ -117,7 +121,7 @@ def _prepare(data: Any, batch_size: int, dataset: str | None) -> _Data:
         if y is not None and len(y) != len(x):
             raise InputError(f"got {len(y)} labels for {len(x)} inputs")
         check_finite(x, "data")
-        fingerprint = dataset_key(dataset) if dataset else tensor_fingerprint(*(t for t in (x, y) if t is not None))
+        fingerprint = tensor_fingerprint(*(t for t in (x, y) if t is not None))  # a name is not enough
 
         def batches():
             for i in range(0, len(x), batch_size):
@@ -135,21 +139,45 @@ def _prepare(data: Any, batch_size: int, dataset: str | None) -> _Data:
                      f"batches; got {type(data).__name__}")
 
 
+def _modes(model: nn.Module) -> str:
+    """Which modules are in training mode (dropout and batch norm depend on it)."""
+    training = [n for n, m in model.named_modules() if m.training]
+    if not training:
+        return "eval"
+    return "train:" + hashlib.blake2b("|".join(training).encode(), digest_size=8).hexdigest()
+
+
 def dataset_key(name: str) -> str:
     return "named:" + str(name)
 
 
+def _code_digest(h, code) -> None:
+    """Bytecode, constants, names and nested functions of ``code``, into hasher ``h``."""
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _code_digest(h, const)
+        else:
+            h.update(repr(const).encode())
+
+
 def _reduce_key(reduce: Reduce) -> Any:
+    """What a reduction is, for the cache key: its name, or for a function its code
+    (bytecode, constants, the names it calls, nested functions) and captured values.
+    A callable object without code is keyed by its repr, which is unique per object
+    unless the class defines a stable one: then keep that repr telling."""
     if reduce is None or isinstance(reduce, str):
         return reduce
-    code = getattr(reduce, "__code__", None)
     h = hashlib.blake2b(digest_size=8)
-    h.update(getattr(reduce, "__qualname__", repr(reduce)).encode())
+    h.update(getattr(reduce, "__qualname__", type(reduce).__qualname__).encode())
+    code = getattr(reduce, "__code__", None)
     if code is not None:
-        h.update(code.co_code)
-        h.update(repr(code.co_consts).encode())
-    for cell in getattr(reduce, "__closure__", None) or ():
-        h.update(repr(cell.cell_contents).encode())
+        _code_digest(h, code)
+        for cell in getattr(reduce, "__closure__", None) or ():
+            h.update(repr(cell.cell_contents).encode())
+    else:
+        h.update(repr(reduce).encode())
     return "callable:" + h.hexdigest()
 
 
@@ -185,21 +213,30 @@ class _Writer:
                 except BaseException as exc:  # reported by put() / close()
                     self.error = exc
 
+    def _failed(self, exc: BaseException) -> StoreError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return StoreError(f"writing the store entry in {str(self.folder)!r} failed ({reason}); "
+                          "free disk space or pass store= another folder")
+
     def put(self, arrays: list[tuple[str, np.ndarray]]) -> None:
         if self.error is not None:
-            raise self.error
-        for name, _ in arrays:
-            if name not in self.files:
-                self.files[name] = open(self.folder / name, "wb", buffering=0)
+            raise self._failed(self.error) from self.error
+        try:
+            for name, _ in arrays:
+                if name not in self.files:
+                    self.files[name] = open(self.folder / name, "wb", buffering=0)
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self.queue.put(arrays)
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Finish writing; raise what went wrong unless ``quiet`` (another error is on its way)."""
         self.queue.put(None)
         self.thread.join()
         for f in self.files.values():
             f.close()
-        if self.error is not None:
-            raise StoreError(f"writing to {str(self.folder)!r} failed: {self.error}") from self.error
+        if self.error is not None and not quiet:
+            raise self._failed(self.error) from self.error
 
 
 # ---------------------------------------------------------------------------- collect
@@ -226,18 +263,20 @@ def collect(model: nn.Module, data: Any, layers: LayerSpec = None, store: str | 
     prepared = _prepare(data, batch_size, dataset)
     store = store if isinstance(store, Store) else Store(store)
     ident = model_identity(model, name)
+    ids = None if sample_ids is None else np.asarray(list(sample_ids))
+    if ids is not None and ids.dtype == object:
+        raise InputError("sample_ids must be numbers or strings")
     identity = {"format": FORMAT_VERSION, "weights": ident.weights, "architecture": ident.architecture,
-                "layers": names, "reduce": _reduce_key(reduce), "data": prepared.fingerprint,
-                "dtype": np.dtype(DTYPE).name}
+                "training": _modes(model), "layers": names, "reduce": _reduce_key(reduce),
+                "data": prepared.fingerprint, "dtype": np.dtype(DTYPE).name,
+                "sample_ids": None if ids is None else tensor_fingerprint(torch.from_numpy(
+                    np.frombuffer(ids.tobytes(), dtype=np.uint8).copy()))}
     key = hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=12).hexdigest()
     if not refresh:
         found = store.lookup(ident, key, {"identity": identity})
         if found is not None:
             return Collection(found, hit=True)
-    ids = None if sample_ids is None else np.asarray(list(sample_ids))
-    if ids is not None and ids.dtype == object:
-        raise InputError("sample_ids must be numbers or strings")
-    with store.writing(ident, key) as tmp:
+    with store.writing(ident, key, replace=refresh) as tmp:
         meta = _run(model, prepared, names, reduce, tmp, batch_size, progress)
         if ids is not None and len(ids) != meta["n"]:
             raise InputError(f"got {len(ids)} sample_ids for {meta['n']} samples")
@@ -260,7 +299,6 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
          batch_size: int, progress: bool) -> dict:
     from .store import output_file
 
-    modules = module_names(model)
     outputs: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     labels: list[torch.Tensor] = []
@@ -268,13 +306,13 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
     start = time.perf_counter()
     writer = _Writer(folder)
     total = None if prepared.n is None else -(-prepared.n // batch_size)
+    failed = True
     try:
         with tqdm(total=total, desc="collect", unit="batch", disable=not progress, leave=False) as bar, \
-                capture(model, names, reduce=reduce) as rec:  # hooks stay on for the whole run
+                capture(model, names, reduce=reduce, track_layout=True) as rec:  # hooks on for the whole run
             for xb, yb in prepared.batches:
                 if prepared.n is None:
                     check_finite(xb, f"batch {bar.n}")
-                rec.clear()
                 if n == 0:
                     run_model(model, xb, "input batch")  # a model refusing the data says so clearly
                 else:
@@ -289,11 +327,9 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                         if t.ndim == 0 or t.shape[0] != len(xb):
                             skipped[out] = f"not one row per sample (shape {tuple(t.shape)})"
                             continue
-                        layer = rec.layer_of[base]
-                        outputs[out] = {"layer": layer, "shape": list(t.shape[1:]), "dtype": np.dtype(DTYPE).name,
-                                        "file": output_file(out),
-                                        "channels_first": reduce is None and (
-                                            isinstance(modules[layer], CHANNELS_FIRST) or t.ndim >= 4)}
+                        outputs[out] = {"layer": rec.layer_of[base], "shape": list(t.shape[1:]),
+                                        "dtype": np.dtype(DTYPE).name, "file": output_file(out),
+                                        "layout": rec.layout[base], "reduced": reduce is not None}
                     if out in skipped:
                         continue
                     if out not in outputs or list(t.shape[1:]) != outputs[out]["shape"] or t.shape[0] != len(xb):
@@ -306,12 +342,14 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                     raise InputError(f"outputs {sorted(missing)} were recorded in earlier batches but not "
                                      "in this one; collect needs the same forward path for every batch")
                 writer.put(arrays)
+                rec.clear()  # after the first batch this also ends layout tracking
                 if yb is not None:
                     labels.append(yb.detach().cpu())
                 n += len(xb)
                 bar.update()
+        failed = False
     finally:
-        writer.close()
+        writer.close(quiet=failed)  # an error already on its way is the one to report
     if n == 0:
         raise InputError("data yielded no samples")
     if prepared.labels is not None:

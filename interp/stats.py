@@ -5,7 +5,8 @@ A *unit* is a channel of a feature map (channels-first outputs) or a feature of 
 sequence or vector output (the last axis). Its *value* for a sample is the mean
 over the remaining positions (space or time), so a conv channel's value is its
 average response. ``frac_zero`` counts samples where the unit is zero at every
-position (a dead or sparse unit); ``max`` is the largest value at any position.
+position (a dead or sparse unit); ``max`` is the largest activation at any single
+position, so it can exceed the top value, which is a mean over positions.
 
 Computed in one streaming pass over the stored arrays, chunk by chunk, so memory
 stays bounded by the chunk size whatever the number of samples. Means and
@@ -35,7 +36,8 @@ class LayerStats:
     mean: np.ndarray                # (units,) mean over samples of the unit's value
     std: np.ndarray                 # (units,) population std over samples of the unit's value
     frac_zero: np.ndarray           # (units,) share of samples where the unit is zero everywhere
-    max: np.ndarray                 # (units,) largest activation at any position, any sample
+    max: np.ndarray                 # (units,) largest activation at any single position, any sample
+                                    # (the other fields use the unit's mean over positions)
     top_indices: np.ndarray         # (units, k) sample indices with the highest values, best first
     top_values: np.ndarray          # (units, k) those values
     class_means: np.ndarray | None  # (classes, units) mean value per class, if labels were given
@@ -52,11 +54,7 @@ class LayerStats:
 
 def unit_values(array: np.ndarray, channels_first: bool) -> np.ndarray:
     """(n, units) values: ``array`` (n, *shape) averaged over every axis but the unit axis."""
-    a = np.asarray(array)
-    if a.ndim <= 2:
-        return a.reshape(len(a), -1) if a.ndim == 2 else a.reshape(len(a), 1)
-    axes = tuple(range(2, a.ndim)) if channels_first else tuple(range(1, a.ndim - 1))
-    return a.mean(axis=axes, dtype=np.float64)
+    return _unit_first(np.asarray(array), channels_first).mean(axis=2, dtype=np.float64)
 
 
 def _unit_first(a: np.ndarray, channels_first: bool) -> np.ndarray:

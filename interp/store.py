@@ -222,8 +222,9 @@ class Store:
         return Entry(path, meta)
 
     @contextlib.contextmanager
-    def writing(self, identity: ModelIdentity, key: str) -> Iterator[Path]:
-        """A temporary folder to fill; renamed to the entry's place only if the block succeeds."""
+    def writing(self, identity: ModelIdentity, key: str, replace: bool = False) -> Iterator[Path]:
+        """A temporary folder to fill; renamed to the entry's place only if the block succeeds.
+        ``replace``: an existing entry under ``key`` (even a damaged one) is swapped out."""
         folder = self._claim(identity)
         _remove_stale(folder)
         try:
@@ -231,9 +232,13 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot write to store {str(self.root)!r} ({exc.strerror or exc}); "
                              "expected a writable folder") from None
+        old = None
         try:
             yield tmp
             final = folder / key
+            if replace and final.exists():
+                old = folder / f".old-{key}-{os.getpid()}-{tmp.name[-8:]}"
+                os.rename(final, old)  # aside first: the entry is never half old, half new
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -241,6 +246,8 @@ class Store:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
     def entries(self, identity: ModelIdentity) -> list[Path]:
         folder = self.model_dir(identity)
@@ -249,7 +256,7 @@ class Store:
 
 def _remove_stale(folder: Path) -> None:
     """Temporary folders of runs that died (their process is gone)."""
-    for tmp in folder.glob(".tmp-*"):
+    for tmp in [*folder.glob(".tmp-*"), *folder.glob(".old-*")]:
         try:
             pid = int(tmp.name.split("-")[2])
             os.kill(pid, 0)

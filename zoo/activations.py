@@ -1,5 +1,10 @@
 """The activations of a zoo entry's test set, and what the dashboard and reports show of them.
 
+Units are what :func:`interp.layer_stats` makes them: channels of feature maps, features
+of sequences, and for attention weights the key positions (the attention each position
+receives, averaged over heads and queries; per head every row sums to one, so heads as
+units would say nothing).
+
 The test set is collected once per entry into the on-disk store
 (:func:`interp.store.default_root`, or ``$INTERP_CACHE``), every leaf module at full
 resolution, so a dashboard restart or a report reads it back instead of recomputing.
@@ -47,11 +52,8 @@ def _module(entry: Entry, output: str) -> nn.Module:
 
 
 def is_attention(entry: Entry, output: str) -> bool:
-    """Attention weights: a Softmax over (heads, queries, keys), or nn.MultiheadAttention's weights."""
-    shape = test_collection(entry).meta["outputs"][output]["shape"]
-    module = _module(entry, output)
-    return len(shape) == 3 and shape[-1] == shape[-2] and (
-        isinstance(module, nn.Softmax) or output.endswith(".weights"))
+    """Attention weights (heads, queries, keys), as capture recorded their layout."""
+    return test_collection(entry).layout(output) == "attention"
 
 
 def default_output(entry: Entry) -> str:
@@ -62,7 +64,7 @@ def default_output(entry: Entry) -> str:
     attention = [o for o in names if is_attention(entry, o)]
     if attention:
         return attention[0]
-    sequences = [o for o in names if isinstance(_module(entry, o), nn.RNNBase) and o.endswith(".out")]
+    sequences = [o for o in names if isinstance(_module(entry, o), nn.RNNBase) and col.layout(o) == "last"]
     if sequences:
         return sequences[-1]
     maps = [o for o in names if col.channels_first(o) and len(col.meta["outputs"][o]["shape"]) >= 2
@@ -73,18 +75,10 @@ def default_output(entry: Entry) -> str:
     return vectors[-2] if len(vectors) >= 2 else names[-1]
 
 
-def _units_first(entry: Entry, output: str) -> bool:
-    """Whether units are the first per-sample axis. For attention weights (heads,
-    queries, keys) the units are the key positions: a position's value is the
-    attention it receives, averaged over heads and queries (the mean of each head's
-    weights is always 1 / length, so heads as units would say nothing)."""
-    return test_collection(entry).channels_first(output) and not is_attention(entry, output)
-
-
 def stats(entry: Entry, output: str) -> LayerStats:
     _check_output(entry, output)
     return _memo(entry, f"stats:{output}", lambda: layer_stats(
-        test_collection(entry), [output], k=TOP_K, channels_first={output: _units_first(entry, output)},
+        test_collection(entry), [output], k=TOP_K,
         n_classes=len(entry.card["classes"]) if entry.card.get("classes") else None)[output])
 
 
@@ -96,7 +90,7 @@ def values(entry: Entry, output: str) -> np.ndarray:
     """(n, units) unit values over the test set."""
     col = test_collection(entry)
     _check_output(entry, output)
-    return _memo(entry, f"values:{output}", lambda: unit_values(col[output], _units_first(entry, output)))
+    return _memo(entry, f"values:{output}", lambda: unit_values(col[output], col.channels_first(output)))
 
 
 def units(entry: Entry, output: str) -> int:

@@ -8,6 +8,7 @@ summaries); drawing happens in :mod:`interp.figures`.
 from __future__ import annotations
 
 import functools
+import threading
 
 import plotly.graph_objects as go
 import torch
@@ -78,10 +79,15 @@ ANALYSES: list[tuple[str, str, str]] = [
 ]
 
 
+_memo_lock = threading.RLock()  # the dashboard serves requests on threads: compute each result once
+
+
 def _memo(entry: Entry, key: str, compute):
     """``compute()`` once per entry (results depend on its weights, so they live on it)."""
     if key not in entry.memo:
-        entry.memo[key] = compute()
+        with _memo_lock:
+            if key not in entry.memo:
+                entry.memo[key] = compute()
     return entry.memo[key]
 
 

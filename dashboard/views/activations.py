@@ -49,25 +49,27 @@ def register(app) -> None:
         return activations.outputs(entry), activations.default_output(entry)
 
     @app.callback(
-        Output(UNIT, "value"), Output(UNIT, "max"),
+        Output(UNIT, "value"),
         Input(LAYER, "value"), Input(STATS, "clickData"), Input(SAMPLE_MAP, "clickData"),
         Input(UNIT, "value"), State(MODEL, "value"),
     )
     def unit(output, stats_click, map_click, typed, name):
         entry = overview.cached_entry(name)
         if output not in activations.outputs(entry):
-            return no_update, no_update
+            return no_update
         n_units = activations.units(entry, output)
         trigger = ctx.triggered_id
         if trigger == LAYER:
             chosen = activations.most_active_unit(entry, output)
         elif trigger in (STATS, SAMPLE_MAP):
             chosen = clicked_id(stats_click if trigger == STATS else map_click)
-            if chosen is None or chosen >= n_units:
-                return no_update, no_update
+            if chosen is None or not 0 <= chosen < n_units:  # e.g. a gap between feature maps
+                return no_update
+        elif typed is None:  # not a number yet
+            return no_update
         else:
-            chosen = min(max(int(typed or 0), 0), n_units - 1)
-        return chosen, n_units - 1
+            chosen = min(max(int(typed), 0), n_units - 1)  # out of range: the nearest unit
+        return chosen
 
     @app.callback(
         Output(SAMPLE_MAP, "figure"), Output(STATS, "figure"), Output(TOP, "figure"),

@@ -204,7 +204,7 @@ def layer_stats_table(stats: Mapping[str, LayerStats], title: str = "Layer stati
         [f"{float(s.max.max()):.3g}" for s in rows],
     ]
     header = ["output", "shape per sample", "units", "mean of unit means", "mean unit std",
-              f"dead units (zero on ≥{dead_threshold:.0%})", "zero share", "max"]
+              f"dead units (zero on ≥{dead_threshold:.0%})", "zero share", "max (any position)"]
     fig = go.Figure(go.Table(
         columnwidth=[3, 2, 1, 1.5, 1.5, 1.5, 1.2, 1],
         header=dict(values=[f"<b>{h}</b>" for h in header], fill_color="#eef2f7", align="left", height=TABLE_ROW),

@@ -204,15 +204,31 @@ def test_transformer_encoder_attention_weights():
     assert_untouched(encoder, before)
 
 
-def test_multihead_attention_tuple_output_names():
-    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+def test_multihead_attention_weights_recorded_per_head_and_caller_gets_what_it_asked():
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
     holder = nn.ModuleDict({"attn": mha})
     x = torch.randn(3, 5, 8)
+    with torch.no_grad():
+        plain_out, plain_avg = mha(x, x, x)                        # averaged over heads (default)
+        _, plain_heads = mha(x, x, x, average_attn_weights=False)
+        _, plain_none = mha(x, x, x, need_weights=False)
+    before = snapshot(holder)
     with interp.capture(holder) as rec:
-        out, weights = mha(x, x, x)
-    torch.testing.assert_close(rec.activations["attn.out"], out)
-    torch.testing.assert_close(rec.activations["attn.weights"], weights)
-    assert weights.shape == (3, 2, 5, 5)
+        out, avg = mha(x, x, x)
+        _, none = mha(x, x, x, None, False)                        # need_weights=False, positionally
+        _, heads = mha(x, x, x, average_attn_weights=False)
+    # the caller's results are what they are without capture
+    torch.testing.assert_close(out, plain_out, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(avg, plain_avg, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(heads, plain_heads, atol=1e-6, rtol=1e-5)
+    assert none is None and plain_none is None
+    # every call's per-head weights are recorded
+    assert rec.count("attn.weights") == 3
+    for i in range(3):
+        torch.testing.assert_close(rec.activations[f"attn.weights:{i}"], plain_heads, atol=1e-6, rtol=1e-5)
+    assert_untouched(holder, before)
+    assert "_interp_wanted" not in mha.__dict__
     with interp.capture(holder, attention_weights=False) as rec:
         mha(x, x, x, need_weights=False)
     assert set(rec.activations) == {"attn.out"}
@@ -304,13 +320,46 @@ def test_reduce_mean_and_max_over_spatial_and_time_axes():
     full = interp.record(lstm, tokens).activations
     mean = interp.record(lstm, tokens, reduce="mean").activations
     torch.testing.assert_close(mean["lstm.out"], full["lstm.out"].mean(1))  # over time
-    torch.testing.assert_close(mean["lstm.h"], full["lstm.h"][0])  # (layers, N, H): batch moved first
+    # (layers, N, H): batch moved first, the layer axis kept (layers are not time)
+    torch.testing.assert_close(mean["lstm.h"], full["lstm.h"].transpose(0, 1))
     torch.testing.assert_close(mean["embedding"], full["embedding"].mean(1))
 
     tr = TransformerClassifier(20, 2, max_len=7)
+    full = interp.record(tr, tokens).activations
     mean = interp.record(tr, tokens, reduce="mean").activations
-    # attention rows sum to one, so their mean over queries and keys is exactly 1 / T
-    torch.testing.assert_close(mean["blocks.0.attn.softmax"], torch.full((3, 2), 1 / 7))
+    # attention: mean over queries, per head and key = the attention each key receives
+    torch.testing.assert_close(mean["blocks.0.attn.softmax"], full["blocks.0.attn.softmax"].mean(2))
+    torch.testing.assert_close(mean["blocks.0.attn.softmax"].sum(-1), torch.ones(3, 2))
+
+
+def test_reduce_follows_the_layout_through_element_wise_modules():
+    """ReLU after Conv1d is (N, C, L) channels-first, although a 3-D ReLU output alone is ambiguous."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    x = torch.randn(5, 2, 8)
+    full = interp.record(net, x).activations
+    for layers in (None, "1"):  # with the producing conv recorded, and with the ReLU alone
+        with interp.capture(net, layers, reduce="mean") as rec:
+            net(x)
+        torch.testing.assert_close(rec.activations["1"], full["1"].mean(2))  # (N, 4): channels
+        assert rec.layout["1"] == "channels"
+    assert hooks_left(net) == 0
+    seq = nn.Sequential(nn.Linear(6, 4), nn.ReLU())  # (N, T, F) after a linear: features last
+    z = torch.randn(2, 3, 6)
+    rec = interp.record(seq, z, "1", reduce="mean")
+    torch.testing.assert_close(rec.activations["1"], seq(z).mean(1))
+    assert rec.layout["1"] == "last"
+
+
+def test_two_layer_lstm_state_keeps_its_layers():
+    lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True)
+    holder = nn.ModuleDict({"lstm": lstm})
+    x = torch.randn(5, 6, 3)
+    with interp.capture(holder, reduce="mean") as rec:
+        out, (h, c) = lstm(x)
+    torch.testing.assert_close(rec.activations["lstm.h"], h.transpose(0, 1))  # (N, 2 layers, 4)
+    torch.testing.assert_close(rec.activations["lstm.out"], out.mean(1))
+    assert rec.layout == {"lstm.out": "last", "lstm.h": "stack", "lstm.c": "stack"}
 
 
 def test_reduce_callable_and_its_failures(tiny_mlp):

@@ -210,13 +210,15 @@ def test_bad_inputs(cnn, images, tmp_path):
 def test_iterable_batches_with_a_dataset_name(cnn, images, tmp_path):
     x, y = images
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=20)
-    col = interp.collect(cnn, loader, store=tmp_path, dataset="my-images", progress=False,
-                         sample_ids=[f"img{i}" for i in range(70)])
+    ids = [f"img{i}" for i in range(70)]
+    col = interp.collect(cnn, loader, store=tmp_path, dataset="my-images", progress=False, sample_ids=ids)
     np.testing.assert_array_equal(col.labels, y.numpy())
     assert col.sample_ids[3] == "img3"
     direct = interp.collect(cnn, x, store=tmp_path, progress=False)
     np.testing.assert_allclose(col["features.3"], direct["features.3"], atol=1e-6)
-    assert interp.collect(cnn, loader, store=tmp_path, dataset="my-images", progress=False).hit
+    assert interp.collect(cnn, loader, store=tmp_path, dataset="my-images", progress=False, sample_ids=ids).hit
+    other = interp.collect(cnn, loader, store=tmp_path, dataset="my-images", progress=False)
+    assert not other.hit and other.sample_ids[3] == 3  # other ids: not the stored ones
 
 
 def test_outputs_without_a_row_per_sample_are_skipped(tmp_path):
@@ -250,3 +252,35 @@ def test_memory_stays_bounded_whatever_the_dataset_size(tmp_path):
     written = 30_000 * (16 * 64 * 2 + 32 * 64 * 2 + 32 * 16) * 4 / 2**20  # MB more data for 32k
     assert written > 700
     assert growth[32_000] - growth[2_000] < 64, growth  # MB: far below what was written
+
+
+def test_refresh_replaces_the_entry_and_repairs_a_damaged_one(cnn, images, tmp_path):
+    x, _ = images
+    first = interp.collect(cnn, x, store=tmp_path, progress=False)
+    damaged = next(first.path.glob("*.bin"))
+    damaged.write_bytes(b"short")
+    with pytest.raises(StoreError, match="damaged"):
+        interp.collect(cnn, x, store=tmp_path, progress=False)
+    counting = Counting(cnn)
+    interp.collect(counting, x, store=tmp_path, progress=False)
+    again = interp.collect(counting, x, store=tmp_path, progress=False, refresh=True)
+    assert counting.calls == 2 and not again.hit  # refresh recomputes what was stored
+    repaired = interp.collect(cnn, x, store=tmp_path, progress=False, refresh=True)
+    assert repaired.path == first.path and damaged.stat().st_size > 5
+    np.testing.assert_allclose(interp.collect(cnn, x, store=tmp_path, progress=False)["features.0"],
+                               cnn.features[0](x).detach().numpy(), atol=1e-6)
+    assert not any(p.name.startswith((".tmp-", ".old-")) for p in (tmp_path / "CNN").iterdir())
+
+
+def test_no_stale_hit_for_mode_named_tensors_or_another_function(cnn, images, tmp_path):
+    x, _ = images
+    model = Counting(cnn)
+    interp.collect(model, x, store=tmp_path, progress=False, dataset="test")
+    model.train()
+    assert not interp.collect(model, x, store=tmp_path, progress=False, dataset="test").hit  # train mode
+    model.eval()
+    assert not interp.collect(model, x * 2, store=tmp_path, progress=False, dataset="test").hit  # same name
+    mean = interp.collect(model, x, store=tmp_path, progress=False, reduce=lambda t: t.mean((2, 3)) if t.ndim == 4 else t)
+    top = interp.collect(model, x, store=tmp_path, progress=False, reduce=lambda t: t.amax((2, 3)) if t.ndim == 4 else t)
+    assert not top.hit and not np.allclose(top["inner.features.0"], mean["inner.features.0"])
+    np.testing.assert_allclose(top["inner.features.0"], cnn.features[0](x).amax((2, 3)).detach().numpy(), atol=1e-6)
