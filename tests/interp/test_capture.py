@@ -35,7 +35,7 @@ class Exploding(nn.Module):
         self.b = nn.Linear(2, 2)
 
     def forward(self, x):
-        h = self.drop(self.a(x))
+        self.drop(self.a(x))
         raise RuntimeError("boom in the middle of forward")
 
 
