@@ -25,7 +25,7 @@ from interp.errors import InputError, UnknownNameError
 from interp.stats import LayerStats, unit_values
 
 from . import Entry
-from .overview import _memo
+from .overview import _memo, check_index
 
 TOP_K = 9
 
@@ -103,13 +103,6 @@ def _tokens(entry: Entry, index: int) -> list[str] | None:
     return [entry.dataset.vocab[int(i)] for i in entry.test[0][index]]
 
 
-def _check_index(entry: Entry, index: int) -> int:
-    n = len(entry.test[0])
-    if not isinstance(index, int) or not 0 <= index < n:
-        raise InputError(f"test sample index must be an integer in [0, {n - 1}]; got {index!r}")
-    return index
-
-
 def _check_unit(entry: Entry, output: str, unit: int | None) -> int | None:
     if unit is None:
         return None
@@ -124,7 +117,7 @@ def sample_figure(entry: Entry, output: str, index: int, unit: int | None = None
     attention, unit activations)."""
     col = test_collection(entry)
     _check_output(entry, output)
-    index = _check_index(entry, index)
+    index = check_index(entry, index)
     unit = _check_unit(entry, output, unit)
     a = np.asarray(col[output][index])
     title = f"{output} · test sample {index}"

@@ -138,7 +138,8 @@ def sample_count(entry: Entry) -> int:
     return int(entry.test[0].shape[0])
 
 
-def _check_index(entry: Entry, index: int) -> int:
+def check_index(entry: Entry, index: int) -> int:
+    """``index`` if it names a test sample of ``entry``; an InputError otherwise."""
     n = sample_count(entry)
     if not isinstance(index, int) or not 0 <= index < n:
         raise InputError(f"test sample index must be an integer in [0, {n - 1}]; got {index!r}")
@@ -147,7 +148,7 @@ def _check_index(entry: Entry, index: int) -> int:
 
 def sample_figures(entry: Entry, index: int) -> dict[str, go.Figure]:
     """The test sample ``index`` as it looks, and what the model says about it."""
-    index = _check_index(entry, index)
+    index = check_index(entry, index)
     x, y = entry.test
     xi = x[index:index + 1]
     truth = entry.truth[index] if entry.truth is not None else None
@@ -175,7 +176,7 @@ def sample_figures(entry: Entry, index: int) -> dict[str, go.Figure]:
 
 def sample_caption(entry: Entry, index: int) -> str:
     """One line about test sample ``index`` (true label and prediction)."""
-    index = _check_index(entry, index)
+    index = check_index(entry, index)
     x, y = entry.test
     prediction = entry.predict(x[index:index + 1])
     classes = entry.card.get("classes")

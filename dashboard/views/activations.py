@@ -9,7 +9,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from zoo import activations, overview
 
-from .shell import CURRENT_SAMPLE, MODEL, SAMPLE_PICKER, clicked_id
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
 
 LAYER = "act-layer"
 UNIT = "act-unit"
@@ -19,7 +19,6 @@ STATS = "act-stats"
 HISTOGRAM = "act-histogram"
 TOP = {"type": SAMPLE_PICKER, "name": "act-top"}
 HEATMAP = {"type": SAMPLE_PICKER, "name": "act-heatmap"}
-GRAPH_CONFIG = {"displaylogo": False}
 
 
 def layout() -> html.Div:

@@ -6,11 +6,10 @@ from dash import Input, Output, dcc, html
 
 from zoo import overview
 
-from .shell import MODEL
+from .shell import GRAPH_CONFIG, MODEL
 
 CARD = "overview-card"
 FIGURES = "overview-figures"
-GRAPH_CONFIG = {"displaylogo": False}
 
 
 def layout() -> html.Div:

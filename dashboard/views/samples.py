@@ -10,14 +10,13 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from zoo import overview
 
-from .shell import CURRENT_SAMPLE, MODEL, SAMPLE_PICKER, clicked_id
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
 
 INDEX = "sample-index"
 PREV, NEXT = "sample-prev", "sample-next"
 ONLY_WRONG = "sample-only-misclassified"
 CAPTION = "sample-caption"
 SAMPLE_GRAPH, PREDICTION_GRAPH = "sample-graph", "prediction-graph"
-GRAPH_CONFIG = {"displaylogo": False}
 
 
 def layout() -> html.Div:

@@ -12,6 +12,7 @@ CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample e
 # graphs whose id is {"type": SAMPLE_PICKER, "name": ...} select the clicked sample everywhere:
 # each point's customdata holds a test-sample index
 SAMPLE_PICKER = "sample-picker"
+GRAPH_CONFIG = {"displaylogo": False}  # every dcc.Graph of the dashboard
 
 
 def clicked_id(click) -> int | None:
