@@ -13,7 +13,7 @@ from dash import Dash
 
 import zoo
 
-from .views import activations, overview, placeholders, samples, shell
+from .views import activations, overview, placeholders, saliency, samples, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -31,10 +31,12 @@ def create_app(model: str | None = None) -> Dash:
         ("overview", "Overview", overview.layout()),
         ("samples", "Samples", samples.layout()),
         ("activations", "Activations", activations.layout()),
+        ("saliency", "Saliency", saliency.layout()),
         *[(key, label, placeholders.layout(key)) for key, label in placeholders.TABS],
     ]
     app.layout = shell.layout(names, model or names[0], tabs)
     overview.register(app)
     samples.register(app)
     activations.register(app)
+    saliency.register(app)
     return app

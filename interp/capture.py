@@ -29,6 +29,9 @@ types (``None``: every leaf module). Names follow ``model.named_modules()``.
 - Every hook is removed on exit, also when the body raised; the model's
   parameters and train/eval mode are never touched.
 
+``intervene`` uses the same hooks to read or replace a layer's output while the
+model runs (attribution through an embedding layer, layer ablation).
+
 Written here rather than taken from a library: Captum's layer hooks record one
 layer per call, TorchLens traces every tensor operation at large overhead; what
 we need is plain ``register_forward_hook`` with naming, selection and cleanup
@@ -519,6 +522,35 @@ def _sub_name(name: str, sub: str, modules: dict) -> str:
     return f"{name}[{sub}]" if full in modules else full  # never shadow a real module path
 
 
+@contextlib.contextmanager
+def intervene(model: nn.Module, layers: LayerSpec, fn: Callable[[str, tuple, Any], Any]) -> Iterator[None]:
+    """Let ``fn(layer, args, output)`` see, and optionally replace, the output of each chosen
+    layer during the ``with`` body: whatever it returns other than ``None`` is used in place
+    of the output. The model's tensors flow through ``fn`` unchanged otherwise (autograd
+    included), so analyses can take gradients with respect to a layer's output or feed a
+    layer a tensor of their own. Like :func:`capture`: only forwards of the entering thread,
+    every hook removed on exit."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"intervene needs an nn.Module; got {type(model).__name__}")
+    modules = module_names(model)
+    names = select_layers(model, layers, modules)
+    owner = threading.get_ident()
+
+    def make_hook(layer: str):
+        def hook(_module, args, output):
+            return fn(layer, args, output) if threading.get_ident() == owner else None
+        return hook
+
+    handles = []
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(make_hook(name)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **options) -> Recording:
     """Run ``model(x)`` once under :func:`capture` and return the recording."""
     with capture(model, layers, **options) as rec:
@@ -526,5 +558,5 @@ def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **option
     return rec
 
 
-__all__ = ["capture", "record", "Recording", "select_layers", "module_names", "leaf_names",
+__all__ = ["capture", "record", "intervene", "Recording", "select_layers", "module_names", "leaf_names",
            "batch_axis_of", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

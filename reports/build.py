@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp._io import write_text
-from zoo import activations, overview
+from zoo import activations, overview, saliency
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -85,6 +85,30 @@ def _activations_section(entry) -> str:
             f"{unit} is its most active unit.</p><div class=\"grid\">{body}</div></section>")
 
 
+def _saliency_section(entry) -> str:
+    """The methods × samples grid for the showcased test samples (for the GAN, each real
+    sample beside a generated one), with the numbers beside it."""
+    indices = overview.showcase_samples(entry)
+    if entry.card["task"] == "generation":
+        indices = indices[:3]
+    grid, summary, attrs = saliency.comparison(entry, indices)
+    obj = saliency.objective(entry, None)
+    gaps = [float(a.delta.abs().max()) for a in attrs if a.delta is not None]
+    note = (f"Explaining the {html.escape(obj.label)}"
+            + (" of the predicted class" if obj.key == "class" else "")
+            + f" with {', '.join(html.escape(a.label) for a in attrs)}. "
+            + ("Real test samples, each beside a generated one. " if entry.card["task"] == "generation" else
+               "Samples as above: the first correctly handled ones of distinct classes, then the first "
+               "misclassified ones. ")
+            + "Each map is "
+            "scaled to its own largest magnitude (red: evidence for the target, blue: against)"
+            + (f"; largest completeness gap |Σ attribution − (f(x) − f(baseline))|: {max(gaps):.3g}" if gaps else "")
+            + ".")
+    return (f"<section><h2>Saliency</h2><p class=\"muted\">{note}</p>"
+            f"<div>{_figure(grid, f'{entry.name}-saliency-grid')}</div>"
+            f"<div>{_figure(summary, f'{entry.name}-saliency-summary')}</div></section>")
+
+
 def model_page(name: str, plotly_js: str) -> str:
     """The HTML of one model's report."""
     entry = overview.cached_entry(name)
@@ -109,6 +133,7 @@ def model_page(name: str, plotly_js: str) -> str:
         parts.append("</div>")
     parts.append("</section>")
     parts.append(_activations_section(entry))
+    parts.append(_saliency_section(entry))
     parts.append(_placeholders())
     parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
                  f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")

@@ -65,9 +65,6 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
 
 # The analyses still to come, in the order the dashboard's tabs and the reports show them.
 ANALYSES: list[tuple[str, str, str]] = [
-    ("saliency", "Saliency",
-     "gradient, SmoothGrad, integrated gradients, occlusion, Grad-CAM and more, side by side for "
-     "the selected sample"),
     ("lrp", "LRP",
      "layer-wise relevance propagation with selectable composites, and relevance conservation "
      "layer by layer"),

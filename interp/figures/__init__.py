@@ -16,6 +16,14 @@ from .activations import (
     unit_statistics,
 )
 from .architecture import architecture_table
+from .attribution import (
+    attribution_bars,
+    attribution_grid,
+    attribution_image,
+    attribution_summary,
+    attribution_tokens,
+    attribution_view,
+)
 from .metrics import confusion_matrix, metrics_table
 from .samples import (
     class_probabilities,
@@ -29,6 +37,12 @@ from .samples import (
 )
 
 __all__ = [
+    "attribution_bars",
+    "attribution_grid",
+    "attribution_image",
+    "attribution_summary",
+    "attribution_tokens",
+    "attribution_view",
     "attention_maps",
     "feature_maps",
     "layer_stats_table",

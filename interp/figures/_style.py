@@ -26,8 +26,9 @@ def table_height(n_rows: int, title: bool = True, cap: int = 900) -> int:
 def finish(fig: go.Figure, title: str | None = None, height: int | None = None,
            width: int | None = None, **layout) -> go.Figure:
     """Apply the common layout to ``fig`` and return it."""
+    margin = layout.pop("margin", dict(l=50, r=20, t=50 if title else 20, b=40))
     fig.update_layout(
-        template=TEMPLATE, font=FONT, margin=dict(l=50, r=20, t=50 if title else 20, b=40),
+        template=TEMPLATE, font=FONT, margin=margin,
         title=dict(text=title, x=0.0, xanchor="left") if title else None,
         height=height, width=width, **layout,
     )

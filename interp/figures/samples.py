@@ -40,7 +40,8 @@ def _to_hw(image) -> tuple[np.ndarray, str]:
     raise InputError(f"an image must be shaped (H, W) or (C, H, W); got {a.shape}")
 
 
-def _image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None = None):
+def _image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None = None,
+                  mask_color: str = POSITIVE):
     hw, note = _to_hw(image)
     traces = []
     if hw.ndim == 3:  # RGB
@@ -60,7 +61,7 @@ def _image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None 
         traces.append(go.Contour(
             z=m.astype(float), showscale=False, hoverinfo="skip", name="ground truth",
             contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
-            line=dict(color=POSITIVE, width=2),
+            line=dict(color=mask_color, width=2), showlegend=False,
         ))
     return traces, note
 

@@ -64,9 +64,11 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     port = _free_port()
     cache = tmp_path_factory.mktemp("cache")
+    log = open(cache / "server.log", "w")  # noqa: SIM115  (closed with the server)
+    SERVER_LOG[0] = cache / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port),
                              "--cache", str(cache)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 60
     while True:
@@ -78,7 +80,7 @@ def server(tmp_path_factory):
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            pytest.fail(f"dashboard did not start:\n{proc.stdout.read()}")
+            pytest.fail(f"dashboard did not start:\n{_server_errors()}")
         time.sleep(0.3)
     yield url
     proc.terminate()
@@ -86,6 +88,19 @@ def server(tmp_path_factory):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
+
+
+SERVER_LOG: list[Path | None] = [None]
+
+
+def _server_errors() -> str:
+    """The server's output without its request lines: tracebacks of failed callbacks."""
+    path = SERVER_LOG[0]
+    if path is None or not path.exists():
+        return ""
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if '" 200 -' not in ln]
+    return "\n".join(lines[-40:])
 
 
 class Watch:
@@ -130,7 +145,7 @@ def _wait(page, watch: Watch, selector: str = "", function: str = "", timeout: f
     deadline = time.time() + timeout
     while True:
         if watch.problems:
-            pytest.fail("; ".join(watch.problems))
+            pytest.fail("; ".join(watch.problems) + "\nserver output:\n" + _server_errors())
         try:
             if selector:
                 page.wait_for_selector(selector, timeout=500)
@@ -202,12 +217,18 @@ def _click_center(page, selector: str, nth: int = 0) -> None:
 
 
 def test_activations_view_for_every_model(browser, server):
+    _view_for_every_model(browser, server, "Activations", ACTIVATION_GRAPHS, "#act-caption", lambda _: "units")
+
+
+def _view_for_every_model(browser, server, tab: str, graphs, caption: str, expected) -> None:
+    """Pick each zoo model, open ``tab``, wait for ``expected(name)`` in the caption and for
+    every graph to draw."""
     page, watch = _open(browser, server)
     for name in zoo.names():
         _pick_model(page, watch, name)
-        _tab(page, "Activations")
-        _wait(page, watch, function=_all_drawn(ACTIVATION_GRAPHS))
-        assert "units" in page.inner_text("#act-caption")
+        _tab(page, tab)
+        _wait(page, watch, f"{caption}:has-text('{expected(name)}')")
+        _wait(page, watch, function=_all_drawn(graphs))
     assert watch.problems == []
     page.close()
 
@@ -240,6 +261,43 @@ def test_activations_clicks_pick_units_and_samples(browser, server):
     page.close()
 
 
+SALIENCY_GRAPHS = ["#sal-grid", "#sal-summary"]
+
+
+def test_saliency_view_for_every_model(browser, server):
+    _view_for_every_model(browser, server, "Saliency", SALIENCY_GRAPHS, "#sal-caption",
+                          lambda name: f"{name} · test sample 0")
+
+
+def test_saliency_controls_change_what_is_explained(browser, server):
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "cnn-digits")
+    _tab(page, "Samples")
+    _wait(page, watch, "#sample-caption:has-text('test sample 0')")
+    page.click("#sample-next")
+    _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+    _tab(page, "Saliency")
+    _wait(page, watch, "#sal-caption:has-text('test sample 1')")
+    _wait(page, watch, function=_all_drawn(SALIENCY_GRAPHS))
+    # another target class
+    page.click("#sal-target")
+    page.locator('[role="option"]', has_text="class 3").click()
+    _wait(page, watch, "#sal-caption:has-text('target 3')")
+    _wait(page, watch, "#sal-grid:has-text('score of class 3')")
+    # fewer methods, another option value: the grid follows
+    page.locator("#sal-methods label", has_text="smoothgrad").click()
+    page.fill("#sal-ig-steps", "8")
+    page.press("#sal-ig-steps", "Enter")
+    _wait(page, watch, "#sal-grid:has-text('steps=8')")
+    assert "smoothgrad" not in page.inner_text("#sal-grid")
+    # a window too large for the 8x8 input is explained in words, not as a server error
+    page.fill("#sal-occlusion-window", "9")
+    page.press("#sal-occlusion-window", "Enter")
+    _wait(page, watch, "#sal-caption:has-text('larger than the input')")
+    assert watch.problems == []
+    page.close()
+
+
 def test_sample_browser_misclassified_filter(browser, server):
     page, watch = _open(browser, server)
     page.click("#model-picker")
@@ -255,8 +313,7 @@ def test_sample_browser_misclassified_filter(browser, server):
 
 def test_each_analysis_tab_says_not_built_yet(browser, server):
     page, watch = _open(browser, server)
-    for label, key in [("Saliency", "saliency"), ("LRP", "lrp"), ("Sensitivity", "sensitivity"),
-                       ("Latent space", "latent")]:
+    for label, key in [("LRP", "lrp"), ("Sensitivity", "sensitivity"), ("Latent space", "latent")]:
         _tab(page, label)
         _wait(page, watch, f"#placeholder-{key}:has-text('Not built yet')", timeout=10)
     assert watch.problems == []

@@ -63,7 +63,7 @@ def test_lstm_sub_outputs_and_unused_module():
 
 def test_bad_example_or_model_is_an_input_error(tiny_mlp):
     before = snapshot(tiny_mlp)
-    with pytest.raises(InputError, match=r"shape \(1, 5\).*expected a batch the model accepts"):
+    with pytest.raises(InputError, match=r"shape \(1, 5\).*expected float32 inputs whose last dimension is 4"):
         interp.summarize(tiny_mlp, torch.randn(1, 5))
     assert_untouched(tiny_mlp, before)
     with pytest.raises(InputError, match="nn.Module"):

@@ -167,3 +167,80 @@ def test_sample_grid_is_clickable_by_id():
     assert list(tab.data[0].x) == ["a", "b", "c"]
     with pytest.raises(InputError, match="ids"):
         figures.sample_grid(torch.rand(2, 3), "tabular", ids=[1])
+
+
+# ---------------------------------------------------------------- attribution figures
+
+def _attr(method: str, values, target=0):
+    from interp.attribution import Attribution
+
+    v = torch.as_tensor(values, dtype=torch.float32)
+    n = len(v)
+    return Attribution(method=method, values=v, target=torch.full((n,), target), score=torch.ones(n),
+                       delta=torch.zeros(n) if method == "integrated_gradients" else None,
+                       options={"steps": 8} if method == "integrated_gradients" else {})
+
+
+def test_attribution_image_is_zero_centred_over_the_image():
+    image = np.zeros((1, 4, 4))
+    values = np.zeros((1, 4, 4))
+    values[0, 1, 2], values[0, 3, 0] = 2.0, -0.5
+    fig = figures.attribution_image(image, values, "x", mask=np.eye(4, dtype=bool))
+    base, overlay = fig.data[0], fig.data[1]
+    assert np.asarray(base.z).shape == (4, 4)
+    assert overlay.zmin == -2.0 and overlay.zmax == 2.0 and overlay.zmid == 0.0
+    scale = overlay.colorscale
+    assert scale[len(scale) // 2][1].endswith(",0)")  # transparent at zero: the image shows through
+    assert np.asarray(overlay.z)[1, 2] == 2.0
+    assert any(isinstance(t, go.Contour) for t in fig.data)  # the ground truth outlined
+    with pytest.raises(InputError, match="does not match the image"):
+        figures.attribution_image(image, np.zeros((3, 3)))
+
+
+def test_attribution_bars_sorted_by_magnitude_with_names():
+    fig = figures.attribution_bars([0.1, -3.0, 2.0], ["a", "b", "c"], top=2)
+    bar = fig.data[0]
+    assert list(bar.y) == ["b", "c"] and list(bar.x) == [-3.0, 2.0]
+    assert bar.marker.color[0] != bar.marker.color[1]  # sign by colour
+    with pytest.raises(InputError, match="3 feature names"):
+        figures.attribution_bars([1.0, 2.0], ["a", "b", "c"])
+
+
+def test_attribution_tokens_one_cell_per_token():
+    fig = figures.attribution_tokens([0.5, -1.0, 0.0], ["not", "bad", "movie"], mask=[1, 1, 0])
+    hm = fig.data[0]
+    assert np.asarray(hm.z).shape == (1, 3) and hm.zmid == 0.0 and hm.zmin == -1.0 and hm.zmax == 1.0
+    assert list(hm.text[0]) == ["<b>not</b>", "<b>bad</b>", "movie"]
+    with pytest.raises(InputError, match="2 attributions for 3 tokens"):
+        figures.attribution_tokens([1.0, 2.0], ["a", "b", "c"])
+
+
+def test_attribution_grid_methods_by_samples_each_map_scaled_to_one():
+    x = torch.rand(2, 1, 3, 3)
+    a1 = _attr("gradient", torch.randn(2, 1, 3, 3))
+    a2 = _attr("integrated_gradients", 10 * torch.randn(2, 1, 3, 3))
+    fig = figures.attribution_grid(x, [a1, a2], "image", sample_titles=["s0", "s1"])
+    overlays = [t for t in fig.data if isinstance(t, go.Heatmap) and t.coloraxis == "coloraxis"
+                and t.customdata is not None and np.asarray(t.customdata).dtype.kind == "f"]
+    assert len(overlays) == 4  # 2 methods x 2 samples
+    for t in overlays:
+        assert np.isclose(np.abs(np.asarray(t.z)).max(), 1.0)
+    raw = np.asarray(overlays[0].customdata)  # hover keeps the raw values
+    np.testing.assert_allclose(raw, a1.values[0, 0].numpy(), rtol=1e-6)
+    tokens = torch.tensor([[0, 1, 2]])
+    fig = figures.attribution_grid(tokens, [_attr("gradient", [[1.0, -2.0, 0.5]])], "tokens",
+                                   vocab=["a", "b", "c"])
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), [[0.5, -1.0, 0.25]])
+    assert list(fig.data[0].y) == ["gradient"]
+    with pytest.raises(InputError, match="one attribution per input"):
+        figures.attribution_grid(x, [_attr("gradient", torch.zeros(1, 1, 3, 3))], "image")
+
+
+def test_attribution_summary_lists_scores_gaps_and_ground_truth_share():
+    a = _attr("integrated_gradients", [[1.0, 3.0], [0.0, 2.0]])
+    fig = figures.attribution_summary([a], ["s0", "s1"], truth=np.array([[1, 0], [0, 1]]))
+    header = [h.replace("<b>", "").replace("</b>", "") for h in fig.data[0].header.values]
+    cells = dict(zip(header, fig.data[0].cells.values))
+    assert list(cells["Σ attribution"]) == ["4", "2"]
+    assert list(cells["on ground truth"]) == ["25% (area 50%)", "100% (area 50%)"]
+    assert "completeness gap" in cells

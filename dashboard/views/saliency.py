@@ -1,0 +1,129 @@
+"""Saliency view: several attribution methods side by side for the current sample.
+
+Pick the methods (any number), what to explain (a class score, for autoencoders the
+reconstruction error or a latent unit) and the target, and each method's options
+(integrated-gradients steps, SmoothGrad noise and samples, occlusion window,
+Grad-CAM layer). The grid and the numbers beside it come from
+:func:`zoo.saliency.comparison`, the same as in the reports.
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, dcc, html, no_update
+
+from interp import methods as method_descriptions
+from interp.errors import InterpError
+from zoo import overview, saliency
+
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL
+
+METHODS = "sal-methods"
+OBJECTIVE = "sal-objective"
+TARGET = "sal-target"
+STEPS = "sal-ig-steps"
+SAMPLES = "sal-sg-samples"
+NOISE = "sal-sg-noise"
+WINDOW = "sal-occlusion-window"
+LAYER = "sal-cam-layer"
+CAPTION = "sal-caption"
+GRID = "sal-grid"
+SUMMARY = "sal-summary"
+
+DEFAULT_STEPS, DEFAULT_SAMPLES, DEFAULT_NOISE = 32, 25, 0.15
+
+
+def _number(id_: str, value, **kw) -> html.Div:
+    return html.Div(dcc.Input(id=id_, type="number", value=value, debounce=True, **kw), className="number-input")
+
+
+def layout() -> html.Div:
+    return html.Div(className="saliency", children=[
+        html.Div(className="controls panel", children=[
+            html.Label("methods", htmlFor=METHODS),
+            dcc.Checklist(id=METHODS, inline=True, className="method-list"),
+        ]),
+        html.Div(className="controls panel", children=[
+            html.Label("explain", htmlFor=OBJECTIVE),
+            html.Div(dcc.Dropdown(id=OBJECTIVE, clearable=False), className="objective-picker"),
+            html.Label("target", htmlFor=TARGET),
+            html.Div(dcc.Dropdown(id=TARGET, clearable=False), className="target-picker"),
+            html.Label("IG steps", htmlFor=STEPS), _number(STEPS, DEFAULT_STEPS, min=1, max=512, step=1),
+            html.Label("SmoothGrad samples", htmlFor=SAMPLES),
+            _number(SAMPLES, DEFAULT_SAMPLES, min=1, max=200, step=1),
+            html.Label("noise", htmlFor=NOISE), _number(NOISE, DEFAULT_NOISE, min=0, max=2, step=0.05),
+            html.Label("occlusion window", htmlFor=WINDOW),
+            _number(WINDOW, None, min=1, step=1, placeholder="auto"),
+            html.Label("Grad-CAM layer", htmlFor=LAYER),
+            html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
+        ]),
+        html.Div(id=CAPTION, className="caption panel"),
+        dcc.Loading(html.Div(className="grid", children=[
+            html.Div(dcc.Graph(id=GRID, config=GRAPH_CONFIG), className="panel wide"),
+            html.Div(dcc.Graph(id=SUMMARY, config=GRAPH_CONFIG), className="panel wide"),
+        ])),
+    ])
+
+
+def _options(obj) -> list[dict]:
+    return [{"label": label, "value": value} for label, value in obj.targets]
+
+
+def register(app) -> None:
+    @app.callback(
+        Output(METHODS, "options"), Output(METHODS, "value"), Output(OBJECTIVE, "options"),
+        Output(OBJECTIVE, "value"), Output(LAYER, "options"), Output(LAYER, "value"), Output(LAYER, "disabled"),
+        Input(MODEL, "value"),
+    )
+    def choices(name):
+        entry = overview.cached_entry(name)
+        described = method_descriptions()
+        methods = [{"label": m, "value": m, "title": described[m]} for m in saliency.available_methods(entry)]
+        objectives = [{"label": o.label, "value": o.key} for o in saliency.objectives(entry)]
+        layers = saliency.cam_layers(entry)
+        return (methods, saliency.default_methods(entry), objectives, objectives[0]["value"],
+                [{"label": la, "value": la} for la in layers] or [{"label": "(no convolution)", "value": ""}],
+                layers[0] if layers else "", not layers)
+
+    @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
+                  State(MODEL, "value"))
+    def targets(key, name):
+        entry = overview.cached_entry(name)
+        try:
+            obj = saliency.objective(entry, key)
+        except InterpError:
+            return no_update, no_update
+        return _options(obj), obj.targets[0][1]
+
+    @app.callback(
+        Output(GRID, "figure"), Output(SUMMARY, "figure"), Output(CAPTION, "children"),
+        Input(CURRENT_SAMPLE, "data"), Input(METHODS, "value"), Input(OBJECTIVE, "value"),
+        Input(TARGET, "value"), Input(STEPS, "value"), Input(SAMPLES, "value"), Input(NOISE, "value"),
+        Input(WINDOW, "value"), Input(LAYER, "value"), State(MODEL, "value"),
+    )
+    def show(current, methods, key, target, steps, samples, noise, window, layer, name):
+        entry = overview.cached_entry(name)
+        if current.get("model") != name:
+            return no_update, no_update, no_update
+        usable = saliency.available_methods(entry)
+        chosen = [m for m in (methods or []) if m in usable]  # a model switch may leave others behind
+        if not chosen:
+            return no_update, no_update, "Choose at least one method."
+        obj = next((o for o in saliency.objectives(entry) if o.key == key), saliency.objectives(entry)[0])
+        if target not in [v for _, v in obj.targets]:
+            target = obj.targets[0][1]
+        options = {
+            "integrated_gradients": {"steps": int(steps or DEFAULT_STEPS)},
+            "smoothgrad": {"samples": int(samples or DEFAULT_SAMPLES),
+                           "noise": float(noise if noise is not None else DEFAULT_NOISE)},
+            "occlusion": {"window": int(window)} if window else {},
+            "grad_cam": {"layer": layer} if layer else {},
+        }
+        index = int(current["index"])
+        try:
+            grid, summary, _ = saliency.comparison(entry, index, chosen, obj.key, target, options)
+        except InterpError as exc:  # e.g. an occlusion window larger than the input
+            return no_update, no_update, f"Cannot explain this: {exc}"
+        caption = (f"{name} · {overview.sample_caption(entry, index)} · explaining {obj.label}"
+                   f"{'' if len(obj.targets) == 1 else f', target {target}'} · {len(chosen)} methods · "
+                   "each map scaled to its own largest magnitude; hover for raw values")
+        return grid, summary, caption

@@ -1,0 +1,244 @@
+"""Figures of attributions: what the input is, and where the explanation puts the evidence.
+
+Images get the attribution laid over the (grey) input with a diverging scale centred
+on zero and transparent at zero, so the input stays visible where nothing is
+attributed. Table rows get bars per feature, sorted by size; token sequences a strip
+of words coloured by score. The comparison grid shows methods (rows) against samples
+(columns), each map scaled to its own largest magnitude so methods with different
+units can sit side by side; hover gives the raw values.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ._style import DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from .samples import _array, _image_axes, _image_traces, _to_hw
+
+MASK_COLOR = "#1a9641"  # ground-truth outline: green, apart from the red and blue of attributions
+
+# diverging, transparent at zero: laid over an image, small values leave it visible
+OVERLAY_SCALE = [
+    [0.0, "rgba(33,102,172,0.95)"], [0.25, "rgba(103,169,207,0.75)"], [0.5, "rgba(255,255,255,0)"],
+    [0.75, "rgba(239,138,98,0.75)"], [1.0, "rgba(178,24,43,0.95)"],
+]
+
+
+def _bound(v: np.ndarray) -> float:
+    finite = np.abs(v[np.isfinite(v)])
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
+
+def _map(values, like_shape: tuple[int, ...]) -> np.ndarray:
+    """An image's attribution as (H, W): channels summed (as Captum's visualiser does)."""
+    a = _array(values).astype(float)
+    if a.ndim == 3:
+        a = a.sum(0)
+    if a.ndim != 2 or a.shape != like_shape:
+        raise InputError(f"attribution of shape {_array(values).shape} does not match the image "
+                         f"{like_shape}; expected (H, W) or (C, H, W)")
+    return a
+
+
+def _overlay(values: np.ndarray, bound: float, coloraxis: str | None = None, raw: np.ndarray | None = None,
+             label: str = "attribution") -> go.Heatmap:
+    kw = dict(coloraxis=coloraxis) if coloraxis else dict(
+        colorscale=OVERLAY_SCALE, zmin=-bound, zmax=bound, zmid=0.0,
+        colorbar=dict(title=label, thickness=12))
+    return go.Heatmap(z=values, customdata=values if raw is None else raw,
+                      hovertemplate=f"row %{{y}}, col %{{x}}: {label} %{{customdata:.3g}}<extra></extra>", **kw)
+
+
+def attribution_image(image, values, title: str | None = None, mask=None, height: int = 320,
+                      label: str = "attribution") -> go.Figure:
+    """An attribution laid over its image (zero-centred, transparent at zero); ``mask``
+    (ground truth) outlined."""
+    base, note = _image_traces(image, mask, None, None, mask_color=MASK_COLOR)
+    hw, _ = _to_hw(image)
+    a = _map(values, hw.shape[:2])
+    fig = go.Figure([base[0], _overlay(a, _bound(a), label=label), *base[1:]])
+    _image_axes(fig)
+    return finish(fig, (title or "") + note or None, height=height, width=height + 80)
+
+
+def attribution_bars(values, feature_names: Sequence[str], title: str | None = None,
+                     top: int | None = None, label: str = "attribution") -> go.Figure:
+    """Attribution per feature as horizontal bars, largest magnitude first (``top``: only
+    the largest few)."""
+    v = _array(values).astype(float).reshape(-1)
+    if len(v) != len(feature_names):
+        raise InputError(f"got {len(v)} attributions for {len(feature_names)} feature names")
+    order = np.argsort(-np.abs(v), kind="stable")[:top]
+    fig = go.Figure(go.Bar(
+        x=v[order], y=[str(feature_names[i]) for i in order], orientation="h",
+        marker_color=[POSITIVE if v[i] >= 0 else NEGATIVE for i in order],
+        hovertemplate=f"%{{y}}: {label} %{{x:.4g}}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title=f"{label} (red: for the target, blue: against)", zeroline=True, zerolinecolor="#888")
+    return finish(fig, title, height=90 + 18 * len(order))
+
+
+def _token_text(tokens: Sequence[str], mask) -> list[str]:
+    m = np.zeros(len(tokens), bool) if mask is None else _array(mask).astype(bool).reshape(-1)
+    if len(m) != len(tokens):
+        raise InputError(f"mask has {len(m)} positions for {len(tokens)} tokens")
+    return [f"<b>{t}</b>" if on else str(t) for t, on in zip(tokens, m)]
+
+
+def attribution_tokens(values, tokens: Sequence[str], title: str | None = None, mask=None,
+                       label: str = "attribution") -> go.Figure:
+    """A token sequence as a strip of words coloured by their attribution; ground-truth
+    positions (``mask``) in bold."""
+    v = _array(values).astype(float).reshape(-1)
+    if len(v) != len(tokens):
+        raise InputError(f"got {len(v)} attributions for {len(tokens)} tokens")
+    b = _bound(v)
+    fig = go.Figure(go.Heatmap(
+        z=[v], x=list(range(len(v))), y=[""], text=[_token_text(tokens, mask)], texttemplate="%{text}",
+        textfont=dict(size=14), colorscale=DIVERGING_SCALE, zmin=-b, zmax=b, zmid=0.0, xgap=3,
+        colorbar=dict(title=label, thickness=12),
+        hovertemplate=f"position %{{x}}: %{{text}}, {label} %{{z:.4g}}<extra></extra>"))
+    fig.update_xaxes(title="position", dtick=1, showgrid=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False)
+    note = " (bold: ground-truth positions)" if mask is not None and np.any(_array(mask)) else ""
+    return finish(fig, (title or "") + note or None, height=170)
+
+
+def _words(x, vocab) -> list[str]:
+    ids = _array(x).astype(int).reshape(-1)
+    if vocab is not None and len(ids) and not (0 <= ids.min() and ids.max() < len(vocab)):
+        raise InputError(f"token ids must lie in [0, {len(vocab) - 1}] for a vocabulary of {len(vocab)}")
+    return [vocab[i] if vocab is not None else str(i) for i in ids]
+
+
+def attribution_view(x, values, modality: str, *, title: str | None = None, feature_names=None,
+                     vocab=None, truth=None, label: str = "attribution") -> go.Figure:
+    """The right attribution view of one sample for its modality: ``image``, ``tabular``
+    or ``tokens``."""
+    if modality == "image":
+        return attribution_image(x, values, title, mask=truth, label=label)
+    if modality == "tabular":
+        names = feature_names if feature_names is not None else [f"x{i}" for i in range(_array(x).size)]
+        return attribution_bars(values, names, title, label=label)
+    if modality == "tokens":
+        return attribution_tokens(values, _words(x, vocab), title, mask=truth, label=label)
+    raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
+
+
+def _check_grid(inputs, attributions: Sequence[Attribution], titles) -> np.ndarray:
+    x = _array(inputs)
+    if not attributions:
+        raise InputError("the comparison grid needs at least one attribution")
+    for a in attributions:
+        if tuple(a.values.shape) != x.shape:
+            raise InputError(f"{a.method}: attributions shaped {tuple(a.values.shape)} for inputs {x.shape}; "
+                             "expected one attribution per input")
+    if titles is not None and len(titles) != len(x):
+        raise InputError(f"got {len(titles)} sample titles for {len(x)} samples")
+    return x
+
+
+def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str, *,
+                     sample_titles: Sequence[str] | None = None, title: str | None = None,
+                     feature_names=None, vocab=None, truth=None) -> go.Figure:
+    """Methods × samples: each row one :class:`Attribution` of the same ``inputs`` (a batch),
+    each map scaled to its own largest magnitude (hover shows raw values). Images show
+    the inputs in a first row; tokens and table rows show one heatmap per sample with a
+    row per method."""
+    x = _check_grid(inputs, attributions, sample_titles)
+    n = len(x)
+    titles = list(sample_titles) if sample_titles is not None else [f"sample {i}" for i in range(n)]
+    masks = [None] * n if truth is None else list(_array(truth))
+    if modality == "image":
+        return _image_grid(x, attributions, titles, masks, title)
+    if modality not in ("tokens", "tabular"):
+        raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
+    labels = [a.label for a in attributions]
+    fig = make_subplots(rows=n, cols=1, subplot_titles=titles, vertical_spacing=0.5 / max(n, 1) if n > 1 else 0)
+    for i in range(n):
+        raw = np.stack([_array(a.values[i]).astype(float).reshape(-1) for a in attributions])
+        scaled = raw / np.array([_bound(r) for r in raw])[:, None]
+        if modality == "tokens":
+            words = _token_text(_words(x[i], vocab), masks[i])
+            cols, text = list(range(len(words))), [words] * len(attributions)
+        else:
+            cols = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(raw.shape[1])]
+            text = None
+        fig.add_trace(go.Heatmap(
+            z=scaled, x=cols, y=labels, customdata=raw, text=text, coloraxis="coloraxis", xgap=2, ygap=2,
+            texttemplate="%{text}" if text else None,
+            hovertemplate="%{y}<br>%{x}: %{customdata:.4g}<extra></extra>"), row=i + 1, col=1)
+        fig.update_yaxes(autorange="reversed", type="category", row=i + 1, col=1)
+        fig.update_xaxes(type="category", tickangle=-50 if modality == "tabular" else 0, row=i + 1, col=1,
+                         showticklabels=modality == "tabular" or i == n - 1)
+    fig.update_layout(coloraxis=dict(colorscale=DIVERGING_SCALE, cmin=-1, cmax=1, cmid=0,
+                                     colorbar=dict(title="attribution /<br>max |attribution|", thickness=12)))
+    per = 40 + 26 * len(attributions) + (130 if modality == "tabular" else 20)
+    note = " (bold: ground-truth positions)" if modality == "tokens" and truth is not None else ""
+    return finish(fig, (title or "") + note or None, height=60 + per * n, margin=dict(l=190, r=20, t=60, b=40))
+
+
+def _image_grid(x, attributions, titles, masks, title) -> go.Figure:
+    rows, cols = len(attributions) + 1, len(x)
+    cell_titles = titles + [""] * (cols * (rows - 1))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=cell_titles,
+                        horizontal_spacing=0.015, vertical_spacing=0.02 + 0.02 / rows)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    for c in range(cols):
+        for r in range(rows):
+            base, _ = _image_traces(x[c], masks[c], lo, hi, mask_color=MASK_COLOR)
+            traces = [base[0]]
+            if r > 0:
+                a = attributions[r - 1]
+                raw = _map(a.values[c], _to_hw(x[c])[0].shape[:2])
+                traces.append(_overlay(raw / _bound(raw), 1.0, coloraxis="coloraxis", raw=raw, label=a.method))
+            traces += base[1:]
+            for t in traces:
+                fig.add_trace(t, row=r + 1, col=c + 1)
+            _image_axes(fig, r + 1, c + 1)
+    for r, a in enumerate(attributions, start=2):
+        fig.update_yaxes(title_text=a.label.replace(" (", "<br>("), title_font=dict(size=11), row=r, col=1)
+    fig.update_yaxes(title_text="input", title_font=dict(size=11), row=1, col=1)
+    fig.update_layout(coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=-1, cmax=1, cmid=0,
+                                     colorbar=dict(title="attribution /<br>max |attribution|", thickness=12)))
+    cell = 120 if cols <= 5 else 90
+    return finish(fig, title, height=80 + cell * rows, width=None if cols > 3 else 170 + cell * cols + 140,
+                  margin=dict(l=120, r=20, t=70, b=20))
+
+
+def attribution_summary(attributions: Sequence[Attribution], sample_titles: Sequence[str],
+                        truth=None, title: str | None = None) -> go.Figure:
+    """The numbers beside the grid, one row per method and sample: target, score,
+    sum of attributions, completeness gap (where the method defines one), the share of
+    attribution magnitude on ground-truth positions (where known) and the time taken."""
+    header = ["method", "sample", "target", "score", "Σ attribution", "completeness gap", "on ground truth", "ms"]
+    rows = []
+    masks = None if truth is None else _array(truth).astype(bool)
+    for a in attributions:
+        v = _array(a.values).astype(float).reshape(len(a.values), -1)
+        for i, name in enumerate(sample_titles):
+            share = ""
+            if masks is not None:
+                m = masks[i].reshape(-1)
+                mag = np.abs(v[i])
+                if m.size == mag.size and mag.sum() > 0:
+                    share = f"{mag[m].sum() / mag.sum():.0%} (area {m.mean():.0%})"
+            delta = "" if a.delta is None else f"{float(a.delta[i]):+.3g}"
+            rows.append([a.method, str(name), str(int(a.target[i])), f"{float(a.score[i]):.4g}",
+                         f"{v[i].sum():.4g}", delta, share, f"{a.seconds * 1e3:.0f}"])
+    keep = [j for j in range(len(header)) if any(r[j] for r in rows)]
+    cells = [[r[j] for r in rows] for j in keep]
+    fig = go.Figure(go.Table(
+        header=dict(values=[f"<b>{header[j]}</b>" for j in keep], fill_color="#eef2f7", align="left"),
+        cells=dict(values=cells, align="left", height=TABLE_ROW - 4)))
+    return finish(fig, title, height=table_height(len(rows), title=bool(title)))
+
+
+__all__ = ["attribution_image", "attribution_bars", "attribution_tokens", "attribution_view",
+           "attribution_grid", "attribution_summary", "OVERLAY_SCALE"]
