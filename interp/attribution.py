@@ -4,18 +4,20 @@
     interp.explain(model, x, target, method="occlusion")   # an Attribution: values, target, score, delta
     interp.methods()                                       # {name: one-line description}
 
-Captum does the work for SmoothGrad (``NoiseTunnel``), integrated gradients, guided
-backprop, DeepLIFT, occlusion and Grad-CAM. What this module adds: one way to give
-a target (:func:`interp._checks.resolve_target`), input checks with clear errors,
-token models explained through their embedding layer (one score per token),
-Grad-CAM upsampled to the input, and a model left exactly as it was (hooks,
-parameters, gradients, train/eval mode), also after an error.
+Captum does the work for integrated gradients, guided backprop, DeepLIFT, occlusion
+and Grad-CAM. What this module adds: one way to give a target
+(:func:`interp._checks.resolve_target`), input checks with clear errors, token
+models explained through their embedding layer (one score per token), Grad-CAM
+upsampled to the input, and a model left exactly as it was (hooks, attributes,
+parameters, buffers, gradients, train/eval mode), also after an error. Analyses run
+one at a time in the process (Captum's hooks live on the modules).
 
-``gradient``, ``saliency`` and ``input_x_gradient`` are one autograd call on the
-forward pass that also resolves the target. Captum's wrappers for them add about
-0.6 ms of Python per call (1.55x forward+backward on the zoo CNN at batch 128, over
-our 1.2 target), so these three are computed here; the tests check them against
-Captum's ``Saliency`` and ``InputXGradient``.
+Written here instead: ``gradient``, ``saliency`` and ``input_x_gradient`` are one
+autograd call on the forward pass that also resolves the target (Captum's wrappers
+add about 0.6 ms of Python per call, 1.55x forward+backward on the zoo CNN at batch
+128, over our 1.2 target; the tests check them against Captum's ``Saliency`` and
+``InputXGradient``); ``smoothgrad`` draws its noise per sample (see
+:func:`_smoothgrad` for why Captum's ``NoiseTunnel`` does not fit).
 
 Adding a method is one :class:`Method` entry in ``METHODS`` plus its test.
 """
@@ -28,7 +30,6 @@ import math
 import threading
 import time
 import warnings
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -176,14 +177,19 @@ class _Scores(nn.Module):
 
 class _ThroughEmbedding(nn.Module):
     """``model(tokens)`` with the output of the embedding layer replaced by ``e``: a model of
-    the embeddings, which gradients and baselines are defined for."""
+    the embeddings, which gradients and baselines are defined for. With ``by_identity``
+    only the call that reads the token tensor itself is replaced (the same layer may also
+    embed other ids, e.g. a class token); otherwise the layer's one call."""
 
-    def __init__(self, model: nn.Module, layer: str):
+    def __init__(self, model: nn.Module, layer: str, by_identity: bool):
         super().__init__()
-        self.model, self.layer = model, layer
+        self.model, self.layer, self.by_identity = model, layer, by_identity
 
     def forward(self, e: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        with intervene(self.model, [self.layer], lambda _name, _args, _out: e):
+        def replace(_name, args, _out):
+            return e if not self.by_identity or (args and args[0] is tokens) else None
+
+        with intervene(self.model, [self.layer], replace):
             return scores_of(self.model(tokens))
 
 
@@ -210,7 +216,7 @@ def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bo
             raise InputError(f"embedding={embedding!r} applies to token-id inputs; the input is "
                              f"{str(x.dtype).replace('torch.', '')}, attributed directly")
         inputs = x.detach().requires_grad_(graph)  # a new leaf sharing x's storage; x is untouched
-        with torch.set_grad_enabled(graph):
+        with torch.enable_grad():  # the same code path as the methods' own passes (no inference fast paths)
             out = scores_of(run_model(model, inputs))
         return _Space(model, _Scores(model), inputs, None, out.detach(), out if graph else None, None)
     if x.is_complex() or x.dtype == torch.bool:
@@ -228,7 +234,7 @@ def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bo
         seen[name] = output.detach().clone().requires_grad_(graph)
         return seen[name]
 
-    with intervene(model, candidates, take), torch.set_grad_enabled(graph):
+    with intervene(model, candidates, take), torch.enable_grad():
         out = scores_of(run_model(model, x, "input of token ids"))
     if len(seen) != 1:
         what = "none of them" if not seen else f"{len(seen)} of them ({', '.join(seen)})"
@@ -238,7 +244,8 @@ def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bo
     if not e.is_floating_point() or e.shape[:x.ndim] != x.shape:
         raise InputError(f"embedding layer {name!r} gives {tuple(e.shape)} for token ids {tuple(x.shape)}; "
                          "expected one vector per token")
-    return _Space(model, _ThroughEmbedding(model, name), e, (x,), out.detach(), out if graph else None, name)
+    return _Space(model, _ThroughEmbedding(model, name, by_identity=embedding is None), e, (x,), out.detach(),
+                  out if graph else None, name)
 
 
 class _SummedTarget(nn.Module):
@@ -264,8 +271,8 @@ def _summed(space: _Space, target: torch.Tensor) -> tuple[nn.Module, tuple]:
 def _completeness_gap(space: _Space, target: torch.Tensor, values: torch.Tensor,
                       reference: torch.Tensor) -> torch.Tensor:
     """Σ values − (f(x) − f(baseline)) per sample, from one forward pass on the baseline."""
-    with torch.no_grad():
-        at_reference = space.forward(reference, *(space.extra or ())).gather(1, target[:, None])[:, 0]
+    with torch.enable_grad():  # the path the attributions took (no inference fast paths)
+        at_reference = space.forward(reference, *(space.extra or ())).detach().gather(1, target[:, None])[:, 0]
     at_input = space.scores.gather(1, target[:, None])[:, 0]
     return values.detach().flatten(1).sum(1) - (at_input - at_reference)
 
@@ -290,6 +297,7 @@ def _reference(space: _Space, baseline) -> torch.Tensor:
     if isinstance(baseline, (int, float)):
         return torch.full_like(inputs, float(baseline))
     b = baseline.detach().to(device=inputs.device, dtype=inputs.dtype)
+    check_finite(b, "the baseline")
     try:
         return torch.broadcast_to(b, inputs.shape).clone()
     except RuntimeError:
@@ -318,18 +326,34 @@ def _input_x_gradient(space, target, opts):
 
 
 def _smoothgrad(space, target, opts):
-    from captum.attr import NoiseTunnel, Saliency
+    """Smilkov et al. 2017: the mean gradient over copies ``x + N(0, sigma^2)``, where sigma is
+    ``noise`` times the sample's own value range (max - min; 1 for a constant sample).
 
+    Written here rather than with Captum's ``NoiseTunnel``, which takes one sigma for the
+    whole batch and draws the noise of all samples in one call, so that a sample's map
+    changes with the batch it is in (a report's grid and the dashboard's single sample
+    disagreed). Here one noise pattern is drawn from a generator seeded with ``seed``
+    (the global random state is not touched) and scaled per sample, so a sample gets
+    the same map alone or in any batch."""
     inputs = space.inputs.detach()
-    spread = float(inputs.max() - inputs.min()) or 1.0
-    per_eval = max(1, ROWS_PER_EVAL // len(inputs))
-    forward, extra = _summed(space, target)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(opts["seed"])
-        values = NoiseTunnel(Saliency(forward)).attribute(
-            inputs.requires_grad_(), nt_type="smoothgrad", nt_samples=opts["samples"],
-            nt_samples_batch_size=min(opts["samples"], per_eval), stdevs=opts["noise"] * spread,
-            additional_forward_args=extra, abs=False)
+    n, shape, k = len(inputs), inputs.shape[1:], opts["samples"]
+    flat = inputs.flatten(1)
+    spread = flat.max(1).values - flat.min(1).values
+    sigma = opts["noise"] * torch.where(spread > 0, spread, torch.ones_like(spread))
+    pattern = torch.randn((k, *shape), generator=torch.Generator().manual_seed(opts["seed"]),
+                          dtype=inputs.dtype).to(inputs.device)
+    values = torch.empty_like(inputs)
+    rows = max(1, ROWS_PER_EVAL // k)  # samples per forward pass
+    for start in range(0, n, rows):
+        part = slice(start, start + rows)
+        m = len(inputs[part])
+        scale = sigma[part].view(m, 1, *([1] * len(shape)))
+        noisy = (inputs[part, None] + scale * pattern[None]).reshape(m * k, *shape).requires_grad_(True)
+        extra = tuple(a[part].repeat_interleave(k, 0) for a in space.extra or ())
+        with torch.enable_grad():
+            scores = space.forward(noisy, *extra).gather(1, target[part].repeat_interleave(k)[:, None])
+            grads = torch.autograd.grad(scores.sum(), noisy)[0]
+        values[part] = grads.view(m, k, *shape).mean(1)
     return values, None
 
 
@@ -365,9 +389,16 @@ def _guided_backprop(space, target, opts):
 def _deeplift(space, target, opts):
     from captum.attr import DeepLift
 
-    values, delta = DeepLift(space.forward).attribute(
-        space.inputs.detach().requires_grad_(), baselines=_reference(space, opts["baseline"]),
-        target=target, additional_forward_args=space.extra, return_convergence_delta=True)
+    try:
+        values, delta = DeepLift(space.forward).attribute(
+            space.inputs.detach().requires_grad_(), baselines=_reference(space, opts["baseline"]),
+            target=target, additional_forward_args=space.extra, return_convergence_delta=True)
+    except RuntimeError as exc:
+        if "used more than once" not in str(exc):
+            raise
+        raise InterpError("deeplift needs each activation module (ReLU, Sigmoid, ...) to be called once per "
+                          "forward, and this model calls one several times; give each use its own module, "
+                          "or choose another method") from None
     return values, delta
 
 
@@ -399,6 +430,9 @@ def _windows(space: _Space, opts: dict) -> tuple[tuple[int, ...], tuple[int, ...
         raise InputError(f"occlusion window {window} is larger than the input {positions}; expected at most "
                          f"the input's size in every dimension")
     stride = expand(opts["stride"], "stride", max(1, min(window) // 2))
+    if any(st > w for st, w, p in zip(stride, window, positions) if w < p):
+        raise InputError(f"occlusion stride {stride} is larger than the window {window}: positions between "
+                         "windows would never be occluded; expected a stride of at most the window")
     return window, stride, positions
 
 
@@ -495,7 +529,7 @@ def _grad_cam(space, target, opts, x: torch.Tensor):
     up = LayerAttribution.interpolate(maps.detach(), size, interpolate_mode=mode)
     if space.tokens or x.ndim == 2:
         return up[:, 0], None
-    return up.expand(-1, x.shape[1], *size), None
+    return up.expand(-1, x.shape[1], *size).contiguous(), None  # the same map in every channel
 
 
 @dataclass(frozen=True)
@@ -584,16 +618,11 @@ def _options(method: Method, given: dict) -> dict:
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 _HOOK_DICTS = _HOOKS + ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_of(model: nn.Module) -> threading.RLock:
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = _LOCKS[model] = threading.RLock()
-        return lock
+_CAPTUM_ATTRIBUTES = ("input", "output", "input_ref")  # what DeepLIFT stores on modules while it runs
+# One analysis at a time in the process: Captum's hooks live on modules, and the modules of
+# one model are reached through many wrappers (objectives, embedding views), so a lock per
+# object would not keep two threads apart.
+_ANALYSIS_LOCK = threading.RLock()
 
 
 def _from_captum(hook) -> bool:
@@ -601,22 +630,32 @@ def _from_captum(hook) -> bool:
     return (getattr(fn, "__module__", "") or "").startswith("captum")
 
 
+def _refuse_batch_statistics(model: nn.Module) -> None:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise InterpError(f"module {name or 'model'!r} ({type(m).__name__}) is in train mode: it normalises "
+                              "with the statistics of the batch, so one sample's attribution would depend "
+                              "on the others (and its running statistics would move); call model.eval() first")
+
+
 @contextlib.contextmanager
 def as_found(model: nn.Module):
-    """Run the body as the only analysis of ``model`` (one at a time per model: Captum's
-    hooks live on the modules, so two threads must not interleave), then put back what
-    Captum may have changed: hooks it left on any module are removed, and every module's
-    train/eval mode and every parameter's ``requires_grad`` and ``.grad`` are restored
-    (also after an error). Hooks of other code (e.g. another thread's ``capture``) stay."""
-    with _lock_of(model):
+    """Run the body as the only analysis in the process, then put back what it may have
+    changed: hooks and attributes Captum left on any module are removed, and every
+    module's train/eval mode, every buffer (e.g. running statistics) and every
+    parameter's ``requires_grad`` and ``.grad`` are restored (also after an error).
+    Hooks of other code (e.g. another thread's ``capture``) stay."""
+    with _ANALYSIS_LOCK:
         modules = list(model.modules())
         hooks = [{a: set(getattr(m, a, None) or {}) for a in _HOOKS} for m in modules]
+        attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
         modes = [m.training for m in modules]
         params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+        buffers = [(b, b.detach().clone()) for b in model.buffers()]
         try:
             yield
         finally:
-            for m, before, mode in zip(modules, hooks, modes):
+            for m, before, had, mode in zip(modules, hooks, attributes, modes):
                 for a in _HOOKS:
                     stale = [k for k, h in (getattr(m, a, None) or {}).items()
                              if k not in before[a] and _from_captum(h)]
@@ -624,6 +663,9 @@ def as_found(model: nn.Module):
                         for d in (getattr(m, name, None) for name in _HOOK_DICTS):
                             if isinstance(d, dict):
                                 d.pop(k, None)
+                for a in _CAPTUM_ATTRIBUTES:
+                    if a not in had and a in m.__dict__:
+                        del m.__dict__[a]
                 if m.training != mode:
                     m.training = mode
             for p, flag, grad in params:
@@ -631,6 +673,10 @@ def as_found(model: nn.Module):
                     p.requires_grad_(flag)
                 if p.grad is not grad:
                     p.grad = grad
+            with torch.no_grad():
+                for b, value in buffers:
+                    if not torch.equal(b, value):
+                        b.copy_(value)
 
 
 # ---------------------------------------------------------------------------- the verb
@@ -658,17 +704,22 @@ def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str =
     if not m.graph:
         importlib.import_module("captum.attr")  # imported on first use, kept out of the timing
     start = time.perf_counter()
+    _refuse_batch_statistics(model)
     with as_found(model):
         space = _prepare(model, x, embedding, m.graph)
         t = resolve_target(target, space.scores)
         args = (space, t, opts, x) if m.needs_input else (space, t, opts)
-        values, delta = m.compute(*args)
+        try:
+            values, delta = m.compute(*args)
+        except AssertionError as exc:  # Captum checks its arguments with asserts
+            raise InputError(f"{m.name}: {exc}") from exc
     values = values.detach()
     if space.tokens and m.per_token != "none":
         values = values.sum(-1) if m.per_token == "sum" else values.mean(-1)
     if values.shape != x.shape:  # a method that broke the contract: say so instead of returning it
         raise RuntimeError(f"{m.name} returned {tuple(values.shape)} for an input of {tuple(x.shape)}")
-    return Attribution(method=m.name, values=values.float(), target=t,
+    return Attribution(method=m.name, values=values.to(x.dtype if x.is_floating_point() else torch.float32),
+                       target=t,
                        score=space.scores.gather(1, t[:, None])[:, 0],
                        delta=None if delta is None else delta.detach().reshape(-1),
                        options=opts, embedding=space.embedding, seconds=time.perf_counter() - start)

@@ -67,8 +67,9 @@ def objective(entry: Entry, key: str | None) -> Objective:
 
 
 def _latent_size(entry: Entry) -> int:
+    encoder = entry.parts["encoder"]  # the entry's own (the private copy may be under analysis)
     with torch.no_grad():
-        return int(explained_model(entry, "latent")(entry.test[0][:1]).shape[1])
+        return int((OutputPart(encoder, 0) if entry.kind == "vae" else encoder)(entry.test[0][:1]).shape[1])
 
 
 def _private_full(entry: Entry) -> nn.Module:
@@ -134,8 +135,13 @@ def inputs(entry: Entry, index: int) -> tuple[torch.Tensor, list[str], torch.Ten
         g = index % len(images)
         return torch.cat([x[index:index + 1], images[g:g + 1]]), [f"real #{index}", f"generated #{g}"], None
     label = f"#{index}"
-    if entry.card.get("classes"):
-        label += f" ({entry.card['classes'][int(y[index])]})"
+    classes = entry.card.get("classes")
+    if entry.is_classifier:
+        true, predicted = int(y[index]), int(entry.predict(x[index:index + 1])[0].argmax())
+        label += (f": {classes[true]} ✓" if true == predicted
+                  else f": {classes[true]} → {classes[predicted]} ✗")
+    elif classes:
+        label += f" ({classes[int(y[index])]})"
     return x[index:index + 1], [label], truth
 
 

@@ -30,6 +30,15 @@ GRID = "sal-grid"
 SUMMARY = "sal-summary"
 
 DEFAULT_STEPS, DEFAULT_SAMPLES, DEFAULT_NOISE = 32, 25, 0.15
+MAX_STEPS, MAX_SAMPLES, MAX_NOISE = 512, 200, 2.0
+
+
+def _clamp(value, default, lo, hi, kind):
+    """``value`` as ``kind`` within [lo, hi]; ``default`` when it is missing or not a number."""
+    try:
+        return kind(min(max(kind(value), lo), hi))
+    except (TypeError, ValueError):
+        return default
 
 
 def _number(id_: str, value, **kw) -> html.Div:
@@ -47,10 +56,10 @@ def layout() -> html.Div:
             html.Div(dcc.Dropdown(id=OBJECTIVE, clearable=False), className="objective-picker"),
             html.Label("target", htmlFor=TARGET),
             html.Div(dcc.Dropdown(id=TARGET, clearable=False), className="target-picker"),
-            html.Label("IG steps", htmlFor=STEPS), _number(STEPS, DEFAULT_STEPS, min=1, max=512, step=1),
+            html.Label("IG steps", htmlFor=STEPS), _number(STEPS, DEFAULT_STEPS, min=1, max=MAX_STEPS, step=1),
             html.Label("SmoothGrad samples", htmlFor=SAMPLES),
-            _number(SAMPLES, DEFAULT_SAMPLES, min=1, max=200, step=1),
-            html.Label("noise", htmlFor=NOISE), _number(NOISE, DEFAULT_NOISE, min=0, max=2, step=0.05),
+            _number(SAMPLES, DEFAULT_SAMPLES, min=1, max=MAX_SAMPLES, step=1),
+            html.Label("noise", htmlFor=NOISE), _number(NOISE, DEFAULT_NOISE, min=0, max=MAX_NOISE, step=0.05),
             html.Label("occlusion window", htmlFor=WINDOW),
             _number(WINDOW, None, min=1, step=1, placeholder="auto"),
             html.Label("Grad-CAM layer", htmlFor=LAYER),
@@ -111,11 +120,11 @@ def register(app) -> None:
         obj = next((o for o in saliency.objectives(entry) if o.key == key), saliency.objectives(entry)[0])
         if target not in [v for _, v in obj.targets]:
             target = obj.targets[0][1]
-        options = {
-            "integrated_gradients": {"steps": int(steps or DEFAULT_STEPS)},
-            "smoothgrad": {"samples": int(samples or DEFAULT_SAMPLES),
-                           "noise": float(noise if noise is not None else DEFAULT_NOISE)},
-            "occlusion": {"window": int(window)} if window else {},
+        options = {  # clamped here too: a browser's min/max are only a hint
+            "integrated_gradients": {"steps": _clamp(steps, DEFAULT_STEPS, 1, MAX_STEPS, int)},
+            "smoothgrad": {"samples": _clamp(samples, DEFAULT_SAMPLES, 1, MAX_SAMPLES, int),
+                           "noise": _clamp(noise, DEFAULT_NOISE, 0.0, MAX_NOISE, float)},
+            "occlusion": {"window": _clamp(window, 1, 1, 10_000, int)} if window else {},
             "grad_cam": {"layer": layer} if layer else {},
         }
         index = int(current["index"])

@@ -4,6 +4,7 @@ gradients on every zoo classifier."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import pytest
@@ -117,8 +118,11 @@ def test_integrated_gradients_on_a_smooth_model_is_complete_per_sample():
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_integrated_gradients_completeness_on_every_zoo_classifier(name):
-    """Σ attribution = f(x) - f(baseline) within 1% (of Σ|f(x) - f(baseline)| over the test set,
-    64 steps). Checked against forward passes, not against Captum's own delta."""
+    """Σ attribution = f(x) - f(baseline) within 1% at 64 steps, measured over the test set
+    (Σ|error| against Σ|f(x) - f(baseline)|, and the median sample); checked against forward
+    passes, not against the method's own delta. Single samples whose path is steep (the
+    transformer's, or any with f(x) close to f(baseline)) need more steps: the worst five
+    are checked to converge at 2048."""
     entry = zoo.load(name)
     x = entry.test[0]
     a = interp.explain(entry.model, x, "predicted", "integrated_gradients", steps=64)
@@ -135,6 +139,10 @@ def test_integrated_gradients_completeness_on_every_zoo_classifier(name):
     assert err.sum() <= 0.01 * gap.abs().sum(), float(err.sum() / gap.abs().sum())
     assert err.median() <= 0.01 * gap.abs().median()
     assert torch.allclose(err, a.delta.abs(), atol=1e-3)
+    # per sample the error is the quadrature's: the worst samples converge with more steps
+    worst = err.argsort(descending=True)[:5]
+    fine = interp.explain(model, x[worst], a.target[worst], "integrated_gradients", steps=2048)
+    assert ((fine.values.flatten(1).sum(1) - gap[worst]).abs() <= 0.01 * gap[worst].abs() + 1e-3).all()
 
 
 # ---------------------------------------------------------------- guided backprop, DeepLIFT
@@ -382,28 +390,28 @@ def test_the_model_is_left_as_found_after_every_method(method):
     assert model.training and torch.equal(model[4].weight.grad, torch.ones_like(model[4].weight))
 
 
-class FailsUnderAutograd(nn.Module):
-    """Raises in Captum's forward passes (which run with autograd on), after its hooks are in
-    place; the library's own first pass runs without autograd and succeeds."""
+class FailsInsideCaptum(nn.Module):
+    """Raises in the forward passes Captum runs (after its hooks are in place); the library's
+    own passes succeed."""
 
     def __init__(self):
         super().__init__()
         self.net = _tiny_cnn()
 
     def forward(self, x):
-        out = self.net(x)
-        if torch.is_grad_enabled():
+        if any("captum" in frame.filename for frame in inspect.stack()):
             raise RuntimeError("boom")
-        return out
+        return self.net(x)
 
 
-@pytest.mark.parametrize("method", ["guided_backprop", "deeplift", "integrated_gradients", "smoothgrad", "grad_cam"])
+@pytest.mark.parametrize("method", ["guided_backprop", "deeplift", "integrated_gradients", "occlusion", "grad_cam"])
 def test_the_model_is_left_as_found_after_an_error(method):
-    model = FailsUnderAutograd()
+    model = FailsInsideCaptum()
     before = snapshot(model)
     with pytest.raises(RuntimeError, match="boom"):
-        interp.attribute(model, torch.rand(2, 1, 4, 4), 0, method, **({"samples": 4} if method == "smoothgrad" else {}))
+        interp.attribute(model, torch.rand(2, 1, 4, 4), 0, method)
     assert_untouched(model, before)
+    assert not any(a in m.__dict__ for m in model.modules() for a in ("input", "output", "input_ref"))
 
 
 def test_as_found_removes_hooks_captum_forgot_and_only_those(tiny_mlp):
@@ -439,3 +447,190 @@ def test_analyses_of_one_model_run_one_at_a_time(tiny_mlp):
     for t in threads:
         t.join()
     assert overlaps == [0, 0, 0, 0]
+
+
+# ---------------------------------------------------------------- found in review: state, threads, reuse
+
+class CountsCalls(nn.Module):
+    """A model whose forward changes a buffer, like BatchNorm's running statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _one_hidden_layer()
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "deeplift", "smoothgrad"])
+def test_buffers_are_restored(method):
+    model = CountsCalls()
+    interp.attribute(model, torch.randn(3, 4), 0, method)
+    assert float(model.calls) == 0
+
+
+def test_batch_norm_in_train_mode_is_refused():
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).train()
+    before = snapshot(model)
+    with pytest.raises(InterpError, match=r"'1' \(BatchNorm1d\) is in train mode.*model.eval\(\)"):
+        interp.attribute(model, torch.randn(5, 4), 0, "integrated_gradients")
+    assert_untouched(model, before)
+    model.eval()
+    interp.attribute(model, torch.randn(5, 4), 0, "integrated_gradients")
+    assert_untouched(model, snapshot(model.eval()))
+    for k, v in before["params"].items():  # running statistics unchanged
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_threads_with_their_own_wrappers_do_not_disturb_each_other():
+    """The dashboard wraps the same modules anew on every request (objectives), from threads."""
+    import threading
+
+    torch.manual_seed(0)
+    ae = nn.Sequential(nn.Linear(6, 3), nn.ReLU(), nn.Linear(3, 6), nn.Sigmoid())
+    x = torch.rand(4, 6)
+    methods = ["deeplift", "guided_backprop", "integrated_gradients"]
+    expected = {m: interp.attribute(ReconstructionError(ae), x, 0, m) for m in methods}
+    problems = []
+
+    def work(method):
+        for _ in range(15):
+            try:
+                got = interp.attribute(ReconstructionError(ae), x, 0, method)
+                if not torch.allclose(got, expected[method], atol=1e-6):
+                    problems.append(f"{method}: different result")
+            except Exception as exc:  # noqa: BLE001  (any error is the failure we look for)
+                problems.append(f"{method}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in methods]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
+    assert hooks_left(ae) == 0
+
+
+class ClassToken(nn.Module):
+    """Embeds a class token with the same layer that embeds the input tokens."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(6, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, tokens):
+        cls = self.embedding(torch.zeros(len(tokens), 1, dtype=torch.long))
+        return self.head(torch.tanh(torch.cat([cls, self.embedding(tokens)], 1)).mean(1))
+
+
+def test_only_the_tokens_call_of_a_shared_embedding_is_attributed():
+    model = ClassToken()
+    tokens = torch.tensor([[1, 2, 3], [4, 5, 1]])
+    a = interp.explain(model, tokens, 1, "integrated_gradients", steps=128)
+
+    def zero_tokens(_name, args, out):
+        return torch.zeros_like(out) if args[0] is tokens else None
+
+    with torch.no_grad():
+        with intervene(model, ["embedding"], zero_tokens):
+            at_baseline = model(tokens)[:, 1]
+        gap = model(tokens)[:, 1] - at_baseline
+    assert torch.allclose(a.values.sum(1), gap, atol=1e-5)
+    assert a.delta.abs().max() < 1e-5
+
+
+def test_token_occlusion_is_the_drop_when_a_token_is_zeroed():
+    model = TinyTokens()
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    a = interp.attribute(model, tokens, 0, "occlusion")
+    with torch.no_grad():
+        full = model(tokens)[0, 0]
+        for i in range(4):
+            def zero_i(_name, _args, out, i=i):
+                out = out.clone()
+                out[:, i] = 0
+                return out
+
+            with intervene(model, ["embedding"], zero_i):
+                assert torch.isclose(a[0, i], full - model(tokens)[0, 0], atol=1e-6)
+
+
+def test_smoothgrad_of_a_relu_unit_matches_the_analytic_expectation():
+    """For f(x) = relu(w.x) the mean gradient under N(0, s^2) noise is Phi(w.x / (s |w|)) w."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 1, bias=False), nn.ReLU())
+    x = torch.tensor([[0.3, -0.2, 0.5, 0.1, -0.4], [1.0, 0.0, -1.0, 0.5, 0.2]])
+    w = model[0].weight[0].detach()
+    noise, k = 0.2, 4000
+    got = interp.attribute(model, x, 0, "smoothgrad", noise=noise, samples=k)
+    s = noise * (x.max(1).values - x.min(1).values)
+    p = torch.distributions.Normal(0, 1).cdf((x @ w) / (s * w.norm()))
+    expected = p[:, None] * w
+    assert torch.allclose(got, expected, atol=4 * float(w.abs().max()) * (0.25 / k) ** 0.5)
+    alone = interp.attribute(model, x[1:], 0, "smoothgrad", noise=noise, samples=k)
+    assert torch.allclose(got[1:], alone, atol=1e-6)  # a sample's map does not depend on its batch
+
+
+def test_more_bad_input_gets_clear_errors(tiny_mlp):
+    x = torch.randn(3, 4)
+    with pytest.raises(InputError, match="stride"):
+        interp.attribute(tiny_mlp, x, 0, "occlusion", window=1, stride=3)
+    with pytest.raises(InputError, match="the baseline holds 1 NaN"):
+        interp.attribute(tiny_mlp, x, 0, "integrated_gradients", baseline=torch.tensor([0, float("nan"), 0, 0]))
+    relu = nn.ReLU()
+    shared = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu, nn.Linear(4, 2))
+    with pytest.raises(InterpError, match="called once per forward"):
+        interp.attribute(shared, x, 0, "deeplift")
+    assert hooks_left(shared) == 0
+    with pytest.raises(InputError, match="empty"):
+        interp.attribute(tiny_mlp, torch.randn(0, 4), 0, "gradient")
+    with pytest.raises(InputError, match="bool"):
+        interp.attribute(tiny_mlp, torch.ones(2, 4, dtype=torch.bool), 0, "gradient")
+
+
+def test_results_keep_the_input_dtype_and_own_their_memory():
+    model = _tiny_cnn().double()
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    for method in ("gradient", "grad_cam", "integrated_gradients"):
+        values = interp.attribute(model, x, 0, method)
+        assert values.dtype == torch.float64 and values.is_contiguous()
+        values += 1  # a plain tensor the caller may change
+
+
+class PaddedEncoder(nn.Module):
+    """A user's nn.TransformerEncoder classifier with a padding mask (id 0 is padding)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(10, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        pad = tokens == 0
+        h = self.encoder(self.embedding(tokens), src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).float()
+        return self.head((h * keep).sum(1) / keep.sum(1))
+
+
+def test_scores_come_from_the_path_the_attributions_take():
+    """nn.TransformerEncoder takes an inference fast path without autograd; the score, the
+    predicted target and the completeness gap must come from the autograd path."""
+    model = PaddedEncoder().eval()
+    tokens = torch.tensor([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]])
+    # a token baseline: from a zero embedding the post-norm layers' path is too steep for 64 steps
+    a = interp.explain(model, tokens, "predicted", "integrated_gradients", steps=64, baseline=1)
+    with torch.enable_grad():
+        out = model(tokens).detach()
+        at_baseline = model(torch.where(tokens == 0, 0, 1)).detach()  # padding stays padding
+    assert torch.allclose(a.score, out[torch.arange(2), a.target], atol=1e-6)
+    assert torch.equal(a.target, out.argmax(1))
+    assert a.values.shape == tokens.shape
+    gap = (out - at_baseline)[torch.arange(2), a.target]
+    assert torch.allclose(a.values.sum(1), gap, atol=0.01 * float(gap.abs().max()))
