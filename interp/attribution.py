@@ -342,19 +342,18 @@ def _smoothgrad(space, target, opts):
     sigma = opts["noise"] * torch.where(spread > 0, spread, torch.ones_like(spread))
     pattern = torch.randn((k, *shape), generator=torch.Generator().manual_seed(opts["seed"]),
                           dtype=inputs.dtype).to(inputs.device)
-    values = torch.empty_like(inputs)
-    rows = max(1, ROWS_PER_EVAL // k)  # samples per forward pass
-    for start in range(0, n, rows):
-        part = slice(start, start + rows)
-        m = len(inputs[part])
-        scale = sigma[part].view(m, 1, *([1] * len(shape)))
-        noisy = (inputs[part, None] + scale * pattern[None]).reshape(m * k, *shape).requires_grad_(True)
-        extra = tuple(a[part].repeat_interleave(k, 0) for a in space.extra or ())
+    sample = torch.arange(n, device=inputs.device).repeat_interleave(k)  # row r: sample[r] + noise copy[r]
+    copy = torch.arange(k, device=inputs.device).repeat(n)
+    total = torch.zeros_like(inputs)
+    for start in range(0, n * k, ROWS_PER_EVAL):  # bounded memory whatever n and k
+        i, c = sample[start:start + ROWS_PER_EVAL], copy[start:start + ROWS_PER_EVAL]
+        noisy = (inputs[i] + sigma[i].view(-1, *([1] * len(shape))) * pattern[c]).requires_grad_(True)
+        extra = tuple(a[i] for a in space.extra or ())
         with torch.enable_grad():
-            scores = space.forward(noisy, *extra).gather(1, target[part].repeat_interleave(k)[:, None])
+            scores = space.forward(noisy, *extra).gather(1, target[i][:, None])
             grads = torch.autograd.grad(scores.sum(), noisy)[0]
-        values[part] = grads.view(m, k, *shape).mean(1)
-    return values, None
+        total.index_add_(0, i, grads)
+    return total / k, None
 
 
 def _integrated_gradients(space, target, opts):
@@ -631,11 +630,15 @@ def _from_captum(hook) -> bool:
 
 
 def _refuse_batch_statistics(model: nn.Module) -> None:
+    """InterpError for a batch-norm module that normalises with the batch's own statistics
+    (train mode, or no running statistics): one sample's attribution would depend on the
+    others, and running statistics would move."""
     for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
-            raise InterpError(f"module {name or 'model'!r} ({type(m).__name__}) is in train mode: it normalises "
-                              "with the statistics of the batch, so one sample's attribution would depend "
-                              "on the others (and its running statistics would move); call model.eval() first")
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None):
+            why = "is in train mode" if m.training else "keeps no running statistics (track_running_stats=False)"
+            raise InterpError(f"module {name or 'model'!r} ({type(m).__name__}) {why}: it normalises with the "
+                              "statistics of the batch, so one sample's attribution would depend on the "
+                              "others; call model.eval() on a model with running statistics")
 
 
 @contextlib.contextmanager
@@ -644,17 +647,24 @@ def as_found(model: nn.Module):
     changed: hooks and attributes Captum left on any module are removed, and every
     module's train/eval mode, every buffer (e.g. running statistics) and every
     parameter's ``requires_grad`` and ``.grad`` are restored (also after an error).
-    Hooks of other code (e.g. another thread's ``capture``) stay."""
+    Hooks of other code (e.g. another thread's ``capture``) stay. While it runs,
+    attention's inference fast path is off, so every pass computes the same function."""
     with _ANALYSIS_LOCK:
-        modules = list(model.modules())
-        hooks = [{a: set(getattr(m, a, None) or {}) for a in _HOOKS} for m in modules]
+        modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones
+        hooks = [{a: set(getattr(m, a, None) or ()) for a in _HOOKS} for m in modules]
         attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
         modes = [m.training for m in modules]
-        params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-        buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
+        buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values() if b is not None]
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        # every pass of an analysis computes the same function: nn.MultiheadAttention's inference
+        # fast path (taken without autograd, as in Captum's occlusion and convergence deltas)
+        # treats padding differently from the autograd path
+        torch.backends.mha.set_fastpath_enabled(False)
         try:
             yield
         finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
             for m, before, had, mode in zip(modules, hooks, attributes, modes):
                 for a in _HOOKS:
                     stale = [k for k, h in (getattr(m, a, None) or {}).items()
@@ -704,6 +714,9 @@ def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str =
     if not m.graph:
         importlib.import_module("captum.attr")  # imported on first use, kept out of the timing
     start = time.perf_counter()
+    if torch.is_inference_mode_enabled():
+        raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
+                          "call it outside that block")
     _refuse_batch_statistics(model)
     with as_found(model):
         space = _prepare(model, x, embedding, m.graph)

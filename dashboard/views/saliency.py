@@ -9,6 +9,8 @@ Grad-CAM layer). The grid and the numbers beside it come from
 
 from __future__ import annotations
 
+import math
+
 from dash import Input, Output, State, dcc, html, no_update
 
 from interp import methods as method_descriptions
@@ -34,11 +36,13 @@ MAX_STEPS, MAX_SAMPLES, MAX_NOISE = 512, 200, 2.0
 
 
 def _clamp(value, default, lo, hi, kind):
-    """``value`` as ``kind`` within [lo, hi]; ``default`` when it is missing or not a number."""
+    """``value`` as ``kind`` within [lo, hi]; ``default`` when it is missing, not a number or
+    not finite."""
     try:
-        return kind(min(max(kind(value), lo), hi))
+        number = float(value)
     except (TypeError, ValueError):
         return default
+    return kind(min(max(number, lo), hi)) if math.isfinite(number) else default
 
 
 def _number(id_: str, value, **kw) -> html.Div:

@@ -634,3 +634,72 @@ def test_scores_come_from_the_path_the_attributions_take():
     assert a.values.shape == tokens.shape
     gap = (out - at_baseline)[torch.arange(2), a.target]
     assert torch.allclose(a.values.sum(1), gap, atol=0.01 * float(gap.abs().max()))
+
+
+class NestedEncoder(nn.Module):
+    """Like PaddedEncoder, but with PyTorch's defaults: nested tensors on, and a mean over
+    every position, padding included (where the inference fast path gives zeros)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(10, 8)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embedding(tokens), src_key_padding_mask=tokens == 0).mean(1))
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_frozen_attention_models_are_explained_on_one_code_path():
+    """Without trainable parameters nothing requires grad in the library's own passes, and
+    Captum's occlusion runs without autograd: attention's inference fast path must be off
+    for all of them, or score, occlusion and attributions describe different functions."""
+    model = NestedEncoder().eval()
+    with torch.no_grad():
+        fast = model(torch.tensor([[3, 4, 5, 0, 0]]))
+    with torch.enable_grad():
+        slow = model(torch.tensor([[3, 4, 5, 0, 0]]))
+    assert not torch.allclose(fast, slow, atol=1e-3)  # the two paths differ on this model
+    tokens = torch.tensor([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]])
+    with torch.enable_grad():
+        reference = model(tokens).detach()  # trainable: the autograd path
+    model.requires_grad_(False)
+    a = interp.explain(model, tokens, "predicted", "integrated_gradients", steps=64, baseline=1)
+    assert torch.allclose(a.score, reference[torch.arange(2), a.target], atol=1e-6)
+    occ = interp.attribute(model, tokens, 0, "occlusion")
+    zero_first = lambda _n, _a, out: torch.cat([torch.zeros_like(out[:, :1]), out[:, 1:]], 1)  # noqa: E731
+    with torch.enable_grad(), intervene(model, ["embedding"], zero_first):
+        model.requires_grad_(True)
+        occluded = model(tokens).detach()
+        model.requires_grad_(False)
+    assert torch.allclose(occ[:, 0], reference[:, 0] - occluded[:, 0], atol=1e-5)
+    assert torch.backends.mha.get_fastpath_enabled()  # switched back on
+
+
+def test_batch_statistics_and_inference_mode_are_refused():
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.Linear(8, 2)).eval()
+    with pytest.raises(InterpError, match="no running statistics"):
+        interp.attribute(model, torch.randn(3, 4), 0, "gradient")
+    with torch.inference_mode(), pytest.raises(InterpError, match="inference_mode"):
+        interp.attribute(_one_hidden_layer(), torch.randn(3, 4), 0, "gradient")
+
+
+class WidestBatch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _one_hidden_layer()
+        self.widest = 0
+
+    def forward(self, x):
+        self.widest = max(self.widest, len(x))
+        return self.net(x)
+
+
+def test_smoothgrad_memory_is_bounded_by_rows_per_pass():
+    from interp.attribution import ROWS_PER_EVAL
+
+    model = WidestBatch()
+    interp.attribute(model, torch.randn(3, 4), 0, "smoothgrad", samples=1500)
+    assert model.widest <= ROWS_PER_EVAL
