@@ -147,10 +147,10 @@ def _check_grid(inputs, attributions: Sequence[Attribution], titles) -> np.ndarr
 def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str, *,
                      sample_titles: Sequence[str] | None = None, title: str | None = None,
                      feature_names=None, vocab=None, truth=None) -> go.Figure:
-    """Methods × samples: each row one :class:`Attribution` of the same ``inputs`` (a batch),
-    each map scaled to its own largest magnitude (hover shows raw values). Images show
-    the inputs in a first row; tokens and table rows show one heatmap per sample with a
-    row per method."""
+    """Methods × samples: one :class:`Attribution` per method, all of the same ``inputs`` (a
+    batch), each map scaled to its own largest magnitude (hover shows raw values). Images:
+    a row per sample, the input then one column per method; tokens and table rows: one
+    heatmap per sample with a row per method. Either way a sample's methods sit side by side."""
     x = _check_grid(inputs, attributions, sample_titles)
     n = len(x)
     titles = list(sample_titles) if sample_titles is not None else [f"sample {i}" for i in range(n)]
@@ -185,31 +185,30 @@ def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str,
 
 
 def _image_grid(x, attributions, titles, masks, title) -> go.Figure:
-    rows, cols = len(attributions) + 1, len(x)
-    cell_titles = titles + [""] * (cols * (rows - 1))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=cell_titles,
-                        horizontal_spacing=0.015, vertical_spacing=0.02 + 0.02 / rows)
+    """Samples down, methods across (the input first), so one sample's methods sit side by side."""
+    rows, cols = len(x), len(attributions) + 1
+    column_titles = ["input"] + [a.label.replace(" (", "<br>(") for a in attributions]
+    fig = make_subplots(rows=rows, cols=cols, column_titles=column_titles,
+                        horizontal_spacing=0.01, vertical_spacing=0.03 if rows > 1 else 0)
     lo, hi = float(np.min(x)), float(np.max(x))
-    for c in range(cols):
-        for r in range(rows):
-            base, _ = _image_traces(x[c], masks[c], lo, hi, mask_color=MASK_COLOR)
+    for r in range(rows):
+        for c in range(cols):
+            base, _ = _image_traces(x[r], masks[r], lo, hi, mask_color=MASK_COLOR)
             traces = [base[0]]
-            if r > 0:
-                a = attributions[r - 1]
-                raw = _map(a.values[c], _to_hw(x[c])[0].shape[:2])
+            if c > 0:
+                a = attributions[c - 1]
+                raw = _map(a.values[r], _to_hw(x[r])[0].shape[:2])
                 traces.append(_overlay(raw / _bound(raw), 1.0, coloraxis="coloraxis", raw=raw, label=a.method))
             traces += base[1:]
             for t in traces:
                 fig.add_trace(t, row=r + 1, col=c + 1)
             _image_axes(fig, r + 1, c + 1)
-    for r, a in enumerate(attributions, start=2):
-        fig.update_yaxes(title_text=a.label.replace(" (", "<br>("), title_font=dict(size=11), row=r, col=1)
-    fig.update_yaxes(title_text="input", title_font=dict(size=11), row=1, col=1)
+        fig.update_yaxes(title_text=titles[r], title_font=dict(size=12), row=r + 1, col=1)
+    fig.update_annotations(font_size=11)
     fig.update_layout(coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=-1, cmax=1, cmid=0,
                                      colorbar=dict(title="attribution /<br>max |attribution|", thickness=12)))
-    cell = 120 if cols <= 5 else 90
-    return finish(fig, title, height=80 + cell * rows, width=None if cols > 3 else 170 + cell * cols + 140,
-                  margin=dict(l=120, r=20, t=70, b=20))
+    cell = 190 if rows == 1 else 140  # the width follows the page; images stay square
+    return finish(fig, title, height=110 + cell * rows, margin=dict(l=90, r=20, t=100, b=20))
 
 
 def attribution_summary(attributions: Sequence[Attribution], sample_titles: Sequence[str],
