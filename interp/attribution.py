@@ -195,12 +195,11 @@ class _ThroughEmbedding(nn.Module):
 
 def _embedding_candidates(model: nn.Module, embedding: str | None) -> list[str]:
     modules = module_names(model)
+    found = [n for n, m in modules.items() if isinstance(m, EMBEDDINGS)]
     if embedding is not None:
         if embedding not in modules:
-            raise UnknownNameError("embedding layer", embedding,
-                                   [n for n, m in modules.items() if isinstance(m, EMBEDDINGS)] or list(modules))
+            raise UnknownNameError("embedding layer", embedding, found or list(modules))
         return [embedding]
-    found = [n for n, m in modules.items() if isinstance(m, EMBEDDINGS)]
     if not found:
         raise InputError("integer inputs are token ids, which are explained through the nn.Embedding "
                          "layer that reads them; the model has none (give float inputs, or name the "
@@ -248,6 +247,11 @@ def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bo
                   out if graph else None, name)
 
 
+def _at_target(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each sample's score for its target: (batch, K) scores, (batch,) targets -> (batch,)."""
+    return scores.gather(1, target[:, None])[:, 0]
+
+
 class _SummedTarget(nn.Module):
     """The sum over the batch of each sample's target score, as one number: its gradient
     is each sample's own (samples do not mix), and Captum then seeds one backward pass
@@ -260,7 +264,7 @@ class _SummedTarget(nn.Module):
         self.scores = forward
 
     def forward(self, inputs: torch.Tensor, target: torch.Tensor, *extra) -> torch.Tensor:
-        return self.scores(inputs, *extra).gather(1, target[:, None]).sum().reshape(1)
+        return _at_target(self.scores(inputs, *extra), target).sum().reshape(1)
 
 
 def _summed(space: _Space, target: torch.Tensor) -> tuple[nn.Module, tuple]:
@@ -272,8 +276,8 @@ def _completeness_gap(space: _Space, target: torch.Tensor, values: torch.Tensor,
                       reference: torch.Tensor) -> torch.Tensor:
     """Σ values − (f(x) − f(baseline)) per sample, from one forward pass on the baseline."""
     with torch.enable_grad():  # the path the attributions took (no inference fast paths)
-        at_reference = space.forward(reference, *(space.extra or ())).detach().gather(1, target[:, None])[:, 0]
-    at_input = space.scores.gather(1, target[:, None])[:, 0]
+        at_reference = _at_target(space.forward(reference, *(space.extra or ())).detach(), target)
+    at_input = _at_target(space.scores, target)
     return values.detach().flatten(1).sum(1) - (at_input - at_reference)
 
 
@@ -309,7 +313,7 @@ def _reference(space: _Space, baseline) -> torch.Tensor:
 # ---------------------------------------------------------------------------- the methods
 
 def _input_gradient(space: _Space, target: torch.Tensor) -> torch.Tensor:
-    selected = space.graph.gather(1, target[:, None]).sum()
+    selected = _at_target(space.graph, target).sum()
     return torch.autograd.grad(selected, space.inputs)[0]
 
 
@@ -350,7 +354,7 @@ def _smoothgrad(space, target, opts):
         noisy = (inputs[i] + sigma[i].view(-1, *([1] * len(shape))) * pattern[c]).requires_grad_(True)
         extra = tuple(a[i] for a in space.extra or ())
         with torch.enable_grad():
-            scores = space.forward(noisy, *extra).gather(1, target[i][:, None])
+            scores = _at_target(space.forward(noisy, *extra), target[i])
             grads = torch.autograd.grad(scores.sum(), noisy)[0]
         total.index_add_(0, i, grads)
     return total / k, None
@@ -733,7 +737,7 @@ def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str =
         raise RuntimeError(f"{m.name} returned {tuple(values.shape)} for an input of {tuple(x.shape)}")
     return Attribution(method=m.name, values=values.to(x.dtype if x.is_floating_point() else torch.float32),
                        target=t,
-                       score=space.scores.gather(1, t[:, None])[:, 0],
+                       score=_at_target(space.scores, t),
                        delta=None if delta is None else delta.detach().reshape(-1),
                        options=opts, embedding=space.embedding, seconds=time.perf_counter() - start)
 

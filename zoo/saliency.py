@@ -156,16 +156,23 @@ def _check_methods(entry: Entry, names) -> list[str]:
     return names
 
 
+def _target(entry: Entry, obj: Objective, target):
+    """``target`` checked against the objective's targets; ``None``: its first."""
+    if target is None:
+        return obj.targets[0][1]
+    if target not in [v for _, v in obj.targets]:
+        raise InputError(f"target {target!r} is not one of {entry.name}'s {obj.label} targets: "
+                         f"{', '.join(str(v) for _, v in obj.targets)}")
+    return target
+
+
 def explain_batch(entry: Entry, x: torch.Tensor, method_names, key: str | None = None, target=None,
                   options: dict | None = None) -> list[Attribution]:
     """:func:`interp.explain` of the entry's objective ``key`` (default: the first) for each
     method, with per-method ``options`` ({method: {option: value}}); ``target`` one of the
     objective's targets (default: its first, e.g. the predicted class)."""
     obj = objective(entry, key)
-    target = obj.targets[0][1] if target is None else target
-    if target not in [v for _, v in obj.targets]:
-        raise InputError(f"target {target!r} is not one of {entry.name}'s {obj.label} targets: "
-                         f"{', '.join(str(v) for _, v in obj.targets)}")
+    target = _target(entry, obj, target)
     model = explained_model(entry, obj.key)
     options = options or {}
     return [explain(model, x, target, m, **options.get(m, {})) for m in _check_methods(entry, method_names)]
@@ -183,10 +190,10 @@ def comparison(entry: Entry, indices, method_names=None, key: str | None = None,
     ``indices`` (a list, or one index). Returns (grid, summary, attributions)."""
     indices = [indices] if isinstance(indices, int) else list(indices)
     method_names = default_methods(entry) if method_names is None else method_names
-    x, titles, truth = _samples(entry, indices)
-    attrs = explain_batch(entry, x, method_names, key, target, options)
     obj = objective(entry, key)
-    target = obj.targets[0][1] if target is None else target
+    target = _target(entry, obj, target)
+    x, titles, truth = _samples(entry, indices)
+    attrs = explain_batch(entry, x, method_names, obj.key, target, options)
     what = obj.label if obj.key != "class" else ("predicted class score" if target == "predicted"
                                                  else f"score of class {entry.card['classes'][target]}")
     grid = figures.attribution_grid(
