@@ -13,7 +13,7 @@ from dash import Dash
 
 import zoo
 
-from .views import activations, overview, placeholders, saliency, samples, shell
+from .views import activations, lrp, overview, placeholders, saliency, samples, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -32,6 +32,7 @@ def create_app(model: str | None = None) -> Dash:
         ("samples", "Samples", samples.layout()),
         ("activations", "Activations", activations.layout()),
         ("saliency", "Saliency", saliency.layout()),
+        ("lrp", "LRP", lrp.layout()),
         *[(key, label, placeholders.layout(key)) for key, label in placeholders.TABS],
     ]
     app.layout = shell.layout(names, model or names[0], tabs)
@@ -39,4 +40,5 @@ def create_app(model: str | None = None) -> Dash:
     samples.register(app)
     activations.register(app)
     saliency.register(app)
+    lrp.register(app)
     return app

@@ -51,6 +51,18 @@ def expected_input(model: nn.Module) -> str:
     return "a batch the model accepts"
 
 
+def check_batch(model: nn.Module, x, verb: str) -> None:
+    """InputError unless ``model`` is an nn.Module and ``x`` a non-empty batch tensor
+    (batch first, at least 2-D); ``verb`` names the analysis in the message."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{verb} needs an nn.Module; got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or x.ndim < 2:
+        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InputError(f"the input must be a batch tensor (batch first, at least 2-D); got {got}")
+    if x.shape[0] == 0:
+        raise InputError("the input batch is empty")
+
+
 def scores_of(output, where: str = "the model") -> torch.Tensor:
     """The model's output as (batch, scores): (B, K) as it is, (B,) as (B, 1); anything
     else is an InputError saying how to wrap the model."""

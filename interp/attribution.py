@@ -36,7 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ._checks import check_finite, resolve_target, run_model, scores_of
+from ._checks import check_batch, check_finite, resolve_target, run_model, scores_of
 from .capture import capture, intervene, module_names
 from .errors import InputError, InterpError, UnknownNameError
 
@@ -78,7 +78,7 @@ class Attribution:
         return f"{self.method} ({inner})" if inner else self.method
 
 
-LABEL_OPTIONS = ("steps", "samples", "noise", "window", "layer")
+LABEL_OPTIONS = ("steps", "samples", "noise", "window", "layer", "composite")
 
 
 def _short(v: Any) -> str:
@@ -705,13 +705,7 @@ def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str =
     (see :func:`method_options`). Returns an :class:`Attribution` whose ``values`` are
     shaped like ``x``. The model runs in the mode it is in, and is left as it was.
     """
-    if not isinstance(model, nn.Module):
-        raise InputError(f"explain needs an nn.Module; got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor) or x.ndim < 2:
-        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"the input must be a batch tensor (batch first, at least 2-D); got {got}")
-    if x.shape[0] == 0:
-        raise InputError("the input batch is empty")
+    check_batch(model, x, "explain")
     m = _method(method)
     opts = _options(m, options)
     check_finite(x, "the input")

@@ -66,8 +66,11 @@ ROOT_NAME = "model"
 
 
 def module_names(model: nn.Module) -> dict[str, nn.Module]:
-    """Every module of ``model`` by its path (the root is called ``"model"``)."""
-    return {(name or ROOT_NAME): module for name, module in model.named_modules()}
+    """Every module of ``model`` by its path (the root is called ``"model"``, or
+    ``"(model)"`` when a child is itself called ``model``, as in wrappers)."""
+    named = list(model.named_modules())
+    root = ROOT_NAME if ROOT_NAME not in model._modules else f"({ROOT_NAME})"
+    return {(name or root): module for name, module in named}
 
 
 # modules whose children are parameter holders, not called as modules: treated as leaves
@@ -523,6 +526,37 @@ def _sub_name(name: str, sub: str, modules: dict) -> str:
 
 
 @contextlib.contextmanager
+def hooked(modules: dict[str, nn.Module], before: dict[str, Callable] | None = None,
+           after: dict[str, Callable] | None = None) -> Iterator[None]:
+    """The one place hooks that change values are registered: ``before[name](name, args)``
+    may return new positional arguments for module ``name``, ``after[name](name, args,
+    output)`` a new output; ``None`` keeps them. Only forwards of the entering thread are
+    seen, and every hook is removed on exit."""
+    owner = threading.get_ident()
+
+    def make_pre(name, fn):
+        def pre_hook(_module, args):
+            return fn(name, args) if threading.get_ident() == owner else None
+        return pre_hook
+
+    def make_post(name, fn):
+        def hook(_module, args, output):
+            return fn(name, args, output) if threading.get_ident() == owner else None
+        return hook
+
+    handles = []
+    try:
+        for name, fn in (before or {}).items():
+            handles.append(modules[name].register_forward_pre_hook(make_pre(name, fn)))
+        for name, fn in (after or {}).items():
+            handles.append(modules[name].register_forward_hook(make_post(name, fn)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
 def intervene(model: nn.Module, layers: LayerSpec, fn: Callable[[str, tuple, Any], Any]) -> Iterator[None]:
     """Let ``fn(layer, args, output)`` see, and optionally replace, the output of each chosen
     layer during the ``with`` body: whatever it returns other than ``None`` is used in place
@@ -533,22 +567,8 @@ def intervene(model: nn.Module, layers: LayerSpec, fn: Callable[[str, tuple, Any
     if not isinstance(model, nn.Module):
         raise InputError(f"intervene needs an nn.Module; got {type(model).__name__}")
     modules = module_names(model)
-    names = select_layers(model, layers, modules)
-    owner = threading.get_ident()
-
-    def make_hook(layer: str):
-        def hook(_module, args, output):
-            return fn(layer, args, output) if threading.get_ident() == owner else None
-        return hook
-
-    handles = []
-    try:
-        for name in names:
-            handles.append(modules[name].register_forward_hook(make_hook(name)))
+    with hooked(modules, after={name: fn for name in select_layers(model, layers, modules)}):
         yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **options) -> Recording:
@@ -558,5 +578,5 @@ def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **option
     return rec
 
 
-__all__ = ["capture", "record", "intervene", "Recording", "select_layers", "module_names", "leaf_names",
+__all__ = ["capture", "record", "intervene", "hooked", "Recording", "select_layers", "module_names", "leaf_names",
            "batch_axis_of", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp._io import write_text
-from zoo import activations, overview, saliency
+from zoo import activations, lrp, overview, saliency
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -109,6 +109,33 @@ def _saliency_section(entry) -> str:
             f"<div>{_figure(summary, f'{entry.name}-saliency-summary')}</div></section>")
 
 
+def _lrp_section(entry) -> str:
+    """Relevance beside saliency for the saliency section's samples, how the relevance of
+    the first one flows layer by layer (and, for convolutions, where it lies in each
+    layer), the rule plan and the numbers."""
+    indices = overview.showcase_samples(entry)
+    if entry.card["task"] == "generation":
+        indices = indices[:3]
+    c = lrp.comparison(entry, indices)
+    obj = lrp.objective(entry, None)
+    gaps = (c.result.total - c.result.score).abs()
+    note = (f"Layer-wise relevance propagation with the composite <b>{html.escape(c.result.composite)}</b> "
+            f"({html.escape(lrp.composites()[c.result.composite])}), explaining the {html.escape(obj.label)}"
+            + (" of the predicted class" if obj.key == "class" else "")
+            + f", beside {', '.join(html.escape(a.label) for a in c.attributions[1:])} for the same samples. "
+            "Each map is scaled to its own largest magnitude (red: evidence for the target, blue: against). "
+            f"Largest gap |Σ relevance − score|: {float(gaps.max()):.3g}; biases and epsilon absorb relevance, "
+            "the flow figure shows where."
+            + (" The reconstruction error is not explained with LRP: it squares its terms, which no LRP rule "
+               "covers." if entry.card["task"] == "reconstruction" else ""))
+    figs = {"lrp-grid": c.grid, "lrp-flow": c.flow, "lrp-plan": c.plan}
+    if c.has_layer_maps:
+        figs["lrp-layer-maps"] = c.layer_maps
+    figs["lrp-summary"] = c.summary
+    body = "".join(f"<div>{_figure(fig, f'{entry.name}-{key}')}</div>" for key, fig in figs.items())
+    return f"<section><h2>LRP</h2><p class=\"muted\">{note}</p>{body}</section>"
+
+
 def model_page(name: str, plotly_js: str) -> str:
     """The HTML of one model's report."""
     entry = overview.cached_entry(name)
@@ -134,6 +161,7 @@ def model_page(name: str, plotly_js: str) -> str:
     parts.append("</section>")
     parts.append(_activations_section(entry))
     parts.append(_saliency_section(entry))
+    parts.append(_lrp_section(entry))
     parts.append(_placeholders())
     parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
                  f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")

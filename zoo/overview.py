@@ -65,9 +65,6 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
 
 # The analyses still to come, in the order the dashboard's tabs and the reports show them.
 ANALYSES: list[tuple[str, str, str]] = [
-    ("lrp", "LRP",
-     "layer-wise relevance propagation with selectable composites, and relevance conservation "
-     "layer by layer"),
     ("sensitivity", "Sensitivity",
      "output sensitivity to noise, occlusion and feature sweeps, layer sensitivity and the "
      "robustness of explanations"),

@@ -17,7 +17,7 @@ from interp import methods as method_descriptions
 from interp.errors import InterpError
 from zoo import overview, saliency
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, target_options
 
 METHODS = "sal-methods"
 OBJECTIVE = "sal-objective"
@@ -77,10 +77,6 @@ def layout() -> html.Div:
     ])
 
 
-def _options(obj) -> list[dict]:
-    return [{"label": label, "value": value} for label, value in obj.targets]
-
-
 def register(app) -> None:
     @app.callback(
         Output(METHODS, "options"), Output(METHODS, "value"), Output(OBJECTIVE, "options"),
@@ -105,7 +101,7 @@ def register(app) -> None:
             obj = saliency.objective(entry, key)
         except InterpError:
             return no_update, no_update
-        return _options(obj), obj.targets[0][1]
+        return target_options(obj)
 
     @app.callback(
         Output(GRID, "figure"), Output(SUMMARY, "figure"), Output(CAPTION, "children"),

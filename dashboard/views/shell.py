@@ -26,6 +26,11 @@ def clicked_id(click) -> int | None:
         return None
 
 
+def target_options(objective) -> tuple[list[dict], object]:
+    """A target picker's options and first value for a zoo objective (saliency, LRP)."""
+    return [{"label": label, "value": value} for label, value in objective.targets], objective.targets[0][1]
+
+
 def _option(name: str) -> dict:
     s = zoo.spec(name)
     return {"label": f"{name}  ·  {s.kind}, {s.task}", "value": name}

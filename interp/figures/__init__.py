@@ -24,6 +24,7 @@ from .attribution import (
     attribution_tokens,
     attribution_view,
 )
+from .lrp import layer_relevance_maps, lrp_plan_table, lrp_summary, relevance_flow
 from .metrics import confusion_matrix, metrics_table
 from .samples import (
     class_probabilities,
@@ -45,7 +46,11 @@ __all__ = [
     "attribution_view",
     "attention_maps",
     "feature_maps",
+    "layer_relevance_maps",
     "layer_stats_table",
+    "lrp_plan_table",
+    "lrp_summary",
+    "relevance_flow",
     "sequence_heatmap",
     "unit_bars",
     "unit_heatmap",

@@ -298,6 +298,50 @@ def test_saliency_controls_change_what_is_explained(browser, server):
     page.close()
 
 
+LRP_GRAPHS = ["#lrp-plan", "#lrp-grid", "#lrp-flow", "#lrp-summary"]
+
+
+def test_lrp_view_for_every_model(browser, server):
+    _view_for_every_model(browser, server, "LRP", LRP_GRAPHS, "#lrp-caption",
+                          lambda name: f"{name} · test sample 0")
+
+
+def _pick_option(page, dropdown: str, value: str) -> None:
+    page.click(dropdown)
+    page.locator(f'[role="option"]:has(input[value="{value}"])').click()
+
+
+def test_lrp_controls_change_the_plan(browser, server):
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "cnn-digits")
+    _tab(page, "LRP")
+    _wait(page, watch, "#lrp-caption:has-text('epsilon_plus_flat')")
+    _wait(page, watch, function=_all_drawn(LRP_GRAPHS + ["#lrp-layer-maps"]))
+    _wait(page, watch, "#lrp-plan:has-text('flat')")
+    assert "alpha2" not in page.inner_text("#lrp-plan")
+    # another composite: the plan and the description follow
+    _pick_option(page, "#lrp-composite", "alpha2_beta1")
+    _wait(page, watch, "#lrp-caption:has-text('alpha2_beta1')")
+    _wait(page, watch, "#lrp-plan:has-text('alpha2')")
+    _wait(page, watch, "#lrp-composite-description:has-text('Bach et al. 2015')")
+    # one layer's rule overridden: the plan shows it, the caption names it
+    _pick_option(page, "#lrp-override-layer", "classifier.1")
+    _pick_option(page, "#lrp-override-rule", "gamma")
+    _wait(page, watch, "#lrp-caption:has-text('classifier.1 → gamma')")
+    _wait(page, watch, "#lrp-plan:has-text('gamma (0.25)')")
+    # an input-layer rule on a hidden layer: in the plan, and explained in words (no server error)
+    _pick_option(page, "#lrp-override-layer", "features.2")
+    _pick_option(page, "#lrp-override-rule", "wsquare")
+    _wait(page, watch, "#lrp-caption:has-text('cnn-digits · cannot explain this')")
+    assert "input-layer rule" in page.inner_text("#lrp-caption")
+    # reset: back to the composite's rules
+    page.click("#lrp-override-reset")
+    _wait(page, watch, "#lrp-caption:has-text('no overrides')")
+    assert "gamma" not in page.inner_text("#lrp-plan")
+    assert watch.problems == []
+    page.close()
+
+
 def test_sample_browser_misclassified_filter(browser, server):
     page, watch = _open(browser, server)
     page.click("#model-picker")
@@ -313,7 +357,7 @@ def test_sample_browser_misclassified_filter(browser, server):
 
 def test_each_analysis_tab_says_not_built_yet(browser, server):
     page, watch = _open(browser, server)
-    for label, key in [("LRP", "lrp"), ("Sensitivity", "sensitivity"), ("Latent space", "latent")]:
+    for label, key in [("Sensitivity", "sensitivity"), ("Latent space", "latent")]:
         _tab(page, label)
         _wait(page, watch, f"#placeholder-{key}:has-text('Not built yet')", timeout=10)
     assert watch.problems == []

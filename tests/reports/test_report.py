@@ -11,6 +11,7 @@ import pytest
 
 import zoo
 from reports.build import build
+from zoo import lrp, overview
 
 
 class Resources(HTMLParser):
@@ -70,6 +71,19 @@ def test_report_is_self_contained(report_dir, name):
     for key in overview_figures(entry):
         assert f'id="{name}-{key}"' in text
     assert entry.card["description"] in text
+
+
+@pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
+def test_report_has_an_lrp_section(report_dir, name):
+    text = (report_dir / f"{name}.html").read_text()
+    assert "<h2>LRP</h2>" in text
+    assert text.index("<h2>Saliency</h2>") < text.index("<h2>LRP</h2>")
+    for key in ("lrp-grid", "lrp-flow", "lrp-plan", "lrp-summary"):
+        assert f'id="{name}-{key}"' in text
+    # convolution and sequence layers have maps; the GAN's dense discriminator has none
+    assert (f'id="{name}-lrp-layer-maps"' in text) == (name != "gan-digits")
+    assert f"<b>{lrp.default_composite(overview.cached_entry(name))}</b>" in text
+    assert "not built yet (will show layer-wise" not in text
 
 
 def test_report_shows_misclassified_samples(report_dir):

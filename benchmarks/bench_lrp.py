@@ -1,0 +1,67 @@
+"""LRP cost: interp.lrp time / one forward+backward to the input, per zoo model, batch 128.
+
+The baseline is what the plain gradient needs: a forward pass with autograd on and the
+gradient of the target scores with respect to the input (for token models, to the
+embedding's output). LRP adds the rules' modified passes (z+ and gamma layers run the
+layer once more with clamped weights), the per-layer taps that make conservation
+readable layer by layer, and for the LSTM the unrolled step function that replaces
+the fused kernel. Targets from the LRP issue: <= 1.5 for the MLP and the CNN, <= 3
+for the LSTM and the transformer, with the default composite (epsilon_plus_flat).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import interp
+import zoo
+from interp.capture import intervene
+from interp.memory import retain_freed_memory
+
+from .harness import Result, compare
+
+BATCH = 128
+MODELS = {"mlp-cancer": 1.5, "cnn-digits": 1.5, "cnn-shapes": 1.5, "lstm-sentiment": 3.0,
+          "transformer-sentiment": 3.0}
+COMPOSITE = "epsilon_plus_flat"
+
+
+def _forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor):
+    """The gradient of the target scores with respect to the input (or the token embedding)."""
+    if x.is_floating_point():
+        def run():
+            xx = x.detach().requires_grad_(True)
+            out = model(xx)
+            return torch.autograd.grad(out.gather(1, target[:, None]).sum(), xx)[0]
+        return run
+    layer = next(n for n, m in model.named_modules() if isinstance(m, nn.Embedding))
+
+    def run_tokens():
+        leaf = []
+
+        def take(_name, _args, output):
+            leaf.append(output.detach().requires_grad_(True))
+            return leaf[-1]
+        with intervene(model, [layer], take):
+            out = model(x)
+        return torch.autograd.grad(out.gather(1, target[:, None]).sum(), leaf[0])[0]
+    return run_tokens
+
+
+def run() -> list[Result]:
+    retain_freed_memory()
+    results = []
+    for name, target_ratio in MODELS.items():
+        entry = zoo.load(name)
+        model = entry.model
+        x = entry.test[0][:BATCH].contiguous()
+        n_out = model(x[:1]).shape[1]
+        target = torch.arange(len(x)) % n_out
+        ratio, ours, base = compare(lambda: interp.lrp(model, x, target, composite=COMPOSITE),
+                                    _forward_backward(model, x, target), rounds=15, repeat=5)
+        results.append(Result(
+            name=f"lrp {COMPOSITE} / forward+backward, {name} b{len(x)}", value=ratio, target=target_ratio,
+            baseline="one forward+backward to the input", ours_ms=ours * 1e3, baseline_ms=base * 1e3,
+            detail={"batch": len(x), "composite": COMPOSITE, "threads": torch.get_num_threads()}))
+    return results

@@ -1,0 +1,447 @@
+"""Canonizers: a model rewritten, for one call, into an equivalent that LRP rules fit.
+
+- :class:`MergeBatchNorm`: a batch-norm (eval mode) folded into the Linear or Conv
+  whose output it reads, so the layer's rule sees one affine map (Zennit's
+  ``MergeBatchNorm``). Pairs are found by running the model once on one sample.
+- :class:`UnrollRecurrent`: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` replaced by an explicit
+  step function whose input and hidden projections are ``nn.Linear`` modules (so
+  they get rules) and whose gates are held constant: they weigh the signal like
+  weights, and all relevance follows the signal (signal-take-all, Arras et al. 2017).
+- :class:`Attention`: ``nn.MultiheadAttention`` computed explicitly with the softmax
+  weights held constant and the value projection as an ``nn.Linear`` (CP-LRP, Ali et
+  al. 2022; AttnLRP, Achtibat et al. 2024).
+- :class:`LayerActivation`: the activation function of ``nn.TransformerEncoderLayer``
+  (F.gelu, not a module) given the pass-through rule of element-wise activations.
+
+Residual adds need no canonizer here: relevance travels as a modified gradient
+(see :mod:`interp.lrp.rules`), and an add passes it on in proportion to each input's
+contribution. Nor do modules called several times: rules act per call.
+
+Nothing is written into parameters: canonizers add forward hooks (through
+:func:`interp.capture.hooked`), an instance ``forward`` or temporary child modules,
+only for the calling thread, and record in ``undo`` how to remove each again. The engine checks, on the call's inputs, that
+the canonized model computes what the original does.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import types
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..capture import hooked
+from ..errors import InterpError
+from . import rules as R
+from .composites import WEIGHTED
+
+Undo = Callable[[], None]
+
+
+class Canonizer:
+    """Base: ``find`` lists the module paths it rewrites, ``apply`` rewrites them."""
+
+    name = "canonizer"
+    description = ""
+    replaces_forward = False  # the modules it rewrites no longer call their children as modules
+
+    def find(self, modules: dict[str, nn.Module], pairs: dict[str, str] | None) -> list[str]:
+        raise NotImplementedError
+
+    def unsupported(self, modules: dict[str, nn.Module]) -> dict[str, str]:
+        """Modules of the kind this canonizer handles that it cannot rewrite, with why."""
+        return {}
+
+    def apply(self, modules: dict[str, nn.Module], paths: list[str], pairs: dict[str, str] | None,
+              undo: list[Undo]) -> dict[str, tuple]:
+        """Rewrite ``paths``, appending to ``undo`` what takes each change back (as it is
+        made, so an error half-way still leaves a complete list); returns
+        ``{layer path: (weight, bias)}`` for layers whose rule must see other parameters
+        than their own."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _add_child(parent: nn.Module, name: str, child: nn.Module) -> Undo:
+    if name in parent._modules or hasattr(parent, name):
+        raise InterpError(f"cannot canonize {type(parent).__name__}: it already has an attribute {name!r}")
+    parent._modules[name] = child
+
+    def undo():
+        parent._modules.pop(name, None)
+    return undo
+
+
+def _replace_forward(module: nn.Module, forward) -> Undo:
+    """``module.forward`` replaced for the calling thread (other threads, e.g. a server's,
+    still run the original)."""
+    had = "forward" in module.__dict__
+    old = module.__dict__.get("forward")
+    original = old if had else types.MethodType(type(module).forward, module)
+    owner = threading.get_ident()
+
+    def dispatch(*args, **kwargs):
+        return (forward if threading.get_ident() == owner else original)(*args, **kwargs)
+
+    module.__dict__["forward"] = dispatch
+
+    def undo():
+        if had:
+            module.__dict__["forward"] = old
+        else:
+            module.__dict__.pop("forward", None)
+    return undo
+
+
+def _enter(context, undo: list[Undo]) -> None:
+    """Enter a context manager now; its exit joins ``undo``."""
+    context.__enter__()
+    undo.append(lambda: context.__exit__(None, None, None))
+
+
+def _frozen_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    """An nn.Linear sharing ``weight``/``bias`` storage (no copy), not trainable."""
+    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    lin.weight = nn.Parameter(weight.detach(), requires_grad=False)
+    if bias is not None:
+        lin.bias = nn.Parameter(bias.detach(), requires_grad=False)
+    return lin
+
+
+# ---------------------------------------------------------------------------- batch norm
+
+class MergeBatchNorm(Canonizer):
+    """Batch-norm folded into the Linear/Conv/ConvTranspose whose output it reads."""
+
+    name = "merge_batchnorm"
+    description = "batch-norm folded into the layer before it (one affine map for that layer's rule)"
+
+    def find(self, modules, pairs):
+        return sorted(pairs or {}, key=list(modules).index)
+
+    def apply(self, modules, paths, pairs, undo):
+        layers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for bn_path in paths:
+            bn, layer_path = modules[bn_path], pairs[bn_path]
+            layer = modules[layer_path]
+            weight, bias = _merged(layer, bn, layer_path, bn_path)
+            layers[layer_path] = (weight, bias)
+            lay = R.layer_of(layer, weight, bias)
+            _enter(hooked({layer_path: layer, bn_path: bn}, after={
+                layer_path: lambda _name, args, _out, lay=lay: lay(args[0], lay.weight, lay.bias),
+                bn_path: lambda _name, args, _out: args[0]}), undo)
+        return layers
+
+
+def _merged(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, layer_path: str, bn_path: str):
+    with torch.no_grad():
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale + (bn.bias if bn.bias is not None else 0)
+        w = layer.weight
+        transposed = isinstance(layer, nn.modules.conv._ConvTransposeNd)
+        out_dim = 1 if transposed else 0
+        if transposed and layer.groups != 1:
+            raise InterpError(f"cannot merge batch-norm {bn_path!r} into grouped {type(layer).__name__} "
+                              f"{layer_path!r}")
+        if w.shape[out_dim] != scale.numel():
+            raise InterpError(f"batch-norm {bn_path!r} has {scale.numel()} features but {layer_path!r} gives "
+                              f"{w.shape[out_dim]}")
+        shape = [1] * w.ndim
+        shape[out_dim] = -1
+        weight = w * scale.reshape(shape)
+        bias = shift + (layer.bias * scale if layer.bias is not None else 0)
+    return weight.detach(), bias.detach()
+
+
+def trace(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor) -> tuple[dict[str, str], list[str]]:
+    """Run the model once on ``x`` (one sample is enough) and return
+    ``({batch-norm path: path of the Linear/Conv whose output it reads}, [paths of the
+    weighted layers that read the input])``. The input of token models is the output of
+    the embedding that reads the ids. A batch-norm reading another tensor (a sum, a
+    pooled map), or a layer or norm called more than once, stays unpaired."""
+    norms = {id(m) for m in modules.values() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    produced: dict[int, tuple[str, torch.Tensor]] = {}
+    inputs: list[torch.Tensor] = [x] if x.is_floating_point() else []
+    pairs: dict[str, str] = {}
+    readers: list[str] = []
+    calls: dict[str, int] = {}
+    handles = []
+
+    def reads_input(t) -> bool:
+        return isinstance(t, torch.Tensor) and any(
+            t.data_ptr() == i.data_ptr() and t.numel() == i.numel() for i in inputs)
+
+    def on_layer(name):
+        def hook(_m, args, out):
+            calls[name] = calls.get(name, 0) + 1
+            if args and reads_input(args[0]) and name not in readers:
+                readers.append(name)
+            if isinstance(out, torch.Tensor):
+                produced[id(out)] = (name, out)  # the tensor is kept alive, so its id stays its own
+        return hook
+
+    def on_norm(name):
+        def hook(_m, args, _out):
+            calls[name] = calls.get(name, 0) + 1
+            src = produced.get(id(args[0])) if args else None
+            if src is not None and src[1] is args[0]:
+                pairs[name] = src[0]
+        return hook
+
+    def on_embedding(_m, args, out):
+        if args and args[0] is x and isinstance(out, torch.Tensor):
+            inputs.append(out)
+
+    try:
+        for name, m in modules.items():
+            if isinstance(m, WEIGHTED):
+                handles.append(m.register_forward_hook(on_layer(name)))
+            elif id(m) in norms:
+                handles.append(m.register_forward_hook(on_norm(name)))
+            elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+                handles.append(m.register_forward_hook(on_embedding))
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    used: dict[str, list[str]] = {}
+    for bn, layer in pairs.items():
+        used.setdefault(layer, []).append(bn)
+    pairs = {bn: layer for bn, layer in pairs.items()
+             if calls.get(bn) == 1 and calls.get(layer) == 1 and len(used[layer]) == 1}
+    return pairs, readers
+
+
+# ---------------------------------------------------------------------------- recurrent layers
+
+_GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
+
+
+class UnrollRecurrent(Canonizer):
+    """nn.LSTM / nn.GRU / nn.RNN as an explicit step function with constant gates."""
+
+    name = "unroll_recurrent"
+    replaces_forward = True
+    description = ("recurrent layer unrolled: input and hidden projections as nn.Linear, gates held constant "
+                   "(signal-take-all, Arras et al. 2017)")
+
+    def _kind(self, m):
+        return next((t for t in _GATES if type(m) is t), None)
+
+    def unsupported(self, modules):
+        out = {}
+        for n, m in modules.items():
+            if self._kind(m) is None:
+                if isinstance(m, nn.RNNBase):
+                    out[n] = f"{type(m).__name__} is a recurrent layer of its own kind; only nn.LSTM, nn.GRU " \
+                             "and nn.RNN are unrolled"
+                continue
+            if getattr(m, "proj_size", 0):
+                out[n] = "nn.LSTM with proj_size > 0 is not unrolled"
+            elif m.training and m.dropout > 0 and m.num_layers > 1:
+                out[n] = "dropout between layers in train mode (call model.eval())"
+            elif type(m) is nn.RNN and m.nonlinearity not in ("tanh", "relu"):
+                out[n] = f"nonlinearity {m.nonlinearity!r}"
+        return out
+
+    def find(self, modules, pairs):
+        bad = self.unsupported(modules)
+        return [n for n, m in modules.items() if self._kind(m) is not None and n not in bad]
+
+    def apply(self, modules, paths, pairs, undo):
+        for path in paths:
+            m = modules[path]
+            directions = 2 if m.bidirectional else 1
+            projections = {}
+            for layer in range(m.num_layers):
+                for d in range(directions):
+                    suffix = f"l{layer}" + ("_reverse" if d else "")
+                    ih = _frozen_linear(getattr(m, f"weight_ih_{suffix}"), getattr(m, f"bias_ih_{suffix}", None))
+                    hh = _frozen_linear(getattr(m, f"weight_hh_{suffix}"), getattr(m, f"bias_hh_{suffix}", None))
+                    undo.append(_add_child(m, f"input_{suffix}", ih))
+                    undo.append(_add_child(m, f"hidden_{suffix}", hh))
+                    projections[(layer, d)] = (ih, hh)
+            undo.append(_replace_forward(m, _unrolled(m, self._kind(m), projections)))
+        return {}
+
+
+def _unrolled(m: nn.RNNBase, kind: type, projections: dict):
+    hidden = m.hidden_size
+    directions = 2 if m.bidirectional else 1
+
+    def step(kind, pre_x, h, c, hh):
+        pre_h = hh(h)
+        if kind is nn.LSTM:
+            i, f, g, o = (pre_x + pre_h).chunk(4, dim=-1)
+            g = R.pass_through(g, torch.tanh(g))
+            c = torch.sigmoid(f).detach() * c + torch.sigmoid(i).detach() * g
+            h = torch.sigmoid(o).detach() * R.pass_through(c, torch.tanh(c))
+            return h, c
+        if kind is nn.GRU:
+            xr, xz, xn = pre_x.chunk(3, dim=-1)
+            hr, hz, hn = pre_h.chunk(3, dim=-1)
+            r = torch.sigmoid(xr + hr).detach()
+            z = torch.sigmoid(xz + hz).detach()
+            n_pre = xn + r * hn
+            n = R.pass_through(n_pre, torch.tanh(n_pre))
+            return (1 - z) * n + z * h, None
+        pre = pre_x + pre_h
+        return (R.pass_through(pre, torch.tanh(pre)) if m.nonlinearity == "tanh" else torch.relu(pre)), None
+
+    def forward(input, hx=None):
+        if isinstance(input, nn.utils.rnn.PackedSequence):
+            raise InterpError(f"LRP of {type(m).__name__} takes a padded tensor, not a PackedSequence")
+        batched = input.ndim == 3
+        x = input if batched else input.unsqueeze(1 if not m.batch_first else 0)
+        if not m.batch_first:
+            x = x.transpose(0, 1)  # (batch, time, features) from here on
+        b, t = x.shape[0], x.shape[1]
+        if hx is None:
+            # zeros, but on the input's autograd path, so that the hidden projection's first
+            # call (its bias alone) is seen by LRP's taps like every other call
+            anchor = x.reshape(-1)[:1] * 0 if x.requires_grad else x.new_zeros(1)
+            zeros = anchor.reshape(1, 1, 1).expand(m.num_layers * directions, b, hidden)
+            h0, c0 = zeros, (zeros if kind is nn.LSTM else None)
+        elif kind is nn.LSTM:
+            h0, c0 = hx
+        else:
+            h0, c0 = hx, None
+        if not batched and hx is not None:
+            h0 = h0.unsqueeze(1)
+            c0 = None if c0 is None else c0.unsqueeze(1)
+        h_n, c_n = [], []
+        layer_input = x
+        for layer in range(m.num_layers):
+            outs = []
+            for d in range(directions):
+                ih, hh = projections[(layer, d)]
+                k = layer * directions + d
+                h, c = h0[k], (c0[k] if c0 is not None else None)
+                # all steps at once; unbind, not indexing: its backward fills one tensor, where
+                # t selects would each fill a zero tensor of the whole sequence
+                pre_x = ih(layer_input).unbind(1)
+                order = range(t - 1, -1, -1) if d else range(t)
+                steps = [None] * t
+                for s in order:
+                    h, c = step(kind, pre_x[s], h, c, hh)
+                    steps[s] = h
+                outs.append(torch.stack(steps, dim=1))
+                h_n.append(h)
+                c_n.append(c)
+            layer_input = torch.cat(outs, dim=-1) if directions == 2 else outs[0]
+        output = layer_input if m.batch_first else layer_input.transpose(0, 1)
+        h_n = torch.stack(h_n)
+        if not batched:
+            output = output.squeeze(0 if m.batch_first else 1)
+            h_n = h_n.squeeze(1)
+        if kind is nn.LSTM:
+            c_n = torch.stack(c_n)
+            return output, (h_n, c_n if batched else c_n.squeeze(1))
+        return output, h_n
+    return forward
+
+
+# ---------------------------------------------------------------------------- attention
+
+class Attention(Canonizer):
+    """nn.MultiheadAttention with its softmax weights held constant."""
+
+    name = "attention"
+    replaces_forward = True
+    description = ("attention computed explicitly: softmax weights held constant, values through an nn.Linear "
+                   "(CP-LRP, Ali et al. 2022; AttnLRP, Achtibat et al. 2024)")
+
+    def unsupported(self, modules):
+        return {n: "add_bias_kv / add_zero_attn are not supported" for n, m in modules.items()
+                if isinstance(m, nn.MultiheadAttention) and (m.bias_k is not None or m.add_zero_attn)}
+
+    def find(self, modules, pairs):
+        bad = self.unsupported(modules)
+        return [n for n, m in modules.items() if isinstance(m, nn.MultiheadAttention) and n not in bad]
+
+    def apply(self, modules, paths, pairs, undo):
+        for path in paths:
+            m = modules[path]
+            e = m.embed_dim
+            if m._qkv_same_embed_dim:
+                wq, wk, wv = m.in_proj_weight.chunk(3)
+            else:
+                wq, wk, wv = m.q_proj_weight, m.k_proj_weight, m.v_proj_weight
+            bq, bk, bv = m.in_proj_bias.chunk(3) if m.in_proj_bias is not None else (None, None, None)
+            value = _frozen_linear(wv, bv)
+            undo.append(_add_child(m, "value", value))
+            undo.append(_replace_forward(m, _attention(m, e, (wq, bq), (wk, bk), value)))
+        return {}
+
+
+def _attention(m: nn.MultiheadAttention, e: int, q_proj, k_proj, value: nn.Linear):
+    heads, d = m.num_heads, e // m.num_heads
+
+    def forward(query, key, value_in, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        batched = query.ndim == 3
+        q, k, v = (t if batched else t.unsqueeze(1 if not m.batch_first else 0) for t in (query, key, value_in))
+        if not m.batch_first:
+            q, k, v = (t.transpose(0, 1) for t in (q, k, v))
+        b, lq, ls = q.shape[0], q.shape[1], k.shape[1]
+        qh = F.linear(q, q_proj[0], q_proj[1]).view(b, lq, heads, d).transpose(1, 2)
+        kh = F.linear(k, k_proj[0], k_proj[1]).view(b, ls, heads, d).transpose(1, 2)
+        vh = value(v).view(b, ls, heads, d).transpose(1, 2)
+        scores = qh @ kh.transpose(-1, -2) / math.sqrt(d)           # (b, heads, lq, ls)
+        if attn_mask is None and is_causal:
+            attn_mask = torch.ones(lq, ls, dtype=torch.bool, device=q.device).triu(1)
+        for mask, shape in ((attn_mask, None), (key_padding_mask, (b, 1, 1, ls))):
+            if mask is None:
+                continue
+            mk = mask.view(shape) if shape is not None else (
+                mask.view(b, heads, lq, ls) if mask.ndim == 3 else mask)
+            scores = scores.masked_fill(mk, float("-inf")) if mk.dtype == torch.bool else scores + mk
+        weights = torch.softmax(scores, dim=-1).detach()              # held constant
+        mixed = (weights @ vh).transpose(1, 2).reshape(b, lq, e)
+        out = m.out_proj(mixed)
+        if not m.batch_first:
+            out = out.transpose(0, 1)
+        if not batched:
+            out = out.squeeze(1 if not m.batch_first else 0)
+            weights = weights.squeeze(0)
+        if not need_weights:
+            return out, None
+        return out, (weights.mean(dim=-3) if average_attn_weights else weights)
+    return forward
+
+
+class LayerActivation(Canonizer):
+    """The activation function of nn.TransformerEncoderLayer / DecoderLayer (a plain function
+    such as F.gelu, not a module) given the pass-through rule of element-wise activations."""
+
+    name = "layer_activation"
+    description = "a transformer layer's activation function given the pass-through rule"
+    LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+
+    def find(self, modules, pairs):
+        return [n for n, m in modules.items() if isinstance(m, self.LAYERS)
+                and callable(getattr(m, "activation", None)) and not isinstance(m.activation, nn.Module)
+                and getattr(m.activation, "__name__", "") != "relu"]  # relu's gradient passes already
+
+    def apply(self, modules, paths, pairs, undo):
+        for path in paths:
+            m = modules[path]
+            fn = m.__dict__["activation"]
+            m.__dict__["activation"] = lambda t, fn=fn: R.pass_through(t, fn(t))
+            undo.append(lambda m=m, fn=fn: m.__dict__.__setitem__("activation", fn))
+        return {}
+
+
+CANONIZERS = (MergeBatchNorm(), UnrollRecurrent(), Attention(), LayerActivation())
+
+__all__ = ["Canonizer", "MergeBatchNorm", "UnrollRecurrent", "Attention", "LayerActivation", "CANONIZERS",
+           "trace"]

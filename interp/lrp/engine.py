@@ -1,0 +1,669 @@
+"""The LRP entry point: a plan of rules before the run, relevance and per-layer relevance after it.
+
+    interp.lrp(model, x, target, composite="epsilon_plus_flat")   # LRPResult: .relevance, .layers
+    interp.lrp.plan(model, "epsilon_plus_flat")                   # every module with its rule
+
+One forward pass with the rules' hooks, one backward pass seeded with the one-hot
+target: relevance travels as a modified gradient (see :mod:`interp.lrp.rules`).
+Each layer call is tapped on its way in and out, so the relevance a layer passes to
+its input, and what it received, are read off per layer and per sample: conservation
+is checked layer by layer, not only end to end.
+
+Nothing falls back silently: a module no rule covers, a functional non-linearity in
+a forward (``torch.tanh`` outside a module) that relevance would cross unconserved,
+an input-layer rule on a layer that does not read the input, or a canonized model
+that computes something else than the original: each is an :class:`InterpError`
+naming the module and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .._checks import check_batch, check_finite, resolve_target, run_model, scores_of
+from ..attribution import Attribution, _prepare, _refuse_batch_statistics, as_found
+from ..capture import hooked as hooked_modules
+from ..capture import module_names
+from ..errors import InputError, InterpError
+from . import composites as C
+from . import rules as R
+from .canonizers import CANONIZERS, trace
+
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+
+
+# ---------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class LayerRelevance:
+    """Relevance at one layer, per sample. ``relevance``: what the layer passed to its
+    input, shaped like that input (summed over calls when called several times; None
+    when the calls' shapes differ). ``total``/``positive``/``negative``: its sum and the
+    sums of its positive and negative parts. ``received``: the relevance at the layer's
+    output, so ``received - total`` is what the layer absorbed (biases, epsilon) or, if
+    negative, created."""
+
+    name: str
+    kind: str
+    rule: str
+    relevance: torch.Tensor | None
+    total: torch.Tensor
+    positive: torch.Tensor
+    negative: torch.Tensor
+    received: torch.Tensor
+    calls: int
+
+    @property
+    def absorbed(self) -> torch.Tensor:
+        return self.received - self.total
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One module of the plan: its path, type, and the rule it gets (or why none)."""
+
+    name: str
+    kind: str
+    rule: str
+    role: str          # "rule", "canonized", "container", "merged", "embedding", "unsupported"
+    note: str = ""
+    depth: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an LRP run will do, decided before anything is computed: every module with its
+    rule, the canonizers that apply (and to which modules), and what no rule covers."""
+
+    composite: str
+    rows: tuple[PlanRow, ...]
+    canonizers: tuple[tuple[str, tuple[str, ...]], ...]
+    first_layers: tuple[str, ...]   # the layers that read the input (they get the composite's first-layer rule)
+
+    @property
+    def unsupported(self) -> list[PlanRow]:
+        return [r for r in self.rows if r.role == "unsupported"]
+
+    def rule_of(self, name: str) -> str | None:
+        return next((r.rule for r in self.rows if r.name == name), None)
+
+    def __str__(self) -> str:
+        width = max((len("  " * r.depth + r.name) for r in self.rows), default=10)
+        kinds = max((len(r.kind) for r in self.rows), default=4)
+        lines = [f"LRP plan, composite {self.composite}"]
+        for r in self.rows:
+            text = r.rule + (f"  ({r.note})" if r.note else "")
+            lines.append(f"  {('  ' * r.depth + r.name).ljust(width)}  {r.kind.ljust(kinds)}  {text}")
+        for name, paths in self.canonizers:
+            lines.append(f"  canonizer {name}: {', '.join(paths)}")
+        if self.unsupported:
+            lines.append(f"  UNSUPPORTED: {', '.join(f'{r.name} ({r.kind})' for r in self.unsupported)}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LRPResult:
+    """What :func:`lrp` returns. ``relevance``: shaped like the input (one value per token
+    for token ids); ``target``/``score``: per sample, the explained output and its value
+    (the relevance put in at the top); :attr:`layers`: per-layer relevance, from the
+    output towards the input (the order the relevance flows), summarised when first
+    read."""
+
+    relevance: torch.Tensor
+    target: torch.Tensor
+    score: torch.Tensor
+    composite: str
+    plan: Plan
+    embedding: str | None = None
+    seconds: float = 0.0
+    options: dict = field(default_factory=dict)
+    flow: "_Flow | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def layers(self) -> dict[str, LayerRelevance]:
+        """``{layer path: LayerRelevance}`` in the order relevance reaches the layers."""
+        return self.flow.layers() if self.flow is not None else {}
+
+    @property
+    def total(self) -> torch.Tensor:
+        """Σ relevance per sample (equals ``score`` where everything is conserved)."""
+        return self.relevance.flatten(1).sum(1)
+
+    @property
+    def outside_layers(self) -> torch.Tensor:
+        """Relevance absorbed (positive) or created outside every layer, per sample: by
+        constants added in a forward, such as position embeddings or a recurrent layer's
+        given initial state. ``score - total`` is this plus the layers' ``absorbed``."""
+        absorbed = sum((layer.absorbed for layer in self.layers.values()), torch.zeros_like(self.score))
+        return self.score - self.total - absorbed
+
+    @property
+    def method(self) -> str:
+        return "lrp"
+
+    @property
+    def label(self) -> str:
+        return f"lrp ({self.composite})"
+
+    def as_attribution(self) -> Attribution:
+        """The relevance as an :class:`~interp.attribution.Attribution` (method ``lrp``; its
+        ``delta`` is the conservation gap Σ relevance − score), so the attribution figures
+        show it beside the saliency methods."""
+        return Attribution(method="lrp", values=self.relevance, target=self.target, score=self.score,
+                           delta=self.total - self.score, options={"composite": self.composite, **self.options},
+                           embedding=self.embedding, seconds=self.seconds)
+
+
+# ---------------------------------------------------------------------------- the plan
+
+def _rule_row(path: str, m: nn.Module, rule: R.Rule | None, depth: int, merged_into: str | None) -> PlanRow:
+    kind = type(m).__name__
+    if rule is None:
+        return PlanRow(path, kind, "no rule", "unsupported", "no rule covers this layer type", depth)
+    if (rule.needs_weights or rule.direct) and not isinstance(m, C.WEIGHTED):
+        return PlanRow(path, kind, rule.label, "unsupported",
+                       f"{rule.label} needs a Linear, Conv or ConvTranspose layer", depth)
+    note = f"with the batch-norm {merged_into} folded in" if merged_into else ""
+    return PlanRow(path, kind, rule.label, "rule", note, depth)
+
+
+def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: dict[str, list[str]],
+                pairs: dict[str, str], unsupported: dict[str, str],
+                readers: list[str] | None) -> tuple[Plan, dict[str, R.Rule]]:
+    if readers is None:  # no input to trace: the first weighted layer in module order, as Zennit does
+        readers = [next((p for p, m in modules.items() if isinstance(m, C.WEIGHTED)), None)]
+    firsts = [p for p in readers if p is not None]
+    canonized = {p: name for name, paths in applied.items() for p in paths}
+    replacing = {c.name for c in CANONIZERS if c.replaces_forward}
+    rewritten = {p for p, name in canonized.items() if name in replacing}  # their children run inside
+    merged_into = {layer: bn for bn, layer in pairs.items()}
+    rows, chosen = [], {}
+    root = next(iter(modules))  # named_modules gives the model itself first
+    for path, m in modules.items():
+        depth = 0 if path == root else path.count(".") + 1
+        kind = type(m).__name__
+        if path in unsupported:
+            rows.append(PlanRow(path, kind, "no rule", "unsupported", unsupported[path], depth))
+        elif path in pairs:
+            rows.append(PlanRow(path, kind, f"merged into {pairs[path]}", "merged", "", depth))
+        elif path in rewritten:
+            rows.append(PlanRow(path, kind, f"canonized ({canonized[path]})", "canonized", "", depth))
+        elif isinstance(m, EMBEDDINGS):
+            rows.append(PlanRow(path, kind, "input (token ids)", "embedding",
+                                "the input of token models; another embedding absorbs its share", depth))
+        elif next(m.children(), None) is not None:
+            own = [n for n, p in m.named_parameters(recurse=False) if p is not None]
+            if own and not _inside(path, rewritten):
+                rows.append(PlanRow(path, kind, "no rule", "unsupported",
+                                    f"uses its own parameters ({', '.join(own)}) in its forward", depth))
+            else:
+                note = f"canonized ({canonized[path]})" if path in canonized else ""
+                rows.append(PlanRow(path, kind, "", "container", note, depth))
+        elif _inside(path, rewritten) and not isinstance(m, C.WEIGHTED):
+            rows.append(PlanRow(path, kind, "", "container", "not called as a module", depth))
+        else:
+            rule = composite.rule_for(path, m, path in firsts)
+            row = _rule_row(path, m, rule, depth, merged_into.get(path))
+            rows.append(row)
+            if row.role == "rule":
+                chosen[path] = rule
+    plan = Plan(composite.name, tuple(rows), tuple((n, tuple(p)) for n, p in applied.items() if p),
+                tuple(firsts))
+    return plan, chosen
+
+
+def _inside(path: str, parents) -> bool:
+    return any(path.startswith(p + ".") for p in parents)
+
+
+@dataclass
+class _Canonized:
+    """A model while canonized: the rules by path, the merged parameters, and how to
+    write the plan once the layers that read the input are known."""
+
+    model: nn.Module
+    modules: dict[str, nn.Module]   # as canonized (with any temporary modules)
+    composite: C.Composite
+    applied: dict[str, list[str]]
+    pairs: dict[str, str]
+    unsupported: dict[str, str]
+    merged: dict[str, tuple]
+
+    def plan(self, readers: list[str] | None) -> tuple[Plan, dict[str, R.Rule]]:
+        return _build_plan(self.modules, self.composite, self.applied, self.pairs, self.unsupported, readers)
+
+
+@contextlib.contextmanager
+def _canonized(model: nn.Module, composite: C.Composite, pairs: dict[str, str],
+               modules: dict[str, nn.Module] | None = None):
+    """Apply every canonizer that fits (batch-norms merged as ``pairs`` says) and undo
+    everything on exit."""
+    modules = module_names(model) if modules is None else modules
+    unsupported: dict[str, str] = {}
+    for can in CANONIZERS:
+        unsupported.update(can.unsupported(modules))
+    undo: list = []
+    merged: dict[str, tuple] = {}
+    applied: dict[str, list[str]] = {}
+    try:
+        for can in CANONIZERS:
+            paths = can.find(modules, pairs)
+            if paths:
+                merged.update(can.apply(modules, paths, pairs, undo))
+                applied[can.name] = paths
+        after = module_names(model) if applied else modules
+        yield _Canonized(model, after, composite, applied, pairs, unsupported, merged)
+    finally:
+        for u in reversed(undo):
+            u()
+
+
+def _sequential_pairs(modules: dict[str, nn.Module]) -> dict[str, str]:
+    """Batch-norms right after a Linear/Conv in an nn.Sequential (the plan without an input)."""
+    pairs = {}
+    root = next(iter(modules))
+    for path, m in modules.items():
+        if isinstance(m, nn.Sequential):
+            children = list(m.named_children())
+            for (a, ma), (b, mb) in zip(children, children[1:]):
+                if isinstance(ma, C.WEIGHTED) and isinstance(mb, nn.modules.batchnorm._BatchNorm):
+                    prefix = "" if path == root else path + "."
+                    pairs[prefix + b] = prefix + a
+    return pairs
+
+
+def plan(model: nn.Module, composite="epsilon_plus_flat", x: torch.Tensor | None = None, **params) -> Plan:
+    """Every module of ``model`` with the rule ``composite`` gives it, the canonizers that
+    apply and what is unsupported, without computing relevance. With ``x`` (a batch the
+    model takes) the model runs once on one sample, to pair batch-norms with the layer
+    they follow and to find the layers that read the input (they get the composite's
+    first-layer rule); without it, pairs are read from nn.Sequential containers and the
+    first layer is the first Linear/Conv in module order (as Zennit does)."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"plan needs an nn.Module; got {type(model).__name__}")
+    comp = C.get(composite, **params)
+    if x is not None and (not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0):
+        raise InputError("x must be a non-empty batch tensor (batch first, at least 2-D)")
+    with as_found(model):
+        modules = module_names(model)
+        pairs = trace(model, modules, x[:1])[0] if x is not None else _sequential_pairs(modules)
+        with _canonized(model, comp, pairs) as state:
+            readers = trace(model, state.modules, x[:1])[1] if x is not None else None
+            return state.plan(readers)[0]
+
+
+# ---------------------------------------------------------------------------- taps
+
+_VIEWS = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "TransposeBackward0",
+                    "PermuteBackward0", "AliasBackward0", "ExpandBackward0", "SliceBackward0", "TBackward0"})
+
+
+def _reads_input(t: torch.Tensor) -> bool:
+    """Whether ``t`` is the analysed input itself or a view of it (a reshape, a transpose):
+    its autograd history leads to the input leaf through views only (parameters do not
+    require grad during a run, so the only leaf is the input)."""
+    node = t.grad_fn
+    if node is None:
+        return t.requires_grad
+    while node is not None:
+        name = type(node).__name__
+        if name == "AccumulateGrad":
+            return True
+        if name not in _VIEWS:
+            return False
+        node = node.next_functions[0][0]
+    return False
+
+
+class _Flow:
+    """The tensors a run passed each tapped layer (a private view of its input, so the
+    gradient there is what this layer passed back, and its output) and their gradients;
+    per-layer relevance is ``tensor * gradient``, summarised when first asked for."""
+
+    def __init__(self, batch: int, kinds: dict[str, str], labels: dict[str, str], reshapes: set[str]):
+        self.batch, self.kinds, self.labels, self.reshapes = batch, kinds, labels, reshapes
+        self.order: list[str] = []
+        self.inputs: list[tuple[str, torch.Tensor]] = []
+        self.sources: list[int] = []       # per input: id of the tensor the layer was given (before our alias)
+        self.outputs: list[tuple[str, torch.Tensor]] = []
+        self.output_ids: list[int] = []    # per output: id of the tensor handed on
+        self.output_call: list[int] = []   # per output: index of the same call's input (-1: none)
+        self.direct: dict[int, torch.Tensor] = {}   # index in inputs -> relevance from an input-layer rule
+        self.in_grads: list = []
+        self.out_grads: list = []
+        self._layers: dict[str, LayerRelevance] | None = None
+
+    def add_input(self, name: str, given: torch.Tensor, alias: torch.Tensor) -> None:
+        if name not in self.order:
+            self.order.append(name)
+        self.inputs.append((name, alias))
+        self.sources.append(id(given))
+
+    def add_output(self, name: str, output: torch.Tensor) -> None:
+        last = len(self.inputs) - 1
+        self.outputs.append((name, output))
+        self.output_ids.append(id(output))
+        self.output_call.append(last if last >= 0 and self.inputs[last][0] == name else -1)
+
+    def _direct_through_reshapes(self) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """An input-layer rule's relevance does not travel as a gradient, so reshapes between
+        the input and that layer (a Flatten) are given it here: (by input index, by output index)."""
+        extra_in: dict[int, torch.Tensor] = {}
+        extra_out: dict[int, torch.Tensor] = {}
+        produced = {oid: j for j, oid in enumerate(self.output_ids)}
+        for i, r in self.direct.items():
+            source = self.sources[i]
+            while source in produced:
+                j = produced[source]
+                if self.outputs[j][0] not in self.reshapes or self.outputs[j][1].numel() != r.numel():
+                    break
+                extra_out[j] = r.reshape(self.outputs[j][1].shape)
+                k = self.output_call[j]
+                if k < 0 or self.inputs[k][1].numel() != r.numel():
+                    break
+                extra_in[k] = r.reshape(self.inputs[k][1].shape)
+                source = self.sources[k]
+        return extra_in, extra_out
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for _, t in self.inputs] + [t for _, t in self.outputs]
+
+    def take_grads(self, grads) -> None:
+        n = len(self.inputs)
+        self.in_grads, self.out_grads = list(grads[:n]), list(grads[n:])
+        self.inputs = [(name, t.detach()) for name, t in self.inputs]
+        self.outputs = [(name, t.detach()) for name, t in self.outputs]
+
+    def _batch_first(self, r: torch.Tensor) -> torch.Tensor | None:
+        if r.ndim and r.shape[0] == self.batch:
+            return r
+        axis = next((i for i, s in enumerate(r.shape) if s == self.batch), None)
+        return None if axis is None else r.movedim(axis, 0)
+
+    def layers(self) -> dict[str, LayerRelevance]:
+        if self._layers is not None:
+            return self._layers
+        per_in: dict[str, list[torch.Tensor]] = {}
+        per_out: dict[str, list[torch.Tensor]] = {}
+        extra_in, extra_out = self._direct_through_reshapes()
+        for i, ((name, a), g) in enumerate(zip(self.inputs, self.in_grads)):
+            r = self.direct.get(i)
+            if r is None:
+                r = a * g if g is not None else torch.zeros_like(a)
+                if i in extra_in:
+                    r = r + extra_in[i]
+            r = self._batch_first(r)
+            if r is not None:
+                per_in.setdefault(name, []).append(r)
+        for j, ((name, o), g) in enumerate(zip(self.outputs, self.out_grads)):
+            r = o * g if g is not None else None
+            if j in extra_out:
+                r = extra_out[j] if r is None else r + extra_out[j]
+            r = self._batch_first(r) if r is not None else None
+            if r is not None:
+                per_out.setdefault(name, []).append(r)
+        zeros = torch.zeros(self.batch)
+        out = {}
+        for name in reversed(self.order):
+            calls = per_in.get(name, [])
+            flat = [r.reshape(self.batch, -1) for r in calls]
+            same = bool(calls) and all(r.shape == calls[0].shape for r in calls)
+            total = sum(f.sum(1) for f in flat) if flat else zeros
+            positive = sum(f.clamp(min=0).sum(1) for f in flat) if flat else zeros
+            got = per_out.get(name, [])
+            out[name] = LayerRelevance(
+                name=name, kind=self.kinds[name], rule=self.labels[name],
+                relevance=(sum(calls[1:], calls[0]) if same else None),
+                total=total, positive=positive, negative=total - positive,
+                received=sum(r.reshape(self.batch, -1).sum(1) for r in got) if got else zeros,
+                calls=max(len(calls), len(got)))
+        self._layers = out
+        return out
+
+
+class _Direct(torch.autograd.Function):
+    """The output of a layer under an input-layer rule: the rule's relevance for the
+    layer's input is handed to ``record`` instead of flowing back as a gradient."""
+
+    @staticmethod
+    def forward(ctx, x, z, rule, layer, record):
+        ctx.rule, ctx.layer, ctx.record = rule, layer, record
+        ctx.save_for_backward(x, z)
+        return z[...]
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, z = ctx.saved_tensors
+        r_in = ctx.rule.relevance(ctx.layer, x, z * grad)
+        ctx.record(x, r_in)
+        return None, None, None, None, None
+
+
+# ---------------------------------------------------------------------------- functional non-linearities
+
+# autograd nodes of operations that are not linear (nor piecewise linear through zero) in a
+# variable input: relevance crossing them outside a module rule is not conserved
+_NONLINEAR = ("Tanh", "Sigmoid", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10", "Log1P", "Softmax",
+              "LogSoftmax", "Gelu", "Silu", "Mish", "Elu", "Softplus", "Hardswish", "Hardsigmoid", "Hardtanh",
+              "Pow", "Sqrt", "Rsqrt", "Reciprocal", "Sin", "Cos", "Erf", "Atan", "Atan2", "NativeLayerNorm",
+              "NativeBatchNorm", "NativeGroupNorm", "GroupNorm", "RmsNorm", "FusedRmsNorm", "Sign", "Abs",
+              "LogSigmoid", "Softshrink", "Hardshrink", "Threshold", "Glu", "Prod", "Cumprod", "Norm",
+              "LinalgVectorNorm", "Std", "Var", "Cosh", "Sinh", "Tan", "Asin", "Acos")
+_PRODUCTS = ("Mul", "Div", "Mm", "Bmm", "Matmul", "Baddbmm", "Addmm", "Addbmm", "Einsum", "Dot", "Mv")
+
+
+def _op(node) -> str:
+    name = type(node).__name__
+    return name[:name.index("Backward")] if "Backward" in name else name
+
+
+def _nonlinear_ops(output: torch.Tensor) -> list[str]:
+    """Autograd operations between the output and the input that relevance cannot cross
+    conservatively: non-linear functions, and products of two variable tensors."""
+    found, seen, stack = [], set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        op = _op(node)
+        nexts = [f for f, _ in node.next_functions if f is not None]
+        if op in _NONLINEAR or (op in _PRODUCTS and len(nexts) >= 2):
+            found.append(type(node).__name__)
+        stack.extend(nexts)
+    return sorted(set(found))
+
+
+# ---------------------------------------------------------------------------- the run
+
+def lrp(model: nn.Module, x: torch.Tensor, target="predicted", composite="epsilon_plus_flat", *,
+        embedding: str | None = None, **params) -> LRPResult:
+    """Layer-wise relevance propagation of the ``target`` score of ``model`` at ``x``.
+
+    ``composite``: a name (see :func:`interp.lrp.composites.names`; ``params`` are its
+    parameters, e.g. ``epsilon=0.1``), a :class:`~interp.lrp.composites.Composite`, or a
+    dict ``{module path, pattern or type: rule}``. ``target``: an output index, one per
+    sample, or ``"predicted"``. ``x``: a batch (float values, or token ids explained
+    through the embedding layer that reads them; ``embedding=`` names it).
+
+    Returns an :class:`LRPResult`: relevance shaped like ``x`` and per-layer relevance.
+    The model is left as it was: hooks, canonizers and parameter flags are undone,
+    also after an error.
+    """
+    check_batch(model, x, "lrp")
+    comp = C.get(composite, **params)
+    check_finite(x, "the input")
+    if torch.is_inference_mode_enabled():
+        raise InterpError("LRP needs autograd, and this call runs inside torch.inference_mode(); call it "
+                          "outside that block")
+    _refuse_batch_statistics(model)
+    # autograd imports this on its first call with grad_outputs (a quarter of a second): not LRP's time
+    importlib.import_module("torch.fx.experimental.symbolic_shapes")
+    start = time.perf_counter()
+    with as_found(model):
+        modules = module_names(model)
+        for m in modules.values():
+            for p in m._parameters.values():
+                if p is not None and p.requires_grad:
+                    p.requires_grad_(False)  # only the input's gradient is needed (restored by as_found)
+        reference, pairs = None, {}
+        if any(isinstance(m, _REWRITTEN) for m in modules.values()):
+            with torch.no_grad():
+                reference = scores_of(run_model(model, x)).detach()
+            pairs = trace(model, modules, x[:1])[0]
+        with _canonized(model, comp, pairs, modules) as state:
+            run = _propagate(state, x, target, embedding, reference)
+    relevance, t, score, space_embedding, the_plan, flow = run
+    return LRPResult(relevance=relevance, target=t, score=score, composite=comp.name, plan=the_plan,
+                     embedding=space_embedding, seconds=time.perf_counter() - start, options=dict(params),
+                     flow=flow)
+
+
+_REWRITTEN = (nn.RNNBase, nn.MultiheadAttention, nn.modules.batchnorm._BatchNorm)
+
+
+def _refuse_unsupported(the_plan: Plan) -> None:
+    bad = the_plan.unsupported
+    if not bad:
+        return
+    listed = "; ".join(f"{r.name!r} ({r.kind}: {r.note})" for r in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    example = bad[0].kind
+    raise InterpError(f"LRP has no rule for {len(bad)} module{'s' if len(bad) != 1 else ''}: {listed}{more}. "
+                      f"Give one in the composite, e.g. interp.lrp.composites.get({the_plan.composite!r})"
+                      f".with_rules({{{example}: interp.lrp.rules.Epsilon()}}) (or rules.Pass() for an "
+                      f"element-wise function); interp.lrp.plan(model) shows every module's rule")
+
+
+def _propagate(state: _Canonized, x, target, embedding, reference):
+    model, composite, modules = state.model, state.composite, state.modules
+    # the draft plan gives the first-layer rule only to layers nothing else covers; which
+    # layers read the input is seen per call below
+    uncovered = [p for p, m in modules.items() if isinstance(m, C.WEIGHTED) and composite.rule_for(p, m, False) is None]
+    draft, chosen = state.plan(readers=uncovered)
+    _refuse_unsupported(draft)
+    # layers that may read the input get the first-layer rule if they do (decided per call)
+    candidates = set()
+    if composite.first is not None:
+        candidates = {p for p, m in modules.items() if isinstance(m, C.WEIGHTED) and p in chosen
+                      and composite.path_rule(p) is None}
+    tapped = list(chosen)
+    layers = {p: (R.layer_of(modules[p], *state.merged.get(p, (None, None))) if isinstance(modules[p], C.WEIGHTED)
+                  else R.Layer(modules[p], None, None, None)) for p in tapped}
+    hooked = [p for p, rule in chosen.items() if p in candidates or not _is_gradient(rule, modules[p])]
+    labels = {p: r.label for p, r in chosen.items()}
+    flow = _Flow(x.shape[0], {p: type(modules[p]).__name__ for p in tapped}, labels,
+                 {p for p in tapped if isinstance(modules[p], C.SHAPES)})
+    readers: list[str] = []
+    direct: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+
+    def tap_in(name, args):
+        if not args or not isinstance(args[0], torch.Tensor) or not args[0].requires_grad:
+            return None
+        view = args[0][...]   # this layer's own alias (strides kept): its gradient is what the layer passed back
+        flow.add_input(name, args[0], view)
+        return (view, *args[1:])
+
+    def apply_rule(name, args, output):
+        x_in, rule = args[0], chosen[name]
+        if name in candidates and _reads_input(x_in):
+            rule = composite.first
+            labels[name] = rule.label
+            if name not in readers:
+                readers.append(name)
+        if rule.direct:
+            index = len(flow.inputs) - 1
+
+            def record(layer_input, r_in, name=name, index=index):
+                direct.append((name, layer_input, r_in))
+                flow.direct[index] = r_in
+            return _Direct.apply(x_in, output.detach(), rule, layers[name], record)
+        return None if _is_gradient(rule, modules[name]) else rule.apply(layers[name], x_in, output)
+
+    def after(name, args, output):
+        if not isinstance(output, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor) \
+                or not args[0].requires_grad:
+            return None
+        if name in hooked_rules:
+            replaced = apply_rule(name, args, output)
+            output = output if replaced is None else replaced
+        if output.requires_grad:
+            flow.add_output(name, output)
+        return output
+
+    hooked_rules = set(hooked)
+    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}):
+        space = _prepare(model, x, embedding, graph=True)
+    if not space.graph.requires_grad:
+        raise InterpError("the model's output does not depend on its input through autograd (is it detached "
+                          "inside the forward?); LRP needs the path from input to output")
+    bad = _nonlinear_ops(space.graph)
+    if bad:
+        raise InterpError(f"the forward computes {', '.join(bad)} outside any module LRP has a rule for "
+                          "(a function call such as torch.tanh or an element-wise product of two signals); "
+                          "relevance crossing it would not be conserved. Compute it in a module (nn.Tanh, "
+                          "nn.Softmax, ...) so a rule applies, or wrap it in a module and give that a rule")
+    t = resolve_target(target, space.scores)
+    if reference is not None:
+        _check_same(space.scores, reference, draft)
+    seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
+    grads = torch.autograd.grad(space.graph, [space.inputs] + flow.tensors(), seed, allow_unused=True)
+    flow.take_grads(grads[1:])
+    inputs = space.inputs.detach()
+    relevance = inputs * grads[0] if grads[0] is not None else torch.zeros_like(inputs)
+    for name, layer_input, r_in in direct:
+        if _reads_input_storage(layer_input, inputs):
+            relevance = relevance + r_in.reshape(inputs.shape)
+        elif bool(r_in.abs().sum() > 0):
+            raise InterpError(f"rule {chosen[name].label} on {name!r} is an input-layer rule, but {name!r} reads "
+                              "another layer's output, not the input; give it another rule (e.g. "
+                              f"with_rules({{{name!r}: interp.lrp.rules.Epsilon()}})) or use a composite without "
+                              "a special first layer")
+    if space.tokens:
+        relevance = relevance.sum(-1)
+    score = space.scores.gather(1, t[:, None])[:, 0]
+    the_plan = _with_first_layers(draft, readers, labels)
+    out_dtype = x.dtype if x.is_floating_point() else torch.float32
+    return relevance.detach().to(out_dtype), t, score, space.embedding, the_plan, flow
+
+
+def _with_first_layers(draft: Plan, readers: list[str], labels: dict[str, str]) -> Plan:
+    """The draft plan with the first-layer rule where the run found layers reading the input."""
+    if not readers and not draft.first_layers:
+        return draft
+    rows = tuple(dataclasses.replace(r, rule=labels[r.name]) if r.name in labels and r.role == "rule" else r
+                 for r in draft.rows)
+    return dataclasses.replace(draft, rows=rows, first_layers=tuple(readers))
+
+
+def _reads_input_storage(layer_input: torch.Tensor, inputs: torch.Tensor) -> bool:
+    return layer_input.data_ptr() == inputs.data_ptr() and layer_input.numel() == inputs.numel()
+
+
+def _is_gradient(rule: R.Rule, module: nn.Module) -> bool:
+    """Rules whose effect is the plain gradient need no hook."""
+    if isinstance(rule, (R.Gradient, R.WinnerTakeAll)):
+        return True
+    if isinstance(rule, R.Epsilon) and rule.epsilon == 0:
+        return True
+    return isinstance(rule, R.Pass) and isinstance(module, R.GRADIENT_IS_PASS)
+
+
+def _check_same(scores: torch.Tensor, reference: torch.Tensor, the_plan: Plan) -> None:
+    diff = float((scores - reference).abs().max()) if scores.shape == reference.shape else float("inf")
+    tol = 1e-5 * max(1.0, float(reference.abs().max()))
+    if not diff <= tol:
+        names = ", ".join(n for n, _ in the_plan.canonizers) or "none"
+        raise InterpError(f"the canonized model's output differs from the original's by {diff:.3g} on this input "
+                          f"(more than {tol:.1g}; canonizers: {names}): the model does something the canonizers "
+                          "do not reproduce, so LRP would explain another function")
+
+
+__all__ = ["lrp", "plan", "LRPResult", "LayerRelevance", "Plan", "PlanRow"]

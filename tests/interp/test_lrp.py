@@ -1,0 +1,610 @@
+"""interp.lrp against references that can fail: numpy implementations of the rules written
+here from the formulas, identities from the literature (LRP-0 = gradient x input on ReLU
+nets, conservation on bias-free models), the original modules the canonizers replace,
+and a faithfulness check (pixel flipping) on the zoo CNN."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import interp
+from interp.errors import InputError, InterpError, TargetError, UnknownNameError
+from interp.lrp import canonizers, composites, rules
+from interp.lrp.composites import Composite
+
+from ..conftest import assert_untouched, hooks_left, snapshot
+
+
+# ---------------------------------------------------------------------------- models written here
+
+def _zero_biases(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.rpartition(".")[2].startswith("bias"):
+                p.zero_()
+    return model
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + x)
+
+
+class ResidualCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn, self.relu = nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU()
+        self.block = ResidualBlock(6)
+        self.pool, self.flat, self.fc = nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 4)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.pool(self.block(self.relu(self.bn(self.stem(x)))))))
+
+
+def residual_cnn(shifts: bool) -> ResidualCNN:
+    """Batch-norms with random scales; with ``shifts`` also random means and betas (biases)."""
+    torch.manual_seed(1)
+    m = ResidualCNN()
+    with torch.no_grad():
+        for bn in (m.bn, m.block.bn1, m.block.bn2):
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            if shifts:
+                bn.running_mean.uniform_(-0.3, 0.3)
+                bn.bias.uniform_(-0.2, 0.2)
+    return m.eval()
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self, layers=1, bidirectional=False):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 6)
+        self.lstm = nn.LSTM(6, 5, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(5 * (2 if bidirectional else 1), 3)
+
+    def forward(self, tokens):
+        out, _ = self.lstm(self.embedding(tokens))
+        return self.head(out[:, -1])
+
+
+class EncoderClassifier(nn.Module):
+    def __init__(self, activation="relu"):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, activation=activation)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embedding(tokens)).mean(1))
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+
+
+def cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 5, 3),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(5 * 2 * 2, 3)).eval()
+
+
+def tokens(n=4, t=7):
+    return torch.randint(0, 20, (n, t), generator=torch.Generator().manual_seed(3))
+
+
+BIAS_FREE = {
+    "mlp": (lambda: _zero_biases(mlp()), lambda: torch.randn(6, 5)),
+    "cnn": (lambda: _zero_biases(cnn()), lambda: torch.rand(6, 2, 8, 8)),
+    "residual_cnn": (lambda: _zero_biases(residual_cnn(shifts=False)), lambda: torch.rand(6, 2, 6, 6)),
+    "lstm": (lambda: _zero_biases(LSTMClassifier().eval()), tokens),
+    "transformer": (lambda: _zero_biases(EncoderClassifier().eval()), tokens),
+    "transformer_gelu": (lambda: _zero_biases(EncoderClassifier("gelu").eval()), tokens),
+}
+
+
+# ---------------------------------------------------------------------------- identities
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("make, shape", [(mlp, (6, 5)), (cnn, (6, 2, 8, 8))])
+def test_lrp0_equals_gradient_times_input_on_relu_nets(make, shape, bias):
+    model = make() if bias else _zero_biases(make())
+    x = torch.randn(*shape)
+    result = interp.lrp(model, x, "predicted", composite="lrp0")
+    expected = interp.attribute(model, x, result.target, "input_x_gradient")
+    torch.testing.assert_close(result.relevance, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(BIAS_FREE))
+@pytest.mark.parametrize("composite, params", [("lrp0", {}), ("epsilon", {"epsilon": 1e-9})])
+def test_relevance_is_conserved_on_bias_free_models(name, composite, params):
+    make, data = BIAS_FREE[name]
+    torch.manual_seed(0)
+    model, x = make(), data()
+    before = snapshot(model)
+    result = interp.lrp(model, x, "predicted", composite=composite, **params)
+    assert result.relevance.shape == (x.shape if x.is_floating_point() else x.shape)
+    torch.testing.assert_close(result.total, result.score, rtol=1e-4, atol=1e-7)
+    assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("name", list(BIAS_FREE))
+def test_default_composite_is_conserved_on_bias_free_models(name):
+    """epsilon_plus_flat: flat and z+ keep the total too (up to their 1e-6 stabilisers)."""
+    make, data = BIAS_FREE[name]
+    torch.manual_seed(0)
+    model, x = make(), data()
+    result = interp.lrp(model, x, "predicted", epsilon=1e-9)
+    torch.testing.assert_close(result.total, result.score, rtol=1e-4, atol=1e-5)
+
+
+def test_merged_batch_norm_equals_lrp_on_the_folded_model():
+    """Merging is a rewrite: LRP of the model equals LRP of a copy whose convolutions carry
+    the batch-norm in their weights."""
+    model = residual_cnn(shifts=True)
+    x = torch.rand(3, 2, 6, 6)
+    folded = residual_cnn(shifts=True)
+    with torch.no_grad():
+        for conv, bn in ((folded.stem, folded.bn), (folded.block.conv1, folded.block.bn1),
+                         (folded.block.conv2, folded.block.bn2)):
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+            conv.weight.mul_(scale[:, None, None, None])
+            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+            bn.running_mean.zero_(), bn.running_var.fill_(1 - bn.eps), bn.weight.fill_(1), bn.bias.zero_()
+    for composite in ("epsilon_plus_flat", "alpha2_beta1", "lrp0"):
+        a = interp.lrp(model, x, 0, composite=composite)
+        b = interp.lrp(folded, x, 0, composite=composite)
+        torch.testing.assert_close(a.relevance, b.relevance, rtol=1e-4, atol=1e-6)
+    assert "merge_batchnorm" in dict(a.plan.canonizers)
+
+
+# ---------------------------------------------------------------------------- the rules, against numpy
+
+def _stab(z, eps=1e-6):
+    return z + eps * np.where(z >= 0, 1.0, -1.0)
+
+
+def _np_rule(name, x, w, b, r, wp=None, wn=None, **p):
+    """Relevance at the input of y = w x + b from relevance r at its output, one sample,
+    written from the formulas (Zennit's generalised forms for inputs of both signs).
+    ``wp``/``wn``: the matrices of the layer's positive and negative weights, when they
+    are not the clamped matrix (a convolution whose padding repeats pixels)."""
+    xp, xn = np.maximum(x, 0), np.minimum(x, 0)
+    wp = np.maximum(w, 0) if wp is None else wp
+    wn = np.minimum(w, 0) if wn is None else wn
+    bp, bn = np.maximum(b, 0), np.minimum(b, 0)
+    z = w @ x + b
+    if name == "epsilon":
+        return x * (w.T @ (r / _stab(z, p["epsilon"])))
+    if name == "gamma":
+        g = p["gamma"]
+        up = (w + g * wp) @ xp + (b + g * bp) + (w + g * wn) @ xn
+        down = (w + g * wn) @ xp + (b + g * bn) + (w + g * wp) @ xn
+        vu, vd = (z > 0) * r / _stab(up), (z < 0) * r / _stab(down)
+        return (xp * ((w + g * wp).T @ vu) + xn * ((w + g * wn).T @ vu)
+                + xp * ((w + g * wn).T @ vd) + xn * ((w + g * wp).T @ vd))
+    if name == "alpha_beta":
+        a, bb = p["alpha"], p["beta"]
+        pos, neg = wp @ xp + bp + wn @ xn, wn @ xp + bn + wp @ xn
+        return (a * (xp * (wp.T @ (r / _stab(pos))) + xn * (wn.T @ (r / _stab(pos))))
+                - bb * (xp * (wn.T @ (r / _stab(neg))) + xn * (wp.T @ (r / _stab(neg)))))
+    if name == "flat":
+        return np.ones_like(x) * (np.ones_like(w).T @ (r / _stab(np.ones_like(w) @ np.ones_like(x))))
+    if name == "wsquare":
+        return (w ** 2).T @ (r / _stab((w ** 2) @ np.ones_like(x) + b ** 2))
+    if name == "zbox":
+        lo, hi = np.full_like(x, p["low"]), np.full_like(x, p["high"])
+        v = r / _stab(z - (wp @ lo + bp) - (wn @ hi + bn))
+        return x * (w.T @ v) - lo * (wp.T @ v) - hi * (wn.T @ v)
+    raise KeyError(name)
+
+
+RULES = [
+    ("epsilon", rules.Epsilon(0.3), {"epsilon": 0.3}),
+    ("epsilon", rules.Epsilon(1e-6), {"epsilon": 1e-6}),
+    ("gamma", rules.Gamma(0.25), {"gamma": 0.25}),
+    ("gamma", rules.Gamma(1.0), {"gamma": 1.0}),
+    ("alpha_beta", rules.AlphaBeta(2, 1), {"alpha": 2.0, "beta": 1.0}),
+    ("alpha_beta", rules.ZPlus(), {"alpha": 1.0, "beta": 0.0}),
+    ("alpha_beta", rules.AlphaBeta(1, 0), {"alpha": 1.0, "beta": 0.0}),
+]
+FIRST_RULES = [("flat", rules.Flat(), {}), ("wsquare", rules.WSquare(), {}),
+               ("zbox", rules.ZBox(-2.0, 2.0), {"low": -2.0, "high": 2.0})] + RULES
+
+
+@pytest.mark.parametrize("first_name, first, first_p", FIRST_RULES, ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize("upper_name, upper, upper_p", RULES, ids=lambda v: str(v)[:20])
+def test_rules_on_a_two_layer_mlp_equal_numpy(first_name, first, first_p, upper_name, upper, upper_p):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).double().eval()
+    x = torch.randn(6, 5, dtype=torch.float64)  # inputs of both signs, biases present
+    result = interp.lrp(model, x, 1, composite=Composite({"0": first, "2": upper}))
+    w1, b1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2, b2 = model[2].weight.detach().numpy(), model[2].bias.detach().numpy()
+    for i, xi in enumerate(x.numpy()):
+        a1 = np.maximum(w1 @ xi + b1, 0)
+        z2 = w2 @ a1 + b2
+        r2 = np.zeros(3)
+        r2[1] = z2[1]
+        r1 = _np_rule(upper_name, a1, w2, b2, r2, **upper_p)   # at the ReLU's output = its input
+        r0 = _np_rule(first_name, xi, w1, b1, r1, **first_p)
+        np.testing.assert_allclose(result.relevance[i].numpy(), r0, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(result.layers["0"].received[i].item(), r1.sum(), rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: nn.Conv2d(2, 3, 3, padding=1), (1, 2, 4, 4)),
+    (lambda: nn.Conv1d(2, 3, 3, stride=2), (1, 2, 7)),
+    (lambda: nn.Conv2d(4, 4, 3, padding=1, groups=2, padding_mode="reflect"), (1, 4, 3, 3)),
+    (lambda: nn.ConvTranspose2d(2, 3, 3, stride=2), (1, 2, 3, 3)),
+], ids=["conv2d", "conv1d", "grouped-reflect", "transposed"])
+def test_rules_on_convolutions_equal_the_same_rules_on_the_unfolded_matrix(layer, shape):
+    """A convolution is a linear map: each rule on it equals the rule on its matrix (flat
+    and w^2 included, as the all-ones input's matrix is the same map)."""
+    torch.manual_seed(0)
+    conv = layer().double().eval()
+    x = torch.randn(*shape, dtype=torch.float64)
+    n_out = conv(x).numel()
+    jac = torch.autograd.functional.jacobian(lambda t: conv(t).flatten(), x).reshape(n_out, x.numel())
+    w = jac.numpy()
+    b = (conv(x).flatten() - jac @ x.flatten()).detach().numpy()
+    model = nn.Sequential(conv, nn.Flatten()).eval()
+    z = (w @ x.flatten().numpy() + b)
+    for name, rule, p in FIRST_RULES:
+        out = interp.lrp(model, x, 5, composite=Composite({"0": rule}))
+        r = np.zeros_like(z)
+        r[5] = z[5]
+        if name in ("flat", "wsquare"):  # the layer with all-ones (squared) weights, as a matrix
+            m = _matrix(conv, x, torch.ones_like(conv.weight) if name == "flat" else conv.weight ** 2)
+            bias = 0.0 if name == "flat" else _conv_bias(conv, n_out) ** 2
+            expected = m.T @ (r / _stab(m @ np.ones(x.numel()) + bias))
+        else:  # rules clamp parameters, not matrix entries (they differ where padding repeats a pixel)
+            wp, wn = (_matrix(conv, x, conv.weight.clamp(min=0)), _matrix(conv, x, conv.weight.clamp(max=0)))
+            expected = _np_rule(name, x.flatten().numpy(), w, b, r, wp=wp, wn=wn, **p)
+        np.testing.assert_allclose(out.relevance.flatten().numpy(), expected, rtol=1e-7, atol=1e-12, err_msg=name)
+
+
+def _matrix(conv, x, weight):
+    """The matrix of ``conv`` with other weights and no bias (padding and groups kept)."""
+    other = copy.deepcopy(conv)
+    with torch.no_grad():
+        other.weight.copy_(weight)
+        other.bias.zero_()
+    return torch.autograd.functional.jacobian(lambda t: other(t).flatten(), x).reshape(-1, x.numel()).numpy()
+
+
+def _conv_bias(conv, n_out):
+    """The bias of every output position (each channel's bias repeated)."""
+    channels = conv.out_channels
+    return conv.bias.detach().numpy().repeat(n_out // channels)
+
+
+def test_flat_rule_on_a_convolution_spreads_relevance_over_the_receptive_field():
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False).double().eval()
+    model = nn.Sequential(conv, nn.Flatten())
+    x = torch.randn(1, 1, 4, 4, dtype=torch.float64)
+    out = interp.lrp(model, x, 0, composite=Composite({}, first=rules.Flat()))
+    # output 0 is channel 0 at (0, 0): its 3x3 window clipped to the image covers 2x2 pixels
+    expected = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    expected[0, 0, :2, :2] = conv(x).flatten()[0] / 4
+    torch.testing.assert_close(out.relevance, expected)
+
+
+# ---------------------------------------------------------------------------- canonizers
+
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("layers, bidirectional, batch_first", [(1, False, True), (2, True, False), (2, False, True)])
+def test_unrolled_recurrent_layers_equal_the_originals(kind, layers, bidirectional, batch_first):
+    torch.manual_seed(0)
+    m = kind(6, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first).eval()
+    x = torch.randn(3, 7, 6) if batch_first else torch.randn(7, 3, 6)
+    d = 2 if bidirectional else 1
+    h0 = torch.randn(layers * d, 3, 5)
+    hx = (h0, torch.randn(layers * d, 3, 5)) if kind is nn.LSTM else h0
+    expected = m(x, hx)
+    modules = {"model": m}
+    undo = []
+    try:
+        paths = canonizers.UnrollRecurrent().find(modules, {})
+        canonizers.UnrollRecurrent().apply(modules, paths, {}, undo)
+        got = m(x, hx)
+    finally:
+        for u in reversed(undo):
+            u()
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=1e-6)
+    for a, b in zip(torch.utils._pytree.tree_leaves(got[1]), torch.utils._pytree.tree_leaves(expected[1])):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert "forward" not in m.__dict__ and not list(m.children())
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_canonized_attention_equals_multihead_attention(batch_first):
+    torch.manual_seed(0)
+    m = nn.MultiheadAttention(8, 2, batch_first=batch_first).eval()
+    x = torch.randn(3, 5, 8) if batch_first else torch.randn(5, 3, 8)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2, [False] * 4 + [True]])
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    for kwargs in ({}, {"key_padding_mask": pad}, {"attn_mask": causal}, {"need_weights": True,
+                                                                          "average_attn_weights": False}):
+        expected = m(x, x, x, **kwargs)
+        undo = []
+        try:
+            canonizers.Attention().apply({"a": m}, ["a"], {}, undo)
+            got = m(x, x, x, **kwargs)
+        finally:
+            for u in reversed(undo):
+                u()
+        torch.testing.assert_close(got[0], expected[0], rtol=0, atol=1e-6)
+        if kwargs.get("need_weights"):
+            torch.testing.assert_close(got[1], expected[1], rtol=0, atol=1e-6)
+
+
+def test_a_module_used_twice_is_handled_per_call():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shared, self.relu, self.head = nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False)
+
+        def forward(self, x):
+            return self.head(self.relu(self.shared(self.relu(self.shared(x)))))
+
+    torch.manual_seed(0)
+    model = Twice().eval()
+    x = torch.randn(5, 4)
+    result = interp.lrp(model, x, 0, composite="lrp0")
+    torch.testing.assert_close(result.relevance, interp.attribute(model, x, 0, "input_x_gradient"))
+    torch.testing.assert_close(result.total, result.score)
+    assert result.layers["shared"].calls == 2
+
+
+def test_canonized_models_are_left_as_they_were():
+    for model, x in ((LSTMClassifier(2, True).eval(), tokens()), (EncoderClassifier().eval(), tokens()),
+                     (residual_cnn(True), torch.rand(2, 2, 6, 6))):
+        before = snapshot(model)
+        children = [n for n, _ in model.named_modules()]
+        interp.lrp(model, x)
+        with pytest.raises(TargetError):
+            interp.lrp(model, x, target=99)
+        assert_untouched(model, before)
+        assert [n for n, _ in model.named_modules()] == children
+        assert not any("forward" in m.__dict__ for m in model.modules())
+        assert all(p.requires_grad for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------- layers and flow
+
+def test_per_layer_relevance_adds_up_along_a_chain():
+    model = mlp()
+    x = torch.randn(4, 5)
+    result = interp.lrp(model, x, "predicted", composite="epsilon", epsilon=0.1)
+    names = list(result.layers)
+    assert names == ["4", "3", "2", "1", "0"]  # output to input
+    torch.testing.assert_close(result.layers["4"].received, result.score)
+    for upper, lower in zip(names, names[1:]):  # a chain: what one layer passes on, the next receives
+        torch.testing.assert_close(result.layers[upper].total, result.layers[lower].received)
+    for layer in result.layers.values():
+        flat = layer.relevance.flatten(1)
+        torch.testing.assert_close(layer.total, flat.sum(1))
+        torch.testing.assert_close(layer.positive, flat.clamp(min=0).sum(1))
+        torch.testing.assert_close(layer.negative, flat.clamp(max=0).sum(1))
+    torch.testing.assert_close(result.layers["0"].relevance, result.relevance)
+    # epsilon absorbs: every dense layer passes on less than it received (in magnitude, summed)
+    assert float(result.layers["4"].absorbed.abs().sum()) > 0
+
+
+def test_every_share_of_relevance_lost_is_accounted_for():
+    """score - total = what the layers absorbed + what constants outside layers took:
+    nothing else, on models with biases, batch-norm shifts and recurrent biases."""
+    for model, x in ((mlp(), torch.randn(4, 5)), (residual_cnn(shifts=True), torch.rand(3, 2, 6, 6)),
+                     (LSTMClassifier(2, True).eval(), tokens()), (EncoderClassifier().eval(), tokens())):
+        result = interp.lrp(model, x, "predicted", composite="epsilon", epsilon=0.05)
+        torch.testing.assert_close(result.outside_layers, torch.zeros(len(x)), atol=1e-5, rtol=0)
+
+    class AddsConstant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(3, 2, bias=False)
+            self.register_buffer("shift", torch.tensor([1.0, -2.0, 0.5]))
+
+        def forward(self, x):
+            return self.head(x + self.shift)
+
+    model = AddsConstant().eval()
+    result = interp.lrp(model, torch.randn(4, 3), 1, composite="lrp0")
+    expected = (model.head.weight @ model.shift)[1].expand(4)
+    torch.testing.assert_close(result.outside_layers, expected)
+
+
+def test_an_input_layer_rules_relevance_is_seen_through_a_flatten():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    x = torch.randn(3, 2, 4)
+    result = interp.lrp(model, x, 0, composite="epsilon_plus_flat")
+    flatten = result.layers["0"]
+    torch.testing.assert_close(flatten.relevance, result.relevance)
+    torch.testing.assert_close(flatten.received, result.layers["1"].total)
+    torch.testing.assert_close(flatten.total, result.total)
+
+
+def test_token_models_give_one_value_per_token():
+    model = _zero_biases(LSTMClassifier().eval())
+    x = tokens()
+    result = interp.lrp(model, x, 2, epsilon=1e-9)
+    assert result.relevance.shape == x.shape and result.embedding == "embedding"
+    torch.testing.assert_close(result.total, result.score, rtol=1e-4, atol=1e-5)
+    assert result.plan.first_layers == ("lstm.input_l0",)
+
+
+# ---------------------------------------------------------------------------- the plan
+
+def test_plan_lists_every_module_without_running_the_model():
+    model = cnn()
+    calls = []
+    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        p = interp.lrp.plan(model, "epsilon_gamma_box")
+    finally:
+        handle.remove()
+    assert not calls
+    assert [r.name for r in p.rows] == ["model", "0", "1", "2", "3", "4", "5", "6"]
+    rule = {r.name: r.rule for r in p.rows}
+    assert rule["0"].startswith("z^B") and rule["3"] == "gamma (0.25)" and rule["6"] == "epsilon (1e-06)"
+    assert rule["2"] == "winner-take-all" and rule["1"] == "pass"
+    assert "0" in str(p) and not p.unsupported
+
+
+def test_plan_names_canonizers_and_what_they_rewrite():
+    p = interp.lrp.plan(EncoderClassifier().eval(), x=tokens())
+    assert dict(p.canonizers)["attention"] == ("encoder.layers.0.self_attn", "encoder.layers.1.self_attn")
+    assert p.first_layers == ("encoder.layers.0.self_attn.value",)
+    assert p.rule_of("encoder.layers.0.norm1") == "scale held constant"
+
+
+def test_an_uncovered_layer_is_refused_before_the_run_naming_it():
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    model = nn.Sequential(nn.Linear(3, 3), Square(), nn.Linear(3, 2)).eval()
+    assert [r.name for r in interp.lrp.plan(model).unsupported] == ["1"]
+    before = snapshot(model)
+    with pytest.raises(InterpError, match=r"'1' \(Square.*with_rules"):
+        interp.lrp(model, torch.randn(2, 3))
+    assert_untouched(model, before)
+    # registered by type, it runs
+    result = interp.lrp(model, torch.randn(2, 3), composite=composites.get("lrp0").with_rules({Square: rules.Pass()}))
+    assert result.relevance.shape == (2, 3)
+
+
+def test_functional_non_linearities_are_refused_not_crossed_silently():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.b(torch.tanh(self.a(x)))
+
+    with pytest.raises(InterpError, match="TanhBackward"):
+        interp.lrp(Functional().eval(), torch.randn(2, 3))
+
+
+def test_overrides_change_one_layer():
+    model = mlp()
+    comp = composites.get("epsilon_plus_flat").with_rules({"2": rules.Gamma(0.5)})
+    p = interp.lrp.plan(model, comp)
+    assert p.rule_of("2") == "gamma (0.5)" and p.rule_of("4") == "epsilon (1e-06)" and p.rule_of("0") == "flat"
+    x = torch.randn(3, 5)
+    a = interp.lrp(model, x, 0, composite=comp).relevance
+    b = interp.lrp(model, x, 0).relevance
+    assert not torch.allclose(a, b)
+
+
+def test_an_input_layer_rule_deeper_in_the_model_is_refused():
+    model = mlp()
+    with pytest.raises(InterpError, match="input-layer rule"):
+        interp.lrp(model, torch.randn(3, 5), 0, composite=Composite({"2": rules.Flat(), nn.Linear: rules.Epsilon()}))
+
+
+# ---------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: rules.Epsilon(-1), "epsilon=-1"),
+    (lambda: rules.Gamma(-0.1), "gamma=-0.1"),
+    (lambda: rules.AlphaBeta(2, 2), "alpha - beta must be 1"),
+    (lambda: rules.AlphaBeta(float("nan"), 1), "alpha=nan"),
+    (lambda: rules.ZBox(1.0, 0.0), "low=1.0 is above high=0.0"),
+    (lambda: composites.get("epsilon", epsilon=-0.5), "epsilon=-0.5"),
+    (lambda: composites.get("epsilon", gamma=1), "unexpected keyword"),
+    (lambda: Composite({"0": "epsilon"}), "expected a rule"),
+])
+def test_bad_rule_parameters_are_refused(make, error):
+    with pytest.raises(InterpError, match=error):
+        make()
+
+
+def test_bad_inputs_are_refused_with_clear_errors():
+    model = mlp()
+    with pytest.raises(UnknownNameError, match="unknown composite 'epsilon_plsu_flat'.*epsilon_plus_flat"):
+        interp.lrp(model, torch.randn(2, 5), composite="epsilon_plsu_flat")
+    with pytest.raises(TargetError, match="out of range"):
+        interp.lrp(model, torch.randn(2, 5), target=3)
+    with pytest.raises(InputError, match="NaN"):
+        interp.lrp(model, torch.full((2, 5), float("nan")))
+    with pytest.raises(InputError, match="last dimension is 5"):
+        interp.lrp(model, torch.randn(2, 4))
+    with pytest.raises(InputError, match="batch"):
+        interp.lrp(model, torch.randn(5))
+    with pytest.raises(UnknownNameError, match="LRP rule"):
+        rules.named("epsilonn")
+    assert hooks_left(model) == 0
+
+
+def test_batch_statistics_and_inference_mode_are_refused():
+    model = residual_cnn(True).train()
+    with pytest.raises(InterpError, match="train mode"):
+        interp.lrp(model, torch.rand(2, 2, 6, 6))
+    with torch.inference_mode(), pytest.raises(InterpError, match="inference_mode"):
+        interp.lrp(mlp(), torch.randn(2, 5))
+
+
+# ---------------------------------------------------------------------------- the zoo
+
+@pytest.mark.parametrize("name", ["mlp-cancer", "cnn-digits", "cnn-shapes", "lstm-sentiment",
+                                  "transformer-sentiment", "gan-digits"])
+def test_every_zoo_model_runs_with_the_default_composite(name):
+    import zoo
+
+    entry = zoo.load(name)
+    x = entry.test[0][:8]
+    before = snapshot(entry.model)
+    result = interp.lrp(entry.model, x)
+    assert result.relevance.shape == x.shape and torch.isfinite(result.relevance).all()
+    assert not result.plan.unsupported
+    assert_untouched(entry.model, before)
+
+
+def test_pixel_flipping_on_the_zoo_cnn_destroys_the_score_faster_than_random():
+    """Samek et al. 2017: perturb the most relevant pixels first (replaced by uniform noise
+    in the data's range), the target score falls faster than in a random order; the area
+    over the perturbation curve (AOPC), averaged over 200 test samples, is larger."""
+    import zoo
+
+    entry = zoo.load("cnn-digits")
+    x, _ = entry.test
+    x = x[:200]
+    model = entry.model
+    result = interp.lrp(model, x, "predicted")
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.rand(x.shape, generator=gen) * (x.max() - x.min()) + x.min()
+    random_order = torch.stack([torch.randperm(x[0].numel(), generator=gen) for _ in range(len(x))])
+    lrp_order = result.relevance.flatten(1).argsort(1, descending=True)
+
+    def aopc(order, steps=16, per_step=4):
+        flat, fill = x.flatten(1).clone(), noise.flatten(1)
+        drops = []
+        with torch.no_grad():
+            start = model(x).gather(1, result.target[:, None])[:, 0]
+            for k in range(1, steps + 1):
+                idx = order[:, (k - 1) * per_step:k * per_step]
+                flat.scatter_(1, idx, fill.gather(1, idx))
+                score = model(flat.view_as(x)).gather(1, result.target[:, None])[:, 0]
+                drops.append(start - score)
+        return float(torch.stack(drops).mean())
+
+    ours, random = aopc(lrp_order), aopc(random_order)
+    assert ours > random, (ours, random)

@@ -1,0 +1,205 @@
+"""LRP of zoo entries: what each kind of model explains with relevance, and the views of it.
+
+Classifiers explain a class score (the logit) of their prediction or of any class;
+autoencoders and the VAE a latent unit of the encoder (the VAE's mean); the GAN its
+discriminator's "real" logit, on a real test sample and a generated one side by side
+(the objectives and samples are :mod:`zoo.saliency`'s). The reconstruction error that
+saliency offers is not offered here: it squares the error, and no LRP rule covers a
+product of two signals (the engine refuses it rather than explain it unconserved).
+
+Both faces (dashboard and reports) call :func:`comparison`, which runs
+:func:`interp.lrp` and the chosen saliency methods on the same samples and draws with
+:mod:`interp.figures`. LRP runs on a fresh copy of the model built for each call
+(well under a millisecond for the zoo's models), not on the entry's model nor on
+saliency's shared copy: canonizers rewrite modules and rules hook them for the length
+of the run, and the dashboard runs other views on other threads at the same time.
+Nothing is cached, so no result can go stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+import torch
+from torch import nn
+
+import interp
+from interp import figures
+from interp.attribution import Attribution
+from interp.errors import UnknownNameError
+from interp.lrp import LRPResult, Plan
+from interp.lrp import composites as lrp_composites
+from interp.lrp import rules as lrp_rules
+from interp.objectives import OutputPart
+
+from . import Entry, spec
+from . import saliency as sal
+from .saliency import Objective
+
+DEFAULT_COMPOSITE = "epsilon_plus_flat"
+DENSE_COMPOSITE = "epsilon_plus"  # the default where the first layer is dense: see default_composite
+DEFAULT_SALIENCY = ("gradient", "input_x_gradient", "integrated_gradients")
+NOT_FOR_LRP = ("error",)  # saliency objectives LRP cannot explain (the squared reconstruction error)
+
+
+def objectives(entry: Entry) -> list[Objective]:
+    """What LRP can explain for ``entry``, the default first: saliency's objectives less the
+    reconstruction error."""
+    return [o for o in sal.objectives(entry) if o.key not in NOT_FOR_LRP]
+
+
+def objective(entry: Entry, key: str | None) -> Objective:
+    found = {o.key: o for o in objectives(entry)}
+    if key is None:
+        return next(iter(found.values()))
+    if key not in found:
+        raise UnknownNameError(f"LRP objective of {entry.name}", key, found,
+                               hint="the reconstruction error squares its terms, which LRP rules do not cover"
+                               if key in NOT_FOR_LRP else "")
+    return found[key]
+
+
+def default_composite(entry: Entry) -> str:
+    """The composite a view starts with: ``epsilon_plus_flat`` (Zennit's recommended default)
+    where the first weighted layer reads part of the input (a convolution's window, one
+    token's embedding); ``epsilon_plus`` where it is dense over the whole input (the MLP,
+    the autoencoders' encoders, the GAN's discriminator): there the flat rule gives every
+    input the same relevance, by its definition, and the map would say nothing."""
+    if entry.dataset.modality == "tokens":
+        return DEFAULT_COMPOSITE
+    model = _model(entry, objective(entry, None).key)
+    first = next((m for m in model.modules() if isinstance(m, lrp_composites.WEIGHTED)), None)
+    return DEFAULT_COMPOSITE if isinstance(first, lrp_composites.CONVOLUTIONS) else DENSE_COMPOSITE
+
+
+def composites() -> dict[str, str]:
+    """The named composites, each with a one-line description."""
+    return lrp_composites.names()
+
+
+def rules() -> dict[str, str]:
+    """The rules a weighted layer can be given instead of its composite's, with the rule's
+    label (its parameters), e.g. ``{"epsilon": "epsilon (0.25)"}``."""
+    return {name: lrp_rules.named(name).label for name in lrp_rules.WEIGHTED_RULES}
+
+
+def _model(entry: Entry, key: str) -> nn.Module:
+    """A fresh copy of the model explained for objective ``key`` (the same weights, in eval
+    mode): built from the entry's spec, so no hook or state of another thread comes along."""
+    s = spec(entry.name)
+    full = s.build(entry.dataset)
+    full.load_state_dict(entry.full.state_dict())
+    full.eval()
+    if key == "latent":
+        encoder = s.parts_of(full)["encoder"]
+        return OutputPart(encoder, 0) if entry.kind == "vae" else encoder
+    return s.model_of(full)
+
+
+def _first_sample(entry: Entry) -> torch.Tensor:
+    return entry.test[0][:1]
+
+
+_WEIGHTED_KINDS = frozenset(c.__name__ for c in vars(nn).values()
+                            if isinstance(c, type) and issubclass(c, lrp_composites.WEIGHTED))
+
+
+def overridable_layers(entry: Entry, key: str | None = None) -> list[tuple[str, str]]:
+    """The weighted layers (Linear, Conv) a user can give another rule, as (path, kind), in
+    module order; for the LSTM its unrolled input and hidden projections."""
+    obj = objective(entry, key)
+    rows = interp.lrp.plan(_model(entry, obj.key), DEFAULT_COMPOSITE, _first_sample(entry)).rows
+    return [(r.name, r.kind) for r in rows if r.role == "rule" and r.kind in _WEIGHTED_KINDS]
+
+
+def _composite(entry: Entry, composite: str | None, overrides: dict | None, key: str):
+    """The composite ``composite`` (default: the entry's) with ``overrides`` ({layer path:
+    rule name}) applied; unknown names raise :class:`~interp.errors.UnknownNameError`."""
+    comp = lrp_composites.get(default_composite(entry) if composite is None else composite)
+    if not overrides:
+        return comp
+    layers = [path for path, _ in overridable_layers(entry, key)]
+    chosen = {}
+    for layer, rule in overrides.items():
+        if layer not in layers:
+            raise UnknownNameError(f"layer of {entry.name} for a rule override", layer, layers)
+        chosen[layer] = lrp_rules.named(rule)
+    return comp.with_rules(chosen)
+
+
+def plan(entry: Entry, composite: str | None = None, overrides: dict | None = None, key: str | None = None) -> Plan:
+    """The rule every module of the explained model gets under ``composite`` with
+    ``overrides`` ({layer path: rule name}), decided on the entry's first test sample;
+    nothing is computed."""
+    obj = objective(entry, key)
+    return interp.lrp.plan(_model(entry, obj.key), _composite(entry, composite, overrides, obj.key),
+                           _first_sample(entry))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What :func:`comparison` returns: the figures, and the results they draw."""
+
+    grid: go.Figure        # relevance beside the saliency methods, per sample
+    flow: go.Figure        # total relevance layer by layer (the first sample)
+    layer_maps: go.Figure  # per-layer relevance maps of convolution and sequence layers (the first sample)
+    plan: go.Figure        # the rule plan of the run
+    summary: go.Figure     # numbers per sample
+    result: LRPResult
+    attributions: tuple[Attribution, ...]  # the LRP relevance first, then the saliency methods
+    titles: tuple[str, ...]
+
+    @property
+    def has_layer_maps(self) -> bool:
+        """Whether :attr:`layer_maps` shows something the grid does not: a layer (a convolution,
+        a sequence layer) whose relevance is a map, not all zero, and not the input's relevance
+        itself (as a dense model's Flatten of the input has it)."""
+        r = self.result
+        for layer in r.layers.values():
+            v = layer.relevance
+            if v is None or v.ndim not in (3, 4) or not bool(v[0].any()):
+                continue
+            if not (v.shape == r.relevance.shape and torch.allclose(v, r.relevance)):
+                return True
+        return False
+
+
+def _what(entry: Entry, obj: Objective, target) -> str:
+    if obj.key == "class":
+        return "predicted class score" if target == "predicted" else f"score of class {entry.card['classes'][target]}"
+    if obj.key == "latent":
+        return f"latent unit {target}" + (" (mean)" if entry.kind == "vae" else "")
+    return "discriminator's real score (logit)"
+
+
+def comparison(entry: Entry, indices, composite: str | None = None, key: str | None = None, target=None,
+               overrides: dict | None = None, saliency=DEFAULT_SALIENCY) -> Comparison:
+    """LRP of test samples ``indices`` (one index or a list; for the GAN each real sample with
+    a generated one beside it) under ``composite`` with ``overrides`` ({layer path: rule
+    name}), next to the ``saliency`` methods (any of :func:`zoo.saliency.available_methods`;
+    empty: LRP alone) for the same samples and target. ``target``: one of the objective's
+    targets (default: its first, e.g. the predicted class)."""
+    indices = [indices] if isinstance(indices, int) else list(indices)
+    obj = objective(entry, key)
+    target = sal._target(entry, obj, target)
+    comp = _composite(entry, composite, overrides, obj.key)
+    x, titles, truth = sal._samples(entry, indices)
+    result = interp.lrp(_model(entry, obj.key), x, target, comp)
+    others = sal.explain_batch(entry, x, saliency, obj.key, target) if saliency else []
+    attrs = (result.as_attribution(), *others)
+    grid = figures.attribution_grid(
+        x, list(attrs), entry.dataset.modality, sample_titles=titles, feature_names=entry.dataset.feature_names,
+        vocab=entry.dataset.vocab, truth=truth,
+        title=f"Relevance for the {_what(entry, obj, target)}" + (", beside saliency" if others else ""))
+    return Comparison(
+        grid=grid,
+        flow=figures.relevance_flow(result, sample=0, title=f"Relevance layer by layer: {titles[0]}"),
+        layer_maps=figures.layer_relevance_maps(result, sample=0, title=f"Relevance per layer: {titles[0]}"),
+        plan=figures.lrp_plan_table(result.plan),
+        summary=figures.lrp_summary(result, sample_titles=titles),
+        result=result, attributions=attrs, titles=tuple(titles))
+
+
+__all__ = ["objectives", "objective", "default_composite", "composites", "rules", "overridable_layers", "plan",
+           "comparison", "Comparison", "DEFAULT_COMPOSITE", "DENSE_COMPOSITE", "DEFAULT_SALIENCY"]
