@@ -4,9 +4,10 @@
   whose output it reads, so the layer's rule sees one affine map (Zennit's
   ``MergeBatchNorm``). Pairs are found by running the model once on one sample.
 - :class:`UnrollRecurrent`: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` replaced by an explicit
-  step function whose input and hidden projections are ``nn.Linear`` modules (so
-  they get rules) and whose gates are held constant: they weigh the signal like
-  weights, and all relevance follows the signal (signal-take-all, Arras et al. 2017).
+  step function whose signal projections (an LSTM's cell candidate, a GRU's new gate)
+  are ``nn.Linear`` modules (so they get rules) and whose gates are held constant:
+  they weigh the signal like weights, and all relevance follows the signal
+  (signal-take-all, Arras et al. 2017).
 - :class:`Attention`: ``nn.MultiheadAttention`` computed explicitly with the softmax
   weights held constant and the value projection as an ``nn.Linear`` (CP-LRP, Ali et
   al. 2022; AttnLRP, Achtibat et al. 2024).
@@ -231,8 +232,8 @@ class UnrollRecurrent(Canonizer):
 
     name = "unroll_recurrent"
     replaces_forward = True
-    description = ("recurrent layer unrolled: input and hidden projections as nn.Linear, gates held constant "
-                   "(signal-take-all, Arras et al. 2017)")
+    description = ("recurrent layer unrolled: the signal's input and hidden projections as nn.Linear, gates "
+                   "held constant (signal-take-all, Arras et al. 2017)")
 
     def _kind(self, m):
         return next((t for t in _GATES if type(m) is t), None)
@@ -260,42 +261,75 @@ class UnrollRecurrent(Canonizer):
     def apply(self, modules, paths, pairs, undo):
         for path in paths:
             m = modules[path]
+            kind = self._kind(m)
             directions = 2 if m.bidirectional else 1
-            projections = {}
+            cells = {}
             for layer in range(m.num_layers):
                 for d in range(directions):
                     suffix = f"l{layer}" + ("_reverse" if d else "")
-                    ih = _frozen_linear(getattr(m, f"weight_ih_{suffix}"), getattr(m, f"bias_ih_{suffix}", None))
-                    hh = _frozen_linear(getattr(m, f"weight_hh_{suffix}"), getattr(m, f"bias_hh_{suffix}", None))
-                    undo.append(_add_child(m, f"input_{suffix}", ih))
-                    undo.append(_add_child(m, f"hidden_{suffix}", hh))
-                    projections[(layer, d)] = (ih, hh)
-            undo.append(_replace_forward(m, _unrolled(m, self._kind(m), projections)))
+                    cell = _Cell(kind, m, suffix)
+                    undo.append(_add_child(m, f"input_{suffix}", cell.input))
+                    undo.append(_add_child(m, f"hidden_{suffix}", cell.hidden))
+                    cells[(layer, d)] = cell
+            undo.append(_replace_forward(m, _unrolled(m, kind, cells)))
         return {}
 
 
-def _unrolled(m: nn.RNNBase, kind: type, projections: dict):
+class _Cell:
+    """One layer and direction of a recurrent module, split into the part relevance flows
+    through and the gates. ``input`` and ``hidden`` are nn.Linear modules (views of the
+    module's weights) for the signal: an LSTM's cell candidate g, a GRU's new gate n, an
+    RNN's whole pre-activation. The gates (LSTM i, f, o; GRU r, z) are computed without
+    gradient: they weigh the signal, and get no relevance (signal-take-all). The backward
+    pass then multiplies by H x H blocks, not the 4H x H of the whole projection."""
+
+    def __init__(self, kind: type, m: nn.RNNBase, suffix: str):
+        w_ih, w_hh = getattr(m, f"weight_ih_{suffix}"), getattr(m, f"weight_hh_{suffix}")
+        b_ih, b_hh = getattr(m, f"bias_ih_{suffix}", None), getattr(m, f"bias_hh_{suffix}", None)
+        h = m.hidden_size
+        signal = {nn.LSTM: slice(2 * h, 3 * h), nn.GRU: slice(2 * h, 3 * h), nn.RNN: slice(0, h)}[kind]
+        gates = {nn.LSTM: [slice(0, 2 * h), slice(3 * h, 4 * h)], nn.GRU: [slice(0, 2 * h)], nn.RNN: []}[kind]
+
+        def rows(t, which):
+            return None if t is None else t.detach()[which]
+
+        def gate_rows(t):
+            return None if t is None or not gates else torch.cat([t.detach()[g] for g in gates])
+
+        self.kind = kind
+        self.input = _frozen_linear(rows(w_ih, signal), rows(b_ih, signal))
+        self.hidden = _frozen_linear(rows(w_hh, signal), rows(b_hh, signal))
+        self.gate_ih, self.gate_bih = gate_rows(w_ih), gate_rows(b_ih)
+        self.gate_hh, self.gate_bhh = gate_rows(w_hh), gate_rows(b_hh)
+
+    def gates_of_input(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The input's part of every gate, all steps at once, without gradient."""
+        if self.gate_ih is None:
+            return None
+        with torch.no_grad():
+            return F.linear(x.detach(), self.gate_ih, self.gate_bih)
+
+
+def _unrolled(m: nn.RNNBase, kind: type, cells: dict):
     hidden = m.hidden_size
     directions = 2 if m.bidirectional else 1
 
-    def step(kind, pre_x, h, c, hh):
-        pre_h = hh(h)
+    def step(cell: _Cell, signal_x, gates_x, h, c):
         if kind is nn.LSTM:
-            i, f, g, o = (pre_x + pre_h).chunk(4, dim=-1)
-            g = R.pass_through(g, torch.tanh(g))
-            c = torch.sigmoid(f).detach() * c + torch.sigmoid(i).detach() * g
-            h = torch.sigmoid(o).detach() * R.pass_through(c, torch.tanh(c))
-            return h, c
+            with torch.no_grad():
+                i, f, o = torch.sigmoid(gates_x + F.linear(h, cell.gate_hh, cell.gate_bhh)).chunk(3, dim=-1)
+            signal = signal_x + cell.hidden(h)
+            g = R.pass_through(signal, torch.tanh(signal))
+            c = f * c + i * g
+            return o * R.pass_through(c, torch.tanh(c)), c
         if kind is nn.GRU:
-            xr, xz, xn = pre_x.chunk(3, dim=-1)
-            hr, hz, hn = pre_h.chunk(3, dim=-1)
-            r = torch.sigmoid(xr + hr).detach()
-            z = torch.sigmoid(xz + hz).detach()
-            n_pre = xn + r * hn
-            n = R.pass_through(n_pre, torch.tanh(n_pre))
+            with torch.no_grad():
+                r, z = torch.sigmoid(gates_x + F.linear(h, cell.gate_hh, cell.gate_bhh)).chunk(2, dim=-1)
+            signal = signal_x + r * cell.hidden(h)  # n = tanh(x_n + r * (W_hn h + b_hn))
+            n = R.pass_through(signal, torch.tanh(signal))
             return (1 - z) * n + z * h, None
-        pre = pre_x + pre_h
-        return (R.pass_through(pre, torch.tanh(pre)) if m.nonlinearity == "tanh" else torch.relu(pre)), None
+        signal = signal_x + cell.hidden(h)
+        return (R.pass_through(signal, torch.tanh(signal)) if m.nonlinearity == "tanh" else torch.relu(signal)), None
 
     def forward(input, hx=None):
         if isinstance(input, nn.utils.rnn.PackedSequence):
@@ -323,16 +357,18 @@ def _unrolled(m: nn.RNNBase, kind: type, projections: dict):
         for layer in range(m.num_layers):
             outs = []
             for d in range(directions):
-                ih, hh = projections[(layer, d)]
+                cell = cells[(layer, d)]
                 k = layer * directions + d
                 h, c = h0[k], (c0[k] if c0 is not None else None)
-                # all steps at once; unbind, not indexing: its backward fills one tensor, where
-                # t selects would each fill a zero tensor of the whole sequence
-                pre_x = ih(layer_input).unbind(1)
+                # the input's part of every step at once; unbind, not indexing: its backward fills
+                # one tensor, where t selects would each fill a zero tensor of the whole sequence
+                signal_x = cell.input(layer_input).unbind(1)
+                gates = cell.gates_of_input(layer_input)
+                gates_x = gates.unbind(1) if gates is not None else [None] * t
                 order = range(t - 1, -1, -1) if d else range(t)
                 steps = [None] * t
                 for s in order:
-                    h, c = step(kind, pre_x[s], h, c, hh)
+                    h, c = step(cell, signal_x[s], gates_x[s], h, c)
                     steps[s] = h
                 outs.append(torch.stack(steps, dim=1))
                 h_n.append(h)

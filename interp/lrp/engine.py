@@ -179,7 +179,8 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
                 readers: list[str] | None) -> tuple[Plan, dict[str, R.Rule]]:
     if readers is None:  # no input to trace: the first weighted layer in module order, as Zennit does
         readers = [next((p for p, m in modules.items() if isinstance(m, C.WEIGHTED)), None)]
-    firsts = [p for p in readers if p is not None]
+    # the layers that get the composite's first-layer rule (none if it has no such rule)
+    firsts = [p for p in readers if p is not None] if composite.first is not None else []
     canonized = {p: name for name, paths in applied.items() for p in paths}
     replacing = {c.name for c in CANONIZERS if c.replaces_forward}
     rewritten = {p for p, name in canonized.items() if name in replacing}  # their children run inside
@@ -459,26 +460,32 @@ _NONLINEAR = ("Tanh", "Sigmoid", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10",
 _PRODUCTS = ("Mul", "Div", "Mm", "Bmm", "Matmul", "Baddbmm", "Addmm", "Addbmm", "Einsum", "Dot", "Mv")
 
 
-def _op(node) -> str:
-    name = type(node).__name__
-    return name[:name.index("Backward")] if "Backward" in name else name
+_KINDS: dict[type, str] = {}  # autograd node type -> "nonlinear", "product" or ""
+
+
+def _kind_of(node_type: type) -> str:
+    if node_type not in _KINDS:
+        name = node_type.__name__
+        op = name[:name.index("Backward")] if "Backward" in name else name
+        _KINDS[node_type] = "nonlinear" if op in _NONLINEAR else "product" if op in _PRODUCTS else ""
+    return _KINDS[node_type]
 
 
 def _nonlinear_ops(output: torch.Tensor) -> list[str]:
     """Autograd operations between the output and the input that relevance cannot cross
     conservatively: non-linear functions, and products of two variable tensors."""
-    found, seen, stack = [], set(), [output.grad_fn]
+    found, seen, stack = set(), set(), [output.grad_fn]
     while stack:
         node = stack.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
-        op = _op(node)
         nexts = [f for f, _ in node.next_functions if f is not None]
-        if op in _NONLINEAR or (op in _PRODUCTS and len(nexts) >= 2):
-            found.append(type(node).__name__)
+        kind = _kind_of(type(node))
+        if kind == "nonlinear" or (kind == "product" and len(nexts) >= 2):
+            found.add(type(node).__name__)
         stack.extend(nexts)
-    return sorted(set(found))
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------- the run
@@ -514,10 +521,11 @@ def lrp(model: nn.Module, x: torch.Tensor, target="predicted", composite="epsilo
                 if p is not None and p.requires_grad:
                     p.requires_grad_(False)  # only the input's gradient is needed (restored by as_found)
         reference, pairs = None, {}
-        if any(isinstance(m, _REWRITTEN) for m in modules.values()):
+        if any(isinstance(m, _REWRITTEN) for m in modules.values()):  # canonizers will change the model
             with torch.no_grad():
                 reference = scores_of(run_model(model, x)).detach()
-            pairs = trace(model, modules, x[:1])[0]
+            if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
+                pairs = trace(model, modules, x[:1])[0]
         with _canonized(model, comp, pairs, modules) as state:
             run = _propagate(state, x, target, embedding, reference)
     relevance, t, score, space_embedding, the_plan, flow = run
@@ -636,10 +644,10 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
 
 def _with_first_layers(draft: Plan, readers: list[str], labels: dict[str, str]) -> Plan:
     """The draft plan with the first-layer rule where the run found layers reading the input."""
-    if not readers and not draft.first_layers:
+    if tuple(readers) == draft.first_layers:
         return draft
-    rows = tuple(dataclasses.replace(r, rule=labels[r.name]) if r.name in labels and r.role == "rule" else r
-                 for r in draft.rows)
+    rows = tuple(dataclasses.replace(r, rule=labels[r.name])
+                 if r.role == "rule" and labels.get(r.name, r.rule) != r.rule else r for r in draft.rows)
     return dataclasses.replace(draft, rows=rows, first_layers=tuple(readers))
 
 

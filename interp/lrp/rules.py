@@ -219,7 +219,9 @@ class Epsilon(Rule):
     def apply(self, layer, x, z):
         if self.epsilon == 0:
             return None
-        return _Scaled.apply(z, (z / stabilize(z, self.epsilon)).detach())
+        # z / (z + eps sign z) = |z| / (|z| + eps), 0 at z = 0 as in Zennit, in three kernels
+        magnitude = z.detach().abs()
+        return _Scaled.apply(z, magnitude / (magnitude + self.epsilon))
 
 
 class Zero(Epsilon):
@@ -243,7 +245,8 @@ class Norm(Rule):
     name = "norm"
 
     def apply(self, layer, x, z):
-        return _Scaled.apply(z, (z / stabilize(z)).detach())
+        magnitude = z.detach().abs()
+        return _Scaled.apply(z, magnitude / (magnitude + STABILIZER))
 
 
 class Gamma(Rule):
@@ -367,19 +370,43 @@ class Flat(_DirectRule):
         if isinstance(layer.module, nn.Linear):  # every output sees all n inputs
             share = r_out.sum(-1, keepdim=True) / (w.shape[1] + STABILIZER)
             return share.expand_as(x).clone()
-        if getattr(layer.module, "groups", 1) == 1 and not isinstance(layer.module, nn.modules.conv._ConvTransposeNd):
+        m = layer.module
+        if getattr(m, "groups", 1) == 1 and not isinstance(m, nn.modules.conv._ConvTransposeNd):
             # all output channels have the same all-ones kernel: one output channel does for all
             ones_w = torch.ones((1,) + tuple(w.shape[1:]), dtype=w.dtype, device=w.device)
+            v = (r_out / (self._count(layer, x, ones_w) + STABILIZER)).sum(1, keepdim=True)  # (batch, 1, ...)
+            transposed = _CONV_INPUT.get(type(m)) if m.padding_mode == "zeros" and not isinstance(m.padding, str) \
+                else None
+            if transposed is not None:  # the convolution's input gradient, without the autograd engine
+                return transposed(x.shape, ones_w, v, m.stride, m.padding, m.dilation, 1)
             with torch.enable_grad():
-                ones = torch.ones((1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
-                count = layer(ones, ones_w).detach()                       # (1, 1, positions...)
-                v = (r_out / (count + STABILIZER)).sum(1, keepdim=True)    # (batch, 1, positions...)
                 u = torch.ones_like(x).requires_grad_(True)
                 return torch.autograd.grad(layer(u, ones_w), u, v)[0]
         with torch.enable_grad():
             ones = torch.ones_like(x).requires_grad_(True)
             z = layer(ones, torch.ones_like(w))
             return torch.autograd.grad(z, ones, r_out / stabilize(z.detach()))[0]
+
+
+    _counts: dict = {}  # receptive-field sizes by layer geometry and input shape (they depend on nothing else)
+
+    @classmethod
+    def _count(cls, layer, x, ones_w) -> torch.Tensor:
+        """How many inputs each output position sees (padding excluded): (1, 1, positions...)."""
+        m = layer.module
+        key = (type(m), tuple(ones_w.shape), m.stride, m.padding, m.dilation, m.padding_mode, tuple(x.shape[1:]),
+               x.dtype, x.device)
+        if key not in cls._counts:
+            if len(cls._counts) > 64:
+                cls._counts.clear()
+            with torch.no_grad():
+                ones = torch.ones((1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+                cls._counts[key] = layer(ones, ones_w)
+        return cls._counts[key]
+
+
+_CONV_INPUT = {nn.Conv1d: torch.nn.grad.conv1d_input, nn.Conv2d: torch.nn.grad.conv2d_input,
+               nn.Conv3d: torch.nn.grad.conv3d_input}
 
 
 class WSquare(_DirectRule):
