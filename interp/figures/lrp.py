@@ -62,6 +62,10 @@ def _layer_hover(l: LayerRelevance, i: int, scale: float) -> str:
             f"positive part {float(l.positive[i]):.6g}, negative part {float(l.negative[i]):.6g}")
 
 
+def _listed(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def relevance_flow(result: LRPResult, sample: int = 0, title: str | None = None) -> go.Figure:
     """Σ relevance from the target score (left) through every layer, in the order the
     relevance flows, to the input (right). Top: what each layer passed to its input
@@ -144,13 +148,18 @@ def relevance_flow(result: LRPResult, sample: int = 0, title: str | None = None)
     sub = (f"Σ input relevance {total:.4g} vs score {score:.4g}: {_gap_text(total, score)}<br>"
            f"{RESIDUAL_NOTE[0].upper() + RESIDUAL_NOTE[1:]}")
     bottom = 40 + (int(4.6 * longest) if n > 3 else 20)
-    if idle:  # under the flow, where there is room
-        shown = ", ".join(idle[:3]) + (f" and {len(idle) - 3} more" if len(idle) > 3 else "")
+    notes = []
+    repeated = [f"{l.name} ×{l.calls}" for l in layers if l.calls > 1]
+    if repeated:  # a recurrent cell's calls sit at different depths: their sum can exceed the score
+        notes.append(f"called several times, shown summed over their calls: {_listed(repeated)}")
+    if idle:
+        notes.append(f"not shown, as no relevance reaches them: {_listed(idle)}")
+    if notes:  # under the flow, where there is room
         fig.add_annotation(x=0, y=-0.02, xref="paper", yref="paper", xanchor="left", yanchor="top",
                            yshift=-bottom + 18, showarrow=False, font=dict(size=11, color="#666"),
-                           text=f"not shown, as no relevance reaches them: {shown}")
+                           text="<br>".join(notes))
     return finish(fig, f"{head}<br><sup>{sub}</sup>", height=560 + bottom,
-                  margin=dict(l=70, r=20, t=130, b=bottom + (22 if idle else 0)),
+                  margin=dict(l=70, r=20, t=130, b=bottom + 18 * len(notes) + (4 if notes else 0)),
                   legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, xanchor="left", font=dict(size=11)))
 
 

@@ -18,9 +18,11 @@ Residual adds need no canonizer here: relevance travels as a modified gradient
 (see :mod:`interp.lrp.rules`), and an add passes it on in proportion to each input's
 contribution. Nor do modules called several times: rules act per call.
 
-Nothing is written into parameters: canonizers add forward hooks (through
-:func:`interp.capture.hooked`), an instance ``forward`` or temporary child modules,
-only for the calling thread, and record in ``undo`` how to remove each again. The engine checks, on the call's inputs, that
+Nothing is written into parameters or added to the model: canonizers add forward hooks
+(through :func:`interp.capture.hooked`) or an instance ``forward``, both only for the
+calling thread, and call modules of their own (kept beside the model, named under the
+module they rewrite, e.g. ``lstm.input_l0``); ``undo`` records how to take each change
+back. The engine checks, on the call's inputs, that
 the canonized model computes what the original does.
 """
 
@@ -35,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import run_model
 from ..capture import hooked
 from ..errors import InterpError
 from . import rules as R
@@ -58,25 +61,16 @@ class Canonizer:
         return {}
 
     def apply(self, modules: dict[str, nn.Module], paths: list[str], pairs: dict[str, str] | None,
-              undo: list[Undo]) -> dict[str, tuple]:
+              undo: list[Undo]) -> tuple[dict[str, tuple], dict[str, nn.Module]]:
         """Rewrite ``paths``, appending to ``undo`` what takes each change back (as it is
-        made, so an error half-way still leaves a complete list); returns
-        ``{layer path: (weight, bias)}`` for layers whose rule must see other parameters
-        than their own."""
+        made, so an error half-way still leaves a complete list). Returns ``{layer path:
+        (weight, bias)}`` for layers whose rule must see other parameters than their own,
+        and ``{path: module}`` of the modules it calls in the rewritten forward (kept out
+        of the model: other threads never see them)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def _add_child(parent: nn.Module, name: str, child: nn.Module) -> Undo:
-    if name in parent._modules or hasattr(parent, name):
-        raise InterpError(f"cannot canonize {type(parent).__name__}: it already has an attribute {name!r}")
-    parent._modules[name] = child
-
-    def undo():
-        parent._modules.pop(name, None)
-    return undo
 
 
 def _replace_forward(module: nn.Module, forward) -> Undo:
@@ -137,7 +131,7 @@ class MergeBatchNorm(Canonizer):
             _enter(hooked({layer_path: layer, bn_path: bn}, after={
                 layer_path: lambda _name, args, _out, lay=lay: lay(args[0], lay.weight, lay.bias),
                 bn_path: lambda _name, args, _out: args[0]}), undo)
-        return layers
+        return layers, {}
 
 
 def _merged(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, layer_path: str, bn_path: str):
@@ -162,64 +156,93 @@ def _merged(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, layer_path: s
     return weight.detach(), bias.detach()
 
 
-def trace(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor) -> tuple[dict[str, str], list[str]]:
+def trace(model: nn.Module, modules: dict[str, nn.Module],
+          x: torch.Tensor) -> tuple[dict[str, str], list[str], set[str]]:
     """Run the model once on ``x`` (one sample is enough) and return
     ``({batch-norm path: path of the Linear/Conv whose output it reads}, [paths of the
-    weighted layers that read the input])``. The input of token models is the output of
-    the embedding that reads the ids. A batch-norm reading another tensor (a sum, a
-    pooled map), or a layer or norm called more than once, stays unpaired."""
+    weighted layers that read the input], {paths of the modules called})``. Reading the input means being given the
+    input or a re-indexing of all its elements (a reshape, not a slice); the input of
+    token models is the output of the embedding that reads the ids. A batch-norm stays
+    unpaired (a diagonal affine map of its own) when it reads anything but a layer's
+    output used by it alone (a sum, a pooled map, the output of a layer whose result also
+    feeds a skip connection), or when the layer or the norm is called more than once."""
     norms = {id(m) for m in modules.values() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    inputs: list[torch.Tensor] = []
     produced: dict[int, tuple[str, torch.Tensor]] = {}
-    inputs: list[torch.Tensor] = [x] if x.is_floating_point() else []
-    pairs: dict[str, str] = {}
+    pairs: dict[str, tuple[str, torch.Tensor]] = {}
     readers: list[str] = []
     calls: dict[str, int] = {}
-    handles = []
 
     def reads_input(t) -> bool:
         return isinstance(t, torch.Tensor) and any(
             t.data_ptr() == i.data_ptr() and t.numel() == i.numel() for i in inputs)
 
-    def on_layer(name):
-        def hook(_m, args, out):
-            calls[name] = calls.get(name, 0) + 1
-            if args and reads_input(args[0]) and name not in readers:
-                readers.append(name)
-            if isinstance(out, torch.Tensor):
-                produced[id(out)] = (name, out)  # the tensor is kept alive, so its id stays its own
-        return hook
+    def on_layer(name, args, out):
+        calls[name] = calls.get(name, 0) + 1
+        if args and reads_input(args[0]) and name not in readers:
+            readers.append(name)
+        if isinstance(out, torch.Tensor):
+            produced[id(out)] = (name, out)  # the tensor is kept alive, so its id stays its own
 
-    def on_norm(name):
-        def hook(_m, args, _out):
-            calls[name] = calls.get(name, 0) + 1
-            src = produced.get(id(args[0])) if args else None
-            if src is not None and src[1] is args[0]:
-                pairs[name] = src[0]
-        return hook
+    def on_norm(name, args, _out):
+        calls[name] = calls.get(name, 0) + 1
+        src = produced.get(id(args[0])) if args else None
+        if src is not None and src[1] is args[0]:
+            pairs[name] = src
 
-    def on_embedding(_m, args, out):
-        if args and args[0] is x and isinstance(out, torch.Tensor):
+    def on_embedding(_name, args, out):
+        if args and args[0] is tokens and isinstance(out, torch.Tensor) and out.is_floating_point():
+            out = out.detach().requires_grad_(True)  # the input of token models, on the graph
             inputs.append(out)
+            return out
+        return None
 
-    try:
-        for name, m in modules.items():
-            if isinstance(m, WEIGHTED):
-                handles.append(m.register_forward_hook(on_layer(name)))
-            elif id(m) in norms:
-                handles.append(m.register_forward_hook(on_norm(name)))
-            elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-                handles.append(m.register_forward_hook(on_embedding))
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    def on_other(name, _args, _out):
+        calls[name] = calls.get(name, 0) + 1
+
+    after = {}
+    for name, m in modules.items():
+        if isinstance(m, WEIGHTED):
+            after[name] = on_layer
+        elif id(m) in norms:
+            after[name] = on_norm
+        elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+            after[name] = on_embedding
+        else:
+            after[name] = on_other
+    tokens = x
+    if x.is_floating_point():
+        x = x.detach().requires_grad_(True)
+        inputs.append(x)
+    with hooked(modules, after=after), torch.enable_grad():
+        out = run_model(model, x)
+    users = _users(out)
     used: dict[str, list[str]] = {}
-    for bn, layer in pairs.items():
+    for bn, (layer, _) in pairs.items():
         used.setdefault(layer, []).append(bn)
-    pairs = {bn: layer for bn, layer in pairs.items()
-             if calls.get(bn) == 1 and calls.get(layer) == 1 and len(used[layer]) == 1}
-    return pairs, readers
+    pairs = {bn: layer for bn, (layer, t) in pairs.items()
+             if calls.get(bn) == 1 and calls.get(layer) == 1 and len(used[layer]) == 1
+             and t.grad_fn is not None and users.get(t.grad_fn, 0) == 1}
+    return pairs, readers, set(calls) | {n for n, m in modules.items() if isinstance(m, (nn.Embedding,))
+                                         and n in after}
+
+
+def _users(output) -> dict:
+    """How many operations use each autograd node's result, over the graph behind ``output``."""
+    users: dict = {}
+    stack = [t.grad_fn for t in torch.utils._pytree.tree_leaves(output)
+             if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for f, _ in node.next_functions:
+            if f is not None:
+                users[f] = users.get(f, 0) + 1
+                stack.append(f)
+    return users
 
 
 # ---------------------------------------------------------------------------- recurrent layers
@@ -259,6 +282,7 @@ class UnrollRecurrent(Canonizer):
         return [n for n, m in modules.items() if self._kind(m) is not None and n not in bad]
 
     def apply(self, modules, paths, pairs, undo):
+        extra = {}
         for path in paths:
             m = modules[path]
             kind = self._kind(m)
@@ -268,11 +292,11 @@ class UnrollRecurrent(Canonizer):
                 for d in range(directions):
                     suffix = f"l{layer}" + ("_reverse" if d else "")
                     cell = _Cell(kind, m, suffix)
-                    undo.append(_add_child(m, f"input_{suffix}", cell.input))
-                    undo.append(_add_child(m, f"hidden_{suffix}", cell.hidden))
+                    extra[f"{path}.input_{suffix}"] = cell.input
+                    extra[f"{path}.hidden_{suffix}"] = cell.hidden
                     cells[(layer, d)] = cell
             undo.append(_replace_forward(m, _unrolled(m, kind, cells)))
-        return {}
+        return {}, extra
 
 
 class _Cell:
@@ -397,14 +421,22 @@ class Attention(Canonizer):
                    "(CP-LRP, Ali et al. 2022; AttnLRP, Achtibat et al. 2024)")
 
     def unsupported(self, modules):
-        return {n: "add_bias_kv / add_zero_attn are not supported" for n, m in modules.items()
-                if isinstance(m, nn.MultiheadAttention) and (m.bias_k is not None or m.add_zero_attn)}
+        out = {}
+        for n, m in modules.items():
+            if not isinstance(m, nn.MultiheadAttention):
+                continue
+            if m.bias_k is not None or m.add_zero_attn:
+                out[n] = "add_bias_kv / add_zero_attn are not supported"
+            elif m.training and m.dropout > 0:
+                out[n] = "attention dropout in train mode (call model.eval())"
+        return out
 
     def find(self, modules, pairs):
         bad = self.unsupported(modules)
         return [n for n, m in modules.items() if isinstance(m, nn.MultiheadAttention) and n not in bad]
 
     def apply(self, modules, paths, pairs, undo):
+        extra = {}
         for path in paths:
             m = modules[path]
             e = m.embed_dim
@@ -414,9 +446,9 @@ class Attention(Canonizer):
                 wq, wk, wv = m.q_proj_weight, m.k_proj_weight, m.v_proj_weight
             bq, bk, bv = m.in_proj_bias.chunk(3) if m.in_proj_bias is not None else (None, None, None)
             value = _frozen_linear(wv, bv)
-            undo.append(_add_child(m, "value", value))
+            extra[f"{path}.value"] = value
             undo.append(_replace_forward(m, _attention(m, e, (wq, bq), (wk, bk), value)))
-        return {}
+        return {}, extra
 
 
 def _attention(m: nn.MultiheadAttention, e: int, q_proj, k_proj, value: nn.Linear):
@@ -469,12 +501,16 @@ class LayerActivation(Canonizer):
                 and getattr(m.activation, "__name__", "") != "relu"]  # relu's gradient passes already
 
     def apply(self, modules, paths, pairs, undo):
+        owner = threading.get_ident()
         for path in paths:
             m = modules[path]
             fn = m.__dict__["activation"]
-            m.__dict__["activation"] = lambda t, fn=fn: R.pass_through(t, fn(t))
+
+            def activation(t, fn=fn):  # other threads (a server's) run the original
+                return R.pass_through(t, fn(t)) if threading.get_ident() == owner else fn(t)
+            m.__dict__["activation"] = activation
             undo.append(lambda m=m, fn=fn: m.__dict__.__setitem__("activation", fn))
-        return {}
+        return {}, {}
 
 
 CANONIZERS = (MergeBatchNorm(), UnrollRecurrent(), Attention(), LayerActivation())

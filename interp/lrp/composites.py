@@ -26,7 +26,6 @@ from . import rules as R
 
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 CONVOLUTIONS = (nn.modules.conv._ConvNd,)
-DENSE = (nn.Linear,)
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softsign,
@@ -56,11 +55,12 @@ Key = "str | type"
 class Composite:
     """Rules by module path or type. ``rules``: ``{path, glob pattern or nn.Module type:
     Rule}``; paths and patterns win over types, earlier types over later ones. ``first``:
-    the rule of the first weighted layer in module order (None: no special first layer).
+    the rule of the layers that read the input (None: no special first layer), for layers of
+    ``first_types`` (default: every Linear, Conv and ConvTranspose, as Zennit's "Linear").
     Modules without weights get :data:`DEFAULTS` unless ``rules`` says otherwise."""
 
     def __init__(self, rules: Mapping, first: R.Rule | None = None, *, name: str = "custom",
-                 description: str = ""):
+                 description: str = "", first_types: tuple[type, ...] = WEIGHTED):
         if not isinstance(rules, Mapping):
             raise InterpError(f"a composite's rules are a dict of module path, pattern or type -> rule; "
                               f"got {type(rules).__name__}")
@@ -73,6 +73,7 @@ class Composite:
         if first is not None and not isinstance(first, R.Rule):
             raise InterpError(f"first must be a rule or None; got {first!r}")
         self.rules, self.first, self.name, self.description = dict(rules), first, name, description
+        self.first_types = first_types  # the layer types the first-layer rule is for
 
     def with_rules(self, rules: Mapping, name: str | None = None) -> "Composite":
         """This composite with some entries added or replaced (e.g. one layer's rule); the
@@ -80,7 +81,7 @@ class Composite:
         merged = {**dict(rules), **{k: v for k, v in self.rules.items() if k not in rules}}
         n = len(rules)
         return Composite(merged, self.first, name=name or f"{self.name} + {n} override{'s' if n != 1 else ''}",
-                         description=self.description)
+                         description=self.description, first_types=self.first_types)
 
     def path_rule(self, path: str) -> R.Rule | None:
         """The rule given to ``path`` by name or pattern, if any."""
@@ -96,7 +97,7 @@ class Composite:
         by_path = self.path_rule(path)
         if by_path is not None:
             return by_path
-        if first and self.first is not None and isinstance(module, WEIGHTED):
+        if first and self.first is not None and isinstance(module, self.first_types):
             return self.first
         for key, rule in self.rules.items():
             if isinstance(key, type) and isinstance(module, key):
@@ -123,7 +124,9 @@ def _key(k) -> str:
 # ---------------------------------------------------------------------------- the named composites
 
 def lrp0() -> Composite:
-    return Composite({WEIGHTED[0]: R.Zero(), WEIGHTED[1]: R.Zero()}, name="lrp0",
+    # average pools too: their gradient is LRP-0 exactly, where Norm's stabiliser is not
+    return Composite({WEIGHTED[0]: R.Zero(), WEIGHTED[1]: R.Zero(), **{t: R.Zero() for t in AVERAGE_POOLS}},
+                     name="lrp0",
                      description="LRP-0 on every layer: the gradient times the input on ReLU networks "
                                  "(Bach et al. 2015)")
 
@@ -149,9 +152,9 @@ def epsilon_plus_flat(epsilon: float = 1e-6) -> Composite:
 
 def epsilon_gamma_box(low=None, high=None, epsilon: float = 1e-6, gamma: float = 0.25) -> Composite:
     return Composite({nn.modules.conv._ConvNd: R.Gamma(gamma), nn.Linear: R.Epsilon(epsilon)},
-                     first=R.ZBox(low, high), name="epsilon_gamma_box",
-                     description="z^B on the first layer (inputs in [low, high]; default the batch's min "
-                                 "and max), gamma on the other convolutions, epsilon on dense layers "
+                     first=R.ZBox(low, high), first_types=CONVOLUTIONS, name="epsilon_gamma_box",
+                     description="z^B on a first convolution (inputs in [low, high]; default each sample's "
+                                 "min and max), gamma on the other convolutions, epsilon on dense layers "
                                  "(Montavon et al. 2019)")
 
 

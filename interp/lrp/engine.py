@@ -28,15 +28,15 @@ import torch
 from torch import nn
 
 from .._checks import check_batch, check_finite, resolve_target, run_model, scores_of
-from ..attribution import Attribution, _prepare, _refuse_batch_statistics, as_found
+from ..attribution import Attribution, _prepare, _refuse_batch_statistics, exclusive
 from ..capture import hooked as hooked_modules
 from ..capture import module_names
-from ..errors import InputError, InterpError
+from ..errors import InputError, InterpError, UnknownNameError
 from . import composites as C
 from . import rules as R
 from .canonizers import CANONIZERS, trace
 
-EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+EMBEDDINGS = (nn.Embedding,)
 
 
 # ---------------------------------------------------------------------------- results
@@ -163,6 +163,11 @@ class LRPResult:
 
 # ---------------------------------------------------------------------------- the plan
 
+OWN_PARAMETERS = "uses its own parameters"
+TRAIN_DROPOUT = "dropout in train mode makes relevance random"
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
 def _rule_row(path: str, m: nn.Module, rule: R.Rule | None, depth: int, merged_into: str | None) -> PlanRow:
     kind = type(m).__name__
     if rule is None:
@@ -181,6 +186,10 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
         readers = [next((p for p, m in modules.items() if isinstance(m, C.WEIGHTED)), None)]
     # the layers that get the composite's first-layer rule (none if it has no such rule)
     firsts = [p for p in readers if p is not None] if composite.first is not None else []
+    for key in composite.rules:  # a path or pattern that names nothing is a typo, not a rule
+        if isinstance(key, str) and key not in modules and not (
+                C._pattern(key) and any(C.fnmatch.fnmatchcase(p, key) for p in modules)):
+            raise UnknownNameError("module path in the composite", key, list(modules))
     canonized = {p: name for name, paths in applied.items() for p in paths}
     replacing = {c.name for c in CANONIZERS if c.replaces_forward}
     rewritten = {p for p, name in canonized.items() if name in replacing}  # their children run inside
@@ -203,12 +212,14 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
             own = [n for n, p in m.named_parameters(recurse=False) if p is not None]
             if own and not _inside(path, rewritten):
                 rows.append(PlanRow(path, kind, "no rule", "unsupported",
-                                    f"uses its own parameters ({', '.join(own)}) in its forward", depth))
+                                    f"{OWN_PARAMETERS} ({', '.join(own)}) in its forward", depth))
             else:
                 note = f"canonized ({canonized[path]})" if path in canonized else ""
                 rows.append(PlanRow(path, kind, "", "container", note, depth))
         elif _inside(path, rewritten) and not isinstance(m, C.WEIGHTED):
             rows.append(PlanRow(path, kind, "", "container", "not called as a module", depth))
+        elif isinstance(m, _DROPOUTS) and m.training and m.p > 0:
+            rows.append(PlanRow(path, kind, "no rule", "unsupported", TRAIN_DROPOUT, depth))
         else:
             rule = composite.rule_for(path, m, path in firsts)
             row = _rule_row(path, m, rule, depth, merged_into.get(path))
@@ -252,18 +263,31 @@ def _canonized(model: nn.Module, composite: C.Composite, pairs: dict[str, str],
         unsupported.update(can.unsupported(modules))
     undo: list = []
     merged: dict[str, tuple] = {}
+    extra: dict[str, nn.Module] = {}
     applied: dict[str, list[str]] = {}
     try:
         for can in CANONIZERS:
             paths = can.find(modules, pairs)
             if paths:
-                merged.update(can.apply(modules, paths, pairs, undo))
+                params, own = can.apply(modules, paths, pairs, undo)
+                merged.update(params)
+                extra.update(own)
                 applied[can.name] = paths
-        after = module_names(model) if applied else modules
-        yield _Canonized(model, after, composite, applied, pairs, unsupported, merged)
+        yield _Canonized(model, _with_extra(modules, extra), composite, applied, pairs, unsupported, merged)
     finally:
         for u in reversed(undo):
             u()
+
+
+def _with_extra(modules: dict[str, nn.Module], extra: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """The model's modules with the canonizers' own, each right after the module it belongs to."""
+    if not extra:
+        return modules
+    out: dict[str, nn.Module] = {}
+    for path, m in modules.items():
+        out[path] = m
+        out.update({p: e for p, e in extra.items() if p.rpartition(".")[0] == path})
+    return out
 
 
 def _sequential_pairs(modules: dict[str, nn.Module]) -> dict[str, str]:
@@ -292,31 +316,44 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x: torch.Tensor | None
     comp = C.get(composite, **params)
     if x is not None and (not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0):
         raise InputError("x must be a non-empty batch tensor (batch first, at least 2-D)")
-    with as_found(model):
+    with exclusive():
         modules = module_names(model)
         pairs = trace(model, modules, x[:1])[0] if x is not None else _sequential_pairs(modules)
         with _canonized(model, comp, pairs) as state:
-            readers = trace(model, state.modules, x[:1])[1] if x is not None else None
-            return state.plan(readers)[0]
+            if x is None:
+                return state.plan(None)[0]
+            _pairs, readers, called = trace(model, state.modules, x[:1])
+            the_plan, chosen = state.plan(readers)
+    rows = tuple(dataclasses.replace(r, role="unsupported", note=f"{r.rule} is an input-layer rule, and this "
+                                     "layer does not read the input")
+                 if r.role == "rule" and chosen[r.name].direct and r.name not in readers else r
+                 for r in the_plan.rows)
+    return _not_called(dataclasses.replace(the_plan, rows=rows), called)
 
 
 # ---------------------------------------------------------------------------- taps
 
+# operations that only re-index their input (every element kept once): a layer reading the
+# input through them reads the input
 _VIEWS = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "TransposeBackward0",
-                    "PermuteBackward0", "AliasBackward0", "ExpandBackward0", "SliceBackward0", "TBackward0"})
+                    "PermuteBackward0", "AliasBackward0", "TBackward0", "UnsqueezeBackward0", "UnsqueezeBackward1",
+                    "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "SqueezeBackward3",
+                    "SqueezeBackward4"})
 
 
 def _reads_input(t: torch.Tensor) -> bool:
-    """Whether ``t`` is the analysed input itself or a view of it (a reshape, a transpose):
-    its autograd history leads to the input leaf through views only (parameters do not
-    require grad during a run, so the only leaf is the input)."""
+    """Whether ``t`` is the analysed input itself or holds exactly its elements, re-indexed
+    (a reshape, a transpose, an unsqueeze; not a slice): its autograd history reaches a leaf
+    that is not a parameter through such operations only, with as many elements. The
+    same test as :func:`interp.lrp.canonizers.trace` makes by storage, so plan and run agree."""
     node = t.grad_fn
     if node is None:
-        return t.requires_grad
+        return t.requires_grad and not isinstance(t, nn.Parameter)
     while node is not None:
         name = type(node).__name__
         if name == "AccumulateGrad":
-            return True
+            leaf = node.variable
+            return not isinstance(leaf, nn.Parameter) and leaf.numel() == t.numel()
         if name not in _VIEWS:
             return False
         node = node.next_functions[0][0]
@@ -328,8 +365,9 @@ class _Flow:
     gradient there is what this layer passed back, and its output) and their gradients;
     per-layer relevance is ``tensor * gradient``, summarised when first asked for."""
 
-    def __init__(self, batch: int, kinds: dict[str, str], labels: dict[str, str], reshapes: set[str]):
-        self.batch, self.kinds, self.labels, self.reshapes = batch, kinds, labels, reshapes
+    def __init__(self, batch: int, kinds: dict[str, str], labels: dict[str, str], reshapes: set[str],
+                 device: torch.device):
+        self.batch, self.kinds, self.labels, self.reshapes, self.device = batch, kinds, labels, reshapes, device
         self.order: list[str] = []
         self.inputs: list[tuple[str, torch.Tensor]] = []
         self.sources: list[int] = []       # per input: id of the tensor the layer was given (before our alias)
@@ -337,6 +375,8 @@ class _Flow:
         self.output_ids: list[int] = []    # per output: id of the tensor handed on
         self.output_call: list[int] = []   # per output: index of the same call's input (-1: none)
         self.direct: dict[int, torch.Tensor] = {}   # index in inputs -> relevance from an input-layer rule
+        self.in_axes: list = []    # batch axis of each input / output when the shape alone cannot tell
+        self.out_axes: list = []
         self.in_grads: list = []
         self.out_grads: list = []
         self._layers: dict[str, LayerRelevance] | None = None
@@ -382,11 +422,36 @@ class _Flow:
         self.inputs = [(name, t.detach()) for name, t in self.inputs]
         self.outputs = [(name, t.detach()) for name, t in self.outputs]
 
-    def _batch_first(self, r: torch.Tensor) -> torch.Tensor | None:
-        if r.ndim and r.shape[0] == self.batch:
-            return r
-        axis = next((i for i, s in enumerate(r.shape) if s == self.batch), None)
+    def _batch_first(self, r: torch.Tensor, axis: int | None = None) -> torch.Tensor | None:
+        """``r`` with its batch axis first: ``axis`` when known (see :meth:`find_batch_axes`),
+        else the first axis as long as the batch."""
+        if axis is None:
+            axis = 0 if r.ndim and r.shape[0] == self.batch else next(
+                (i for i, s in enumerate(r.shape) if s == self.batch), None)
         return None if axis is None else r.movedim(axis, 0)
+
+    def ambiguous(self) -> bool:
+        """Whether some tapped tensor's batch axis cannot be told from its shape alone."""
+        def unclear(t):
+            return t.ndim == 0 or t.shape[0] != self.batch or sum(s == self.batch for s in t.shape) > 1
+        return self.batch > 1 and any(unclear(t) for _, t in self.inputs + self.outputs)
+
+    def find_batch_axes(self, shapes: dict[str, tuple[list, list]]) -> None:
+        """The batch axis of every tapped tensor, from the shapes the same calls had on a
+        batch of one (``shapes``: per layer, its calls' input and output shapes): the axis
+        whose size went from 1 to the batch."""
+        def axis(full, one):
+            if one is None or len(one) != len(full):
+                return None
+            return next((a for a, (f, o) in enumerate(zip(full, one)) if f == self.batch and o == 1), None)
+
+        seen: dict[tuple[str, int], int] = {}
+        for entries, side, axes in ((self.inputs, 0, self.in_axes), (self.outputs, 1, self.out_axes)):
+            for name, t in entries:
+                k = seen.get((name, side), 0)
+                seen[(name, side)] = k + 1
+                calls = shapes.get(name, ([], []))[side]
+                axes.append(axis(tuple(t.shape), calls[k] if k < len(calls) else None))
 
     def layers(self) -> dict[str, LayerRelevance]:
         if self._layers is not None:
@@ -400,17 +465,17 @@ class _Flow:
                 r = a * g if g is not None else torch.zeros_like(a)
                 if i in extra_in:
                     r = r + extra_in[i]
-            r = self._batch_first(r)
+            r = self._batch_first(r, self.in_axes[i] if self.in_axes else None)
             if r is not None:
                 per_in.setdefault(name, []).append(r)
         for j, ((name, o), g) in enumerate(zip(self.outputs, self.out_grads)):
             r = o * g if g is not None else None
             if j in extra_out:
                 r = extra_out[j] if r is None else r + extra_out[j]
-            r = self._batch_first(r) if r is not None else None
+            r = self._batch_first(r, self.out_axes[j] if self.out_axes else None) if r is not None else None
             if r is not None:
                 per_out.setdefault(name, []).append(r)
-        zeros = torch.zeros(self.batch)
+        zeros = torch.zeros(self.batch, device=self.device)
         out = {}
         for name in reversed(self.order):
             calls = per_in.get(name, [])
@@ -454,7 +519,7 @@ class _Direct(torch.autograd.Function):
 _NONLINEAR = ("Tanh", "Sigmoid", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10", "Log1P", "Softmax",
               "LogSoftmax", "Gelu", "Silu", "Mish", "Elu", "Softplus", "Hardswish", "Hardsigmoid", "Hardtanh",
               "Pow", "Sqrt", "Rsqrt", "Reciprocal", "Sin", "Cos", "Erf", "Atan", "Atan2", "NativeLayerNorm",
-              "NativeBatchNorm", "NativeGroupNorm", "GroupNorm", "RmsNorm", "FusedRmsNorm", "Sign", "Abs",
+              "NativeGroupNorm", "GroupNorm", "RmsNorm", "FusedRmsNorm", "Sign", "Abs",
               "LogSigmoid", "Softshrink", "Hardshrink", "Threshold", "Glu", "Prod", "Cumprod", "Norm",
               "LinalgVectorNorm", "Std", "Var", "Cosh", "Sinh", "Tan", "Asin", "Acos")
 _PRODUCTS = ("Mul", "Div", "Mm", "Bmm", "Matmul", "Baddbmm", "Addmm", "Addbmm", "Einsum", "Dot", "Mv")
@@ -471,21 +536,63 @@ def _kind_of(node_type: type) -> str:
     return _KINDS[node_type]
 
 
-def _nonlinear_ops(output: torch.Tensor) -> list[str]:
-    """Autograd operations between the output and the input that relevance cannot cross
-    conservatively: non-linear functions, and products of two variable tensors."""
-    found, seen, stack = set(), set(), [output.grad_fn]
+def _mark_internal(node, stop, internal: set) -> None:
+    """Add the autograd nodes a module call made (from its output back to its input's
+    node ``stop``) to ``internal``."""
+    stack = [node]
     while stack:
-        node = stack.pop()
-        if node is None or node in seen:
+        n = stack.pop()
+        if n is None or n is stop or n in internal:
             continue
-        seen.add(node)
+        internal.add(n)
+        stack.extend(f for f, _ in n.next_functions if f is not None)
+
+
+def _leaf_is_parameter(node) -> bool:
+    return type(node).__name__ == "AccumulateGrad" and isinstance(node.variable, nn.Parameter)
+
+
+def _crossed_ops(output: torch.Tensor, inputs: torch.Tensor, internal: set) -> tuple[list[str], list[str]]:
+    """Operations on the path from ``inputs`` to the output, outside every module call
+    (``internal``: the autograd nodes made inside them, which their rules govern), that
+    relevance cannot cross as a modified gradient: (non-linear functions and products of
+    two input-dependent tensors, parameters used outside a module — a tied weight in
+    ``F.linear`` — which would get LRP-0 instead of the composite's rule)."""
+    leaf = inputs.grad_fn if inputs.grad_fn is not None else None
+    depends: dict = {}  # node -> whether it reaches the input
+    order, stack = [], [(output.grad_fn, False)]
+    while stack:  # iterative post-order over the graph
+        node, done = stack.pop()
+        if node is None or (not done and node in depends):
+            continue
+        if done:
+            nexts = [f for f, _ in node.next_functions if f is not None]
+            depends[node] = node is leaf or (type(node).__name__ == "AccumulateGrad" and node.variable is inputs) \
+                or any(depends.get(f, False) for f in nexts)
+            order.append(node)
+            continue
+        depends[node] = False  # visiting
+        stack.append((node, True))
+        stack.extend((f, False) for f, _ in node.next_functions if f is not None and f not in depends)
+    crossed, parameters = set(), set()
+    for node in order:
+        if not depends[node] or node in internal:
+            continue
         nexts = [f for f, _ in node.next_functions if f is not None]
         kind = _kind_of(type(node))
-        if kind == "nonlinear" or (kind == "product" and len(nexts) >= 2):
-            found.add(type(node).__name__)
-        stack.extend(nexts)
-    return sorted(found)
+        if kind == "nonlinear" or (kind == "product" and sum(depends.get(f, False) for f in nexts) >= 2):
+            crossed.add(type(node).__name__)
+        if any(_leaf_is_parameter(f) or (f is not None and _through_views_to_parameter(f)) for f in nexts):
+            parameters.add(type(node).__name__)
+    return sorted(crossed), sorted(parameters)
+
+
+def _through_views_to_parameter(node) -> bool:
+    """A parameter reached through views only (``weight.t()``, ``weight[:k]``)."""
+    while node is not None and type(node).__name__ in _VIEWS | {"SliceBackward0", "SelectBackward0",
+                                                                "SplitBackward0", "SplitWithSizesBackward0"}:
+        node = node.next_functions[0][0]
+    return node is not None and _leaf_is_parameter(node)
 
 
 # ---------------------------------------------------------------------------- the run
@@ -514,12 +621,8 @@ def lrp(model: nn.Module, x: torch.Tensor, target="predicted", composite="epsilo
     # autograd imports this on its first call with grad_outputs (a quarter of a second): not LRP's time
     importlib.import_module("torch.fx.experimental.symbolic_shapes")
     start = time.perf_counter()
-    with as_found(model):
+    with exclusive():
         modules = module_names(model)
-        for m in modules.values():
-            for p in m._parameters.values():
-                if p is not None and p.requires_grad:
-                    p.requires_grad_(False)  # only the input's gradient is needed (restored by as_found)
         reference, pairs = None, {}
         if any(isinstance(m, _REWRITTEN) for m in modules.values()):  # canonizers will change the model
             with torch.no_grad():
@@ -544,10 +647,17 @@ def _refuse_unsupported(the_plan: Plan) -> None:
     listed = "; ".join(f"{r.name!r} ({r.kind}: {r.note})" for r in bad[:5])
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
     example = bad[0].kind
+    if bad[0].role == "unsupported" and bad[0].note.startswith(OWN_PARAMETERS):
+        hint = ("rules act on the modules that compute: move that computation into a module of its own (an "
+                "nn.Linear, or a small module whose type you give a rule)")
+    elif bad[0].note == TRAIN_DROPOUT:
+        hint = "call model.eval() first"
+    else:
+        hint = (f"give one in the composite, e.g. interp.lrp.composites.get({the_plan.composite!r})"
+                f".with_rules({{{example}: interp.lrp.rules.Epsilon()}}) (or rules.Pass() for an element-wise "
+                "function)")
     raise InterpError(f"LRP has no rule for {len(bad)} module{'s' if len(bad) != 1 else ''}: {listed}{more}. "
-                      f"Give one in the composite, e.g. interp.lrp.composites.get({the_plan.composite!r})"
-                      f".with_rules({{{example}: interp.lrp.rules.Epsilon()}}) (or rules.Pass() for an "
-                      f"element-wise function); interp.lrp.plan(model) shows every module's rule")
+                      f"{hint[0].upper() + hint[1:]}; interp.lrp.plan(model) shows every module's rule")
 
 
 def _propagate(state: _Canonized, x, target, embedding, reference):
@@ -560,7 +670,7 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
     # layers that may read the input get the first-layer rule if they do (decided per call)
     candidates = set()
     if composite.first is not None:
-        candidates = {p for p, m in modules.items() if isinstance(m, C.WEIGHTED) and p in chosen
+        candidates = {p for p, m in modules.items() if isinstance(m, composite.first_types) and p in chosen
                       and composite.path_rule(p) is None}
     tapped = list(chosen)
     layers = {p: (R.layer_of(modules[p], *state.merged.get(p, (None, None))) if isinstance(modules[p], C.WEIGHTED)
@@ -568,11 +678,15 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
     hooked = [p for p, rule in chosen.items() if p in candidates or not _is_gradient(rule, modules[p])]
     labels = {p: r.label for p, r in chosen.items()}
     flow = _Flow(x.shape[0], {p: type(modules[p]).__name__ for p in tapped}, labels,
-                 {p for p in tapped if isinstance(modules[p], C.SHAPES)})
+                 {p for p in tapped if isinstance(modules[p], C.SHAPES)}, x.device)
     readers: list[str] = []
+    called: set[str] = set()
     direct: list[tuple[str, torch.Tensor, torch.Tensor]] = []
 
+    first_label: dict[str, str] = {}  # the rule of each layer's first call
+
     def tap_in(name, args):
+        called.add(name)
         if not args or not isinstance(args[0], torch.Tensor) or not args[0].requires_grad:
             return None
         view = args[0][...]   # this layer's own alias (strides kept): its gradient is what the layer passed back
@@ -583,9 +697,13 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
         x_in, rule = args[0], chosen[name]
         if name in candidates and _reads_input(x_in):
             rule = composite.first
-            labels[name] = rule.label
             if name not in readers:
                 readers.append(name)
+        if name in first_label and rule.label != first_label[name] and rule.label not in labels[name]:
+            labels[name] = f"{labels[name]} / {rule.label}"  # calls with different rules (one read the input)
+        elif name not in first_label:
+            labels[name] = rule.label
+        first_label.setdefault(name, rule.label)
         if rule.direct:
             index = len(flow.inputs) - 1
 
@@ -604,26 +722,41 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
             output = output if replaced is None else replaced
         if output.requires_grad:
             flow.add_output(name, output)
+            _mark_internal(output.grad_fn, args[0].grad_fn, internal)
         return output
+
+    internal: set = set()
 
     hooked_rules = set(hooked)
     with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}):
         space = _prepare(model, x, embedding, graph=True)
     if not space.graph.requires_grad:
+        held = [n for n in flow.order if isinstance(chosen.get(n), R.HeldConstant)]
+        if held:
+            raise InterpError(f"the model's output comes through {held[-1]!r} ({type(modules[held[-1]]).__name__}), "
+                              "which LRP holds constant (as attention weights); explain the scores before it (the "
+                              "logits): drop the final softmax, or give that module another rule")
         raise InterpError("the model's output does not depend on its input through autograd (is it detached "
                           "inside the forward?); LRP needs the path from input to output")
-    bad = _nonlinear_ops(space.graph)
-    if bad:
-        raise InterpError(f"the forward computes {', '.join(bad)} outside any module LRP has a rule for "
+    crossed, functional = _crossed_ops(space.graph, space.inputs, internal)
+    if crossed:
+        raise InterpError(f"the forward computes {', '.join(crossed)} outside any module LRP has a rule for "
                           "(a function call such as torch.tanh or an element-wise product of two signals); "
                           "relevance crossing it would not be conserved. Compute it in a module (nn.Tanh, "
                           "nn.Softmax, ...) so a rule applies, or wrap it in a module and give that a rule")
+    if functional:
+        raise InterpError(f"the forward applies a parameter outside a module ({', '.join(functional)}, e.g. "
+                          "F.linear(h, self.embedding.weight) for a tied weight); LRP gives rules to modules, so "
+                          "this would get plain LRP-0 instead of the composite's rule. Apply it through a module "
+                          "(an nn.Linear sharing the weight)")
     t = resolve_target(target, space.scores)
     if reference is not None:
         _check_same(space.scores, reference, draft)
     seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
     grads = torch.autograd.grad(space.graph, [space.inputs] + flow.tensors(), seed, allow_unused=True)
     flow.take_grads(grads[1:])
+    if flow.ambiguous():
+        flow.find_batch_axes(_shapes_on_one_sample(model, modules, tapped, x[:1]))
     inputs = space.inputs.detach()
     relevance = inputs * grads[0] if grads[0] is not None else torch.zeros_like(inputs)
     for name, layer_input, r_in in direct:
@@ -637,9 +770,37 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
     if space.tokens:
         relevance = relevance.sum(-1)
     score = space.scores.gather(1, t[:, None])[:, 0]
-    the_plan = _with_first_layers(draft, readers, labels)
+    the_plan = _not_called(_with_first_layers(draft, readers, labels), called)
     out_dtype = x.dtype if x.is_floating_point() else torch.float32
     return relevance.detach().to(out_dtype), t, score, space.embedding, the_plan, flow
+
+
+def _shapes_on_one_sample(model, modules, tapped, x) -> dict[str, tuple[list, list]]:
+    """Per tapped layer, its calls' input and output shapes on a batch of one sample."""
+    shapes: dict[str, tuple[list, list]] = {p: ([], []) for p in tapped}
+
+    def before(name, args):
+        if args and isinstance(args[0], torch.Tensor):
+            shapes[name][0].append(tuple(args[0].shape))
+
+    def after(name, _args, output):
+        if isinstance(output, torch.Tensor):
+            shapes[name][1].append(tuple(output.shape))
+
+    with hooked_modules(modules, before={p: before for p in tapped}, after={p: after for p in tapped}), \
+            torch.no_grad():
+        run_model(model, x)
+    return shapes
+
+
+def _not_called(the_plan: Plan, called: set[str]) -> Plan:
+    """The plan with modules that never ran on the input noted as such."""
+    rows = tuple(dataclasses.replace(r, note=NOT_CALLED) if r.role == "rule" and r.name not in called and not r.note
+                 else r for r in the_plan.rows)
+    return dataclasses.replace(the_plan, rows=rows)
+
+
+NOT_CALLED = "not called on this input"
 
 
 def _with_first_layers(draft: Plan, readers: list[str], labels: dict[str, str]) -> Plan:

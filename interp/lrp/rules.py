@@ -128,8 +128,9 @@ _TRANSPOSED = {nn.ConvTranspose1d: F.conv_transpose1d, nn.ConvTranspose2d: F.con
 def layer_of(module: nn.Module, weight=None, bias=None) -> Layer:
     """The :class:`Layer` of a module (Linear, Conv, ConvTranspose), with its own
     parameters unless ``weight``/``bias`` are given."""
-    w = module.weight if weight is None else weight
+    w = (module.weight if weight is None else weight).detach()  # rules use weights as constants
     b = getattr(module, "bias", None) if bias is None else bias
+    b = None if b is None else b.detach()
     if isinstance(module, nn.Linear):
         op = F.linear
     elif type(module) in _TRANSPOSED or isinstance(module, tuple(_TRANSPOSED)):
@@ -430,8 +431,10 @@ class WSquare(_DirectRule):
 
 class ZBox(_DirectRule):
     """z^B (Montavon et al. 2017): for a first layer whose inputs lie in a box
-    ``[low, high]`` (e.g. pixels in [0, 1]). ``low``/``high``: numbers or tensors
-    broadcasting to one sample; ``None`` takes the analysed batch's own min and max."""
+    ``[low, high]`` (e.g. pixels in [0, 1]). ``low``/``high``: numbers, or tensors that
+    broadcast to one sample (``(C, 1, 1)``) or to the batch (``(1, C, 1, 1)``, as Zennit
+    takes them); ``None`` takes each sample's own min and max (so a sample's relevance
+    never depends on the others in the batch)."""
 
     name = "zbox"
 
@@ -440,37 +443,44 @@ class ZBox(_DirectRule):
             if v is None:
                 continue
             if isinstance(v, torch.Tensor):
-                if not bool(torch.isfinite(v).all()):
-                    raise InterpError(f"ZBox: {name} holds NaN or infinite values; expected finite bounds")
+                if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+                    raise InterpError(f"ZBox: {name} must hold finite float values")
             else:
                 _number(name, v, "ZBox", minimum=-math.inf)
-        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
-            raise InterpError(f"ZBox: low={low!r} is above high={high!r}; expected low <= high")
+        if low is not None and high is not None:
+            try:
+                above = bool((torch.as_tensor(low) > torch.as_tensor(high)).any())
+            except RuntimeError:
+                raise InterpError(f"ZBox: low of shape {tuple(torch.as_tensor(low).shape)} and high of shape "
+                                  f"{tuple(torch.as_tensor(high).shape)} do not broadcast together") from None
+            if above:
+                raise InterpError(f"ZBox: low={_show(low)} is above high={_show(high)}; expected low <= high")
         self.low, self.high = low, high
 
     def _params(self):
-        def show(v):
-            return v if v is None or not isinstance(v, torch.Tensor) else f"tensor{tuple(v.shape)}"
-        return {"low": show(self.low), "high": show(self.high)}
+        return {"low": _show(self.low), "high": _show(self.high)}
 
     @property
     def label(self) -> str:
         if self.low is None and self.high is None:
-            return "z^B (box: input min..max)"
+            return "z^B (each sample's min..max)"
         return f"z^B ({self._params()['low']}..{self._params()['high']})"
 
     def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``low`` and ``high`` expanded to ``x`` (batch, ...)."""
         def bound(v, fallback):
             if v is None:
-                return fallback.expand_as(x)
+                return fallback.reshape((-1,) + (1,) * (x.ndim - 1)).expand_as(x)
             t = torch.as_tensor(v, dtype=x.dtype, device=x.device)
             try:
-                return torch.broadcast_to(t, x.shape[1:]).expand_as(x) if t.ndim else t.expand_as(x)
+                if t.ndim == x.ndim:  # batch-shaped, e.g. (1, C, 1, 1)
+                    return torch.broadcast_to(t, x.shape)
+                return torch.broadcast_to(t, x.shape[1:]).expand_as(x)
             except RuntimeError:
                 raise InterpError(f"ZBox: bound of shape {tuple(t.shape)} does not broadcast to the layer "
-                                  f"input {tuple(x.shape[1:])}") from None
-        xd = x.detach()
-        return bound(self.low, xd.min()), bound(self.high, xd.max())
+                                  f"input {tuple(x.shape)}") from None
+        flat = x.detach().reshape(len(x), -1)
+        return bound(self.low, flat.min(1).values), bound(self.high, flat.max(1).values)
 
     def relevance(self, layer, x, r_out):
         low, high = self.bounds(x)
@@ -483,6 +493,10 @@ class ZBox(_DirectRule):
             v = r_out / stabilize((z0 - z1 - z2).detach())
             g = torch.autograd.grad((z0, z1, z2), xs, (v, v, v))
         return xs[0].detach() * g[0] - xs[1].detach() * g[1] - xs[2].detach() * g[2]
+
+
+def _show(v) -> str:
+    return repr(v) if not isinstance(v, torch.Tensor) else f"tensor{tuple(v.shape)}"
 
 
 class Pass(Rule):

@@ -473,3 +473,16 @@ def test_dict_namedtuple_and_dataclass_outputs_get_field_names():
     assert set(acts) == {"pair.logits", "pair.features", "heads.score", "heads.extra.double"}
     torch.testing.assert_close(acts["pair.features"], x - 1)
     torch.testing.assert_close(acts["heads.extra.double"], 2 * x)
+
+
+def test_the_root_keeps_its_own_name_when_a_child_is_called_model():
+    from interp.capture import module_names
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nn.Sequential(nn.Linear(2, 2))
+
+    names = module_names(Wrapper())
+    assert list(names) == ["(model)", "model", "model.0"]
+    assert list(module_names(nn.Sequential(nn.Linear(2, 2)))) == ["model", "0"]

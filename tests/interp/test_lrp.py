@@ -608,3 +608,221 @@ def test_pixel_flipping_on_the_zoo_cnn_destroys_the_score_faster_than_random():
 
     ours, random = aopc(lrp_order), aopc(random_order)
     assert ours > random, (ours, random)
+
+
+# ---------------------------------------------------------------------------- review findings, pinned
+
+def test_plan_and_run_agree_on_which_layers_read_the_input():
+    class Unsqueezes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.flat, self.fc = nn.Conv2d(1, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)
+
+        def forward(self, x):
+            return self.fc(self.flat(self.conv(x.unsqueeze(1))))
+
+    class Slices(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.relu, self.fc2 = nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc2(self.relu(self.fc1(x[:, :4])))
+
+    for model, x, readers in ((Unsqueezes().eval(), torch.randn(2, 6, 6), ("conv",)),
+                              (Slices().eval(), torch.randn(2, 6), ())):
+        assert interp.lrp.plan(model, x=x).first_layers == readers
+        assert interp.lrp(model, x).plan.first_layers == readers
+
+
+def test_batch_norms_that_cannot_be_merged_stay_affine_maps():
+    class PreActivation(nn.Module):  # conv0's output feeds the skip and the batch-norm
+        def __init__(self):
+            super().__init__()
+            self.conv0, self.bn = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv1, self.relu, self.fc = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Linear(4 * 36, 2)
+
+        def forward(self, x):
+            h = self.conv0(x)
+            return self.fc((h + self.conv1(self.relu(self.bn(h)))).flatten(1))
+
+    torch.manual_seed(0)
+    for model, x in ((PreActivation().eval(), torch.rand(2, 1, 6, 6)),
+                     (nn.Sequential(nn.BatchNorm1d(5), nn.Linear(5, 3)).eval(), torch.randn(4, 5))):
+        bn = next(m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+        with torch.no_grad():
+            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+        result = interp.lrp(model, x, 0, composite="lrp0")
+        assert not result.plan.canonizers
+        # LRP-0 through an affine map is the gradient times the input
+        torch.testing.assert_close(result.relevance, interp.attribute(model, x, 0, "input_x_gradient"))
+
+
+def test_other_threads_see_the_model_unchanged_while_lrp_runs():
+    import threading
+
+    torch.manual_seed(0)
+    model, x = EncoderClassifier("gelu").eval(), tokens()
+    lstm = LSTMClassifier().eval()
+    expected, expected_lstm = model(x).detach(), lstm(x).detach()
+    keys = set(model.state_dict()) | {"lstm." + k for k in lstm.state_dict()}
+    problems, stop = [], threading.Event()
+
+    def train_like():
+        while not stop.is_set():
+            model.zero_grad()
+            out = model(x)
+            out.sum().backward()
+            if any(p.grad is None for p in model.parameters()):
+                problems.append("a parameter got no gradient")
+            if not torch.allclose(out.detach(), expected, atol=1e-6) or not torch.allclose(
+                    lstm(x).detach(), expected_lstm, atol=1e-6):
+                problems.append("another output")
+            if set(model.state_dict()) | {"lstm." + k for k in lstm.state_dict()} != keys:
+                problems.append("other modules")
+
+    worker = threading.Thread(target=train_like)
+    worker.start()
+    try:
+        for _ in range(15):
+            interp.lrp(model, x)
+            interp.lrp(lstm, x)
+    finally:
+        stop.set()
+        worker.join()
+    assert not problems, sorted(set(problems))
+
+
+def test_layers_of_time_first_tensors_are_summed_per_sample_when_time_equals_batch():
+    class TimeFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.proj = nn.Embedding(20, 6), nn.Linear(6, 6, bias=False)
+            self.relu, self.head = nn.ReLU(), nn.Linear(6, 3, bias=False)
+
+        def forward(self, t):
+            return self.head(self.relu(self.proj(self.embedding(t).transpose(0, 1))).sum(0))
+
+    torch.manual_seed(0)
+    model = TimeFirst().eval()
+    result = interp.lrp(model, torch.randint(0, 20, (5, 5)), composite="lrp0")  # 5 samples of 5 tokens
+    torch.testing.assert_close(result.layers["proj"].total, result.score)
+    torch.testing.assert_close(result.layers["relu"].received, result.score)
+
+
+def test_epsilon_gamma_box_puts_z_box_on_a_first_convolution_only():
+    assert interp.lrp.plan(mlp(), "epsilon_gamma_box", x=torch.randn(2, 5)).rule_of("0") == "epsilon (1e-06)"
+    assert interp.lrp.plan(cnn(), "epsilon_gamma_box", x=torch.rand(2, 2, 8, 8)).rule_of("0").startswith("z^B")
+
+
+def test_lrp0_through_average_pooling_is_the_gradient_times_the_input():
+    torch.manual_seed(0)
+    model = _zero_biases(nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                       nn.Linear(3 * 4 * 4, 2)).eval())
+    x = torch.rand(3, 1, 8, 8) * 1e-3  # small activations, where a stabiliser would show
+    result = interp.lrp(model, x, 0, composite="lrp0")
+    torch.testing.assert_close(result.relevance, interp.attribute(model, x, 0, "input_x_gradient"))
+
+
+def test_z_box_bounds_are_each_samples_own_or_given():
+    torch.manual_seed(0)
+    model = cnn()
+    x = torch.rand(3, 2, 8, 8)
+    alone = interp.lrp(model, x[:1], 0, composite="epsilon_gamma_box").relevance
+    brighter = torch.cat([x[:1], x[1:] * 1.5])
+    torch.testing.assert_close(interp.lrp(model, brighter, 0, composite="epsilon_gamma_box").relevance[:1], alone)
+    low, high = torch.zeros(1, 2, 1, 1), torch.ones(1, 2, 1, 1)  # Zennit's shape
+    a = interp.lrp(model, x, 0, composite="epsilon_gamma_box", low=low, high=high).relevance
+    b = interp.lrp(model, x, 0, composite="epsilon_gamma_box", low=0.0, high=1.0).relevance
+    torch.testing.assert_close(a, b)
+    with pytest.raises(InterpError, match="above"):
+        rules.ZBox(torch.ones(2, 1, 1), torch.zeros(2, 1, 1))
+
+
+def test_silent_fallbacks_are_refused():
+    model = mlp()
+    with pytest.raises(UnknownNameError, match="module path in the composite 'layer.2'"):
+        interp.lrp(model, torch.randn(2, 5), composite=composites.get("lrp0").with_rules({"layer.2": rules.Gamma()}))
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.fc = nn.Embedding(10, 4), nn.Linear(4, 4)
+
+        def forward(self, t):
+            h = torch.relu(self.fc(self.embedding(t))).mean(1)
+            return torch.nn.functional.linear(h, self.embedding.weight)
+
+    with pytest.raises(InterpError, match="parameter outside a module"):
+        interp.lrp(Tied().eval(), torch.randint(0, 10, (2, 5)))
+    with pytest.raises(InterpError, match="'1' \\(Softmax\\).*logits"):
+        interp.lrp(nn.Sequential(nn.Linear(3, 2), nn.Softmax(-1)).eval(), torch.randn(2, 3))
+    dropout = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 2))  # in train mode
+    with pytest.raises(InterpError, match="dropout in train mode.*model.eval"):
+        interp.lrp(dropout, torch.randn(2, 3))
+
+    class OwnParameter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale, self.fc = nn.Parameter(torch.ones(3)), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x * self.scale)
+
+    with pytest.raises(InterpError, match="uses its own parameters \\(scale\\).*module of its own"):
+        interp.lrp(OwnParameter().eval(), torch.randn(2, 3))
+
+
+def test_the_plan_says_what_cannot_apply_or_never_runs():
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.relu, self.fc2, self.spare = nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc2(self.relu(self.fc1(x)))
+
+    model, x = Unused().eval(), torch.randn(2, 4)
+    comp = composites.get("epsilon_plus_flat").with_rules({"fc2": rules.WSquare()})
+    p = interp.lrp.plan(model, comp, x=x)
+    row = {r.name: r for r in p.rows}
+    assert row["fc2"].role == "unsupported" and "does not read the input" in row["fc2"].note
+    assert row["spare"].note == "not called on this input"
+    assert {r.name: r for r in interp.lrp(model, x).plan.rows}["spare"].note == "not called on this input"
+
+
+def test_the_unrolled_lstm_is_arras_lrp_by_hand():
+    """Arras et al. 2017, epsilon -> 0: the signal's pre-activation split in proportion to
+    input, previous hidden state and bias; the gates hold no relevance; c = f*c' + i*g
+    split in proportion to its two terms; h = o * tanh(c) passes all to c."""
+    torch.manual_seed(0)
+    model = LSTMClassifier().double().eval()
+    x = torch.randint(0, 20, (2, 4))
+    result = interp.lrp(model, x, 1, composite="lrp0")
+    e = model.embedding(x).detach().numpy()
+    w_ih, w_hh = model.lstm.weight_ih_l0.detach().numpy(), model.lstm.weight_hh_l0.detach().numpy()
+    b = (model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0).detach().numpy()
+    wy, by = model.head.weight.detach().numpy(), model.head.bias.detach().numpy()
+    n = 5
+    for s in range(2):
+        hs, cs, gates = [np.zeros(n)], [np.zeros(n)], []
+        for t in range(4):
+            pre = w_ih @ e[s, t] + w_hh @ hs[-1] + b
+            i, f, g, o = 1 / (1 + np.exp(-pre[:n])), 1 / (1 + np.exp(-pre[n:2 * n])), np.tanh(pre[2 * n:3 * n]), \
+                1 / (1 + np.exp(-pre[3 * n:]))
+            cs.append(f * cs[-1] + i * g)
+            hs.append(o * np.tanh(cs[-1]))
+            gates.append((i, f, g, pre[2 * n:3 * n]))
+        z = wy @ hs[-1] + by
+        r_h = hs[-1] * wy[1] * 1 / z[1] * z[1]               # LRP-0 through the head, target 1
+        r_x = np.zeros((4, e.shape[2]))
+        r_c = r_h                                            # h = o * tanh(c): all to c
+        for t in range(3, -1, -1):
+            i, f, g, pre_g = gates[t]
+            r_g = i * g / (cs[t + 1]) * r_c                  # c = f c' + i g, in proportion
+            r_prev_c = f * cs[t] / cs[t + 1] * r_c
+            share = r_g / pre_g                              # pre_g = W_x x + W_h h' + b
+            r_x[t] = e[s, t] * (w_ih[2 * n:3 * n].T @ share)
+            r_h_prev = hs[t] * (w_hh[2 * n:3 * n].T @ share)
+            r_c = r_prev_c + r_h_prev                        # h' passes to c'
+        np.testing.assert_allclose(result.relevance[s].numpy(), r_x.sum(1), rtol=1e-6, atol=1e-9)

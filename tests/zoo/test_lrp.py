@@ -38,9 +38,9 @@ def test_default_composite_by_first_layer():
     all of it, since the flat rule then gives every input the same relevance."""
     for name in zoo.names():
         kind = zoo.spec(name).kind
-        flat = kind in ("cnn", "rnn", "transformer")
-        assert lrp.default_composite(overview.cached_entry(name)) == (
-            lrp.DEFAULT_COMPOSITE if flat else lrp.DENSE_COMPOSITE), name
+        expected = {"cnn": lrp.DEFAULT_COMPOSITE, "rnn": lrp.TOKEN_COMPOSITE,
+                    "transformer": lrp.TOKEN_COMPOSITE}.get(kind, lrp.DENSE_COMPOSITE)
+        assert lrp.default_composite(overview.cached_entry(name)) == expected, name
     mlp = overview.cached_entry("mlp-cancer")
     uniform = lrp.comparison(mlp, 0, lrp.DEFAULT_COMPOSITE, saliency=()).result.relevance
     assert torch.allclose(uniform, uniform[0, 0].expand_as(uniform))
