@@ -100,13 +100,20 @@ def _enter(context, undo: list[Undo]) -> None:
     undo.append(lambda: context.__exit__(None, None, None))
 
 
+class _Projection(nn.Linear):
+    """An nn.Linear over given weights (sharing their storage, not trainable), built
+    without nn.Linear's initialisation, which would cost more than the call it serves."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        nn.Module.__init__(self)
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.weight = nn.Parameter(weight.detach(), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
+
+
 def _frozen_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
     """An nn.Linear sharing ``weight``/``bias`` storage (no copy), not trainable."""
-    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
-    lin.weight = nn.Parameter(weight.detach(), requires_grad=False)
-    if bias is not None:
-        lin.bias = nn.Parameter(bias.detach(), requires_grad=False)
-    return lin
+    return _Projection(weight, bias)
 
 
 # ---------------------------------------------------------------------------- batch norm
@@ -339,16 +346,14 @@ def _unrolled(m: nn.RNNBase, kind: type, cells: dict):
     directions = 2 if m.bidirectional else 1
 
     def step(cell: _Cell, signal_x, gates_x, h, c):
-        if kind is nn.LSTM:
-            with torch.no_grad():
-                i, f, o = torch.sigmoid(gates_x + F.linear(h, cell.gate_hh, cell.gate_bhh)).chunk(3, dim=-1)
+        if kind is nn.LSTM:  # the gates from detached tensors: constants, no graph
+            i, f, o = torch.sigmoid(gates_x + F.linear(h.detach(), cell.gate_hh, cell.gate_bhh)).chunk(3, dim=-1)
             signal = signal_x + cell.hidden(h)
             g = R.pass_through(signal, torch.tanh(signal))
             c = f * c + i * g
             return o * R.pass_through(c, torch.tanh(c)), c
         if kind is nn.GRU:
-            with torch.no_grad():
-                r, z = torch.sigmoid(gates_x + F.linear(h, cell.gate_hh, cell.gate_bhh)).chunk(2, dim=-1)
+            r, z = torch.sigmoid(gates_x + F.linear(h.detach(), cell.gate_hh, cell.gate_bhh)).chunk(2, dim=-1)
             signal = signal_x + r * cell.hidden(h)  # n = tanh(x_n + r * (W_hn h + b_hn))
             n = R.pass_through(signal, torch.tanh(signal))
             return (1 - z) * n + z * h, None

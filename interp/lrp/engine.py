@@ -210,12 +210,11 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
                                 "the input of token models; another embedding absorbs its share", depth))
         elif next(m.children(), None) is not None:
             own = [n for n, p in m.named_parameters(recurse=False) if p is not None]
-            if own and not _inside(path, rewritten):
-                rows.append(PlanRow(path, kind, "no rule", "unsupported",
-                                    f"{OWN_PARAMETERS} ({', '.join(own)}) in its forward", depth))
-            else:
-                note = f"canonized ({canonized[path]})" if path in canonized else ""
-                rows.append(PlanRow(path, kind, "", "container", note, depth))
+            note = f"canonized ({canonized[path]})" if path in canonized else ""
+            if own and not _inside(path, rewritten) and path not in rewritten:
+                note = (f"{OWN_PARAMETERS} ({', '.join(own)}): added in, they absorb relevance like a bias; "
+                        "multiplied in, the run refuses them")
+            rows.append(PlanRow(path, kind, "", "container", note, depth))
         elif _inside(path, rewritten) and not isinstance(m, C.WEIGHTED):
             rows.append(PlanRow(path, kind, "", "container", "not called as a module", depth))
         elif isinstance(m, _DROPOUTS) and m.training and m.p > 0:
@@ -522,7 +521,8 @@ _NONLINEAR = ("Tanh", "Sigmoid", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10",
               "NativeGroupNorm", "GroupNorm", "RmsNorm", "FusedRmsNorm", "Sign", "Abs",
               "LogSigmoid", "Softshrink", "Hardshrink", "Threshold", "Glu", "Prod", "Cumprod", "Norm",
               "LinalgVectorNorm", "Std", "Var", "Cosh", "Sinh", "Tan", "Asin", "Acos")
-_PRODUCTS = ("Mul", "Div", "Mm", "Bmm", "Matmul", "Baddbmm", "Addmm", "Addbmm", "Einsum", "Dot", "Mv")
+_PRODUCTS = ("Mul", "Div", "Mm", "Bmm", "Matmul", "Baddbmm", "Addmm", "Addbmm", "Einsum", "Dot", "Mv",
+             "Convolution")
 
 
 _KINDS: dict[type, str] = {}  # autograd node type -> "nonlinear", "product" or ""
@@ -552,38 +552,35 @@ def _leaf_is_parameter(node) -> bool:
     return type(node).__name__ == "AccumulateGrad" and isinstance(node.variable, nn.Parameter)
 
 
-def _crossed_ops(output: torch.Tensor, inputs: torch.Tensor, internal: set) -> tuple[list[str], list[str]]:
-    """Operations on the path from ``inputs`` to the output, outside every module call
+def _crossed_ops(output: torch.Tensor, internal: set) -> tuple[list[str], list[str]]:
+    """Operations between the input and the output, outside every module call
     (``internal``: the autograd nodes made inside them, which their rules govern), that
     relevance cannot cross as a modified gradient: (non-linear functions and products of
-    two input-dependent tensors, parameters used outside a module — a tied weight in
-    ``F.linear`` — which would get LRP-0 instead of the composite's rule)."""
-    leaf = inputs.grad_fn if inputs.grad_fn is not None else None
-    depends: dict = {}  # node -> whether it reaches the input
-    order, stack = [], [(output.grad_fn, False)]
-    while stack:  # iterative post-order over the graph
-        node, done = stack.pop()
-        if node is None or (not done and node in depends):
-            continue
-        if done:
-            nexts = [f for f, _ in node.next_functions if f is not None]
-            depends[node] = node is leaf or (type(node).__name__ == "AccumulateGrad" and node.variable is inputs) \
-                or any(depends.get(f, False) for f in nexts)
-            order.append(node)
-            continue
-        depends[node] = False  # visiting
-        stack.append((node, True))
-        stack.extend((f, False) for f, _ in node.next_functions if f is not None and f not in depends)
+    two signals; parameters multiplied in outside a module, as a tied weight in
+    ``F.linear``, which would get LRP-0 instead of the composite's rule). A parameter
+    added in (a class token, a position embedding) absorbs relevance like a bias, and
+    is fine. The only leaves that require grad are the input and parameters, so a
+    product's operand is a signal unless it comes from a parameter."""
     crossed, parameters = set(), set()
-    for node in order:
-        if not depends[node] or node in internal:
+    seen, stack = set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
             continue
+        seen.add(node)
         nexts = [f for f, _ in node.next_functions if f is not None]
+        stack.extend(nexts)
+        if node in internal:
+            continue
         kind = _kind_of(type(node))
-        if kind == "nonlinear" or (kind == "product" and sum(depends.get(f, False) for f in nexts) >= 2):
+        if kind == "nonlinear":
             crossed.add(type(node).__name__)
-        if any(_leaf_is_parameter(f) or (f is not None and _through_views_to_parameter(f)) for f in nexts):
-            parameters.add(type(node).__name__)
+        elif kind == "product" and len(nexts) >= 2:
+            from_parameters = sum(_through_views_to_parameter(f) for f in nexts)
+            if from_parameters:
+                parameters.add(type(node).__name__)
+            elif len(nexts) - from_parameters >= 2:
+                crossed.add(type(node).__name__)
     return sorted(crossed), sorted(parameters)
 
 
@@ -647,10 +644,7 @@ def _refuse_unsupported(the_plan: Plan) -> None:
     listed = "; ".join(f"{r.name!r} ({r.kind}: {r.note})" for r in bad[:5])
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
     example = bad[0].kind
-    if bad[0].role == "unsupported" and bad[0].note.startswith(OWN_PARAMETERS):
-        hint = ("rules act on the modules that compute: move that computation into a module of its own (an "
-                "nn.Linear, or a small module whose type you give a rule)")
-    elif bad[0].note == TRAIN_DROPOUT:
+    if bad[0].note == TRAIN_DROPOUT:
         hint = "call model.eval() first"
     else:
         hint = (f"give one in the composite, e.g. interp.lrp.composites.get({the_plan.composite!r})"
@@ -738,17 +732,18 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
                               "logits): drop the final softmax, or give that module another rule")
         raise InterpError("the model's output does not depend on its input through autograd (is it detached "
                           "inside the forward?); LRP needs the path from input to output")
-    crossed, functional = _crossed_ops(space.graph, space.inputs, internal)
+    crossed, functional = _crossed_ops(space.graph, internal)
     if crossed:
         raise InterpError(f"the forward computes {', '.join(crossed)} outside any module LRP has a rule for "
                           "(a function call such as torch.tanh or an element-wise product of two signals); "
                           "relevance crossing it would not be conserved. Compute it in a module (nn.Tanh, "
                           "nn.Softmax, ...) so a rule applies, or wrap it in a module and give that a rule")
     if functional:
-        raise InterpError(f"the forward applies a parameter outside a module ({', '.join(functional)}, e.g. "
-                          "F.linear(h, self.embedding.weight) for a tied weight); LRP gives rules to modules, so "
-                          "this would get plain LRP-0 instead of the composite's rule. Apply it through a module "
-                          "(an nn.Linear sharing the weight)")
+        raise InterpError(f"the forward multiplies by a parameter outside a module ({', '.join(functional)}, e.g. "
+                          "F.linear(h, self.embedding.weight) for a tied weight, or x * self.scale); LRP gives "
+                          "rules to modules, so this would get plain LRP-0 instead of the composite's rule. Apply "
+                          "it through a module (an nn.Linear sharing the weight, or a small module whose type "
+                          "you give a rule)")
     t = resolve_target(target, space.scores)
     if reference is not None:
         _check_same(space.scores, reference, draft)

@@ -769,8 +769,21 @@ def test_silent_fallbacks_are_refused():
         def forward(self, x):
             return self.fc(x * self.scale)
 
-    with pytest.raises(InterpError, match="uses its own parameters \\(scale\\).*module of its own"):
+    assert "uses its own parameters (scale)" in str(interp.lrp.plan(OwnParameter()))
+    with pytest.raises(InterpError, match="multiplies by a parameter outside a module"):
         interp.lrp(OwnParameter().eval(), torch.randn(2, 3))
+
+    class AddsParameter(nn.Module):  # as a class token or a position embedding: absorbs like a bias
+        def __init__(self):
+            super().__init__()
+            self.shift, self.fc = nn.Parameter(torch.tensor([0.5, -1.0, 2.0])), nn.Linear(3, 2, bias=False)
+
+        def forward(self, x):
+            return self.fc(x + self.shift)
+
+    model = AddsParameter().eval()
+    result = interp.lrp(model, torch.randn(2, 3), 0, composite="lrp0")
+    torch.testing.assert_close(result.outside_layers, (model.fc.weight @ model.shift)[0].detach().expand(2))
 
 
 def test_the_plan_says_what_cannot_apply_or_never_runs():
