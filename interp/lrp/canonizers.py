@@ -100,9 +100,10 @@ def _enter(context, undo: list[Undo]) -> None:
     undo.append(lambda: context.__exit__(None, None, None))
 
 
-class _Projection(nn.Linear):
+class Linear(nn.Linear):
     """An nn.Linear over given weights (sharing their storage, not trainable), built
-    without nn.Linear's initialisation, which would cost more than the call it serves."""
+    without nn.Linear's initialisation, which would cost more than the call it serves
+    (named Linear, as plans and figures show it)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         nn.Module.__init__(self)
@@ -113,7 +114,7 @@ class _Projection(nn.Linear):
 
 def _frozen_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
     """An nn.Linear sharing ``weight``/``bias`` storage (no copy), not trainable."""
-    return _Projection(weight, bias)
+    return Linear(weight, bias)
 
 
 # ---------------------------------------------------------------------------- batch norm
