@@ -9,8 +9,10 @@ Each layer call is tapped on its way in and out, so the relevance a layer passes
 its input, and what it received, are read off per layer and per sample: conservation
 is checked layer by layer, not only end to end.
 
-Nothing falls back silently: a module no rule covers, a functional non-linearity in
-a forward (``torch.tanh`` outside a module) that relevance would cross unconserved,
+Nothing falls back silently: a module no rule covers, an operation outside modules
+that relevance would cross unconserved (anything but the linear and piecewise-linear
+operations of an allow-list: ``torch.tanh``, ``clamp``, a product of two signals),
+a parameter multiplied in outside a module,
 an input-layer rule on a layer that does not read the input, or a canonized model
 that computes something else than the original: each is an :class:`InterpError`
 naming the module and what to do.
@@ -185,7 +187,8 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
     if readers is None:  # no input to trace: the first weighted layer in module order, as Zennit does
         readers = [next((p for p, m in modules.items() if isinstance(m, C.WEIGHTED)), None)]
     # the layers that get the composite's first-layer rule (none if it has no such rule)
-    firsts = [p for p in readers if p is not None] if composite.first is not None else []
+    firsts = [p for p in readers if p is not None and isinstance(modules.get(p), composite.first_types)] \
+        if composite.first is not None else []
     for key in composite.rules:  # a path or pattern that names nothing is a typo, not a rule
         if isinstance(key, str) and key not in modules and not (
                 C._pattern(key) and any(C.fnmatch.fnmatchcase(p, key) for p in modules)):
@@ -513,36 +516,41 @@ class _Direct(torch.autograd.Function):
 
 # ---------------------------------------------------------------------------- functional non-linearities
 
-# autograd nodes of operations that are not linear (nor piecewise linear through zero) in a
-# variable input: relevance crossing them outside a module rule is not conserved
-_NONLINEAR = ("Tanh", "Sigmoid", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10", "Log1P", "Softmax",
-              "LogSoftmax", "Gelu", "Silu", "Mish", "Elu", "Softplus", "Hardswish", "Hardsigmoid", "Hardtanh",
-              "Pow", "Sqrt", "Rsqrt", "Reciprocal", "Sin", "Cos", "Erf", "Atan", "Atan2", "NativeLayerNorm",
-              "NativeGroupNorm", "GroupNorm", "RmsNorm", "FusedRmsNorm", "Sign", "Abs",
-              "LogSigmoid", "Softshrink", "Hardshrink", "Threshold", "Glu", "Prod", "Cumprod", "Norm",
-              "LinalgVectorNorm", "Std", "Var", "Cosh", "Sinh", "Tan", "Asin", "Acos")
-_PRODUCTS = ("Mul", "Div", "Mm", "Bmm", "Matmul", "Baddbmm", "Addmm", "Addbmm", "Einsum", "Dot", "Mv",
-             "Convolution")
-
-
-_KINDS: dict[type, str] = {}  # autograd node type -> "nonlinear", "product" or ""
+# autograd nodes relevance may cross outside a module: operations linear in each input
+# (reshapes, indexing, sums, means, adds, products checked separately), piecewise linear
+# through zero (ReLU, max selection), and our own. Anything else met between input and
+# output outside a module is refused (an allow-list: an op we did not think of is an error
+# naming it, never a silent pass).
+_LINEAR = frozenset("""
+    Add Sub Neg Mean Sum Cumsum View UnsafeView ReshapeAlias Reshape Expand Permute Transpose T Select Slice
+    Index IndexSelect Gather Cat Stack Split SplitWithSizes Unbind Chunk Squeeze Unsqueeze Clone ToCopy Alias
+    Flip Roll Repeat ConstantPadNd ReflectionPad1D ReflectionPad2D ReflectionPad3D ReplicationPad1D
+    ReplicationPad2D ReplicationPad3D AsStrided Unfold Im2Col Col2Im PixelShuffle PixelUnshuffle
+    UpsampleNearest1D UpsampleNearest2D UpsampleNearest3D UpsampleLinear1D UpsampleBilinear2D
+    UpsampleTrilinear3D AvgPool1D AvgPool2D AvgPool3D AdaptiveAvgPool1D AdaptiveAvgPool2D AdaptiveAvgPool3D
+    MaxPool1DWithIndices MaxPool2DWithIndices MaxPool3DWithIndices AdaptiveMaxPool1D AdaptiveMaxPool2D
+    AdaptiveMaxPool3D Max Min Amax Amin Relu LeakyRelu MaskedFill Where NativeBatchNorm Embedding
+    AccumulateGrad CopySlices Copy _Scaled _Redirected _Direct
+""".split())
+_PRODUCTS = frozenset("Mul Div Mm Bmm Matmul Baddbmm Addmm Addbmm Addmv Einsum Dot Mv Convolution".split())
+_KINDS: dict[type, str] = {}  # autograd node type -> "linear", "product" or "nonlinear"
 
 
 def _kind_of(node_type: type) -> str:
     if node_type not in _KINDS:
         name = node_type.__name__
         op = name[:name.index("Backward")] if "Backward" in name else name
-        _KINDS[node_type] = "nonlinear" if op in _NONLINEAR else "product" if op in _PRODUCTS else ""
+        _KINDS[node_type] = "product" if op in _PRODUCTS else "linear" if op in _LINEAR else "nonlinear"
     return _KINDS[node_type]
 
 
-def _mark_internal(node, stop, internal: set) -> None:
-    """Add the autograd nodes a module call made (from its output back to its input's
-    node ``stop``) to ``internal``."""
+def _mark_internal(node, stops: set, internal: set) -> None:
+    """Add the autograd nodes a module call made (from its output back to the nodes of
+    its tensor arguments, ``stops``) to ``internal``."""
     stack = [node]
     while stack:
         n = stack.pop()
-        if n is None or n is stop or n in internal:
+        if n is None or n in stops or n in internal:
             continue
         internal.add(n)
         stack.extend(f for f, _ in n.next_functions if f is not None)
@@ -716,7 +724,7 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
             output = output if replaced is None else replaced
         if output.requires_grad:
             flow.add_output(name, output)
-            _mark_internal(output.grad_fn, args[0].grad_fn, internal)
+            _mark_internal(output.grad_fn, {a.grad_fn for a in args if isinstance(a, torch.Tensor)}, internal)
         return output
 
     internal: set = set()

@@ -464,6 +464,8 @@ class ZBox(_DirectRule):
     def label(self) -> str:
         if self.low is None and self.high is None:
             return "z^B (each sample's min..max)"
+        if isinstance(self.low, torch.Tensor) or isinstance(self.high, torch.Tensor):
+            return "z^B (given bounds)"
         return f"z^B ({self._params()['low']}..{self._params()['high']})"
 
     def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -786,6 +786,47 @@ def test_silent_fallbacks_are_refused():
     torch.testing.assert_close(result.outside_layers, (model.fc.weight @ model.shift)[0].detach().expand(2))
 
 
+def test_functions_outside_modules_are_refused_whatever_module_they_feed():
+    class Gate(nn.Module):
+        def forward(self, a, b):
+            return a * b
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.gate, self.head = nn.Linear(3, 3), nn.Linear(3, 3), Gate(), nn.Linear(3, 2)
+
+        def forward(self, x):  # tanh computed outside any module, fed to the gate's second input
+            return self.head(self.gate(self.a(x), torch.tanh(self.b(x))))
+
+    class Clamps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.a(x).clamp(-1, 1)  # not an operation relevance passes through as a gradient
+
+    comp = composites.get("epsilon").with_rules({Gate: rules.Gradient()})
+    with pytest.raises(InterpError, match="TanhBackward"):
+        interp.lrp(Gated().eval(), torch.randn(2, 3), composite=comp)
+    with pytest.raises(InterpError, match="ClampBackward"):
+        interp.lrp(Clamps().eval(), torch.randn(2, 3))
+
+
+def test_every_zoo_model_runs_with_every_composite():
+    import zoo
+    from interp.objectives import OutputPart
+
+    for name in zoo.names():
+        entry = zoo.load(name)
+        model = {"autoencoder": lambda: entry.parts["encoder"],
+                 "vae": lambda: OutputPart(entry.parts["encoder"], 0)}.get(entry.kind, lambda: entry.model)()
+        for composite in composites.names():
+            result = interp.lrp(model, entry.test[0][:4], 0, composite=composite)
+            assert torch.isfinite(result.relevance).all(), (name, composite)
+
+
 def test_the_plan_says_what_cannot_apply_or_never_runs():
     class Unused(nn.Module):
         def __init__(self):
