@@ -378,6 +378,14 @@ class Flat(_DirectRule):
             v = (r_out / (self._count(layer, x, ones_w) + STABILIZER)).sum(1, keepdim=True)  # (batch, 1, ...)
             transposed = _CONV_INPUT.get(type(m)) if m.padding_mode == "zeros" and not isinstance(m.padding, str) \
                 else None
+            kernel = tuple(w.shape[2:])
+            if transposed is not None and set(m.stride) == {1} and set(m.dilation) == {1} \
+                    and all(p <= k - 1 for p, k in zip(m.padding, kernel)):
+                # stride 1: the transposed all-ones convolution is a plain one (a box sum) with the
+                # complementary padding, many times faster than conv_transpose on one channel
+                box = torch.ones((x.shape[1], 1) + kernel, dtype=w.dtype, device=w.device)
+                conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(kernel)]
+                return conv(v, box, None, 1, [k - 1 - p for p, k in zip(m.padding, kernel)])
             if transposed is not None:  # the convolution's input gradient, without the autograd engine
                 return transposed(x.shape, ones_w, v, m.stride, m.padding, m.dilation, 1)
             with torch.enable_grad():
