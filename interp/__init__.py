@@ -8,13 +8,14 @@
     interp.attribute(model, x, "predicted", method="integrated_gradients")  # shaped like x
     interp.methods()                         # {attribution method: one-line description}
     interp.lrp(model, x, "predicted", composite="epsilon_plus_flat")  # .relevance shaped like x, .layers
+    interp.sensitivity(model, x, "predicted", kind="noise")          # the score's response to input noise
 
 Works on any ``nn.Module``; the zoo (``import zoo``) is only a set of examples.
 Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import lrp, objectives
+from . import lrp, objectives, sensitivity
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
@@ -25,6 +26,6 @@ from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["attribute", "explain", "methods", "lrp", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
+__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
            "summarize", "Architecture",
            "InterpError", "__version__"]

@@ -1,0 +1,316 @@
+"""Sensitivity: how the output and the layers respond when the input moves.
+
+    interp.sensitivity(model, x, "predicted", kind="noise", scales=(0, 0.1, 0.5))  # NoiseSensitivity
+    interp.sensitivity(model, x, labels, kind="layer", noise=0.1)                   # LayerSensitivity
+
+Written here, not taken from Captum: Captum measures the sensitivity of
+*explanations* (``sensitivity_max``, ``infidelity``: the ``explanation`` kind, still to
+come), not of outputs and layers. What this module adds: Gaussian input noise scaled
+to the data's spread, drawn from a seeded generator of its own (the same seed gives the
+same result, and the global RNG is left alone), token models perturbed in the space of
+the embedding that reads the ids, layer responses read through :func:`interp.capture`
+and layer ablation through :func:`interp.capture.intervene`. Results are frozen
+dataclasses of tensors, plotted by :mod:`interp.figures`.
+
+Still to come (the sensitivity issue): the ``occlusion`` and ``explanation`` kinds,
+the figures, the dashboard view and the report section.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+import types
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ._checks import check_batch, check_finite, resolve_target, run_model, scores_of
+from .attribution import _prepare, exclusive
+from .capture import capture, intervene, select_layers
+from .errors import InputError, InterpError, UnknownNameError
+
+DEFAULT_SCALES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+ROWS_PER_EVAL = 512  # perturbed copies per forward
+
+
+# ---------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class NoiseSensitivity:
+    """How the target score moves under Gaussian input noise, per noise scale and sample.
+
+    ``scales``: the noise standard deviations, as fractions of the data's ``std``.
+    ``score_change``: (scales, batch) root-mean-square change of the target score over
+    ``draws`` noisy copies (for a linear score ``w . x`` and unit ``std`` it is
+    ``||w|| sigma``); ``score_change_std``: the spread of |change| over the copies (for
+    bands). ``probability_change``: the same for the softmax probability of the target
+    (None for single-output models). ``agreement``: (scales,) share of noisy copies
+    whose prediction is the clean one; ``accuracy``: (scales,) share predicting
+    ``labels``, when labels were given."""
+
+    kind = "noise"
+    scales: torch.Tensor
+    score_change: torch.Tensor
+    score_change_std: torch.Tensor
+    probability_change: torch.Tensor | None
+    agreement: torch.Tensor
+    accuracy: torch.Tensor | None
+    target: torch.Tensor
+    score: torch.Tensor
+    std: float
+    draws: int
+    seed: int
+    embedding: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    """How each layer responds to input noise, and how much the output needs it.
+
+    ``layers``: the layer outputs measured, in model order. ``change``: (layers,) mean
+    relative change ``||a(x + d) - a(x)|| / ||a(x)||`` under input noise of relative
+    size ``noise``; ``change_std``: its spread over samples. ``ablation``: (layers,) the
+    share of samples still predicted right (``labels``) or as before (no labels) when the
+    layer's output is replaced by its mean over the batch; ``baseline``: that share with
+    nothing replaced."""
+
+    kind = "layer"
+    layers: tuple[str, ...]
+    change: torch.Tensor
+    change_std: torch.Tensor
+    ablation: torch.Tensor
+    baseline: float
+    noise: float
+    draws: int
+    seed: int
+    measured_against: str = "labels"
+
+
+# ---------------------------------------------------------------------------- input space
+
+@dataclass
+class _Inputs:
+    """Where noise is added: the input itself, or for token ids the output of the
+    embedding that reads them (``run(e)`` then runs the model on embeddings)."""
+
+    values: torch.Tensor                       # float, batch first
+    run: Callable[[torch.Tensor], torch.Tensor]  # values of the same shape -> (batch, scores)
+    embedding: str | None
+
+
+def _inputs(model: nn.Module, x: torch.Tensor, embedding: str | None) -> _Inputs:
+    """The space to perturb, found as the attribution methods find it (token ids: the
+    embedding layer that reads them)."""
+    space = _prepare(model, x, embedding, graph=False)
+    if not space.tokens:
+        return _Inputs(x.detach(), lambda v: scores_of(run_model(model, v)), None)
+
+    def run(v: torch.Tensor) -> torch.Tensor:
+        reps = len(v) // len(x)
+        ids = x.repeat((reps,) + (1,) * (x.ndim - 1)) if reps > 1 else x
+        return space.forward(v, ids)
+    return _Inputs(space.inputs.detach(), run, space.embedding)
+
+
+def _noise(shape, scale: torch.Tensor, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device) * scale
+
+
+def _check_scales(scales) -> torch.Tensor:
+    try:
+        s = torch.as_tensor(scales, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"scales must be numbers >= 0; got {scales!r}") from None
+    if s.numel() == 0 or not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+        raise InputError(f"noise scales must be finite numbers >= 0; got {s.tolist()}")
+    return s
+
+
+def _check_count(name: str, v) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise InputError(f"{name} must be an integer >= 1; got {v!r}")
+    return v
+
+
+def _std(values: torch.Tensor, std) -> float:
+    """The data's spread noise is scaled to: ``std`` as given, else the batch's own."""
+    if std is not None:
+        if not isinstance(std, (int, float)) or isinstance(std, bool) or not math.isfinite(std) or std <= 0:
+            raise InputError(f"std must be a finite number > 0 (the data's spread); got {std!r}")
+        return float(std)
+    s = float(values.std()) if values.numel() > 1 else 0.0
+    if not s > 0:
+        raise InputError("the input holds one value (or one sample of constants), so its spread is 0; give the "
+                         "data's spread with std=...")
+    return s
+
+
+# ---------------------------------------------------------------------------- kinds
+
+def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std=None, labels=None,
+                seed: int = 0, embedding=None) -> NoiseSensitivity:
+    s = _check_scales(scales)
+    draws = _check_count("draws", draws)
+    space = _inputs(model, x, embedding)
+    base = space.values
+    with torch.no_grad():
+        clean = space.run(base)
+    t = resolve_target(target, clean)
+    spread = _std(base, std)
+    n = len(base)
+    label = _labels(labels, n, clean.shape[1])
+    generator = torch.Generator().manual_seed(seed)
+    at_target = clean.gather(1, t[:, None])[:, 0]
+    probs = clean.softmax(1).gather(1, t[:, None])[:, 0] if clean.shape[1] > 1 else None
+    predicted = clean.argmax(1)
+    rms, spread_abs, prob_change, agreement, accuracy = [], [], [], [], []
+    for sigma in s.tolist():
+        copies = base.repeat((draws,) + (1,) * (base.ndim - 1))
+        if sigma > 0:
+            copies = copies + _noise(copies.shape, sigma * spread, generator, base)
+        with torch.no_grad():
+            scores = torch.cat([space.run(chunk) for chunk in _chunks(copies, n)])
+        scores = scores.view(draws, n, -1)
+        change = scores.gather(2, t[None, :, None].expand(draws, n, 1))[..., 0] - at_target
+        rms.append(change.pow(2).mean(0).sqrt())
+        spread_abs.append(change.abs().std(0, unbiased=False))
+        if probs is not None:
+            p = scores.softmax(2).gather(2, t[None, :, None].expand(draws, n, 1))[..., 0]
+            prob_change.append((p - probs).pow(2).mean(0).sqrt())
+        guess = scores.argmax(2)
+        agreement.append((guess == predicted).double().mean())
+        if label is not None:
+            accuracy.append((guess == label).double().mean())
+    return NoiseSensitivity(scales=s, score_change=torch.stack(rms), score_change_std=torch.stack(spread_abs),
+                            probability_change=torch.stack(prob_change) if probs is not None else None,
+                            agreement=torch.stack(agreement), accuracy=torch.stack(accuracy) if label is not None
+                            else None, target=t, score=at_target, std=spread, draws=draws, seed=seed,
+                            embedding=space.embedding)
+
+
+def _chunks(copies: torch.Tensor, batch: int):
+    """Whole batches of copies, at most about ROWS_PER_EVAL rows per forward."""
+    per = max(1, ROWS_PER_EVAL // batch) * batch
+    for i in range(0, len(copies), per):
+        yield copies[i:i + per]
+
+
+def _labels(labels, n: int, k: int) -> torch.Tensor | None:
+    if labels is None:
+        return None
+    t = torch.as_tensor(labels)
+    if t.is_floating_point() or t.ndim != 1 or len(t) != n:
+        raise InputError(f"labels must be one class index per sample ({n}); got {tuple(t.shape)} "
+                         f"{str(t.dtype).replace('torch.', '')}")
+    if bool(((t < 0) | (t >= k)).any()):
+        raise InputError(f"labels must lie in [0, {k - 1}]")
+    return t.long()
+
+
+def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int = 8, std=None, labels=None,
+                seed: int = 0, embedding=None) -> LayerSensitivity:
+    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not math.isfinite(noise) or noise < 0:
+        raise InputError(f"noise must be a finite number >= 0 (relative to the data's std); got {noise!r}")
+    draws = _check_count("draws", draws)
+    space = _inputs(model, x, embedding)
+    base = space.values
+    spread = _std(base, std)
+    names = [name for name in select_layers(model, layers) if not _is_embedding_of(space, name)]
+    n = len(base)
+    with torch.no_grad(), capture(model, names) as rec:
+        clean = space.run(base)
+    # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first
+    outputs = {key: _batch_first(t, rec.batch_axis.get(key.split(":")[0], 0))
+               for key, t in rec.activations.items()}
+    if not outputs:
+        raise InterpError("no layer output was recorded on this input; name layers with layers=...")
+    label = _labels(labels, n, clean.shape[1])
+    reference = label if label is not None else clean.argmax(1)
+    generator = torch.Generator().manual_seed(seed)
+    changes: dict[str, list] = {key: [] for key in outputs}
+    for _ in range(draws):
+        noisy = base + _noise(base.shape, noise * spread, generator, base) if noise > 0 else base
+        with torch.no_grad(), capture(model, names) as rec:
+            space.run(noisy)
+        for key, a in outputs.items():
+            b = _batch_first(rec.activations[key], rec.batch_axis.get(key.split(":")[0], 0))
+            diff = (b - a).reshape(n, -1).norm(dim=1) / a.reshape(n, -1).norm(dim=1).clamp(min=1e-12)
+            changes[key].append(diff)
+    keys = tuple(outputs)
+    change = torch.stack([torch.stack(changes[key]).mean(0) for key in keys])  # (outputs, batch)
+    ablation = []
+    for key in keys:
+        ablation.append(_ablated(model, space, base, key, outputs[key], reference)
+                        if key in rec.layer_of and rec.layer_of[key] == key else torch.tensor(float("nan")))
+    baseline = float((clean.argmax(1) == reference).double().mean())
+    return LayerSensitivity(layers=keys, change=change.mean(1), change_std=change.std(1, unbiased=False),
+                            ablation=torch.stack(ablation).double(), baseline=baseline, noise=float(noise),
+                            draws=draws, seed=seed,
+                            measured_against="labels" if label is not None else "clean predictions")
+
+
+def _batch_first(t: torch.Tensor, axis: int) -> torch.Tensor:
+    return t if axis == 0 else t.movedim(axis, 0)
+
+
+def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, reference) -> torch.Tensor:
+    """The share of samples predicted as ``reference`` says with ``layer``'s output
+    replaced by its mean over the batch."""
+    mean = output.mean(0, keepdim=True)
+
+    def replace(_name, _args, out):
+        return mean.expand_as(out) if isinstance(out, torch.Tensor) and out.shape[1:] == mean.shape[1:] else None
+    with torch.no_grad(), intervene(model, [layer], replace):
+        return (space.run(base).argmax(1) == reference).double().mean()
+
+
+def _is_embedding_of(space: _Inputs, name: str) -> bool:
+    return space.embedding is not None and name == space.embedding
+
+
+KINDS: dict[str, Callable] = {"noise": _noise_kind, "layer": _layer_kind}
+
+
+# ---------------------------------------------------------------------------- the verb
+
+def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str = "noise", **options):
+    """How ``model`` responds to changes of ``x``, by ``kind``:
+
+    - ``"noise"``: the target score's change under Gaussian input noise, per scale
+      (``scales``, fractions of the data's ``std``; ``draws`` copies per sample;
+      ``labels`` for an accuracy curve) -> :class:`NoiseSensitivity`;
+    - ``"layer"``: each layer's relative change under input noise (``noise``), and the
+      share still predicted right when the layer's output is replaced by its batch
+      mean -> :class:`LayerSensitivity`.
+
+    ``target``: an output index, one per sample, or ``"predicted"``. Token ids are
+    perturbed in the space of the embedding that reads them. Results are the same for
+    the same ``seed``; the model and the global random state are left as they were.
+    """
+    check_batch(model, x, "sensitivity")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise UnknownNameError("sensitivity kind", kind, KINDS,
+                               hint="the occlusion and explanation kinds are still to come")
+    check_finite(x, "the input")
+    accepted = [p for p in inspect.signature(KINDS[kind]).parameters if p not in ("model", "x", "target")]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise UnknownNameError(f"option of sensitivity kind {kind!r}", unknown[0], accepted)
+    with exclusive():
+        return KINDS[kind](model, x, target, **options)
+
+
+class _CallableModule(types.ModuleType):
+    """``interp.sensitivity`` is both this module and the function :func:`sensitivity`."""
+
+    def __call__(self, *args, **kwargs):
+        return sensitivity(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["sensitivity", "NoiseSensitivity", "LayerSensitivity", "KINDS", "DEFAULT_SCALES"]

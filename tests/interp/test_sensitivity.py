@@ -1,0 +1,119 @@
+"""interp.sensitivity (the noise and layer kinds so far) against references that can fail:
+zero at zero noise, the analytic noise response of a linear score, ablation of a layer
+the output ignores, seeds, and the model and global random state left as they were."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import interp.sensitivity as S
+from interp.errors import InputError, UnknownNameError
+
+from ..conftest import assert_untouched, snapshot
+
+
+def linear(n_in=6, n_out=3):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(n_in, n_out)).eval()
+
+
+def test_no_noise_no_change():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(10, 4)
+    noise = S.sensitivity(model, x, "predicted", "noise", scales=(0.0,), draws=3)
+    assert torch.equal(noise.score_change, torch.zeros(1, 10))
+    assert torch.equal(noise.probability_change, torch.zeros(1, 10))
+    assert float(noise.agreement[0]) == 1.0
+    layer = S.sensitivity(model, x, "predicted", "layer", noise=0.0, draws=2)
+    assert torch.equal(layer.change, torch.zeros(len(layer.layers)))
+
+
+def test_noise_on_a_linear_score_is_the_weights_norm_times_sigma():
+    """score = w . x + b, noise N(0, (sigma std)^2) per input: the change has standard
+    deviation ||w|| sigma std, which the root-mean-square change estimates."""
+    model = linear()
+    x = torch.randn(50, 6)
+    result = S.sensitivity(model, x, 1, "noise", scales=(0.1, 0.5), draws=400, std=2.0, seed=3)
+    w = model[0].weight[1].detach()
+    for i, sigma in enumerate((0.1, 0.5)):
+        expected = float(w.norm()) * sigma * 2.0
+        measured = float(result.score_change[i].pow(2).mean().sqrt())  # over 50 x 400 draws
+        assert measured == pytest.approx(expected, rel=0.03)
+    assert result.std == 2.0 and result.draws == 400
+
+
+def test_the_same_seed_gives_the_same_result_and_the_model_and_rng_are_untouched():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(10, 4)
+    before = snapshot(model)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = S.sensitivity(model, x, "predicted", "noise", draws=5, seed=7)
+    b = S.sensitivity(model, x, "predicted", "noise", draws=5, seed=7)
+    c = S.sensitivity(model, x, "predicted", "noise", draws=5, seed=8)
+    layers = S.sensitivity(model, x, "predicted", "layer", draws=2, seed=7)
+    assert torch.equal(a.score_change, b.score_change) and not torch.equal(a.score_change, c.score_change)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert_untouched(model, before)
+    assert layers.layers == ("0", "1", "2")
+
+
+def test_ablating_a_layer_the_output_ignores_changes_nothing():
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.ignored, self.head = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 3)
+
+        def forward(self, x):
+            self.ignored(x)  # computed, never used
+            return self.head(torch.relu(self.used(x)))
+
+    torch.manual_seed(0)
+    model = Branch().eval()
+    x = torch.randn(40, 4)
+    labels = model(x).argmax(1)  # the model is right on all of them
+    result = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=2)
+    assert result.baseline == 1.0
+    ablation = dict(zip(result.layers, result.ablation.tolist()))
+    assert ablation["ignored"] == result.baseline
+    assert ablation["head"] < result.baseline  # every sample then gets the mean prediction
+
+
+def test_accuracy_curve_falls_with_noise_on_the_zoo_cnn():
+    import zoo
+
+    entry = zoo.load("cnn-digits")
+    x, y = entry.test
+    result = S.sensitivity(entry.model, x[:100], "predicted", "noise", labels=y[:100], scales=(0.0, 0.5, 2.0),
+                           draws=4)
+    assert float(result.accuracy[0]) > 0.9 and float(result.accuracy[2]) < float(result.accuracy[0])
+    assert (result.score_change[1:].mean(1) > 0).all()
+
+
+def test_token_models_are_perturbed_in_their_embedding_space():
+    import zoo
+
+    entry = zoo.load("lstm-sentiment")
+    x = entry.test[0][:16]
+    result = S.sensitivity(entry.model, x, "predicted", "noise", scales=(0.0, 0.5), draws=3)
+    assert result.embedding == "embedding" and result.score_change.shape == (2, 16)
+    assert torch.equal(result.score_change[0], torch.zeros(16)) and (result.score_change[1] > 0).all()
+    layers = S.sensitivity(entry.model, x, "predicted", "layer", draws=2)
+    assert "lstm.out" in layers.layers and "embedding" not in layers.layers
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"kind": "nope"}, "unknown sensitivity kind 'nope'"),
+    ({"kind": "noise", "scales": (-0.1,)}, "finite numbers >= 0"),
+    ({"kind": "noise", "scales": (float("nan"),)}, "finite numbers >= 0"),
+    ({"kind": "noise", "draws": 0}, "draws must be an integer >= 1"),
+    ({"kind": "noise", "stepz": 3}, "unknown option of sensitivity kind 'noise' 'stepz'"),
+    ({"kind": "noise", "labels": [0, 1]}, "one class index per sample"),
+    ({"kind": "layer", "noise": -1.0}, "finite number >= 0"),
+    ({"kind": "noise", "std": 0.0}, "std must be a finite number > 0"),
+])
+def test_bad_input_is_refused(kwargs, error):
+    with pytest.raises((InputError, UnknownNameError), match=error):
+        S.sensitivity(linear(), torch.randn(5, 6), "predicted", **kwargs)
