@@ -4,16 +4,16 @@
     interp.sensitivity(model, x, labels, kind="layer", noise=0.1)                   # LayerSensitivity
 
 Written here, not taken from Captum: Captum measures the sensitivity of
-*explanations* (``sensitivity_max``, ``infidelity``: the ``explanation`` kind, still to
-come), not of outputs and layers. What this module adds: Gaussian input noise scaled
+*explanations* (``sensitivity_max``, ``infidelity``: the ``explanation`` kind uses them,
+with perturbations drawn from our seeded generator), not of outputs and layers. What this module adds: Gaussian input noise scaled
 to the data's spread, drawn from a seeded generator of its own (the same seed gives the
 same result, and the global RNG is left alone), token models perturbed in the space of
 the embedding that reads the ids, layer responses read through :func:`interp.capture`
 and layer ablation through :func:`interp.capture.intervene`. Results are frozen
 dataclasses of tensors, plotted by :mod:`interp.figures`.
 
-Still to come (the sensitivity issue): the ``occlusion`` and ``explanation`` kinds,
-the figures, the dashboard view and the report section.
+Still to come (the sensitivity issue): the figures, the dashboard view, the report
+section and the benchmark.
 """
 
 from __future__ import annotations
@@ -90,6 +90,55 @@ class LayerSensitivity:
     measured_against: str = "labels"
 
 
+@dataclass(frozen=True)
+class OcclusionSensitivity:
+    """How much the target score drops when a window of the input is set to a baseline
+    (images, token sequences): ``maps`` shaped like the input (one value per token for
+    token ids), ``baseline`` how the occluded part was filled ("zero", "mean" over the
+    batch, "blur" of each image, a number, or a token id)."""
+
+    kind = "occlusion"
+    maps: torch.Tensor
+    target: torch.Tensor
+    score: torch.Tensor
+    baseline: str
+    window: object
+    stride: object
+
+
+@dataclass(frozen=True)
+class FeatureSweep:
+    """Individual conditional expectation (ICE) curves of one feature of tabular inputs:
+    the target score of each sample as ``feature`` takes the values of ``grid``, the
+    others fixed (``curves``: (batch, grid)); ``mean`` is their average, the partial
+    dependence."""
+
+    kind = "occlusion"
+    feature: int
+    grid: torch.Tensor
+    curves: torch.Tensor
+    mean: torch.Tensor
+    target: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ExplanationSensitivity:
+    """How robust explanations are, per method (attribution methods by name, LRP as
+    ``lrp:<composite>``) and sample: Captum's ``sensitivity_max`` (the largest change
+    of the explanation, relative to its norm, under uniform input noise of ``radius``
+    times the data's std) and ``infidelity`` (the mean squared error between the
+    explanation's predicted and the true change of the score under Gaussian noise)."""
+
+    kind = "explanation"
+    methods: tuple[str, ...]
+    sensitivity_max: torch.Tensor   # (methods, batch)
+    infidelity: torch.Tensor        # (methods, batch)
+    target: torch.Tensor
+    radius: float
+    draws: int
+    seed: int
+
+
 # ---------------------------------------------------------------------------- input space
 
 @dataclass
@@ -103,11 +152,11 @@ class _Inputs:
 
 
 def _inputs(model: nn.Module, x: torch.Tensor, embedding: str | None) -> _Inputs:
-    """The space to perturb, found as the attribution methods find it (token ids: the
-    embedding layer that reads them)."""
-    space = _prepare(model, x, embedding, graph=False)
-    if not space.tokens:
+    """The space to perturb: the input, or for token ids the output of the embedding layer
+    that reads them, found as the attribution methods find it."""
+    if x.is_floating_point() and embedding is None:
         return _Inputs(x.detach(), lambda v: scores_of(run_model(model, v)), None)
+    space = _prepare(model, x, embedding, graph=False)
 
     def run(v: torch.Tensor) -> torch.Tensor:
         reps = len(v) // len(x)
@@ -169,12 +218,13 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
     predicted = clean.argmax(1)
     rms, spread_abs, prob_change, agreement, accuracy = [], [], [], [], []
     for sigma in s.tolist():
-        copies = base.repeat((draws,) + (1,) * (base.ndim - 1))
-        if sigma > 0:
+        if sigma == 0:  # no noise: every copy is the clean input, whose scores are known
+            scores = clean.expand(draws, *clean.shape)
+        else:
+            copies = base.repeat((draws,) + (1,) * (base.ndim - 1))
             copies = copies + _noise(copies.shape, sigma * spread, generator, base)
-        with torch.no_grad():
-            scores = torch.cat([space.run(chunk) for chunk in _chunks(copies, n)])
-        scores = scores.view(draws, n, -1)
+            with torch.no_grad():
+                scores = torch.cat([space.run(chunk) for chunk in _chunks(copies, n)]).view(draws, n, -1)
         change = scores.gather(2, t[None, :, None].expand(draws, n, 1))[..., 0] - at_target
         rms.append(change.pow(2).mean(0).sqrt())
         spread_abs.append(change.abs().std(0, unbiased=False))
@@ -268,11 +318,148 @@ def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, refe
         return (space.run(base).argmax(1) == reference).double().mean()
 
 
+def _occlusion_kind(model, x, target, *, window=None, stride=None, baseline="zero", feature=None, grid=20,
+                    embedding=None):
+    from .attribution import explain
+
+    if feature is not None:
+        return _sweep(model, x, target, feature, grid)
+    if x.is_floating_point() and x.ndim == 2:
+        raise InputError("occlusion of tabular inputs sweeps one feature at a time: give feature=<index> "
+                         f"in [0, {x.shape[1] - 1}]")
+    fill, name = _baseline(x, baseline)
+    a = explain(model, x, target, "occlusion", embedding=embedding, window=window, stride=stride, baseline=fill)
+    return OcclusionSensitivity(maps=a.values, target=a.target, score=a.score, baseline=name,
+                                window=a.options["window"], stride=a.options["stride"])
+
+
+def _baseline(x: torch.Tensor, baseline):
+    """The fill of occluded windows: (value for the occlusion method, name)."""
+    if isinstance(baseline, str):
+        if baseline == "zero":
+            return None, "zero"
+        if not x.is_floating_point():
+            raise InputError(f"baseline {baseline!r} applies to float inputs; for token ids give a token id "
+                             "(e.g. the padding token)")
+        if baseline == "mean":
+            return x.mean(0), "mean"
+        if baseline == "blur":
+            if x.ndim != 4:
+                raise InputError(f"baseline 'blur' applies to images (batch, channels, H, W); got {tuple(x.shape)}")
+            return _blurred(x), "blur"
+        raise InputError(f"baseline {baseline!r} is not understood; expected 'zero', 'mean', 'blur', a number, "
+                         "a tensor, or a token id")
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor)):
+        raise InputError(f"baseline must be 'zero', 'mean', 'blur', a number, a tensor or a token id; got "
+                         f"{baseline!r}")
+    return baseline, str(baseline) if not isinstance(baseline, torch.Tensor) else "tensor"
+
+
+def _blurred(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """Each image blurred by a Gaussian (per channel, edges replicated)."""
+    radius = max(1, int(round(2 * sigma)))
+    k = torch.exp(-torch.arange(-radius, radius + 1, dtype=x.dtype) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).to(x.device)
+    c = x.shape[1]
+    out = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    out = torch.nn.functional.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _sweep(model, x, target, feature, grid) -> FeatureSweep:
+    if not (x.is_floating_point() and x.ndim == 2):
+        raise InputError(f"feature sweeps apply to tabular inputs (batch, features); got {tuple(x.shape)}")
+    if not isinstance(feature, int) or isinstance(feature, bool) or not 0 <= feature < x.shape[1]:
+        raise InputError(f"feature must be an index in [0, {x.shape[1] - 1}]; got {feature!r}")
+    if isinstance(grid, int) and not isinstance(grid, bool):
+        if grid < 2:
+            raise InputError(f"grid must be at least 2 points; got {grid}")
+        values = torch.linspace(float(x[:, feature].min()), float(x[:, feature].max()), grid, dtype=x.dtype)
+    else:
+        values = torch.as_tensor(grid, dtype=x.dtype).reshape(-1)
+        if values.numel() < 1 or not bool(torch.isfinite(values).all()):
+            raise InputError("grid must be a number of points or finite values")
+    with torch.no_grad():
+        clean = scores_of(run_model(model, x))
+        t = resolve_target(target, clean)
+        copies = x.detach().repeat(len(values), 1)
+        copies[:, feature] = values.repeat_interleave(len(x))
+        scores = torch.cat([scores_of(run_model(model, chunk)) for chunk in _chunks(copies, len(x))])
+    curves = scores.view(len(values), len(x), -1).gather(2, t[None, :, None].expand(len(values), len(x), 1))[..., 0].T
+    return FeatureSweep(feature=feature, grid=values, curves=curves, mean=curves.mean(0), target=t)
+
+
+def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradient", "integrated_gradients"),
+                      composites=("epsilon_plus_flat",), radius: float = 0.02, draws: int = 10, std=None,
+                      seed: int = 0) -> ExplanationSensitivity:
+    from captum.metrics import infidelity, sensitivity_max
+
+    from . import lrp as lrp_module
+    from .attribution import attribute, methods as known
+
+    if not x.is_floating_point():
+        raise InputError("the explanation kind perturbs inputs continuously; token ids cannot be (explain "
+                         "a model of the embeddings instead)")
+    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not math.isfinite(radius) or radius < 0:
+        raise InputError(f"radius must be a finite number >= 0 (relative to the data's std); got {radius!r}")
+    draws = _check_count("draws", draws)
+    for m in methods:
+        if m not in known():
+            raise UnknownNameError("attribution method", m, known())
+    for c in composites:
+        lrp_module.composites.get(c)  # an unknown name fails here, before any work
+    spread = _std(x, std)
+    with torch.no_grad():
+        clean = scores_of(run_model(model, x))
+    t = resolve_target(target, clean)
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(inputs, perturb_radius):  # Captum's default, from our own generator
+        noise = torch.rand(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
+        return inputs + (2 * noise - 1) * perturb_radius
+
+    def gaussian(inputs):
+        noise = torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device) * radius * spread
+        return noise, inputs - noise
+
+    def tensor_in_tensor_out(fn):  # Captum hands inputs as a tuple and wants the same back
+        def explain_fn(inputs, target):
+            packed = isinstance(inputs, tuple)
+            with torch.enable_grad():  # Captum calls it without autograd; the methods need it
+                out = fn(inputs[0] if packed else inputs, target)
+            return (out,) if packed else out
+        return explain_fn
+
+    explainers = {m: tensor_in_tensor_out(lambda inputs, target, m=m: attribute(model, inputs, target, m))
+                  for m in methods}
+    for c in composites:
+        explainers[f"lrp:{c}"] = tensor_in_tensor_out(
+            lambda inputs, target, c=c: lrp_module.lrp(model, inputs, target, composite=c).relevance)
+
+    def forward(inputs):
+        return scores_of(model(inputs))
+
+    if radius == 0:  # no perturbation: both are 0 by definition (computed, batching noise would show)
+        zeros = torch.zeros(len(explainers), len(x), dtype=x.dtype)
+        return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=zeros, infidelity=zeros.clone(),
+                                      target=t, radius=0.0, draws=draws, seed=seed)
+    sens, infid = [], []
+    for explain_fn in explainers.values():
+        sens.append(sensitivity_max(explain_fn, x, perturb_func=uniform, perturb_radius=radius * spread,
+                                    n_perturb_samples=draws, target=t).detach())
+        values = explain_fn(x, t)
+        infid.append(infidelity(forward, gaussian, x, values, target=t, n_perturb_samples=draws).detach())
+    return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=torch.stack(sens),
+                                  infidelity=torch.stack(infid), target=t, radius=float(radius), draws=draws,
+                                  seed=seed)
+
+
 def _is_embedding_of(space: _Inputs, name: str) -> bool:
     return space.embedding is not None and name == space.embedding
 
 
-KINDS: dict[str, Callable] = {"noise": _noise_kind, "layer": _layer_kind}
+KINDS: dict[str, Callable] = {"noise": _noise_kind, "occlusion": _occlusion_kind, "layer": _layer_kind,
+                              "explanation": _explanation_kind}
 
 
 # ---------------------------------------------------------------------------- the verb
@@ -283,9 +470,14 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     - ``"noise"``: the target score's change under Gaussian input noise, per scale
       (``scales``, fractions of the data's ``std``; ``draws`` copies per sample;
       ``labels`` for an accuracy curve) -> :class:`NoiseSensitivity`;
+    - ``"occlusion"``: the score's drop when a window is set to a ``baseline`` ("zero",
+      "mean", "blur", a number, a token id) -> :class:`OcclusionSensitivity`; for tabular
+      inputs, ICE curves of one ``feature`` over a ``grid`` -> :class:`FeatureSweep`;
     - ``"layer"``: each layer's relative change under input noise (``noise``), and the
       share still predicted right when the layer's output is replaced by its batch
-      mean -> :class:`LayerSensitivity`.
+      mean -> :class:`LayerSensitivity`;
+    - ``"explanation"``: Captum's ``sensitivity_max`` and ``infidelity`` of attribution
+      ``methods`` and LRP ``composites`` -> :class:`ExplanationSensitivity`.
 
     ``target``: an output index, one per sample, or ``"predicted"``. Token ids are
     perturbed in the space of the embedding that reads them. Results are the same for
@@ -293,8 +485,7 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     """
     check_batch(model, x, "sensitivity")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise UnknownNameError("sensitivity kind", kind, KINDS,
-                               hint="the occlusion and explanation kinds are still to come")
+        raise UnknownNameError("sensitivity kind", kind, KINDS)
     check_finite(x, "the input")
     accepted = [p for p in inspect.signature(KINDS[kind]).parameters if p not in ("model", "x", "target")]
     unknown = [k for k in options if k not in accepted]
@@ -313,4 +504,5 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["sensitivity", "NoiseSensitivity", "LayerSensitivity", "KINDS", "DEFAULT_SCALES"]
+__all__ = ["sensitivity", "NoiseSensitivity", "OcclusionSensitivity", "FeatureSweep", "LayerSensitivity",
+           "ExplanationSensitivity", "KINDS", "DEFAULT_SCALES"]

@@ -117,3 +117,61 @@ def test_token_models_are_perturbed_in_their_embedding_space():
 def test_bad_input_is_refused(kwargs, error):
     with pytest.raises((InputError, UnknownNameError), match=error):
         S.sensitivity(linear(), torch.randn(5, 6), "predicted", **kwargs)
+
+
+def test_occlusion_with_the_mean_as_baseline_on_a_linear_image_model_is_hand_computed():
+    """score = sum w * x: occluding one pixel with the batch mean drops the score by
+    w * (x - mean) there."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1, bias=False)).eval()
+    x = torch.rand(5, 1, 4, 4)
+    result = S.sensitivity(model, x, 0, "occlusion", window=1, stride=1, baseline="mean")
+    w = model[1].weight.detach().view(1, 1, 4, 4)
+    torch.testing.assert_close(result.maps, w * (x - x.mean(0)))
+    assert result.baseline == "mean"
+    blurred = S.sensitivity(model, torch.full((2, 1, 4, 4), 0.3), 0, "occlusion", window=1, baseline="blur")
+    assert torch.allclose(blurred.maps, torch.zeros(2, 1, 4, 4), atol=1e-6)  # a flat image blurs to itself
+
+
+def test_ice_curves_of_an_ignored_feature_are_flat_and_average_to_partial_dependence():
+    model = linear(4, 2)
+    with torch.no_grad():
+        model[0].weight[:, 2] = 0.0
+    x = torch.randn(8, 4)
+    ignored = S.sensitivity(model, x, 1, "occlusion", feature=2, grid=7)
+    assert ignored.curves.shape == (8, 7)
+    torch.testing.assert_close(ignored.curves, ignored.curves[:, :1].expand(8, 7))
+    used = S.sensitivity(model, x, 1, "occlusion", feature=0, grid=(0.0, 1.0))
+    slope = used.curves[:, 1] - used.curves[:, 0]
+    torch.testing.assert_close(slope, model[0].weight[1, 0].detach().expand(8))
+    torch.testing.assert_close(used.mean, used.curves.mean(0))
+
+
+def test_explanation_sensitivity_of_a_constant_explanation_is_zero():
+    """The gradient of a linear model does not depend on the input: sensitivity_max is 0,
+    and so is every method's at zero radius."""
+    model = linear()
+    x = torch.randn(6, 6)
+    result = S.sensitivity(model, x, 1, "explanation", methods=("gradient", "input_x_gradient"), composites=(),
+                           draws=4)
+    assert result.methods == ("gradient", "input_x_gradient")
+    assert torch.equal(result.sensitivity_max[0], torch.zeros(6))
+    assert (result.sensitivity_max[1] > 0).all()
+    still = S.sensitivity(model, x, 1, "explanation", radius=0.0, draws=2)
+    assert torch.equal(still.sensitivity_max, torch.zeros_like(still.sensitivity_max))
+    assert "lrp:epsilon_plus_flat" in still.methods
+
+
+@pytest.mark.parametrize("x, kwargs, error", [
+    (torch.randn(5, 6), {"kind": "occlusion", "feature": 9}, "feature must be an index in \\[0, 5\\]"),
+    (torch.randn(5, 6), {"kind": "occlusion"}, "give feature=<index>"),
+    (torch.rand(2, 1, 4, 4), {"kind": "occlusion", "baseline": "fog"}, "baseline 'fog' is not understood"),
+    (torch.rand(2, 1, 4, 4), {"kind": "occlusion", "window": 9}, "window"),
+    (torch.randn(5, 6), {"kind": "explanation", "methods": ("nope",)}, "unknown attribution method"),
+    (torch.randn(5, 6), {"kind": "explanation", "composites": ("nope",)}, "unknown composite"),
+    (torch.randn(5, 6), {"kind": "explanation", "radius": -1.0}, "radius must be"),
+])
+def test_bad_occlusion_and_explanation_input_is_refused(x, kwargs, error):
+    model = linear() if x.ndim == 2 else nn.Sequential(nn.Flatten(), nn.Linear(16, 2)).eval()
+    with pytest.raises((InputError, UnknownNameError), match=error):
+        S.sensitivity(model, x, 0, **kwargs)
