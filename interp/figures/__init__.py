@@ -36,6 +36,7 @@ from .samples import (
     tabular_sample,
     token_sample,
 )
+from .sensitivity import explanation_robustness, ice_curves, layer_profile, noise_curves, occlusion_view
 
 __all__ = [
     "attribution_bars",
@@ -67,4 +68,9 @@ __all__ = [
     "sample_view",
     "tabular_sample",
     "token_sample",
+    "noise_curves",
+    "occlusion_view",
+    "ice_curves",
+    "layer_profile",
+    "explanation_robustness",
 ]
