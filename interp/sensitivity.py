@@ -75,8 +75,9 @@ class LayerSensitivity:
     relative change ``||a(x + d) - a(x)|| / ||a(x)||`` under input noise of relative
     size ``noise``; ``change_std``: its spread over samples. ``ablation``: (layers,) the
     share of samples still predicted right (``labels``) or as before (no labels) when the
-    layer's output is replaced by its mean over the batch; ``baseline``: that share with
-    nothing replaced."""
+    layer's output is replaced by its mean over the batch (or, with ``ablate=r``, perturbed
+    by noise of r times its std; ``ablated_by`` says which); ``baseline``: that share
+    with nothing replaced."""
 
     kind = "layer"
     layers: tuple[str, ...]
@@ -88,6 +89,7 @@ class LayerSensitivity:
     draws: int
     seed: int
     measured_against: str = "labels"
+    ablated_by: str = "batch mean"
 
 
 @dataclass(frozen=True)
@@ -262,9 +264,13 @@ def _labels(labels, n: int, k: int) -> torch.Tensor | None:
 
 
 def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int = 8, std=None, labels=None,
-                seed: int = 0, embedding=None) -> LayerSensitivity:
+                seed: int = 0, embedding=None, ablate="mean") -> LayerSensitivity:
     if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not math.isfinite(noise) or noise < 0:
         raise InputError(f"noise must be a finite number >= 0 (relative to the data's std); got {noise!r}")
+    if ablate != "mean" and (not isinstance(ablate, (int, float)) or isinstance(ablate, bool)
+                             or not math.isfinite(ablate) or ablate < 0):
+        raise InputError(f"ablate must be 'mean' (replace each layer's output by its batch mean) or a finite "
+                         f"number >= 0 (noise of that size relative to the output's std); got {ablate!r}")
     draws = _check_count("draws", draws)
     space = _inputs(model, x, embedding)
     base = space.values
@@ -294,26 +300,34 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     change = torch.stack([torch.stack(changes[key]).mean(0) for key in keys])  # (outputs, batch)
     ablation = []
     for key in keys:
-        ablation.append(_ablated(model, space, base, key, outputs[key], reference)
+        ablation.append(_ablated(model, space, base, key, outputs[key], reference, ablate, generator)
                         if key in rec.layer_of and rec.layer_of[key] == key else torch.tensor(float("nan")))
     baseline = float((clean.argmax(1) == reference).double().mean())
     return LayerSensitivity(layers=keys, change=change.mean(1), change_std=change.std(1, unbiased=False),
                             ablation=torch.stack(ablation).double(), baseline=baseline, noise=float(noise),
                             draws=draws, seed=seed,
-                            measured_against="labels" if label is not None else "clean predictions")
+                            measured_against="labels" if label is not None else "clean predictions",
+                            ablated_by="batch mean" if ablate == "mean" else f"noise {float(ablate):g} x the output's std")
 
 
 def _batch_first(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t if axis == 0 else t.movedim(axis, 0)
 
 
-def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, reference) -> torch.Tensor:
+def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, reference, ablate,
+             generator: torch.Generator) -> torch.Tensor:
     """The share of samples predicted as ``reference`` says with ``layer``'s output
-    replaced by its mean over the batch."""
+    replaced by its mean over the batch (``ablate="mean"``), or perturbed by Gaussian
+    noise of ``ablate`` times the output's std."""
     mean = output.mean(0, keepdim=True)
+    scale = float(output.std()) * ablate if ablate != "mean" else 0.0
 
     def replace(_name, _args, out):
-        return mean.expand_as(out) if isinstance(out, torch.Tensor) and out.shape[1:] == mean.shape[1:] else None
+        if not isinstance(out, torch.Tensor) or out.shape[1:] != mean.shape[1:]:
+            return None
+        if ablate == "mean":
+            return mean.expand_as(out)
+        return out + _noise(out.shape, scale, generator, out) if scale > 0 else out
     with torch.no_grad(), intervene(model, [layer], replace):
         return (space.run(base).argmax(1) == reference).double().mean()
 

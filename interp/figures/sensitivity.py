@@ -180,7 +180,7 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
     """Per layer output, in model order from the top: left, the mean relative change of
     the output under input noise with error bars of its spread over samples; right, the
     share of samples still right when the layer's output is replaced by its batch mean
-    (layers not ablated, e.g. sub-outputs of tuples, have no bar and read "not ablated"),
+    or perturbed (``result.ablated_by``; layers not ablated, e.g. sub-outputs of tuples, have no bar and read "not ablated"),
     with a dotted line at the share with nothing replaced."""
     _check(result, LayerSensitivity, "layer")
     names = list(result.layers)
@@ -189,7 +189,9 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
     right = "predicted right" if result.measured_against == "labels" else "predicted as before"
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"relative change under noise {result.noise:g} × std",
-                                        f"share {right} with the layer's output set to its batch mean<br>"
+                                        f"share {right} with the layer's output "
+                                        + ("set to its batch mean" if result.ablated_by == "batch mean"
+                                           else f"perturbed by {result.ablated_by}") + "<br>"
                                         f"(dotted: nothing replaced, {result.baseline:.1%})"])
     fig.update_annotations(font_size=12)
     fig.add_trace(go.Bar(x=change, y=names, orientation="h", name="relative change", marker_color=ACCENT,

@@ -81,6 +81,20 @@ def test_ablating_a_layer_the_output_ignores_changes_nothing():
     assert ablation["head"] < result.baseline  # every sample then gets the mean prediction
 
 
+def test_ablation_by_noise_is_graded_and_nothing_at_zero():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    x = torch.randn(60, 4)
+    labels = model(x).argmax(1)
+    none = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=1, ablate=0.0)
+    assert none.ablation.tolist() == [1.0] * 3 and none.ablated_by.startswith("noise 0")
+    some = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=1, ablate=0.5, layers=["1"])
+    much = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=1, ablate=5.0, layers=["1"])
+    assert 1.0 >= float(some.ablation[0]) >= float(much.ablation[0]) and float(much.ablation[0]) < 1.0
+    with pytest.raises(InputError, match="ablate must be"):
+        S.sensitivity(model, x, "predicted", "layer", ablate="median")
+
+
 def test_accuracy_curve_falls_with_noise_on_the_zoo_cnn():
     import zoo
 
