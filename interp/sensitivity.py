@@ -181,6 +181,14 @@ def _check_scales(scales) -> torch.Tensor:
     return s
 
 
+def _number(name: str, v, meaning: str = "", strict: bool = False) -> float:
+    """``v`` as a float: a finite number >= 0 (> 0 when ``strict``), else an InputError."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 if strict else v >= 0)
+    if not ok:
+        raise InputError(f"{name} must be a finite number {'>' if strict else '>='} 0{meaning}; got {v!r}")
+    return float(v)
+
+
 def _check_count(name: str, v) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise InputError(f"{name} must be an integer >= 1; got {v!r}")
@@ -190,9 +198,7 @@ def _check_count(name: str, v) -> int:
 def _std(values: torch.Tensor, std) -> float:
     """The data's spread noise is scaled to: ``std`` as given, else the batch's own."""
     if std is not None:
-        if not isinstance(std, (int, float)) or isinstance(std, bool) or not math.isfinite(std) or std <= 0:
-            raise InputError(f"std must be a finite number > 0 (the data's spread); got {std!r}")
-        return float(std)
+        return _number("std", std, " (the data's spread)", strict=True)
     s = float(values.std()) if values.numel() > 1 else 0.0
     if not s > 0:
         raise InputError("the input holds one value (or one sample of constants), so its spread is 0; give the "
@@ -265,12 +271,10 @@ def _labels(labels, n: int, k: int) -> torch.Tensor | None:
 
 def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int = 8, std=None, labels=None,
                 seed: int = 0, embedding=None, ablate="mean") -> LayerSensitivity:
-    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not math.isfinite(noise) or noise < 0:
-        raise InputError(f"noise must be a finite number >= 0 (relative to the data's std); got {noise!r}")
-    if ablate != "mean" and (not isinstance(ablate, (int, float)) or isinstance(ablate, bool)
-                             or not math.isfinite(ablate) or ablate < 0):
-        raise InputError(f"ablate must be 'mean' (replace each layer's output by its batch mean) or a finite "
-                         f"number >= 0 (noise of that size relative to the output's std); got {ablate!r}")
+    _number("noise", noise, " (relative to the data's std)")
+    if ablate != "mean":
+        _number("ablate", ablate, " (noise of that size relative to the output's std), or 'mean' (each layer's "
+                "output replaced by its batch mean)")
     draws = _check_count("draws", draws)
     space = _inputs(model, x, embedding)
     base = space.values
@@ -414,8 +418,7 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
     if not x.is_floating_point():
         raise InputError("the explanation kind perturbs inputs continuously; token ids cannot be (explain "
                          "a model of the embeddings instead)")
-    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not math.isfinite(radius) or radius < 0:
-        raise InputError(f"radius must be a finite number >= 0 (relative to the data's std); got {radius!r}")
+    _number("radius", radius, " (relative to the data's std)")
     draws = _check_count("draws", draws)
     for m in methods:
         if m not in known():

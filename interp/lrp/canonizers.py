@@ -164,6 +164,12 @@ def _merged(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, layer_path: s
     return weight.detach(), bias.detach()
 
 
+def holds(t: torch.Tensor, inputs: torch.Tensor) -> bool:
+    """Whether ``t`` holds all of ``inputs``' elements in its storage (the input itself, a
+    reshape or a transpose of it; not a slice): what "reads the input" means."""
+    return t.data_ptr() == inputs.data_ptr() and t.numel() == inputs.numel()
+
+
 def trace(model: nn.Module, modules: dict[str, nn.Module],
           x: torch.Tensor) -> tuple[dict[str, str], list[str], set[str]]:
     """Run the model once on ``x`` (one sample is enough) and return
@@ -182,8 +188,7 @@ def trace(model: nn.Module, modules: dict[str, nn.Module],
     calls: dict[str, int] = {}
 
     def reads_input(t) -> bool:
-        return isinstance(t, torch.Tensor) and any(
-            t.data_ptr() == i.data_ptr() and t.numel() == i.numel() for i in inputs)
+        return isinstance(t, torch.Tensor) and any(holds(t, i) for i in inputs)
 
     def on_layer(name, args, out):
         calls[name] = calls.get(name, 0) + 1

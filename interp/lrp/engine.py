@@ -36,7 +36,7 @@ from ..capture import module_names
 from ..errors import InputError, InterpError, UnknownNameError
 from . import composites as C
 from . import rules as R
-from .canonizers import CANONIZERS, trace
+from .canonizers import CANONIZERS, holds, trace
 
 EMBEDDINGS = (nn.Embedding,)
 
@@ -763,7 +763,7 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
     inputs = space.inputs.detach()
     relevance = inputs * grads[0] if grads[0] is not None else torch.zeros_like(inputs)
     for name, layer_input, r_in in direct:
-        if _reads_input_storage(layer_input, inputs):
+        if holds(layer_input, inputs):
             relevance = relevance + r_in.reshape(inputs.shape)
         elif bool(r_in.abs().sum() > 0):
             raise InterpError(f"rule {chosen[name].label} on {name!r} is an input-layer rule, but {name!r} reads "
@@ -813,10 +813,6 @@ def _with_first_layers(draft: Plan, readers: list[str], labels: dict[str, str]) 
     rows = tuple(dataclasses.replace(r, rule=labels[r.name])
                  if r.role == "rule" and labels.get(r.name, r.rule) != r.rule else r for r in draft.rows)
     return dataclasses.replace(draft, rows=rows, first_layers=tuple(readers))
-
-
-def _reads_input_storage(layer_input: torch.Tensor, inputs: torch.Tensor) -> bool:
-    return layer_input.data_ptr() == inputs.data_ptr() and layer_input.numel() == inputs.numel()
 
 
 def _is_gradient(rule: R.Rule, module: nn.Module) -> bool:
