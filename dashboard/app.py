@@ -13,7 +13,7 @@ from dash import Dash
 
 import zoo
 
-from .views import activations, lrp, overview, placeholders, saliency, samples, shell
+from .views import activations, lrp, overview, placeholders, saliency, samples, sensitivity, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -33,6 +33,7 @@ def create_app(model: str | None = None) -> Dash:
         ("activations", "Activations", activations.layout()),
         ("saliency", "Saliency", saliency.layout()),
         ("lrp", "LRP", lrp.layout()),
+        ("sensitivity", "Sensitivity", sensitivity.layout()),
         *[(key, label, placeholders.layout(key)) for key, label in placeholders.TABS],
     ]
     app.layout = shell.layout(names, model or names[0], tabs)
@@ -41,4 +42,5 @@ def create_app(model: str | None = None) -> Dash:
     activations.register(app)
     saliency.register(app)
     lrp.register(app)
+    sensitivity.register(app)
     return app

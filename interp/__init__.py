@@ -15,7 +15,7 @@ Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import lrp, objectives, sensitivity
+from . import lrp, objectives, results, sensitivity
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
@@ -26,6 +26,6 @@ from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
+__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
            "summarize", "Architecture",
            "InterpError", "__version__"]

@@ -443,6 +443,7 @@ def _occlusion(space, target, opts):
     from captum.attr import Occlusion
 
     window, stride, _ = _windows(space, opts)
+    opts["window"], opts["stride"] = window, stride  # what was used, defaults filled in
     shape = space.sample_shape()
     if space.tokens:  # a window covers whole embedding vectors
         window, stride = window + shape[-1:], stride + shape[-1:]

@@ -12,8 +12,8 @@ the embedding that reads the ids, layer responses read through :func:`interp.cap
 and layer ablation through :func:`interp.capture.intervene`. Results are frozen
 dataclasses of tensors, plotted by :mod:`interp.figures`.
 
-Still to come (the sensitivity issue): the figures, the dashboard view, the report
-section and the benchmark.
+Figures: :mod:`interp.figures.sensitivity`; the dashboard's Sensitivity view and the
+reports compose them through :mod:`zoo.sensitivity`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ class LayerSensitivity:
     share of samples still predicted right (``labels``) or as before (no labels) when the
     layer's output is replaced by its mean over the batch (or, with ``ablate=r``, perturbed
     by noise of r times its std; ``ablated_by`` says which); ``baseline``: that share
-    with nothing replaced."""
+    with nothing replaced. Models with one output and no labels have no prediction to
+    keep: there ``ablation`` is the relative change of the target score over the batch,
+    ``||s_ablated - s|| / ||s||``, ``baseline`` 0 and ``measured_against`` "score"."""
 
     kind = "layer"
     layers: tuple[str, ...]
@@ -209,7 +211,7 @@ def _std(values: torch.Tensor, std) -> float:
 # ---------------------------------------------------------------------------- kinds
 
 def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std=None, labels=None,
-                seed: int = 0, embedding=None) -> NoiseSensitivity:
+                seed: int = 0, embedding=None, progress=None) -> NoiseSensitivity:
     s = _check_scales(scales)
     draws = _check_count("draws", draws)
     space = _inputs(model, x, embedding)
@@ -225,7 +227,8 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
     probs = clean.softmax(1).gather(1, t[:, None])[:, 0] if clean.shape[1] > 1 else None
     predicted = clean.argmax(1)
     rms, spread_abs, prob_change, agreement, accuracy = [], [], [], [], []
-    for sigma in s.tolist():
+    _tick(progress, 0, len(s))
+    for step, sigma in enumerate(s.tolist(), 1):
         if sigma == 0:  # no noise: every copy is the clean input, whose scores are known
             scores = clean.expand(draws, *clean.shape)
         else:
@@ -243,6 +246,7 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
         agreement.append((guess == predicted).double().mean())
         if label is not None:
             accuracy.append((guess == label).double().mean())
+        _tick(progress, step, len(s))
     return NoiseSensitivity(scales=s, score_change=torch.stack(rms), score_change_std=torch.stack(spread_abs),
                             probability_change=torch.stack(prob_change) if probs is not None else None,
                             agreement=torch.stack(agreement), accuracy=torch.stack(accuracy) if label is not None
@@ -270,7 +274,7 @@ def _labels(labels, n: int, k: int) -> torch.Tensor | None:
 
 
 def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int = 8, std=None, labels=None,
-                seed: int = 0, embedding=None, ablate="mean") -> LayerSensitivity:
+                seed: int = 0, embedding=None, ablate="mean", progress=None) -> LayerSensitivity:
     _number("noise", noise, " (relative to the data's std)")
     if ablate != "mean":
         _number("ablate", ablate, " (noise of that size relative to the output's std), or 'mean' (each layer's "
@@ -283,16 +287,26 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     n = len(base)
     with torch.no_grad(), capture(model, names) as rec:
         clean = space.run(base)
-    # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first
+    # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first,
+    # less those that do not depend on the input (e.g. position embeddings of a constant range)
     outputs = {key: _batch_first(t, rec.batch_axis.get(key.split(":")[0], 0))
                for key, t in rec.activations.items()}
+    with torch.no_grad(), capture(model, names) as doubled:  # which outputs grow with the batch
+        space.run(torch.cat([base, base]))
+    outputs = {key: a for key, a in outputs.items() if key in doubled.activations and len(a) == n and len(
+        _batch_first(doubled.activations[key], doubled.batch_axis.get(key.split(":")[0], 0))) == 2 * n}
     if not outputs:
         raise InterpError("no layer output was recorded on this input; name layers with layers=...")
     label = _labels(labels, n, clean.shape[1])
     reference = label if label is not None else clean.argmax(1)
+    by_score = label is None and clean.shape[1] == 1  # one output: no prediction to keep, its score moves
+    t = resolve_target(target, clean)
+    at_target = clean.gather(1, t[:, None])[:, 0]
     generator = torch.Generator().manual_seed(seed)
     changes: dict[str, list] = {key: [] for key in outputs}
-    for _ in range(draws):
+    steps = draws + len(outputs)
+    _tick(progress, 0, steps)
+    for step in range(1, draws + 1):
         noisy = base + _noise(base.shape, noise * spread, generator, base) if noise > 0 else base
         with torch.no_grad(), capture(model, names) as rec:
             space.run(noisy)
@@ -300,17 +314,24 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
             b = _batch_first(rec.activations[key], rec.batch_axis.get(key.split(":")[0], 0))
             diff = (b - a).reshape(n, -1).norm(dim=1) / a.reshape(n, -1).norm(dim=1).clamp(min=1e-12)
             changes[key].append(diff)
+        _tick(progress, step, steps)
     keys = tuple(outputs)
     change = torch.stack([torch.stack(changes[key]).mean(0) for key in keys])  # (outputs, batch)
     ablation = []
-    for key in keys:
-        ablation.append(_ablated(model, space, base, key, outputs[key], reference, ablate, generator)
-                        if key in rec.layer_of and rec.layer_of[key] == key else torch.tensor(float("nan")))
-    baseline = float((clean.argmax(1) == reference).double().mean())
+    for step, key in enumerate(keys, draws + 1):
+        if key in rec.layer_of and rec.layer_of[key] == key:
+            scores = _ablated(model, space, base, key, outputs[key], ablate, generator)
+            ablation.append(_relative(scores.gather(1, t[:, None])[:, 0] - at_target, at_target) if by_score
+                            else (scores.argmax(1) == reference).double().mean())
+        else:
+            ablation.append(torch.tensor(float("nan")))
+        _tick(progress, step, steps)
+    baseline = 0.0 if by_score else float((clean.argmax(1) == reference).double().mean())
     return LayerSensitivity(layers=keys, change=change.mean(1), change_std=change.std(1, unbiased=False),
                             ablation=torch.stack(ablation).double(), baseline=baseline, noise=float(noise),
                             draws=draws, seed=seed,
-                            measured_against="labels" if label is not None else "clean predictions",
+                            measured_against="labels" if label is not None else "score" if by_score
+                            else "clean predictions",
                             ablated_by="batch mean" if ablate == "mean" else f"noise {float(ablate):g} x the output's std")
 
 
@@ -318,13 +339,17 @@ def _batch_first(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t if axis == 0 else t.movedim(axis, 0)
 
 
-def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, reference, ablate,
+def _relative(change: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
+    """``||change|| / ||of||`` over the batch (0 where both are 0)."""
+    return (change.norm() / of.norm().clamp(min=1e-12)).double()
+
+
+def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, ablate,
              generator: torch.Generator) -> torch.Tensor:
-    """The share of samples predicted as ``reference`` says with ``layer``'s output
-    replaced by its mean over the batch (``ablate="mean"``), or perturbed by Gaussian
-    noise of ``ablate`` times the output's std."""
+    """The model's scores with ``layer``'s output replaced by its mean over the batch
+    (``ablate="mean"``), or perturbed by Gaussian noise of ``ablate`` times the output's std."""
     mean = output.mean(0, keepdim=True)
-    scale = float(output.std()) * ablate if ablate != "mean" else 0.0
+    scale = float(output.std(unbiased=False)) * ablate if ablate != "mean" else 0.0
 
     def replace(_name, _args, out):
         if not isinstance(out, torch.Tensor) or out.shape[1:] != mean.shape[1:]:
@@ -333,20 +358,22 @@ def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, refe
             return mean.expand_as(out)
         return out + _noise(out.shape, scale, generator, out) if scale > 0 else out
     with torch.no_grad(), intervene(model, [layer], replace):
-        return (space.run(base).argmax(1) == reference).double().mean()
+        return space.run(base)
 
 
 def _occlusion_kind(model, x, target, *, window=None, stride=None, baseline="zero", feature=None, grid=20,
-                    embedding=None):
+                    embedding=None, progress=None):
     from .attribution import explain
 
     if feature is not None:
-        return _sweep(model, x, target, feature, grid)
+        return _sweep(model, x, target, feature, grid, progress)
     if x.is_floating_point() and x.ndim == 2:
         raise InputError("occlusion of tabular inputs sweeps one feature at a time: give feature=<index> "
                          f"in [0, {x.shape[1] - 1}]")
     fill, name = _baseline(x, baseline)
+    _tick(progress, 0, 1)
     a = explain(model, x, target, "occlusion", embedding=embedding, window=window, stride=stride, baseline=fill)
+    _tick(progress, 1, 1)
     return OcclusionSensitivity(maps=a.values, target=a.target, score=a.score, baseline=name,
                                 window=a.options["window"], stride=a.options["stride"])
 
@@ -384,7 +411,7 @@ def _blurred(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
     return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _sweep(model, x, target, feature, grid) -> FeatureSweep:
+def _sweep(model, x, target, feature, grid, progress=None) -> FeatureSweep:
     if not (x.is_floating_point() and x.ndim == 2):
         raise InputError(f"feature sweeps apply to tabular inputs (batch, features); got {tuple(x.shape)}")
     if not isinstance(feature, int) or isinstance(feature, bool) or not 0 <= feature < x.shape[1]:
@@ -402,14 +429,20 @@ def _sweep(model, x, target, feature, grid) -> FeatureSweep:
         t = resolve_target(target, clean)
         copies = x.detach().repeat(len(values), 1)
         copies[:, feature] = values.repeat_interleave(len(x))
-        scores = torch.cat([scores_of(run_model(model, chunk)) for chunk in _chunks(copies, len(x))])
+        chunks = list(_chunks(copies, len(x)))
+        scores = []
+        _tick(progress, 0, len(chunks))
+        for step, chunk in enumerate(chunks, 1):
+            scores.append(scores_of(run_model(model, chunk)))
+            _tick(progress, step, len(chunks))
+        scores = torch.cat(scores)
     curves = scores.view(len(values), len(x), -1).gather(2, t[None, :, None].expand(len(values), len(x), 1))[..., 0].T
     return FeatureSweep(feature=feature, grid=values, curves=curves, mean=curves.mean(0), target=t)
 
 
 def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradient", "integrated_gradients"),
                       composites=("epsilon_plus_flat",), radius: float = 0.02, draws: int = 10, std=None,
-                      seed: int = 0) -> ExplanationSensitivity:
+                      seed: int = 0, progress=None) -> ExplanationSensitivity:
     from captum.metrics import infidelity, sensitivity_max
 
     from . import lrp as lrp_module
@@ -461,14 +494,22 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
         return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=zeros, infidelity=zeros.clone(),
                                       target=t, radius=0.0, draws=draws, seed=seed)
     sens, infid = [], []
-    for explain_fn in explainers.values():
+    _tick(progress, 0, len(explainers))
+    for step, explain_fn in enumerate(explainers.values(), 1):
         sens.append(sensitivity_max(explain_fn, x, perturb_func=uniform, perturb_radius=radius * spread,
                                     n_perturb_samples=draws, target=t).detach())
         values = explain_fn(x, t)
         infid.append(infidelity(forward, gaussian, x, values, target=t, n_perturb_samples=draws).detach())
+        _tick(progress, step, len(explainers))
     return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=torch.stack(sens),
                                   infidelity=torch.stack(infid), target=t, radius=float(radius), draws=draws,
                                   seed=seed)
+
+
+def _tick(progress, done: int, total: int) -> None:
+    """Report ``done`` of ``total`` steps to the caller's ``progress(done, total)``, if any."""
+    if progress is not None:
+        progress(done, total)
 
 
 def _is_embedding_of(space: _Inputs, name: str) -> bool:
@@ -496,6 +537,9 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     - ``"explanation"``: Captum's ``sensitivity_max`` and ``infidelity`` of attribution
       ``methods`` and LRP ``composites`` -> :class:`ExplanationSensitivity`.
 
+    ``progress``: a function ``progress(done, total)`` called as the work advances (scales,
+    draws and layers, methods), for progress bars; every kind takes it.
+
     ``target``: an output index, one per sample, or ``"predicted"``. Token ids are
     perturbed in the space of the embedding that reads them. Results are the same for
     the same ``seed``; the model and the global random state are left as they were.
@@ -508,6 +552,8 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     unknown = [k for k in options if k not in accepted]
     if unknown:
         raise UnknownNameError(f"option of sensitivity kind {kind!r}", unknown[0], accepted)
+    if options.get("progress") is not None and not callable(options["progress"]):
+        raise InputError(f"progress must be a function progress(done, total) or None; got {options['progress']!r}")
     with exclusive():
         return KINDS[kind](model, x, target, **options)
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp._io import write_text
-from zoo import activations, lrp, overview, saliency
+from zoo import activations, lrp, overview, saliency, sensitivity
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -136,6 +136,37 @@ def _lrp_section(entry) -> str:
     return f"<section><h2>LRP</h2><p class=\"muted\">{note}</p>{body}</section>"
 
 
+def _sensitivity_section(entry) -> str:
+    """How the default objective responds to input noise over the test set, the occlusion
+    maps of the showcased samples (tabular: the ICE curves of the strongest feature), the
+    layer profile and the robustness of the explanations; the same figures as the
+    dashboard's Sensitivity view, from the same on-disk cache."""
+    indices = overview.showcase_samples(entry)[:3]
+    figs = sensitivity.report_figures(entry, indices)
+    base = sensitivity.settings(entry)
+    obj = sensitivity.objective_of(entry, base)
+    n = len(entry.test[0])
+    note = (f"Explaining the {html.escape(obj)}. Noise is Gaussian, scaled to the test set's spread "
+            f"({sensitivity.data_std(entry, base.objective):.3g}"
+            + (" in the embedding space" if entry.dataset.modality == "tokens" else "")
+            + f"), over the {n} test samples. "
+            + ("Occlusion maps: the score's drop when a window is set to zero, for the first showcased samples. "
+               if entry.dataset.modality != "tabular" else
+               "ICE curves: the feature whose sweep moves the score most; the first showcased sample in colour. ")
+            + f"Layer profile: each layer's relative change under noise {base.noise:g} × std, and what the output "
+            "loses when the layer's output is replaced by its batch mean. "
+            + (f"Explanation robustness: Captum's sensitivity_max and infidelity on the first "
+               f"{min(n, sensitivity.EXPLANATION_SAMPLES)} test samples (lower is better)."
+               if "explanation" in figs else
+               "Token ids cannot be perturbed continuously, so explanations are not rated here."))
+    maps = "".join(f"<div>{_figure(fig, f'{entry.name}-sensitivity-{key}')}</div>" for key, fig in figs.items()
+                   if key.startswith("occlusion-"))  # side by side; the wider figures one per row
+    rows = [f"<div>{_figure(fig, f'{entry.name}-sensitivity-{key}')}</div>" for key, fig in figs.items()
+            if not key.startswith("occlusion-")]
+    body = rows[0] + (f"<div class=\"grid\">{maps}</div>" if maps else "") + "".join(rows[1:])
+    return f"<section><h2>Sensitivity</h2><p class=\"muted\">{note}</p>{body}</section>"
+
+
 def model_page(name: str, plotly_js: str) -> str:
     """The HTML of one model's report."""
     entry = overview.cached_entry(name)
@@ -162,6 +193,7 @@ def model_page(name: str, plotly_js: str) -> str:
     parts.append(_activations_section(entry))
     parts.append(_saliency_section(entry))
     parts.append(_lrp_section(entry))
+    parts.append(_sensitivity_section(entry))
     parts.append(_placeholders())
     parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
                  f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")

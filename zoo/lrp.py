@@ -31,9 +31,8 @@ from interp.errors import UnknownNameError
 from interp.lrp import LRPResult, Plan
 from interp.lrp import composites as lrp_composites
 from interp.lrp import rules as lrp_rules
-from interp.objectives import OutputPart
 
-from . import Entry, spec
+from . import Entry
 from . import saliency as sal
 from .saliency import Objective
 
@@ -72,7 +71,7 @@ def default_composite(entry: Entry) -> str:
     0.53 for epsilon_plus_flat, transformer 0.75 against 0.64)."""
     if entry.dataset.modality == "tokens":
         return TOKEN_COMPOSITE
-    model = _model(entry, objective(entry, None).key)
+    model = sal.fresh_model(entry, objective(entry, None).key)
     first = next((m for m in model.modules() if isinstance(m, lrp_composites.WEIGHTED)), None)
     return DEFAULT_COMPOSITE if isinstance(first, lrp_composites.CONVOLUTIONS) else DENSE_COMPOSITE
 
@@ -88,19 +87,6 @@ def rules() -> dict[str, str]:
     return {name: lrp_rules.named(name).label for name in lrp_rules.WEIGHTED_RULES}
 
 
-def _model(entry: Entry, key: str) -> nn.Module:
-    """A fresh copy of the model explained for objective ``key`` (the same weights, in eval
-    mode): built from the entry's spec, so no hook or state of another thread comes along."""
-    s = spec(entry.name)
-    full = s.build(entry.dataset)
-    full.load_state_dict(entry.full.state_dict())
-    full.eval()
-    if key == "latent":
-        encoder = s.parts_of(full)["encoder"]
-        return OutputPart(encoder, 0) if entry.kind == "vae" else encoder
-    return s.model_of(full)
-
-
 def _first_sample(entry: Entry) -> torch.Tensor:
     return entry.test[0][:1]
 
@@ -113,7 +99,7 @@ def overridable_layers(entry: Entry, key: str | None = None) -> list[tuple[str, 
     """The weighted layers (Linear, Conv) a user can give another rule, as (path, kind), in
     module order; for the LSTM its unrolled input and hidden projections."""
     obj = objective(entry, key)
-    rows = interp.lrp.plan(_model(entry, obj.key), DEFAULT_COMPOSITE, _first_sample(entry)).rows
+    rows = interp.lrp.plan(sal.fresh_model(entry, obj.key), DEFAULT_COMPOSITE, _first_sample(entry)).rows
     return [(r.name, r.kind) for r in rows if r.role == "rule" and r.kind in _WEIGHTED_KINDS]
 
 
@@ -143,7 +129,7 @@ def plan(entry: Entry, composite: str | None = None, overrides: dict | None = No
     ``overrides`` ({layer path: rule name}), decided on the entry's first test sample;
     nothing is computed."""
     obj = objective(entry, key)
-    return interp.lrp.plan(_model(entry, obj.key), _composite(entry, composite, overrides, obj.key),
+    return interp.lrp.plan(sal.fresh_model(entry, obj.key), _composite(entry, composite, overrides, obj.key),
                            _first_sample(entry))
 
 
@@ -195,7 +181,7 @@ def comparison(entry: Entry, indices, composite: str | None = None, key: str | N
     target = sal._target(entry, obj, target)
     comp = _composite(entry, composite, overrides, obj.key)
     x, titles, truth = sal._samples(entry, indices)
-    result = interp.lrp(_model(entry, obj.key), x, target, comp)
+    result = interp.lrp(sal.fresh_model(entry, obj.key), x, target, comp)
     others = sal.explain_batch(entry, x, saliency, obj.key, target) if saliency else []
     attrs = (result.as_attribution(), *others)
     grid = figures.attribution_grid(

@@ -65,9 +65,6 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
 
 # The analyses still to come, in the order the dashboard's tabs and the reports show them.
 ANALYSES: list[tuple[str, str, str]] = [
-    ("sensitivity", "Sensitivity",
-     "output sensitivity to noise, occlusion and feature sweeps, layer sensitivity and the "
-     "robustness of explanations"),
     ("latent", "Latent space",
      "PCA, t-SNE and UMAP maps of any layer, linked to the samples behind each point"),
 ]

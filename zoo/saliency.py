@@ -80,7 +80,20 @@ def _private_full(entry: Entry) -> nn.Module:
 def explained_model(entry: Entry, key: str) -> nn.Module:
     """The model whose scores are explained for objective ``key``: the entry's model (a
     private copy of it), wrapped where its output is not one score per target."""
-    full = _private_full(entry)
+    return _objective_model(entry, _private_full(entry), key)
+
+
+def fresh_model(entry: Entry, key: str) -> nn.Module:
+    """Like :func:`explained_model`, on a fresh copy of the model built for this call (the
+    same weights, in eval mode) from the entry's spec, so no hook or state of another
+    thread comes along: LRP rewrites modules while it runs, and sensitivity runs long."""
+    full = spec(entry.name).build(entry.dataset)
+    full.load_state_dict(entry.full.state_dict())
+    full.eval()
+    return _objective_model(entry, full, key)
+
+
+def _objective_model(entry: Entry, full: nn.Module, key: str) -> nn.Module:
     s = spec(entry.name)
     if key == "error":
         return ReconstructionError(s.model_of(full))
@@ -204,5 +217,5 @@ def comparison(entry: Entry, indices, method_names=None, key: str | None = None,
     return grid, summary, attrs
 
 
-__all__ = ["objectives", "objective", "explained_model", "available_methods", "default_methods", "cam_layers",
+__all__ = ["objectives", "objective", "explained_model", "fresh_model", "available_methods", "default_methods", "cam_layers",
            "inputs", "explain_batch", "comparison", "DEFAULT_METHODS", "Objective"]

@@ -142,16 +142,20 @@ def occlusion_view(x, result: OcclusionSensitivity, modality: str, sample: int =
 # ---------------------------------------------------------------------------- feature sweep
 
 def ice_curves(result: FeatureSweep, feature_name: str | None = None, title: str | None = None,
-               max_curves: int = 50) -> go.Figure:
+               max_curves: int = 50, highlight: int | None = None, feature_value: float | None = None) -> go.Figure:
     """The target score as one feature moves over ``result.grid``: one thin grey
     individual conditional expectation (ICE) line per sample (the first ``max_curves``)
     and the bold partial dependence (their mean over every sample, not only those drawn).
-    ``customdata`` of each grey line is its sample index."""
+    ``customdata`` of each grey line is its sample index. ``highlight``: a sample whose
+    curve is drawn in colour (drawn or not among the first), with ``feature_value`` (its
+    own value of the feature) marked on it."""
     _check(result, FeatureSweep, "occlusion")
     if isinstance(max_curves, bool) or not isinstance(max_curves, (int, np.integer)) or max_curves < 0:
         raise InputError(f"max_curves must be an integer >= 0; got {max_curves!r}")
     grid, curves = _floats(result.grid), _floats(result.curves)
     n = len(curves)
+    if highlight is not None:
+        highlight = _sample_index(highlight, n)
     shown = min(n, int(max_curves))
     name = feature_name if feature_name is not None else f"feature {result.feature}"
     fig = go.Figure()
@@ -166,9 +170,21 @@ def ice_curves(result: FeatureSweep, feature_name: str | None = None, title: str
     fig.add_trace(go.Scatter(x=grid, y=_floats(result.mean), mode="lines+markers", name="mean (partial dependence)",
                              line=dict(color=ACCENT, width=4), marker=dict(size=6),
                              hovertemplate=f"{name} %{{x:.4g}}<br>mean score %{{y:.4g}}<extra></extra>"))
+    if highlight is not None:
+        i = highlight
+        fig.add_trace(go.Scatter(x=grid, y=curves[i], mode="lines", line=dict(color=POSITIVE, width=3),
+                                 name=f"sample {i}", customdata=[i] * len(grid),
+                                 hovertemplate=(f"sample {i} (target {int(result.target[i])})<br>{name} %{{x:.4g}}"
+                                                "<br>score %{y:.4g}<extra></extra>")))
+        if feature_value is not None:
+            at = float(np.interp(float(feature_value), grid, curves[i]))
+            fig.add_trace(go.Scatter(x=[float(feature_value)], y=[at], mode="markers", name=f"sample {i}'s value",
+                                     marker=dict(color=POSITIVE, size=12, symbol="diamond",
+                                                 line=dict(color="white", width=1.5)),
+                                     hovertemplate=f"sample {i}: {name} %{{x:.4g}}<extra></extra>"))
     fig.update_xaxes(title=name)
     fig.update_yaxes(title="target score")
-    drawn = f"{shown} of {n} samples drawn" if shown < n else f"{n} samples"
+    drawn = f"{shown} of {n} samples drawn" if shown < n else f"{n} sample{'s' if n != 1 else ''}"
     head = title or f"Individual conditional expectation of {name}"
     return finish(fig, f"{head}<br><sup>{drawn}; the other features held at each sample's values</sup>",
                   height=420, margin=dict(l=60, r=20, t=80, b=50))
@@ -186,13 +202,14 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
     names = list(result.layers)
     change, spread, ablation = _floats(result.change), _floats(result.change_std), _floats(result.ablation)
     missing = [name for name, a in zip(names, ablation) if not np.isfinite(a)]
-    right = "predicted right" if result.measured_against == "labels" else "predicted as before"
+    by_score = result.measured_against == "score"
+    right = ("predicted right" if result.measured_against == "labels" else "predicted as before")
+    what = "relative change of the target score" if by_score else f"share {right}"
+    how = ("set to its batch mean" if result.ablated_by == "batch mean" else f"perturbed by {result.ablated_by}")
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
-                        subplot_titles=[f"relative change under noise {result.noise:g} × std",
-                                        f"share {right} with the layer's output "
-                                        + ("set to its batch mean" if result.ablated_by == "batch mean"
-                                           else f"perturbed by {result.ablated_by}") + "<br>"
-                                        f"(dotted: nothing replaced, {result.baseline:.1%})"])
+                        subplot_titles=[f"relative change<br>under noise {result.noise:g} × std",
+                                        f"{what}<br>with the layer's output {how}"
+                                        + ("" if by_score else f"<br>(dotted: nothing replaced, {result.baseline:.1%})")])
     fig.update_annotations(font_size=12)
     fig.add_trace(go.Bar(x=change, y=names, orientation="h", name="relative change", marker_color=ACCENT,
                          error_x=dict(type="data", array=spread, visible=True, color="#555", thickness=1.2),
@@ -200,22 +217,27 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
                          hovertemplate="%{y}<br>‖Δa‖ / ‖a‖ %{x:.4g} ± %{customdata:.3g}<extra></extra>"),
                   row=1, col=1)
     fig.add_trace(go.Bar(x=_listed(ablation), y=names, orientation="h", name="ablated", marker_color=ABLATED,
-                         showlegend=False, hovertemplate="%{y}<br>%{x:.1%} " + right + "<extra></extra>"),
+                         showlegend=False, hovertemplate="%{y}<br>" + (
+                             "‖Δscore‖ / ‖score‖ %{x:.4g}" if by_score else "%{x:.1%} " + right) + "<extra></extra>"),
                   row=1, col=2)
     if missing:
         fig.add_trace(go.Scatter(x=[0.01] * len(missing), y=missing, mode="text", text=["not ablated"] * len(missing),
                                  textposition="middle right", textfont=dict(color="#888", size=11),
                                  name="not ablated", showlegend=False, hoverinfo="skip"), row=1, col=2)
-    fig.add_vline(x=result.baseline, line=dict(color="#444", width=1.5, dash="dot"), row=1, col=2)
+    if not by_score:
+        fig.add_vline(x=result.baseline, line=dict(color="#444", width=1.5, dash="dot"), row=1, col=2)
     fig.update_yaxes(type="category", autorange="reversed", row=1, col=1)
     fig.update_xaxes(title="‖a(x + noise) − a(x)‖ / ‖a(x)‖", rangemode="tozero", row=1, col=1)
-    fig.update_xaxes(title=f"share {right}", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    if by_score:
+        fig.update_xaxes(title="‖score(ablated) − score‖ / ‖score‖", rangemode="tozero", row=1, col=2)
+    else:
+        fig.update_xaxes(title=f"share {right}", range=[0, 1.02], tickformat=".0%", row=1, col=2)
     sub = (f"noise {result.noise:g} × the data's std, {result.draws} draws, seed {result.seed}; "
            f"measured against {result.measured_against}")
     head = title or "Layer sensitivity"
     longest = max((len(s) for s in names), default=0)
-    return finish(fig, f"{head}<br><sup>{sub}</sup>", height=160 + 28 * len(names),
-                  margin=dict(l=max(60, 7 * longest + 20), r=20, t=110, b=60))
+    return finish(fig, f"{head}<br><sup>{sub}</sup>", height=190 + 28 * len(names),
+                  margin=dict(l=max(60, 7 * longest + 20), r=20, t=140, b=60))
 
 
 # ---------------------------------------------------------------------------- explanations

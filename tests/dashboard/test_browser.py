@@ -355,9 +355,66 @@ def test_sample_browser_misclassified_filter(browser, server):
     page.close()
 
 
-def test_each_analysis_tab_says_not_built_yet(browser, server):
+SENSITIVITY_DONE = "#sens-progress-text:has-text('done, kept on disk')"
+
+
+def test_sensitivity_view_for_every_model_and_kind(browser, server):
+    """Every kind of every model: the sample's figure and, where the kind has one, the test
+    set's figure after its background job (the progress text says done)."""
     page, watch = _open(browser, server)
-    for label, key in [("Sensitivity", "sensitivity"), ("Latent space", "latent")]:
+    for name in zoo.names():
+        _pick_model(page, watch, name)
+        _tab(page, "Sensitivity")
+        entry = zoo.load(name)
+        from zoo import sensitivity
+
+        for kind, label in sensitivity.kinds(entry):
+            page.locator(f"#sens-kind input[value='{kind}']").click()
+            _wait(page, watch, f"#sens-caption:has-text('{name} · test sample 0')")
+            _wait(page, watch, f"#sens-caption:has-text('{label}')")
+            _wait(page, watch, function=_all_drawn(["#sens-sample"]))
+            if kind == "occlusion" and entry.dataset.modality != "tabular":
+                _wait(page, watch, function="getComputedStyle(document.getElementById('sens-dataset-panel'))"
+                      ".display === 'none'")
+            else:
+                done = sensitivity.dataset_label(entry, sensitivity.settings(entry, kind=kind))
+                _wait(page, watch, f"#sens-progress-text:has-text('{done}: done')", timeout=90)
+                _wait(page, watch, function=_all_drawn(["#sens-dataset"]))
+    assert watch.problems == []
+    page.close()
+
+
+def test_sensitivity_options_reach_the_figures(browser, server):
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "cnn-digits")
+    _tab(page, "Sensitivity")
+    _wait(page, watch, SENSITIVITY_DONE, timeout=90)
+    # occlusion: the window and the baseline show in the map's title; no test-set panel
+    page.locator("#sens-kind input[value='occlusion']").click()
+    _pick_option(page, "#sens-window", "3")
+    _wait(page, watch, "#sens-sample:has-text('window (3, 3)')")
+    _pick_option(page, "#sens-baseline", "blur")
+    _wait(page, watch, "#sens-sample:has-text('(blur)')")
+    # layers: another noise level and ablation start a new background job, then draw it
+    page.locator("#sens-kind input[value='layer']").click()
+    _pick_option(page, "#sens-noise", "0.5")
+    _wait(page, watch, "#sens-dataset:has-text('noise 0.5 × the data')", timeout=90)
+    _pick_option(page, "#sens-ablate", "0.5")
+    _wait(page, watch, "#sens-dataset:has-text('perturbed by noise 0.5')", timeout=90)
+    # another sample: the sample's figure follows
+    _tab(page, "Samples")
+    page.click("#sample-next")
+    _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+    _tab(page, "Sensitivity")
+    _wait(page, watch, "#sens-caption:has-text('test sample 1')")
+    _wait(page, watch, "#sens-sample:has-text('sample 1')")
+    assert watch.problems == []
+    page.close()
+
+
+def test_the_latent_tab_says_not_built_yet(browser, server):
+    page, watch = _open(browser, server)
+    for label, key in [("Latent space", "latent")]:
         _tab(page, label)
         _wait(page, watch, f"#placeholder-{key}:has-text('Not built yet')", timeout=10)
     assert watch.problems == []

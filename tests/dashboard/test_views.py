@@ -38,3 +38,61 @@ def test_lrp_picker_options():
     rules = rule_options(lrp.rules())
     assert rules[0]["value"] == COMPOSITE_RULE
     assert {o["value"] for o in rules[1:]} == set(lrp.rules())
+
+
+def test_background_jobs_run_once_report_progress_and_failures():
+    import threading
+
+    from dashboard.jobs import Jobs
+    from interp.errors import InputError
+
+    jobs = Jobs()
+    release, calls = threading.Event(), []
+
+    def slow(progress):
+        calls.append(1)
+        progress(1, 4)
+        release.wait(10)
+        progress(4, 4)
+        return "result"
+
+    job = jobs.submit("k", "a job", slow)
+    assert jobs.submit("k", "a job", slow) is job  # asked again while running: the same job
+    for _ in range(200):
+        if job.done == 1:
+            break
+        threading.Event().wait(0.01)
+    assert job.state == "running" and job.fraction == 0.25
+    release.set()
+    for _ in range(500):
+        if job.state != "running":
+            break
+        threading.Event().wait(0.01)
+    assert job.state == "done" and job.result == "result" and job.fraction == 1.0
+    assert jobs.submit("k", "a job", slow) is job and len(calls) == 1  # finished: not run again
+
+    def failing(progress):
+        raise InputError("no such thing")
+
+    bad = jobs.submit("bad", "a failing job", failing)
+    for _ in range(500):
+        if bad.state != "running":
+            break
+        threading.Event().wait(0.01)
+    assert bad.state == "failed" and bad.error == "no such thing"
+    assert jobs.submit("bad", "a failing job", lambda progress: 1) is not bad  # failed: tried again
+
+
+def test_sensitivity_settings_from_pickers_fall_back_to_the_models_own():
+    from dashboard.views.sensitivity import DEFAULT_WINDOW, settings_of
+    from zoo import overview
+
+    digits = overview.cached_entry("cnn-digits")
+    s = settings_of(digits, "occlusion", "class", 3, "blur", 2, None, 0.2, 0.5)
+    assert (s.kind, s.target, s.baseline, s.window, s.noise, s.ablate) == ("occlusion", 3, "blur", 2, 0.2, 0.5)
+    assert settings_of(digits, "occlusion", "class", "predicted", "zero", DEFAULT_WINDOW, None, 0.1, "mean").window is None
+    # values another model left behind: this model's defaults
+    tokens = overview.cached_entry("lstm-sentiment")
+    s = settings_of(tokens, "explanation", "latent", 7, "blur", 6, 12, 0.3, "median")
+    assert (s.kind, s.objective, s.target, s.baseline, s.window, s.feature, s.noise, s.ablate) == (
+        "noise", "class", "predicted", "zero", None, 0, 0.1, "mean")

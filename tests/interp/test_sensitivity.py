@@ -189,3 +189,77 @@ def test_bad_occlusion_and_explanation_input_is_refused(x, kwargs, error):
     model = linear() if x.ndim == 2 else nn.Sequential(nn.Flatten(), nn.Linear(16, 2)).eval()
     with pytest.raises((InputError, UnknownNameError), match=error):
         S.sensitivity(model, x, 0, **kwargs)
+
+
+# ---------------------------------------------------------------------------- progress, batch-free outputs, one output
+
+@pytest.mark.parametrize("kind, options", [
+    ("noise", {"scales": (0.0, 0.1, 0.5), "draws": 2}),
+    ("layer", {"draws": 3}),
+    ("occlusion", {"feature": 1, "grid": 4}),
+    ("explanation", {"methods": ("gradient",), "composites": ("epsilon",), "draws": 2}),
+])
+def test_progress_counts_up_to_the_total(kind, options):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(6, 4)
+    seen = []
+    S.sensitivity(model, x, "predicted", kind, progress=lambda done, total: seen.append((done, total)), **options)
+    totals = {t for _, t in seen}
+    assert len(totals) == 1 and seen[0][0] == 0 and seen[-1][0] == seen[-1][1] > 0
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    expected = {"noise": 3, "layer": 3 + 3, "explanation": 2}.get(kind)  # scales; draws + layers; methods
+    if expected is not None:
+        assert seen[-1][1] == expected
+    with pytest.raises(InputError, match="progress must be a function"):
+        S.sensitivity(model, x, "predicted", kind, progress="bar", **options)
+
+
+def test_layer_kind_skips_outputs_that_do_not_depend_on_the_input():
+    """A position table added to every sample (its output has no batch axis) is not a layer
+    response: measuring it would divide a constant by itself (and its shape has no batch)."""
+    class WithPositions(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.positions = nn.Embedding(5, 3)
+            self.head = nn.Linear(15, 2)
+
+        def forward(self, x):
+            return self.head((x + self.positions(torch.arange(5))).flatten(1))
+
+    torch.manual_seed(0)
+    model = WithPositions().eval()
+    for n in (5, 7):  # a batch as long as the table, and another
+        r = S.sensitivity(model, torch.randn(n, 5, 3), "predicted", "layer", draws=2)
+        assert r.layers == ("head",)
+
+
+def test_layer_ablation_of_a_one_output_model_is_the_scores_relative_change():
+    """No classes to keep: ablating the identity layer by the batch mean moves the score
+    w . x to w . mean(x), so the measure is ||w . (mean - x)|| / ||w . x||, by hand."""
+    class OneOutput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.keep, self.head = nn.Identity(), nn.Linear(4, 1, bias=False)
+
+        def forward(self, x):
+            return self.head(self.keep(x))
+
+    torch.manual_seed(0)
+    model = OneOutput().eval()
+    x = torch.randn(30, 4) + 1.0
+    r = S.sensitivity(model, x, 0, "layer", draws=1, noise=0.0)
+    assert r.measured_against == "score" and r.baseline == 0.0
+    w = model.head.weight[0].detach()
+    score = x @ w
+    expected = float((x.mean(0) @ w - score).norm() / score.norm())
+    ablation = dict(zip(r.layers, r.ablation.tolist()))
+    assert ablation["keep"] == pytest.approx(expected, rel=1e-5)
+    assert ablation["head"] == pytest.approx(expected, rel=1e-5)  # the same map, ablated after the head
+    none = S.sensitivity(model, x, 0, "layer", draws=1, ablate=0.0)
+    assert none.ablation.tolist() == [0.0, 0.0]  # noise of size 0: nothing moves
+
+
+def test_occlusion_records_the_window_it_used():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(100, 2)).eval()
+    r = S.sensitivity(model, torch.randn(2, 1, 10, 10), "predicted", "occlusion")
+    assert r.window == (2, 2) and r.stride == (1, 1)  # the defaults filled in, not None

@@ -207,3 +207,16 @@ def test_explanation_robustness_of_a_real_result(mlp):
     cols = figures.explanation_robustness(r).data[0].cells.values
     assert list(cols[0]) == ["gradient"]
     assert float(cols[1][0]) == pytest.approx(float(r.sensitivity_max.mean()), rel=1e-3)
+
+
+def test_ice_curves_highlight_a_sample_and_its_value():
+    curves = torch.tensor([[0.0, 1.0, 2.0], [5.0, 5.0, 5.0], [1.0, 0.0, -1.0]])
+    r = FeatureSweep(feature=0, grid=torch.tensor([0.0, 1.0, 2.0]), curves=curves, mean=curves.mean(0),
+                     target=torch.zeros(3, dtype=torch.long))
+    fig = figures.ice_curves(r, "f", max_curves=1, highlight=2, feature_value=0.5)
+    picked, value = _named(fig, "sample 2"), _named(fig, "sample 2's value")
+    np.testing.assert_allclose(_y(picked), [1.0, 0.0, -1.0])  # drawn although beyond max_curves
+    assert picked.customdata[0] == 2
+    assert list(value.x) == [0.5] and list(value.y) == [pytest.approx(0.5)]  # on its curve
+    with pytest.raises(InputError, match="sample must be an index"):
+        figures.ice_curves(r, highlight=3)

@@ -86,6 +86,31 @@ def test_report_has_an_lrp_section(report_dir, name):
     assert "not built yet (will show layer-wise" not in text
 
 
+@pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
+def test_report_has_a_sensitivity_section(report_dir, name):
+    text = (report_dir / f"{name}.html").read_text()
+    assert text.index("<h2>LRP</h2>") < text.index("<h2>Sensitivity</h2>")
+    entry = overview.cached_entry(name)
+    keys = ["noise", "layer"] + [f"occlusion-{i}" for i in overview.showcase_samples(entry)[:3]]
+    for key in keys:
+        assert f'id="{name}-sensitivity-{key}"' in text
+    # token ids cannot be perturbed continuously: no explanation table, and the page says why
+    assert (f'id="{name}-sensitivity-explanation"' in text) == (name != "lstm-sentiment")
+    assert ("explanations are not rated here" in text) == (name == "lstm-sentiment")
+    assert "not built yet (will show output sensitivity" not in text
+
+
+def test_tabular_report_sweeps_the_strongest_feature(tmp_path):
+    from zoo import sensitivity
+
+    build(["mlp-cancer"], tmp_path, progress=False)
+    text = (tmp_path / "mlp-cancer.html").read_text()
+    entry = overview.cached_entry("mlp-cancer")
+    strongest = sensitivity.strongest_feature(entry, sensitivity.settings(entry))
+    assert 'id="mlp-cancer-sensitivity-sweep"' in text and "occlusion-" not in text
+    assert entry.dataset.feature_names[strongest] in text
+
+
 def test_report_shows_misclassified_samples(report_dir):
     text = (report_dir / "cnn-digits.html").read_text()
     assert "misclassified" in text and "correct" in text

@@ -1,0 +1,97 @@
+"""Background work for the dashboard: long computations run on a worker thread and
+report their progress; views poll it with a ``dcc.Interval`` and draw a progress bar.
+
+Written here rather than taken from Dash's background callbacks: Dash's
+``DiskcacheManager`` runs every job in a new forked process (through ``multiprocess``)
+and passes results through ``diskcache``, which pickles them. Forking a process whose
+torch has started its thread pools is unsafe (OpenMP after fork), a fresh process would
+load the zoo again for every job, and three more dependencies would come along. A
+thread in the server's process shares the loaded models, needs nothing new, and the
+results it produces are kept on disk by :mod:`zoo.cache` (safetensors, never pickle).
+
+A job is keyed by what it computes: asking again for a running or finished job returns
+it, so a page reload or a second tab attaches to the same work instead of starting it
+twice. Failed jobs are kept (with their message) until asked again, then retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from interp.errors import InterpError
+
+MAX_KEPT = 64  # finished jobs remembered (their results also live in zoo.cache)
+
+
+@dataclass
+class Job:
+    """One background computation: its progress (``done`` of ``total`` steps), then
+    ``result`` or ``error`` (a message for the user)."""
+
+    key: str
+    label: str
+    done: int = 0
+    total: int = 0
+    state: str = "running"  # "running", "done", "failed"
+    result: object = None
+    error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self.done, self.total = int(done), int(total)
+
+    @property
+    def fraction(self) -> float:
+        if self.state == "done":
+            return 1.0
+        return self.done / self.total if self.total else 0.0
+
+
+class Jobs:
+    """Jobs by key, run on one worker thread (dataset-wide work would only contend for
+    the same CPU cores; each job's library call holds interp's analysis lock anyway)."""
+
+    def __init__(self, workers: int = 1):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="interp-job")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, key: str, label: str, compute: Callable[[Callable[[int, int], None]], object]) -> Job:
+        """The job ``key``: the running or finished one, else ``compute(progress)`` started
+        on the worker (failed jobs are started again)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.state != "failed":
+                return job
+            job = Job(key, label)
+            self._jobs[key] = job
+            self._forget_old()
+        self._pool.submit(self._run, job, compute)
+        return job
+
+    def get(self, key: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def _run(self, job: Job, compute) -> None:
+        try:
+            job.result = compute(job.progress)
+            job.state = "done"
+        except InterpError as exc:
+            job.error, job.state = str(exc), "failed"
+        except Exception as exc:  # noqa: BLE001  (shown to the user; the server keeps serving)
+            job.error, job.state = f"{type(exc).__name__}: {exc}", "failed"
+
+    def _forget_old(self) -> None:
+        finished = [k for k, j in self._jobs.items() if j.state != "running"]
+        for key in finished[:max(0, len(self._jobs) - MAX_KEPT)]:
+            del self._jobs[key]
+
+
+JOBS = Jobs()
+
+__all__ = ["Job", "Jobs", "JOBS"]

@@ -1,0 +1,211 @@
+"""Sensitivity view: how the output, the layers and the explanations respond when the input moves.
+
+Pick a kind (input noise; occlusion, or for tabular models a feature sweep; layers;
+explanations), what to explain and the target, and the kind's options. The left panel
+shows the current sample (computed at once); the right panel the test set, computed in
+the background (:mod:`dashboard.jobs`) with a progress bar that a ``dcc.Interval``
+polls, and kept on disk (:mod:`zoo.cache`) so a second look is instant. Everything is
+composed in :mod:`zoo.sensitivity`, the same as in the reports.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from interp.errors import InterpError
+from zoo import cache, overview
+from zoo import sensitivity as sens
+
+from ..jobs import JOBS
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, target_options
+
+KIND = "sens-kind"
+OBJECTIVE = "sens-objective"
+TARGET = "sens-target"
+BASELINE = "sens-baseline"
+WINDOW = "sens-window"
+FEATURE = "sens-feature"
+NOISE = "sens-noise"
+ABLATE = "sens-ablate"
+OCCLUSION_OPTIONS = "sens-occlusion-options"
+SWEEP_OPTIONS = "sens-sweep-options"
+LAYER_OPTIONS = "sens-layer-options"
+CAPTION = "sens-caption"
+SAMPLE = "sens-sample"
+DATASET = "sens-dataset"
+DATASET_PANEL = "sens-dataset-panel"
+PROGRESS = "sens-progress"          # the bar's filled part (its width is the share done)
+PROGRESS_TEXT = "sens-progress-text"
+POLL = "sens-poll"
+
+DEFAULT_WINDOW = "default"  # the window dropdown's value for the library's default window
+POLL_MS = 400
+HIDDEN, SHOWN = {"display": "none"}, {}
+SETTINGS = [Input(KIND, "value"), Input(OBJECTIVE, "value"), Input(TARGET, "value"), Input(BASELINE, "value"),
+            Input(WINDOW, "value"), Input(FEATURE, "value"), Input(NOISE, "value"), Input(ABLATE, "value")]
+
+
+def window_options(entry) -> list[dict]:
+    return [{"label": "default" if w is None else f"{w}", "value": DEFAULT_WINDOW if w is None else w}
+            for w in sens.windows(entry)]
+
+
+def ablate_label(a) -> str:
+    return "batch mean" if a == "mean" else f"noise {a:g} × the output's std"
+
+
+def settings_of(entry, kind, key, target, baseline, window, feature, noise, ablate) -> sens.Settings:
+    """Checked settings from the pickers; values another model left behind (during a model
+    switch) fall back to this model's defaults."""
+    kinds = dict(sens.kinds(entry))
+    objectives = {o.key: o for o in sens.objectives(entry)}
+    obj = objectives.get(key) or next(iter(objectives.values()))
+    return sens.settings(
+        entry, kind=kind if kind in kinds else "noise", objective=obj.key,
+        target=target if target in [v for _, v in obj.targets] else obj.targets[0][1],
+        baseline=baseline if baseline in dict(sens.baselines(entry)) else "zero",
+        window=None if window == DEFAULT_WINDOW or window not in sens.windows(entry) else window,
+        feature=feature if isinstance(feature, int) and entry.dataset.modality == "tabular"
+        and 0 <= feature < entry.test[0].shape[1] else 0,
+        noise=noise if noise in sens.NOISE_LEVELS else 0.1, ablate=ablate if ablate in sens.ABLATIONS else "mean")
+
+
+def message_figure(text: str) -> go.Figure:
+    """A blank figure saying ``text`` (while the test set is computed, or why it is not)."""
+    fig = go.Figure()
+    fig.update_layout(height=260, margin=dict(l=20, r=20, t=20, b=20), plot_bgcolor="white",
+                      xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      annotations=[dict(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                        font=dict(size=14, color="#4a5665"))])
+    return fig
+
+
+def layout() -> html.Div:
+    return html.Div(className="sensitivity", children=[
+        html.Div(className="controls panel", children=[
+            html.Label("kind", htmlFor=KIND),
+            dcc.RadioItems(id=KIND, inline=True, className="method-list"),
+            html.Label("explain", htmlFor=OBJECTIVE),
+            html.Div(dcc.Dropdown(id=OBJECTIVE, clearable=False), className="objective-picker"),
+            html.Label("target", htmlFor=TARGET),
+            html.Div(dcc.Dropdown(id=TARGET, clearable=False), className="target-picker"),
+        ]),
+        html.Div(className="controls panel", id=OCCLUSION_OPTIONS, style=HIDDEN, children=[
+            html.Label("baseline", htmlFor=BASELINE),
+            html.Div(dcc.Dropdown(id=BASELINE, clearable=False), className="target-picker"),
+            html.Label("window", htmlFor=WINDOW),
+            html.Div(dcc.Dropdown(id=WINDOW, clearable=False), className="target-picker"),
+        ]),
+        html.Div(className="controls panel", id=SWEEP_OPTIONS, style=HIDDEN, children=[
+            html.Label("feature", htmlFor=FEATURE),
+            html.Div(dcc.Dropdown(id=FEATURE, clearable=False), className="layer-picker"),
+        ]),
+        html.Div(className="controls panel", id=LAYER_OPTIONS, style=HIDDEN, children=[
+            html.Label("input noise", htmlFor=NOISE),
+            html.Div(dcc.Dropdown(id=NOISE, options=[{"label": f"{v:g} × std", "value": v} for v in sens.NOISE_LEVELS],
+                                  value=0.1, clearable=False), className="target-picker"),
+            html.Label("ablate by", htmlFor=ABLATE),
+            html.Div(dcc.Dropdown(id=ABLATE, options=[{"label": ablate_label(a), "value": a} for a in sens.ABLATIONS],
+                                  value="mean", clearable=False), className="layer-picker"),
+        ]),
+        html.Div(id=CAPTION, className="caption panel"),
+        html.Div(className="grid", children=[
+            html.Div(dcc.Loading(dcc.Graph(id=SAMPLE, config=GRAPH_CONFIG)), className="panel"),
+            html.Div(id=DATASET_PANEL, className="panel", children=[
+                html.Div(className="progress", children=[html.Div(id=PROGRESS, className="progress-bar",
+                                                                  style={"width": "0%"})]),
+                html.Div(id=PROGRESS_TEXT, className="caption progress-text"),
+                dcc.Graph(id=DATASET, config=GRAPH_CONFIG),
+                dcc.Interval(id=POLL, interval=POLL_MS, disabled=True),
+            ]),
+        ]),
+    ])
+
+
+def register(app) -> None:
+    @app.callback(
+        Output(KIND, "options"), Output(KIND, "value"), Output(OBJECTIVE, "options"), Output(OBJECTIVE, "value"),
+        Output(BASELINE, "options"), Output(BASELINE, "value"), Output(WINDOW, "options"), Output(WINDOW, "value"),
+        Output(FEATURE, "options"), Output(FEATURE, "value"),
+        Input(MODEL, "value"), State(KIND, "value"),
+    )
+    def choices(name, kind):
+        entry = overview.cached_entry(name)
+        kinds = [{"label": label, "value": value} for value, label in sens.kinds(entry)]
+        objectives = [{"label": o.label, "value": o.key} for o in sens.objectives(entry)]
+        baselines = [{"label": label, "value": value} for value, label in sens.baselines(entry)]
+        names = entry.dataset.feature_names or []
+        features = [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)]
+        return (kinds, kind if kind in dict(sens.kinds(entry)) else "noise", objectives, objectives[0]["value"],
+                baselines, "zero", window_options(entry), DEFAULT_WINDOW, features, 0 if features else None)
+
+    @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
+                  State(MODEL, "value"))
+    def targets(key, name):
+        entry = overview.cached_entry(name)
+        found = {o.key: o for o in sens.objectives(entry)}
+        if key not in found:
+            return no_update, no_update
+        return target_options(found[key])
+
+    @app.callback(Output(OCCLUSION_OPTIONS, "style"), Output(SWEEP_OPTIONS, "style"), Output(LAYER_OPTIONS, "style"),
+                  Input(KIND, "value"), Input(MODEL, "value"))
+    def option_groups(kind, name):
+        tabular = overview.cached_entry(name).dataset.modality == "tabular"
+        return (SHOWN if kind == "occlusion" and not tabular else HIDDEN,
+                SHOWN if kind == "occlusion" and tabular else HIDDEN,
+                SHOWN if kind == "layer" else HIDDEN)
+
+    @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), *SETTINGS,
+                  Input(CURRENT_SAMPLE, "data"), State(MODEL, "value"))
+    def sample(kind, key, target, baseline, window, feature, noise, ablate, current, name):
+        entry = overview.cached_entry(name)
+        if current.get("model") != name or kind is None:
+            return no_update, no_update
+        index = int(current["index"])
+        try:
+            s = settings_of(entry, kind, key, target, baseline, window, feature, noise, ablate)
+            figure = sens.sample_figure(entry, index, s)
+        except InterpError as exc:
+            return no_update, f"{name} · cannot compute this: {exc}"
+        kinds = dict(sens.kinds(entry))
+        caption = f"{name} · {overview.sample_caption(entry, index)} · {kinds[s.kind]}"
+        if s.kind == "layer":
+            caption += (f" · left: this sample, its layers perturbed by noise 1 × their std where the test set "
+                        f"uses {ablate_label(s.ablate)}" if s.ablate == "mean" else "")
+        if s.kind == "explanation":
+            caption += " · Captum's sensitivity_max and infidelity, lower is better"
+        return figure, caption
+
+    @app.callback(Output(DATASET, "figure"), Output(DATASET_PANEL, "style"), Output(PROGRESS, "style"),
+                  Output(PROGRESS_TEXT, "children"), Output(POLL, "disabled"), *SETTINGS,
+                  Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"), State(MODEL, "value"))
+    def dataset(kind, key, target, baseline, window, feature, noise, ablate, current, _ticks, name):
+        entry = overview.cached_entry(name)
+        if kind is None:
+            return (no_update,) * 5
+        try:
+            s = settings_of(entry, kind, key, target, baseline, window, feature, noise, ablate)
+        except InterpError as exc:
+            return message_figure(str(exc)), SHOWN, {"width": "0%"}, "", True
+        request = sens.dataset_request(entry, s)
+        if request is None:
+            return message_figure(""), HIDDEN, {"width": "0%"}, "", True
+        index = int(current["index"]) if current.get("model") == name else None
+        label = sens.dataset_label(entry, s)
+        result = sens.dataset_cached(entry, s)
+        if result is None:
+            job = JOBS.submit(cache.key_of(entry, request), label,
+                              lambda progress: sens.dataset_result(entry, s, progress))
+            if job.state == "failed":
+                return message_figure("could not compute the test set: see above"), SHOWN, {"width": "0%"}, \
+                    f"{label}: failed: {job.error}", True
+            if job.state == "running":
+                polled = ctx.triggered_id == POLL
+                done = f"{job.done} of {job.total} steps" if job.total else "waiting for the worker"
+                return (no_update if polled else message_figure(f"computing the {label} …"), SHOWN,
+                        {"width": f"{100 * job.fraction:.0f}%"}, f"{label}: {done}", False)
+            result = job.result
+        return (sens.dataset_figure(entry, s, result, index), SHOWN, {"width": "100%"},
+                f"{label}: done, kept on disk for next time", True)

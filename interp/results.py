@@ -1,0 +1,116 @@
+"""Analysis results on disk: ``save(result, path)`` and ``load(path)``, safely.
+
+    interp.results.save(interp.sensitivity(model, x, kind="noise"), "noise.safetensors")
+    r = interp.results.load("noise.safetensors")          # a NoiseSensitivity again
+
+The results are frozen dataclasses of tensors and plain values. One safetensors file
+holds them: the tensors as tensors, everything else as JSON in the file's metadata,
+with the result's type. Loading never unpickles: it builds only the result types
+registered here, from tensors and JSON values, so a file from anywhere is safe to
+open (pickle, which ``torch.save`` and diskcache use, runs code on load). Written
+atomically. The dashboard and the reports keep their dataset-wide results this way
+(:mod:`zoo.cache`), so a second look is instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ._io import write_with
+from .errors import InterpError
+
+FORMAT = "interp.results/1"
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Allow ``load`` to build ``cls`` (a frozen dataclass of tensors and JSON values)."""
+    if not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):
+        raise TypeError(f"{cls.__name__} is not a frozen dataclass")
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _registered() -> dict[str, type]:
+    from . import sensitivity
+
+    for cls in (sensitivity.NoiseSensitivity, sensitivity.OcclusionSensitivity, sensitivity.FeatureSweep,
+                sensitivity.LayerSensitivity, sensitivity.ExplanationSensitivity):
+        _REGISTRY.setdefault(cls.__name__, cls)
+    return _REGISTRY
+
+
+def _plain(v, field: str):
+    """``v`` as JSON (tuples as lists), or an InterpError naming the field."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (tuple, list)):
+        return [_plain(i, field) for i in v]
+    raise InterpError(f"field {field!r} holds a {type(v).__name__}, which a result file cannot keep; expected "
+                      "tensors, numbers, strings, None or tuples of them")
+
+
+def _tupled(v):
+    return tuple(_tupled(i) for i in v) if isinstance(v, list) else v
+
+
+def save(result, path: str | os.PathLike) -> Path:
+    """Write ``result`` (a registered result type) to ``path`` as safetensors."""
+    from safetensors.torch import save_file
+
+    name = type(result).__name__
+    if _registered().get(name) is not type(result):
+        raise InterpError(f"cannot save a {name}; expected one of {', '.join(sorted(_registered()))}")
+    tensors, plain = {}, {}
+    for f in dataclasses.fields(result):
+        v = getattr(result, f.name)
+        if isinstance(v, torch.Tensor):
+            tensors[f.name] = v.detach().cpu().contiguous()
+        else:
+            plain[f.name] = _plain(v, f.name)
+    meta = {"format": FORMAT, "type": name, "fields": json.dumps(plain)}
+    return write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def load(path: str | os.PathLike):
+    """The result saved at ``path``; an InterpError if it is not a readable result file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}  # own memory, not a map of the file
+    except FileNotFoundError:
+        raise InterpError(f"no result file at {str(path)!r}") from None
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise InterpError(f"{str(path)!r} is not a readable result file ({exc}); expected a file written by "
+                          "interp.results.save") from None
+    cls = _registered().get(meta.get("type", ""))
+    if meta.get("format") != FORMAT or cls is None:
+        raise InterpError(f"{str(path)!r} is not an interp result file (format {meta.get('format')!r}, type "
+                          f"{meta.get('type')!r}); expected format {FORMAT!r}")
+    try:
+        plain = {k: _tupled(v) for k, v in json.loads(meta["fields"]).items()}
+        values = {**plain, **tensors}
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        missing = [n for n in names if n not in values and dataclasses.MISSING is _default_of(cls, n)]
+        if missing or set(values) - names:
+            raise ValueError(f"fields {sorted(set(values) ^ names)} do not match {cls.__name__}")
+        return cls(**values)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InterpError(f"{str(path)!r} holds a damaged {cls.__name__}: {exc}") from None
+
+
+def _default_of(cls, name: str):
+    f = cls.__dataclass_fields__[name]
+    return f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+
+
+__all__ = ["save", "load", "register", "FORMAT"]

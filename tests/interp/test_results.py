@@ -1,0 +1,85 @@
+"""interp.results: every sensitivity result survives a round trip to disk; damaged,
+foreign or unknown files are refused with an InterpError and never unpickled."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+import interp
+from interp import results
+from interp.errors import InterpError
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b and type(a) is type(b)
+
+
+@pytest.fixture(scope="module")
+def computed():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    cnn = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(72, 2)).eval()
+    x, image = torch.randn(6, 4), torch.randn(3, 1, 6, 6)
+    return [
+        interp.sensitivity(mlp, x, "predicted", "noise", draws=2, labels=torch.zeros(6, dtype=torch.long)),
+        interp.sensitivity(mlp, x, "predicted", "noise", draws=2),  # accuracy None
+        interp.sensitivity(mlp, x, "predicted", "layer", draws=2, ablate=0.5),
+        interp.sensitivity(mlp, x, "predicted", "occlusion", feature=2, grid=4),
+        interp.sensitivity(cnn, image, "predicted", "occlusion", window=2),
+        interp.sensitivity(mlp, x, "predicted", "explanation", methods=("gradient",), composites=(), draws=2),
+    ]
+
+
+def test_every_result_round_trips(computed, tmp_path):
+    for i, r in enumerate(computed):
+        path = results.save(r, tmp_path / f"{i}.safetensors")
+        back = results.load(path)
+        assert type(back) is type(r)
+        for f in dataclasses.fields(r):
+            assert _equal(getattr(back, f.name), getattr(r, f.name)), (type(r).__name__, f.name)
+
+
+def test_bad_files_are_refused(computed, tmp_path):
+    with pytest.raises(InterpError, match="no result file"):
+        results.load(tmp_path / "missing.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(results.save(computed[0], tmp_path / "whole.safetensors").read_bytes()[:50])
+    with pytest.raises(InterpError, match="not a readable result file"):
+        results.load(cut)
+    pickled = tmp_path / "pickled.safetensors"
+    pickled.write_bytes(pickle.dumps(computed[0]))  # never unpickled: refused as unreadable
+    with pytest.raises(InterpError, match="not a readable result file"):
+        results.load(pickled)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))  # weights, not a result
+    with pytest.raises(InterpError, match="not an interp result file"):
+        results.load(foreign)
+    renamed = tmp_path / "renamed.safetensors"
+    save_file({"w": torch.zeros(2)}, str(renamed), metadata={"format": results.FORMAT, "type": "os.system",
+                                                              "fields": "{}"})
+    with pytest.raises(InterpError, match="not an interp result file"):
+        results.load(renamed)
+    damaged = tmp_path / "damaged.safetensors"
+    save_file({"scales": torch.zeros(2)}, str(damaged),
+              metadata={"format": results.FORMAT, "type": "NoiseSensitivity", "fields": "{}"})
+    with pytest.raises(InterpError, match="damaged NoiseSensitivity"):
+        results.load(damaged)
+
+
+def test_only_registered_results_are_saved(tmp_path):
+    @dataclasses.dataclass(frozen=True)
+    class Other:
+        values: torch.Tensor
+
+    with pytest.raises(InterpError, match="cannot save a Other"):
+        results.save(Other(torch.zeros(1)), tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

@@ -1,0 +1,348 @@
+"""Sensitivity of zoo entries: what each view asks of :func:`interp.sensitivity`, and its figures.
+
+Every kind has two parts:
+
+- **the selected sample**, computed when asked (well under a second on the zoo): its
+  noise curve, its occlusion map (images, tokens) or its curve as one feature sweeps
+  its range (tabular), each layer's response to noise on it, and the robustness of its
+  explanations;
+- **the test set**, computed in the dashboard's background with a progress bar and
+  kept on disk by :mod:`zoo.cache` (seconds): noise and accuracy curves, ICE curves
+  with the partial dependence, the layer profile with ablation, and the explanation
+  robustness table. Image and token occlusion has no test-set part: a map belongs to
+  one sample.
+
+What is explained follows :mod:`zoo.saliency`'s objectives (a class score; the
+reconstruction error or a latent unit; the discriminator's real score). Noise is
+scaled to the test set's spread in the space it is added to (the inputs, or for token
+models the embeddings), so one σ means the same for a sample and for the test set.
+Every run uses a fresh copy of the model (:func:`zoo.saliency.fresh_model`), so the
+long test-set runs share nothing with the dashboard's other views. Both faces
+(dashboard and reports) call these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+import torch
+
+import interp
+from interp import figures
+from interp.errors import InputError, UnknownNameError
+from interp.sensitivity import _inputs
+
+from . import Entry, cache
+from . import lrp as zoo_lrp
+from . import saliency as sal
+from .overview import _memo, check_index
+
+SAMPLE_DRAWS = 64          # noisy copies of the selected sample per noise scale
+DATASET_DRAWS = 8          # ... of every test sample
+LAYER_SAMPLE_DRAWS = 32
+LAYER_DATASET_DRAWS = 4
+EXPLANATION_DRAWS = 10     # perturbations per sample for sensitivity_max and infidelity
+EXPLANATION_SAMPLES = 64   # the first test samples the robustness table is computed on
+SWEEP_GRID = 20
+SEED = 0
+NOISE_LEVELS = (0.05, 0.1, 0.2, 0.5, 1.0)
+ABLATIONS = ("mean", 0.5, 1.0)
+PAD = "pad"                # the token baseline: the padding token (id 0 of the zoo's vocabularies)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a sensitivity view shows: the kind, what is explained (``objective``, one of
+    its ``target``s) and the options of the kind."""
+
+    kind: str = "noise"
+    objective: str | None = None
+    target: object = None
+    baseline: str = "zero"        # occlusion: "zero", "mean", "blur" (images), "pad" (tokens)
+    window: int | None = None     # occlusion: window size per position (None: the library's default)
+    feature: int = 0              # tabular: the swept feature
+    noise: float = 0.1            # layer: input noise, relative to the data's std
+    ablate: object = "mean"       # layer: "mean", or noise of that size relative to the output's std
+
+
+def kinds(entry: Entry) -> list[tuple[str, str]]:
+    """(kind, label) of the kinds that apply to ``entry``: token ids cannot be perturbed
+    continuously, so token models have no explanation kind."""
+    out = [("noise", "input noise"),
+           ("occlusion", "feature sweep" if entry.dataset.modality == "tabular" else "occlusion"),
+           ("layer", "layers")]
+    if entry.dataset.modality != "tokens":
+        out.append(("explanation", "explanations"))
+    return out
+
+
+def baselines(entry: Entry) -> list[tuple[str, str]]:
+    """(value, label) of the occlusion baselines for ``entry``'s inputs."""
+    modality = entry.dataset.modality
+    if modality == "tokens":
+        return [("zero", "zero embedding"), (PAD, f"padding token {entry.dataset.vocab[0]!r}")]
+    if modality == "image":
+        return [("zero", "zero"), ("mean", "test-set mean"), ("blur", "blurred sample")]
+    return [("zero", "zero"), ("mean", "test-set mean")]
+
+
+def windows(entry: Entry) -> list[int | None]:
+    """Occlusion window sizes offered for ``entry`` (None: the library's default)."""
+    x = entry.test[0]
+    if entry.dataset.modality == "tokens":
+        return [None, 2, 3, 4]
+    if entry.dataset.modality == "image":
+        return [None] + [w for w in (1, 2, 3, 4, 6) if w <= min(x.shape[-2:])]
+    return [None]
+
+
+def objectives(entry: Entry) -> list[sal.Objective]:
+    return sal.objectives(entry)
+
+
+def settings(entry: Entry, **given) -> Settings:
+    """Checked settings for ``entry`` (defaults where not given); an InterpError names any
+    setting that does not apply."""
+    s = Settings(**given)
+    known = dict(kinds(entry))
+    if s.kind not in known:
+        raise UnknownNameError(f"sensitivity kind for {entry.name}", s.kind, known,
+                               hint="token ids cannot be perturbed continuously" if s.kind == "explanation" else "")
+    obj = sal.objective(entry, s.objective)
+    target = sal._target(entry, obj, s.target)
+    if s.baseline not in dict(baselines(entry)):
+        raise UnknownNameError(f"occlusion baseline for {entry.name}", s.baseline, dict(baselines(entry)))
+    if s.window not in windows(entry):
+        raise InputError(f"occlusion window {s.window!r} is not offered for {entry.name}; expected one of "
+                         f"{windows(entry)}")
+    n_features = entry.test[0].shape[1] if entry.dataset.modality == "tabular" else 0
+    if n_features and not (isinstance(s.feature, int) and 0 <= s.feature < n_features):
+        raise InputError(f"feature must be an index in [0, {n_features - 1}]; got {s.feature!r}")
+    if s.noise not in NOISE_LEVELS:
+        raise InputError(f"noise {s.noise!r} is not offered; expected one of {NOISE_LEVELS}")
+    if s.ablate not in ABLATIONS:
+        raise InputError(f"ablate {s.ablate!r} is not offered; expected one of {ABLATIONS}")
+    return dataclasses.replace(s, objective=obj.key, target=target)
+
+
+def data_std(entry: Entry, key: str) -> float:
+    """The test set's spread in the space noise is added to (inputs, or embeddings)."""
+    def compute():
+        with torch.no_grad():
+            return float(_inputs(sal.fresh_model(entry, key), entry.test[0], None).values.std())
+
+    return _memo(entry, f"sensitivity-std-{key}", compute)
+
+
+def _labels(entry: Entry, s: Settings, rows: slice):
+    """Labels for accuracy, where the model classifies and the class score is explained."""
+    return entry.test[1][rows] if entry.is_classifier and s.objective == "class" else None
+
+
+def objective_of(entry: Entry, s: Settings) -> str:
+    """What ``s`` explains, in words."""
+    obj = sal.objective(entry, s.objective)
+    if obj.key == "class":
+        return "predicted class score" if s.target == "predicted" else f"score of class {entry.card['classes'][s.target]}"
+    return obj.label + (f" (unit {s.target})" if obj.key == "latent" else "")
+
+
+def _occlusion_options(entry: Entry, s: Settings) -> tuple[object, str]:
+    """The occlusion fill for the library, and its name: the test-set mean is a tensor
+    (one sample's own mean would occlude it with itself), the pad token its id."""
+    if s.baseline == "mean":
+        return entry.test[0].mean(0), "test-set mean"
+    if s.baseline == PAD:
+        return 0, f"padding token {entry.dataset.vocab[0]!r}"
+    return s.baseline, s.baseline
+
+
+# ---------------------------------------------------------------------------- the selected sample
+
+def sample_result(entry: Entry, index: int, s: Settings):
+    """The sensitivity result of test sample ``index`` for settings ``s``."""
+    index = check_index(entry, index)
+    model = sal.fresh_model(entry, s.objective)
+    rows = slice(index, index + 1)
+    x = entry.test[0][rows]
+    std = data_std(entry, s.objective)
+    if s.kind == "noise":
+        return interp.sensitivity(model, x, s.target, kind="noise", draws=SAMPLE_DRAWS, std=std,
+                                  labels=_labels(entry, s, rows), seed=SEED)
+    if s.kind == "occlusion":
+        if entry.dataset.modality == "tabular":
+            return interp.sensitivity(model, x, s.target, kind="occlusion", feature=s.feature,
+                                      grid=_sweep_grid(entry, s.feature))
+        fill, name = _occlusion_options(entry, s)
+        r = interp.sensitivity(model, x, s.target, kind="occlusion", window=s.window, baseline=fill)
+        return dataclasses.replace(r, baseline=name)
+    if s.kind == "layer":  # one sample has no batch mean to ablate with: its layers are perturbed instead
+        return interp.sensitivity(model, x, s.target, kind="layer", noise=s.noise, draws=LAYER_SAMPLE_DRAWS,
+                                  std=std, labels=_labels(entry, s, rows), seed=SEED,
+                                  ablate=1.0 if s.ablate == "mean" else s.ablate)
+    return interp.sensitivity(model, x, s.target, kind="explanation", **_explanation_options(entry, s), std=std)
+
+
+def _sweep_grid(entry: Entry, feature: int) -> torch.Tensor:
+    """The feature's observed range over the test set, so a sample's curve and the test
+    set's share one grid."""
+    column = entry.test[0][:, feature]
+    return torch.linspace(float(column.min()), float(column.max()), SWEEP_GRID, dtype=column.dtype)
+
+
+def sample_figure(entry: Entry, index: int, s: Settings) -> go.Figure:
+    """The figure of test sample ``index`` for settings ``s``."""
+    r = sample_result(entry, index, s)
+    what = objective_of(entry, s)
+    x = entry.test[0]
+    if s.kind == "noise":
+        return figures.noise_curves(r, sample=0, title=f"How the {what} of sample {index} moves under input noise")
+    if s.kind == "occlusion":
+        if entry.dataset.modality == "tabular":
+            return figures.ice_curves(r, _feature_name(entry, s.feature), highlight=0,
+                                      feature_value=float(x[index, s.feature]),
+                                      title=f"Sample {index}: the {what} as {_feature_name(entry, s.feature)} "
+                                      "sweeps its test-set range")
+        return figures.occlusion_view(x[index:index + 1], r, entry.dataset.modality, 0,
+                                      title=f"Occlusion, sample {index}",
+                                      feature_names=entry.dataset.feature_names, vocab=entry.dataset.vocab)
+    if s.kind == "layer":
+        return figures.layer_profile(r, title=f"Layer sensitivity of sample {index}")
+    return figures.explanation_robustness(r, title=f"Robustness of the explanations of sample {index}")
+
+
+def _feature_name(entry: Entry, feature: int) -> str:
+    names = entry.dataset.feature_names
+    return names[feature] if names else f"feature {feature}"
+
+
+# ---------------------------------------------------------------------------- the test set
+
+def _explanation_options(entry: Entry, s: Settings) -> dict:
+    """Every attribution method that applies, and the entry's default LRP composite where
+    LRP can explain the objective."""
+    composites = (zoo_lrp.default_composite(entry),) if s.objective not in zoo_lrp.NOT_FOR_LRP else ()
+    return {"methods": tuple(sal.available_methods(entry)), "composites": composites,
+            "draws": EXPLANATION_DRAWS, "seed": SEED}
+
+
+def dataset_request(entry: Entry, s: Settings) -> dict | None:
+    """What the test-set part of ``s`` computes, as JSON values (the cache key), or None
+    when the kind has none (occlusion of images and tokens)."""
+    base = {"kind": s.kind, "objective": s.objective, "target": s.target, "seed": SEED}
+    if s.kind == "noise":
+        return {**base, "draws": DATASET_DRAWS, "scales": list(interp.sensitivity.DEFAULT_SCALES)}
+    if s.kind == "occlusion":
+        if entry.dataset.modality != "tabular":
+            return None
+        return {**base, "feature": s.feature, "grid": SWEEP_GRID}
+    if s.kind == "layer":
+        return {**base, "noise": s.noise, "ablate": s.ablate, "draws": LAYER_DATASET_DRAWS}
+    opts = _explanation_options(entry, s)
+    return {**base, "samples": EXPLANATION_SAMPLES, "methods": list(opts["methods"]),
+            "composites": list(opts["composites"]), "draws": EXPLANATION_DRAWS}
+
+
+def dataset_label(entry: Entry, s: Settings) -> str:
+    """What the test-set part computes, in words (for progress bars)."""
+    n = len(entry.test[0])
+    return {"noise": f"noise curves over the {n} test samples",
+            "occlusion": f"ICE curves of {_feature_name(entry, s.feature)} over the {n} test samples",
+            "layer": f"layer profile over the {n} test samples",
+            "explanation": f"explanation robustness on the first {min(n, EXPLANATION_SAMPLES)} test samples",
+            }[s.kind]
+
+
+def dataset_cached(entry: Entry, s: Settings):
+    """The test-set result of ``s`` if it is already on disk (or in memory), else None."""
+    request = dataset_request(entry, s)
+    return None if request is None else cache.cached(entry, request)
+
+
+def dataset_result(entry: Entry, s: Settings, progress=None):
+    """The test-set result of ``s`` (None for kinds without one), from the cache or computed;
+    ``progress(done, total)`` follows the computation."""
+    request = dataset_request(entry, s)
+    if request is None:
+        return None
+    return cache.result(entry, request, lambda: _compute(entry, s, progress))
+
+
+def _compute(entry: Entry, s: Settings, progress):
+    model = sal.fresh_model(entry, s.objective)
+    x = entry.test[0]
+    everything = slice(None)
+    std = data_std(entry, s.objective)
+    if s.kind == "noise":
+        return interp.sensitivity(model, x, s.target, kind="noise", draws=DATASET_DRAWS, std=std,
+                                  labels=_labels(entry, s, everything), seed=SEED, progress=progress)
+    if s.kind == "occlusion":
+        return interp.sensitivity(model, x, s.target, kind="occlusion", feature=s.feature,
+                                  grid=_sweep_grid(entry, s.feature), progress=progress)
+    if s.kind == "layer":
+        return interp.sensitivity(model, x, s.target, kind="layer", noise=s.noise, draws=LAYER_DATASET_DRAWS,
+                                  std=std, labels=_labels(entry, s, everything), seed=SEED, ablate=s.ablate,
+                                  progress=progress)
+    return interp.sensitivity(model, x[:EXPLANATION_SAMPLES], s.target, kind="explanation",
+                              **_explanation_options(entry, s), std=std, progress=progress)
+
+
+def dataset_figure(entry: Entry, s: Settings, result, index: int | None = None) -> go.Figure:
+    """The figure of a test-set result; ``index``: a sample to pick out (ICE curves)."""
+    what = objective_of(entry, s)
+    n = len(entry.test[0])
+    if s.kind == "noise":
+        return figures.noise_curves(result, title=f"How the {what} moves under input noise, {n} test samples")
+    if s.kind == "occlusion":
+        name = _feature_name(entry, s.feature)
+        return figures.ice_curves(result, name, highlight=index,
+                                  feature_value=None if index is None else float(entry.test[0][index, s.feature]),
+                                  title=f"The {what} as {name} sweeps its range, {n} test samples")
+    if s.kind == "layer":
+        return figures.layer_profile(result, title=f"Layer sensitivity over {n} test samples")
+    return figures.explanation_robustness(result, title="Robustness of explanations")
+
+
+# ---------------------------------------------------------------------------- reports
+
+def strongest_feature(entry: Entry, s: Settings) -> int:
+    """The tabular feature whose sweep moves the target score most (mean over the test
+    samples of each ICE curve's range)."""
+    def compute():
+        model = sal.fresh_model(entry, s.objective)
+        x = entry.test[0]
+        ranges = []
+        for f in range(x.shape[1]):
+            r = interp.sensitivity(model, x, s.target, kind="occlusion", feature=f, grid=_sweep_grid(entry, f))
+            ranges.append(float((r.curves.max(1).values - r.curves.min(1).values).mean()))
+        return max(range(len(ranges)), key=ranges.__getitem__)
+
+    return _memo(entry, f"sensitivity-strongest-{s.objective}-{s.target}", compute)
+
+
+def report_figures(entry: Entry, indices) -> dict[str, go.Figure]:
+    """The report's sensitivity figures for the default objective and target: test-set
+    noise curves, the occlusion maps of test samples ``indices`` (tabular: the ICE curves
+    of the strongest feature), the layer profile and the explanation robustness table."""
+    base = settings(entry)
+    out = {"noise": dataset_figure(entry, base, dataset_result(entry, base))}
+    if entry.dataset.modality == "tabular":
+        sweep = dataclasses.replace(base, kind="occlusion", feature=strongest_feature(entry, base))
+        out["sweep"] = dataset_figure(entry, sweep, dataset_result(entry, sweep), indices[0] if indices else None)
+    else:
+        occlusion = dataclasses.replace(base, kind="occlusion")
+        for i in indices:
+            out[f"occlusion-{i}"] = sample_figure(entry, i, occlusion)
+    layer = dataclasses.replace(base, kind="layer")
+    out["layer"] = dataset_figure(entry, layer, dataset_result(entry, layer))
+    if "explanation" in dict(kinds(entry)):
+        explanation = dataclasses.replace(base, kind="explanation")
+        out["explanation"] = dataset_figure(entry, explanation, dataset_result(entry, explanation))
+    return out
+
+
+__all__ = ["Settings", "objective_of", "strongest_feature", "report_figures", "kinds", "baselines", "windows", "objectives", "settings", "data_std", "sample_result",
+           "sample_figure", "dataset_request", "dataset_label", "dataset_cached", "dataset_result",
+           "dataset_figure", "NOISE_LEVELS", "ABLATIONS"]
