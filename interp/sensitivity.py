@@ -77,9 +77,11 @@ class LayerSensitivity:
     share of samples still predicted right (``labels``) or as before (no labels) when the
     layer's output is replaced by its mean over the batch (or, with ``ablate=r``, perturbed
     by noise of r times its std; ``ablated_by`` says which); ``baseline``: that share
-    with nothing replaced. Models with one output and no labels have no prediction to
-    keep: there ``ablation`` is the relative change of the target score over the batch,
-    ``||s_ablated - s|| / ||s||``, ``baseline`` 0 and ``measured_against`` "score"."""
+    with nothing replaced. With ``measure="score"`` (the default for models with one
+    output and no labels, which have no prediction to keep; give it for outputs that are
+    not classes, such as latent units) ``ablation`` is the relative change of the target
+    score over the batch, ``||s_ablated - s|| / ||s||``, ``baseline`` 0 and
+    ``measured_against`` "score"."""
 
     kind = "layer"
     layers: tuple[str, ...]
@@ -191,6 +193,12 @@ def _number(name: str, v, meaning: str = "", strict: bool = False) -> float:
     return float(v)
 
 
+def _check_seed(v) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise InputError(f"seed must be an integer; got {v!r}")
+    return v
+
+
 def _check_count(name: str, v) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise InputError(f"{name} must be an integer >= 1; got {v!r}")
@@ -274,11 +282,15 @@ def _labels(labels, n: int, k: int) -> torch.Tensor | None:
 
 
 def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int = 8, std=None, labels=None,
-                seed: int = 0, embedding=None, ablate="mean", progress=None) -> LayerSensitivity:
+                seed: int = 0, embedding=None, ablate="mean", measure=None, progress=None) -> LayerSensitivity:
     _number("noise", noise, " (relative to the data's std)")
     if ablate != "mean":
         _number("ablate", ablate, " (noise of that size relative to the output's std), or 'mean' (each layer's "
                 "output replaced by its batch mean)")
+    if measure not in (None, "prediction", "score"):
+        raise InputError(f"measure must be 'prediction' (the share still predicted right), 'score' (the "
+                         f"relative change of the target score) or None (the first, where there are classes); "
+                         f"got {measure!r}")
     draws = _check_count("draws", draws)
     space = _inputs(model, x, embedding)
     base = space.values
@@ -299,7 +311,8 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
         raise InterpError("no layer output was recorded on this input; name layers with layers=...")
     label = _labels(labels, n, clean.shape[1])
     reference = label if label is not None else clean.argmax(1)
-    by_score = label is None and clean.shape[1] == 1  # one output: no prediction to keep, its score moves
+    # one output and no labels: no prediction to keep, so the score's move is measured
+    by_score = measure == "score" or (measure is None and label is None and clean.shape[1] == 1)
     t = resolve_target(target, clean)
     at_target = clean.gather(1, t[:, None])[:, 0]
     generator = torch.Generator().manual_seed(seed)
@@ -330,7 +343,7 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     return LayerSensitivity(layers=keys, change=change.mean(1), change_std=change.std(1, unbiased=False),
                             ablation=torch.stack(ablation).double(), baseline=baseline, noise=float(noise),
                             draws=draws, seed=seed,
-                            measured_against="labels" if label is not None else "score" if by_score
+                            measured_against="score" if by_score else "labels" if label is not None
                             else "clean predictions",
                             ablated_by="batch mean" if ablate == "mean" else f"noise {float(ablate):g} x the output's std")
 
@@ -416,12 +429,17 @@ def _sweep(model, x, target, feature, grid, progress=None) -> FeatureSweep:
         raise InputError(f"feature sweeps apply to tabular inputs (batch, features); got {tuple(x.shape)}")
     if not isinstance(feature, int) or isinstance(feature, bool) or not 0 <= feature < x.shape[1]:
         raise InputError(f"feature must be an index in [0, {x.shape[1] - 1}]; got {feature!r}")
-    if isinstance(grid, int) and not isinstance(grid, bool):
+    if isinstance(grid, bool) or isinstance(grid, (str, float)):
+        raise InputError(f"grid must be a number of points (an integer >= 2) or the values to sweep; got {grid!r}")
+    if isinstance(grid, int):
         if grid < 2:
             raise InputError(f"grid must be at least 2 points; got {grid}")
         values = torch.linspace(float(x[:, feature].min()), float(x[:, feature].max()), grid, dtype=x.dtype)
     else:
-        values = torch.as_tensor(grid, dtype=x.dtype).reshape(-1)
+        try:
+            values = torch.as_tensor(grid, dtype=x.dtype).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"grid must be a number of points or finite values; got {grid!r}") from None
         if values.numel() < 1 or not bool(torch.isfinite(values).all()):
             raise InputError("grid must be a number of points or finite values")
     with torch.no_grad():
@@ -552,6 +570,8 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     unknown = [k for k in options if k not in accepted]
     if unknown:
         raise UnknownNameError(f"option of sensitivity kind {kind!r}", unknown[0], accepted)
+    if "seed" in options:
+        _check_seed(options["seed"])
     if options.get("progress") is not None and not callable(options["progress"]):
         raise InputError(f"progress must be a function progress(done, total) or None; got {options['progress']!r}")
     with exclusive():

@@ -4,8 +4,8 @@ A result is computed once per (entry weights, what was asked) and written with
 :func:`interp.results.save` (safetensors; loading builds only known result types and
 never unpickles) to ``<store root>/<model>/results/<key>.safetensors``, the store root
 being :func:`interp.store.default_root` (``$INTERP_CACHE``, ``interp dashboard
---cache``). The key hashes the weights' sha256 with the request, so retrained weights
-or other settings are a miss, never a stale hit. A file that cannot be read (cut short,
+--cache``). The key hashes the weights' sha256, the test split's fingerprint and the request, so
+retrained weights, other data or other settings are a miss, never a stale hit. A file that cannot be read (cut short,
 from another version) is computed again and replaced. The dashboard's background jobs
 and the reports both come here, so whichever runs first fills the cache for the other.
 """
@@ -20,19 +20,27 @@ from typing import Callable
 
 from interp import results
 from interp.errors import InterpError
-from interp.store import default_root
+from interp.store import default_root, tensor_fingerprint
 
 from . import Entry
 
-VERSION = 1  # bump when a computation behind a cached result changes
+VERSION = 2  # bump when a computation behind a cached result changes
 _lock = threading.RLock()
 
 
 def key_of(entry: Entry, request: dict) -> str:
     """The cache key of ``request`` (JSON values) for ``entry``'s weights."""
     identity = {"model": entry.name, "weights": entry.card.get("weights", {}).get("sha256", ""),
-                "version": VERSION, "request": request}
+                "data": _data_fingerprint(entry), "version": VERSION, "request": request}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _data_fingerprint(entry: Entry) -> str:
+    """The test split's fingerprint (results depend on the data as much as on the weights)."""
+    key = ("cache", "data")
+    if key not in entry.memo:
+        entry.memo[key] = tensor_fingerprint(*entry.test)
+    return entry.memo[key]
 
 
 def path_of(entry: Entry, request: dict) -> Path:

@@ -141,6 +141,12 @@ def _labels(entry: Entry, s: Settings, rows: slice):
     return entry.test[1][rows] if entry.is_classifier and s.objective == "class" else None
 
 
+def _measure(s: Settings) -> str:
+    """How layer ablation is rated: by the prediction for class scores, else by how far
+    the explained score moves (a latent unit or an error has no prediction to keep)."""
+    return "prediction" if s.objective == "class" else "score"
+
+
 def objective_of(entry: Entry, s: Settings) -> str:
     """What ``s`` explains, in words."""
     obj = sal.objective(entry, s.objective)
@@ -181,7 +187,7 @@ def sample_result(entry: Entry, index: int, s: Settings):
     if s.kind == "layer":  # one sample has no batch mean to ablate with: its layers are perturbed instead
         return interp.sensitivity(model, x, s.target, kind="layer", noise=s.noise, draws=LAYER_SAMPLE_DRAWS,
                                   std=std, labels=_labels(entry, s, rows), seed=SEED,
-                                  ablate=1.0 if s.ablate == "mean" else s.ablate)
+                                  ablate=1.0 if s.ablate == "mean" else s.ablate, measure=_measure(s))
     return interp.sensitivity(model, x, s.target, kind="explanation", **_explanation_options(entry, s), std=std)
 
 
@@ -284,7 +290,7 @@ def _compute(entry: Entry, s: Settings, progress):
     if s.kind == "layer":
         return interp.sensitivity(model, x, s.target, kind="layer", noise=s.noise, draws=LAYER_DATASET_DRAWS,
                                   std=std, labels=_labels(entry, s, everything), seed=SEED, ablate=s.ablate,
-                                  progress=progress)
+                                  measure=_measure(s), progress=progress)
     return interp.sensitivity(model, x[:EXPLANATION_SAMPLES], s.target, kind="explanation",
                               **_explanation_options(entry, s), std=std, progress=progress)
 

@@ -75,7 +75,8 @@ def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str
     (a fraction of the data's std): the mean over samples with a band of ± the spread
     across samples, or with ``sample`` that sample's curve with its spread over the noisy
     copies (``score_change_std``). Right: the share of noisy copies predicting what the
-    clean input predicts, and the accuracy when labels were given, in [0, 1]."""
+    clean input predicts, the accuracy when labels were given, and the RMS change of the
+    target's softmax probability (mean over samples, or the sample's), all in [0, 1]."""
     _check(result, NoiseSensitivity, "noise")
     x = _floats(result.scales)
     change = _floats(result.score_change)  # (scales, batch)
@@ -98,10 +99,19 @@ def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str
                                  line=dict(color=NEGATIVE, width=2, dash="dash"),
                                  hovertemplate="noise %{x:.3g} × std<br>accuracy %{y:.1%}<extra></extra>"),
                       row=1, col=2)
+    if result.probability_change is not None:
+        p = _floats(result.probability_change)
+        fig.add_trace(go.Scatter(x=x, y=p.mean(1) if sample is None else p[:, i], mode="lines+markers",
+                                 name="RMS probability change" + ("" if sample is None else f", sample {i}"),
+                                 line=dict(color=ACCENT, width=2, dash="dot"),
+                                 hovertemplate="noise %{x:.3g} × std<br>probability change %{y:.3f}<extra></extra>"),
+                      row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(title="noise scale (× the data's std)", row=1, col=col)
     fig.update_yaxes(title="RMS change of the target score", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title="share of noisy copies", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(title="share of noisy copies" + (" / probability change" if result.probability_change
+                                                      is not None else ""),
+                     range=[0, 1.02], tickformat=".0%", row=1, col=2)
     where = f" in the embedding {result.embedding}" if result.embedding else ""
     sub = (f"Gaussian noise{where}, std = {result.std:.4g}, {result.draws} draws per sample and scale, "
            f"seed {result.seed}")

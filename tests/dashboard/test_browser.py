@@ -370,7 +370,7 @@ def test_sensitivity_view_for_every_model_and_kind(browser, server):
 
         for kind, label in sensitivity.kinds(entry):
             page.locator(f"#sens-kind input[value='{kind}']").click()
-            _wait(page, watch, f"#sens-caption:has-text('{name} · test sample 0')")
+            _wait(page, watch, f"#sens-caption:has-text('{name} · test sample 0')", timeout=60)
             _wait(page, watch, f"#sens-caption:has-text('{label}')")
             _wait(page, watch, function=_all_drawn(["#sens-sample"]))
             if kind == "occlusion" and entry.dataset.modality != "tabular":

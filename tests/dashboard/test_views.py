@@ -96,3 +96,28 @@ def test_sensitivity_settings_from_pickers_fall_back_to_the_models_own():
     s = settings_of(tokens, "explanation", "latent", 7, "blur", 6, 12, 0.3, "median")
     assert (s.kind, s.objective, s.target, s.baseline, s.window, s.feature, s.noise, s.ablate) == (
         "noise", "class", "predicted", "zero", None, 0, 0.1, "mean")
+
+
+def test_a_poll_does_not_start_a_failed_job_again():
+    import threading
+
+    from dashboard.jobs import Jobs
+    from dashboard.views.sensitivity import job_for
+    from interp.errors import InputError
+
+    jobs, calls = Jobs(), []
+
+    def failing(progress):
+        calls.append(1)
+        raise InputError("broken")
+
+    job = job_for("k", "a job", failing, polled=False, jobs=jobs)
+    for _ in range(500):
+        if job.state != "running":
+            break
+        threading.Event().wait(0.01)
+    for _ in range(5):  # the interval keeps ticking: the failure stays, nothing runs again
+        assert job_for("k", "a job", failing, polled=True, jobs=jobs) is job and job.state == "failed"
+    assert len(calls) == 1
+    again = job_for("k", "a job", failing, polled=False, jobs=jobs)  # asked again: retried
+    assert again is not job

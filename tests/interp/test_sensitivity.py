@@ -263,3 +263,42 @@ def test_occlusion_records_the_window_it_used():
     model = nn.Sequential(nn.Flatten(), nn.Linear(100, 2)).eval()
     r = S.sensitivity(model, torch.randn(2, 1, 10, 10), "predicted", "occlusion")
     assert r.window == (2, 2) and r.stride == (1, 1)  # the defaults filled in, not None
+
+
+def test_an_identity_layer_adds_nothing_and_ablating_it_is_ablating_its_input():
+    """nn.Identity passes its input on: its relative change under noise is exactly that of
+    the layer before it, and replacing its output (by the batch mean, or with noise of size
+    0) does exactly what replacing that layer's output does (nothing, for size 0)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Identity(), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(50, 4)
+    labels = model(x).argmax(1)
+    r = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=3)
+    change, ablation = dict(zip(r.layers, r.change.tolist())), dict(zip(r.layers, r.ablation.tolist()))
+    assert change["1"] == change["0"] and ablation["1"] == ablation["0"]
+    untouched = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=1, ablate=0.0, layers=["1"])
+    assert untouched.ablation.tolist() == [untouched.baseline] == [1.0]
+
+
+def test_layer_ablation_measured_by_score_on_request_and_checked():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(20, 4)
+    r = S.sensitivity(model, x, 0, "layer", draws=1, measure="score")
+    assert r.measured_against == "score" and r.baseline == 0.0 and bool((r.ablation > 0).all())
+    assert S.sensitivity(model, x, 0, "layer", draws=1).measured_against == "clean predictions"
+    with pytest.raises(InputError, match="measure must be"):
+        S.sensitivity(model, x, 0, "layer", measure="accuracy")
+
+
+@pytest.mark.parametrize("kind, options, match", [
+    ("noise", {"seed": "a"}, "seed must be an integer"),
+    ("layer", {"seed": None}, "seed must be an integer"),
+    ("occlusion", {"feature": 0, "grid": 3.5}, "grid must be"),
+    ("occlusion", {"feature": 0, "grid": "a"}, "grid must be"),
+    ("occlusion", {"feature": 0, "grid": [[1.0], ["x"]]}, "grid must be"),
+])
+def test_bad_seeds_and_grids_are_refused(kind, options, match):
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    with pytest.raises(InputError, match=match):
+        S.sensitivity(model, torch.randn(5, 4), "predicted", kind, **options)

@@ -220,3 +220,15 @@ def test_ice_curves_highlight_a_sample_and_its_value():
     assert list(value.x) == [0.5] and list(value.y) == [pytest.approx(0.5)]  # on its curve
     with pytest.raises(InputError, match="sample must be an index"):
         figures.ice_curves(r, highlight=3)
+
+
+def test_noise_curves_show_the_probability_change():
+    r = _noise_result()
+    p = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.2, 0.3], [0.5, 0.2, 0.2]])
+    import dataclasses
+
+    fig = figures.noise_curves(dataclasses.replace(r, probability_change=p))
+    np.testing.assert_allclose(_y(_named(fig, "RMS probability change")), [0.0, 0.2, 0.3], rtol=1e-6)
+    one = figures.noise_curves(dataclasses.replace(r, probability_change=p), sample=2)
+    np.testing.assert_allclose(_y(_named(one, "RMS probability change, sample 2")), [0.0, 0.3, 0.2], rtol=1e-6)
+    assert not [t for t in figures.noise_curves(r).data if "probability" in (t.name or "")]  # None: no line
