@@ -167,6 +167,39 @@ def _flatten(output: Any, names: Any = None, prefix: str = "") -> Iterator[tuple
     # anything else (None, ints, strings) carries no activation
 
 
+def replace_part(output: Any, module: nn.Module, sub: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``module``'s ``output`` with its part ``sub`` (named as :func:`capture` names it, e.g.
+    ``"h"`` of an LSTM) replaced by ``fn(part)``, the rest as it was; None when the output
+    has no such part."""
+    found = []
+
+    def walk(value: Any, names: Any, prefix: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            if prefix == sub:
+                found.append(prefix)
+                return fn(value)
+            return value
+
+        def join(part: str) -> str:
+            return f"{prefix}.{part}" if prefix else part
+
+        if isinstance(value, dict):
+            return {k: walk(v, None, join(str(k))) for k, v in value.items()}
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # named tuple
+            return type(value)(*(walk(v, None, join(k)) for k, v in zip(value._fields, value)))
+        if isinstance(value, (tuple, list)):
+            parts = []
+            for i, v in enumerate(value):
+                name = names[i] if isinstance(names, tuple) and i < len(names) else None
+                parts.append(walk(v, name, prefix) if isinstance(name, tuple)
+                             else walk(v, None, join(name if isinstance(name, str) else str(i))))
+            return type(value)(parts)
+        return value
+
+    new = walk(output, _part_names(module), "")
+    return new if found else None
+
+
 # modules whose outputs put channels right after the batch axis, also when 3-D (N, C, L)
 CHANNELS_FIRST = (
     nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
@@ -579,4 +612,5 @@ def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **option
 
 
 __all__ = ["capture", "record", "intervene", "hooked", "Recording", "select_layers", "module_names", "leaf_names",
+           "replace_part",
            "batch_axis_of", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

@@ -30,7 +30,7 @@ from torch import nn
 
 from ._checks import check_batch, check_finite, resolve_target, run_model, scores_of
 from .attribution import _prepare, exclusive
-from .capture import capture, intervene, select_layers
+from .capture import batch_axis_of, capture, intervene, module_names, replace_part, select_layers
 from .errors import InputError, InterpError, UnknownNameError
 
 DEFAULT_SCALES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -240,10 +240,9 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
         if sigma == 0:  # no noise: every copy is the clean input, whose scores are known
             scores = clean.expand(draws, *clean.shape)
         else:
-            copies = base.repeat((draws,) + (1,) * (base.ndim - 1))
-            copies = copies + _noise(copies.shape, sigma * spread, generator, base)
             with torch.no_grad():
-                scores = torch.cat([space.run(chunk) for chunk in _chunks(copies, n)]).view(draws, n, -1)
+                scores = torch.cat([space.run(copies) for copies in _noisy(base, draws, sigma * spread, generator)]
+                                   ).view(draws, n, -1)
         change = scores.gather(2, t[None, :, None].expand(draws, n, 1))[..., 0] - at_target
         rms.append(change.pow(2).mean(0).sqrt())
         spread_abs.append(change.abs().std(0, unbiased=False))
@@ -260,6 +259,15 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
                             agreement=torch.stack(agreement), accuracy=torch.stack(accuracy) if label is not None
                             else None, target=t, score=at_target, std=spread, draws=draws, seed=seed,
                             embedding=space.embedding)
+
+
+def _noisy(base: torch.Tensor, draws: int, scale: float, generator: torch.Generator):
+    """``draws`` noisy copies of the batch, whole batches at a time, about ROWS_PER_EVAL
+    rows per piece: memory holds one piece, never all the copies."""
+    per = max(1, ROWS_PER_EVAL // len(base))
+    for start in range(0, draws, per):
+        copies = base.repeat((min(per, draws - start),) + (1,) * (base.ndim - 1))
+        yield copies + _noise(copies.shape, scale, generator, base)
 
 
 def _chunks(copies: torch.Tensor, batch: int):
@@ -331,13 +339,14 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     keys = tuple(outputs)
     change = torch.stack([torch.stack(changes[key]).mean(0) for key in keys])  # (outputs, batch)
     ablation = []
+    modules = module_names(model)
     for step, key in enumerate(keys, draws + 1):
-        if key in rec.layer_of and rec.layer_of[key] == key:
-            scores = _ablated(model, space, base, key, outputs[key], ablate, generator)
-            ablation.append(_relative(scores.gather(1, t[:, None])[:, 0] - at_target, at_target) if by_score
-                            else (scores.argmax(1) == reference).double().mean())
-        else:
-            ablation.append(torch.tensor(float("nan")))
+        layer = rec.layer_of.get(key, key)
+        sub = key[len(layer) + 1:] if key != layer else ""
+        axis = batch_axis_of(modules[layer], sub) if layer in modules else 0
+        scores = _ablated(model, space, base, layer, sub, axis, outputs[key], ablate, generator)
+        ablation.append(_relative(scores.gather(1, t[:, None])[:, 0] - at_target, at_target) if by_score
+                        else (scores.argmax(1) == reference).double().mean())
         _tick(progress, step, steps)
     baseline = 0.0 if by_score else float((clean.argmax(1) == reference).double().mean())
     return LayerSensitivity(layers=keys, change=change.mean(1), change_std=change.std(1, unbiased=False),
@@ -357,19 +366,26 @@ def _relative(change: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
     return (change.norm() / of.norm().clamp(min=1e-12)).double()
 
 
-def _ablated(model, space: _Inputs, base, layer: str, output: torch.Tensor, ablate,
+def _ablated(model, space: _Inputs, base, layer: str, sub: str, axis: int, output: torch.Tensor, ablate,
              generator: torch.Generator) -> torch.Tensor:
-    """The model's scores with ``layer``'s output replaced by its mean over the batch
-    (``ablate="mean"``), or perturbed by Gaussian noise of ``ablate`` times the output's std."""
+    """The model's scores with ``layer``'s output (its part ``sub`` of a tuple output, e.g.
+    an LSTM's ``h``, whose batch axis is ``axis``) replaced by its mean over the batch
+    (``ablate="mean"``), or perturbed by Gaussian noise of ``ablate`` times its std.
+    ``output``: what was recorded, batch first."""
     mean = output.mean(0, keepdim=True)
     scale = float(output.std(unbiased=False)) * ablate if ablate != "mean" else 0.0
 
+    def change(part: torch.Tensor) -> torch.Tensor:
+        b = part.movedim(axis, 0)
+        if b.shape[1:] != mean.shape[1:]:  # another call of the module, on other shapes: left alone
+            return part
+        b = mean.expand_as(b) if ablate == "mean" else b + _noise(b.shape, scale, generator, b) if scale > 0 else b
+        return b.movedim(0, axis)
+
     def replace(_name, _args, out):
-        if not isinstance(out, torch.Tensor) or out.shape[1:] != mean.shape[1:]:
-            return None
-        if ablate == "mean":
-            return mean.expand_as(out)
-        return out + _noise(out.shape, scale, generator, out) if scale > 0 else out
+        if not sub:
+            return change(out) if isinstance(out, torch.Tensor) else None
+        return replace_part(out, module_names(model)[layer], sub, change)
     with torch.no_grad(), intervene(model, [layer], replace):
         return space.run(base)
 

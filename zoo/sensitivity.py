@@ -45,6 +45,7 @@ LAYER_SAMPLE_DRAWS = 32
 LAYER_DATASET_DRAWS = 4
 EXPLANATION_DRAWS = 10     # perturbations per sample for sensitivity_max and infidelity
 EXPLANATION_SAMPLES = 64   # the first test samples the robustness table is computed on
+EXPLANATION_PIECE = 16     # ... this many per library call (see _explanations_in_pieces)
 SWEEP_GRID = 20
 SEED = 0
 NOISE_LEVELS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -291,8 +292,24 @@ def _compute(entry: Entry, s: Settings, progress):
         return interp.sensitivity(model, x, s.target, kind="layer", noise=s.noise, draws=LAYER_DATASET_DRAWS,
                                   std=std, labels=_labels(entry, s, everything), seed=SEED, ablate=s.ablate,
                                   measure=_measure(s), progress=progress)
-    return interp.sensitivity(model, x[:EXPLANATION_SAMPLES], s.target, kind="explanation",
-                              **_explanation_options(entry, s), std=std, progress=progress)
+    return _explanations_in_pieces(model, x[:EXPLANATION_SAMPLES], s, _explanation_options(entry, s), std,
+                                   progress)
+
+
+def _explanations_in_pieces(model, x: torch.Tensor, s: Settings, options: dict, std: float, progress):
+    """The explanation kind over ``x``, EXPLANATION_PIECE samples per call (piece k seeded
+    ``seed + k``), joined: the samples are independent, and between calls the library's
+    analysis lock is free, so the dashboard's other views do not wait seconds for it."""
+    pieces = [x[i:i + EXPLANATION_PIECE] for i in range(0, len(x), EXPLANATION_PIECE)]
+    steps = len(options["methods"]) + len(options["composites"])
+    done = []
+    for k, piece in enumerate(pieces):
+        tick = None if progress is None else (lambda d, _t, k=k: progress(k * steps + d, len(pieces) * steps))
+        done.append(interp.sensitivity(model, piece, s.target, kind="explanation",
+                                       **{**options, "seed": options["seed"] + k}, std=std, progress=tick))
+    return dataclasses.replace(done[0], sensitivity_max=torch.cat([r.sensitivity_max for r in done], 1),
+                               infidelity=torch.cat([r.infidelity for r in done], 1),
+                               target=torch.cat([r.target for r in done]))
 
 
 def dataset_figure(entry: Entry, s: Settings, result, index: int | None = None) -> go.Figure:

@@ -206,7 +206,7 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
     """Per layer output, in model order from the top: left, the mean relative change of
     the output under input noise with error bars of its spread over samples; right, the
     share of samples still right when the layer's output is replaced by its batch mean
-    or perturbed (``result.ablated_by``; layers not ablated, e.g. sub-outputs of tuples, have no bar and read "not ablated"),
+    or perturbed (``result.ablated_by``; a NaN (no ablation measured) draws no bar and reads "not ablated"),
     with a dotted line at the share with nothing replaced."""
     _check(result, LayerSensitivity, "layer")
     names = list(result.layers)

@@ -302,3 +302,31 @@ def test_bad_seeds_and_grids_are_refused(kind, options, match):
     model = nn.Sequential(nn.Linear(4, 3)).eval()
     with pytest.raises(InputError, match=match):
         S.sensitivity(model, torch.randn(5, 4), "predicted", kind, **options)
+
+
+def test_the_parts_of_a_recurrent_layers_output_are_ablated_one_by_one():
+    """A head reading the LSTM's final h: replacing h (batch axis 1) by its batch mean gives
+    every sample the same prediction; replacing out or c, which nothing reads, changes nothing."""
+    class LastHidden(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head = nn.LSTM(3, 6, batch_first=True), nn.Linear(6, 2)
+
+        def forward(self, x):
+            _, (h, _) = self.lstm(x)
+            return self.head(h[-1])
+
+    torch.manual_seed(0)
+    model = LastHidden().eval()
+    x = torch.randn(40, 5, 3)
+    with torch.no_grad():  # a bias that splits the samples between the two classes
+        margin = model(x) @ torch.tensor([-1.0, 1.0])
+        model.head.bias[1] -= float(margin.median()) + 1e-4
+    labels = model(x).argmax(1)
+    assert 0 < float(labels.float().mean()) < 1  # both classes present
+    r = S.sensitivity(model, x, "predicted", "layer", labels=labels, draws=1)
+    ablation = dict(zip(r.layers, r.ablation.tolist()))
+    assert set(ablation) == {"lstm.out", "lstm.h", "lstm.c", "head"}
+    assert ablation["lstm.out"] == ablation["lstm.c"] == 1.0
+    shared = float((labels == labels[0]).float().mean())  # what one prediction for all gets right, at most
+    assert ablation["lstm.h"] < 1.0 and ablation["lstm.h"] in (shared, 1 - shared)

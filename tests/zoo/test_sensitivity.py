@@ -122,3 +122,23 @@ def test_bad_settings_are_refused(given, error):
     entry = overview.cached_entry(given.pop("name", "cnn-digits"))
     with pytest.raises(error):
         sens.settings(entry, **given)
+
+
+def test_the_explanation_table_in_pieces_is_the_library_on_each_piece():
+    """Computed EXPLANATION_PIECE samples at a time (piece k seeded seed + k), joined, with
+    progress counted over every piece."""
+    entry = overview.cached_entry("mlp-cancer")
+    s = sens.settings(entry, kind="explanation")
+    steps = []
+    joined = sens._compute(entry, s, lambda d, t: steps.append((d, t)))
+    options = sens._explanation_options(entry, s)
+    model, x = saliency.fresh_model(entry, "class"), entry.test[0]
+    piece = sens.EXPLANATION_PIECE
+    second = interp.sensitivity(model, x[piece:2 * piece], "predicted", kind="explanation",
+                                **{**options, "seed": sens.SEED + 1}, std=sens.data_std(entry, "class"))
+    assert joined.sensitivity_max.shape == (len(joined.methods), sens.EXPLANATION_SAMPLES)
+    torch.testing.assert_close(joined.sensitivity_max[:, piece:2 * piece], second.sensitivity_max)
+    torch.testing.assert_close(joined.infidelity[:, piece:2 * piece], second.infidelity)
+    total = (sens.EXPLANATION_SAMPLES // piece) * len(joined.methods)
+    assert steps[0] == (0, total) and steps[-1] == (total, total)
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
