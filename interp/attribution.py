@@ -207,9 +207,12 @@ def _embedding_candidates(model: nn.Module, embedding: str | None) -> list[str]:
     return found
 
 
-def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bool) -> _Space:
+def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bool,
+             at: torch.Tensor | None = None) -> _Space:
     """One forward pass on ``x``: the scores (for the target) and the space to attribute in.
-    With ``graph`` the inputs require grad and the scores keep their autograd graph."""
+    With ``graph`` the inputs require grad and the scores keep their autograd graph. ``at``:
+    for token ids, embedding values to attribute at instead of the embedding's own output
+    (the explanation sensitivity perturbs token models there)."""
     if x.is_floating_point():
         if embedding is not None:
             raise InputError(f"embedding={embedding!r} applies to token-id inputs; the input is "
@@ -243,8 +246,15 @@ def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bo
     if not e.is_floating_point() or e.shape[:x.ndim] != x.shape:
         raise InputError(f"embedding layer {name!r} gives {tuple(e.shape)} for token ids {tuple(x.shape)}; "
                          "expected one vector per token")
-    return _Space(model, _ThroughEmbedding(model, name, by_identity=embedding is None), e, (x,), out.detach(),
-                  out if graph else None, name)
+    through = _ThroughEmbedding(model, name, by_identity=embedding is None)
+    if at is not None:
+        if at.shape != e.shape or not at.is_floating_point():
+            raise InputError(f"embedding values to attribute at must be shaped like the embedding's output "
+                             f"{tuple(e.shape)}; got {tuple(at.shape)}")
+        e = at.detach().to(e.dtype).requires_grad_(graph)
+        with torch.enable_grad():
+            out = through(e, x)
+    return _Space(model, through, e, (x,), out.detach(), out if graph else None, name)
 
 
 def _at_target(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -725,14 +735,7 @@ def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str =
         raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
                           "call it outside that block")
     _refuse_batch_statistics(model)
-    with as_found(model):
-        space = _prepare(model, x, embedding, m.graph)
-        t = resolve_target(target, space.scores)
-        args = (space, t, opts, x) if m.needs_input else (space, t, opts)
-        try:
-            values, delta = m.compute(*args)
-        except AssertionError as exc:  # Captum checks its arguments with asserts
-            raise InputError(f"{m.name}: {exc}") from exc
+    space, t, values, delta = _computed(model, x, target, m, opts, embedding)
     values = values.detach()
     if space.tokens and m.per_token != "none":
         values = values.sum(-1) if m.per_token == "sum" else values.mean(-1)
@@ -745,6 +748,38 @@ def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str =
                        options=opts, embedding=space.embedding, seconds=time.perf_counter() - start)
 
 
+def _computed(model, x, target, m: Method, opts: dict, embedding, at=None):
+    """(space, target, values, delta) of method ``m``; for token ids ``values`` are still
+    per embedding dimension."""
+    with as_found(model):
+        space = _prepare(model, x, embedding, m.graph, at)
+        t = resolve_target(target, space.scores)
+        args = (space, t, opts, x) if m.needs_input else (space, t, opts)
+        try:
+            values, delta = m.compute(*args)
+        except AssertionError as exc:  # Captum checks its arguments with asserts
+            raise InputError(f"{m.name}: {exc}") from exc
+    return space, t, values, delta
+
+
+def attribute_at_embeddings(model: nn.Module, tokens: torch.Tensor, values: torch.Tensor, target,
+                            method: str, *, embedding: str | None = None, **options) -> torch.Tensor:
+    """Attributions of a token model's ``target`` score to its embedding values, shaped like
+    them (batch, tokens, dim): the model run on ``tokens`` with the embedding layer's output
+    replaced by ``values`` (for the explanation sensitivity, which perturbs there)."""
+    check_batch(model, tokens, "explain")
+    m = _method(method)
+    opts = _options(m, options)
+    check_finite(values, "the embedding values")
+    if torch.is_inference_mode_enabled():
+        raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
+                          "call it outside that block")
+    _refuse_batch_statistics(model)
+    if tokens.is_floating_point():
+        raise InputError("attribute_at_embeddings takes token ids; float inputs are attributed directly")
+    return _computed(model, tokens, target, m, opts, embedding, values)[2].detach()
+
+
 def attribute(model: nn.Module, x: torch.Tensor, target="predicted", method: str = "integrated_gradients",
               *, embedding: str | None = None, **options) -> torch.Tensor:
     """Attributions of the ``target`` score to ``x``, shaped like ``x`` (see :func:`explain`,
@@ -752,5 +787,5 @@ def attribute(model: nn.Module, x: torch.Tensor, target="predicted", method: str
     return explain(model, x, target, method, embedding=embedding, **options).values
 
 
-__all__ = ["attribute", "explain", "methods", "method_options", "spatial_layers", "default_cam_layer", "Attribution", "Method", "METHODS",
+__all__ = ["attribute", "attribute_at_embeddings", "explain", "methods", "method_options", "spatial_layers", "default_cam_layer", "Attribution", "Method", "METHODS",
            "Option", "as_found", "exclusive"]

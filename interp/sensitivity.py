@@ -475,16 +475,19 @@ def _sweep(model, x, target, feature, grid, progress=None) -> FeatureSweep:
 
 
 def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradient", "integrated_gradients"),
-                      composites=("epsilon_plus_flat",), radius: float = 0.02, draws: int = 10, std=None,
-                      seed: int = 0, progress=None) -> ExplanationSensitivity:
+                      composites=None, radius: float = 0.02, draws: int = 10, std=None,
+                      seed: int = 0, embedding=None, progress=None) -> ExplanationSensitivity:
     from captum.metrics import infidelity, sensitivity_max
 
     from . import lrp as lrp_module
-    from .attribution import attribute, methods as known
+    from .attribution import attribute, attribute_at_embeddings, methods as known
 
-    if not x.is_floating_point():
-        raise InputError("the explanation kind perturbs inputs continuously; token ids cannot be (explain "
-                         "a model of the embeddings instead)")
+    tokens = not x.is_floating_point()
+    if composites is None:  # LRP where it applies: float inputs
+        composites = () if tokens else ("epsilon_plus_flat",)
+    if tokens and composites:
+        raise InputError("LRP composites are rated on float inputs only: token models are perturbed in their "
+                         "embedding space, where the LRP engine does not start; give composites=()")
     _number("radius", radius, " (relative to the data's std)")
     draws = _check_count("draws", draws)
     for m in methods:
@@ -492,11 +495,14 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
             raise UnknownNameError("attribution method", m, known())
     for c in composites:
         lrp_module.composites.get(c)  # an unknown name fails here, before any work
-    spread = _std(x, std)
+    space = _inputs(model, x, embedding)  # token ids: perturbed in the embedding space
+    values = space.values
+    spread = _std(values, std)
     with torch.no_grad():
-        clean = scores_of(run_model(model, x))
+        clean = space.run(values)
     t = resolve_target(target, clean)
     generator = torch.Generator().manual_seed(seed)
+    extra = {"additional_forward_args": (x,)} if tokens else {}  # the ids, expanded by Captum like the inputs
 
     def uniform(inputs, perturb_radius):  # Captum's default, from our own generator
         noise = torch.rand(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
@@ -507,37 +513,50 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
         return noise, inputs - noise
 
     def tensor_in_tensor_out(fn):  # Captum hands inputs as a tuple and wants the same back
-        def explain_fn(inputs, target):
+        def explain_fn(inputs, target, additional_forward_args=(x,)):
             packed = isinstance(inputs, tuple)
             with torch.enable_grad():  # Captum calls it without autograd; the methods need it
-                out = fn(inputs[0] if packed else inputs, target)
+                out = fn(inputs[0] if packed else inputs, target, additional_forward_args[0]).contiguous()
             return (out,) if packed else out
         return explain_fn
 
-    explainers = {m: tensor_in_tensor_out(lambda inputs, target, m=m: attribute(model, inputs, target, m))
-                  for m in methods}
+    def one(m):
+        if tokens:  # attributions over the embedding values (per dimension: infidelity needs the input's shape)
+            return lambda inputs, target, ids: attribute_at_embeddings(model, ids, inputs, target, m,
+                                                                       embedding=space.embedding)
+        return lambda inputs, target, _ids: attribute(model, inputs, target, m)
+
+    explainers = {m: tensor_in_tensor_out(one(m)) for m in methods}
     for c in composites:
         explainers[f"lrp:{c}"] = tensor_in_tensor_out(
-            lambda inputs, target, c=c: lrp_module.lrp(model, inputs, target, composite=c).relevance)
+            lambda inputs, target, _ids, c=c: lrp_module.lrp(model, inputs, target, composite=c).relevance)
 
-    def forward(inputs):
-        return scores_of(model(inputs))
+    def forward(inputs, ids=None):
+        return space.run(inputs) if ids is None else _through(model, space.embedding, embedding is None, inputs, ids)
 
     if radius == 0:  # no perturbation: both are 0 by definition (computed, batching noise would show)
-        zeros = torch.zeros(len(explainers), len(x), dtype=x.dtype)
+        zeros = torch.zeros(len(explainers), len(x), dtype=values.dtype)
         return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=zeros, infidelity=zeros.clone(),
                                       target=t, radius=0.0, draws=draws, seed=seed)
     sens, infid = [], []
     _tick(progress, 0, len(explainers))
     for step, explain_fn in enumerate(explainers.values(), 1):
-        sens.append(sensitivity_max(explain_fn, x, perturb_func=uniform, perturb_radius=radius * spread,
-                                    n_perturb_samples=draws, target=t).detach())
-        values = explain_fn(x, t)
-        infid.append(infidelity(forward, gaussian, x, values, target=t, n_perturb_samples=draws).detach())
+        sens.append(sensitivity_max(explain_fn, values, perturb_func=uniform, perturb_radius=radius * spread,
+                                    n_perturb_samples=draws, target=t, **extra).detach())
+        attributions = explain_fn(values, t)
+        infid.append(infidelity(forward, gaussian, values, attributions, target=t, n_perturb_samples=draws,
+                                **extra).detach())
         _tick(progress, step, len(explainers))
     return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=torch.stack(sens),
                                   infidelity=torch.stack(infid), target=t, radius=float(radius), draws=draws,
                                   seed=seed)
+
+
+def _through(model, embedding: str, by_identity: bool, values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The token model's scores on ``ids`` with the embedding's output set to ``values``."""
+    from .attribution import _ThroughEmbedding
+
+    return _ThroughEmbedding(model, embedding, by_identity)(values, ids)
 
 
 def _tick(progress, done: int, total: int) -> None:
@@ -569,7 +588,9 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
       share still predicted right when the layer's output is replaced by its batch
       mean -> :class:`LayerSensitivity`;
     - ``"explanation"``: Captum's ``sensitivity_max`` and ``infidelity`` of attribution
-      ``methods`` and LRP ``composites`` -> :class:`ExplanationSensitivity`.
+      ``methods`` and LRP ``composites`` -> :class:`ExplanationSensitivity`; token models
+      are perturbed and explained in their embedding space (without LRP, whose engine
+      starts at the ids).
 
     ``progress``: a function ``progress(done, total)`` called as the work advances (scales,
     draws and layers, methods), for progress bars; every kind takes it.

@@ -155,10 +155,10 @@ def _sensitivity_section(entry) -> str:
                "ICE curves: the feature whose sweep moves the score most; the first showcased sample in colour. ")
             + f"Layer profile: each layer's relative change under noise {base.noise:g} × std, and what the output "
             "loses when the layer's output is replaced by its batch mean. "
-            + (f"Explanation robustness: Captum's sensitivity_max and infidelity on the first "
-               f"{min(n, sensitivity.EXPLANATION_SAMPLES)} test samples (lower is better)."
-               if "explanation" in figs else
-               "Token ids cannot be perturbed continuously, so explanations are not rated here."))
+            + f"Explanation robustness: Captum's sensitivity_max and infidelity on the first "
+            f"{min(n, sensitivity.EXPLANATION_SAMPLES)} test samples (lower is better)"
+            + ("; token models are perturbed, and explained, in their embedding space, where LRP does not start, "
+               "so LRP is not rated" if entry.dataset.modality == "tokens" else "") + ".")
     maps = "".join(f"<div>{_figure(fig, f'{entry.name}-sensitivity-{key}')}</div>" for key, fig in figs.items()
                    if key.startswith("occlusion-"))  # side by side; the wider figures one per row
     rows = [f"<div>{_figure(fig, f'{entry.name}-sensitivity-{key}')}</div>" for key, fig in figs.items()

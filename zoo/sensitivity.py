@@ -10,7 +10,8 @@ Every kind has two parts:
   kept on disk by :mod:`zoo.cache` (seconds): noise and accuracy curves, ICE curves
   with the partial dependence, the layer profile with ablation, and the explanation
   robustness table. Image and token occlusion has no test-set part: a map belongs to
-  one sample.
+  one sample. Token models are perturbed (and their explanations computed) in the space
+  of their embeddings.
 
 What is explained follows :mod:`zoo.saliency`'s objectives (a class score; the
 reconstruction error or a latent unit; the discriminator's real score). Noise is
@@ -69,14 +70,10 @@ class Settings:
 
 
 def kinds(entry: Entry) -> list[tuple[str, str]]:
-    """(kind, label) of the kinds that apply to ``entry``: token ids cannot be perturbed
-    continuously, so token models have no explanation kind."""
-    out = [("noise", "input noise"),
-           ("occlusion", "feature sweep" if entry.dataset.modality == "tabular" else "occlusion"),
-           ("layer", "layers")]
-    if entry.dataset.modality != "tokens":
-        out.append(("explanation", "explanations"))
-    return out
+    """(kind, label) of the kinds, as they apply to ``entry`` (tabular data is swept, not occluded)."""
+    return [("noise", "input noise"),
+            ("occlusion", "feature sweep" if entry.dataset.modality == "tabular" else "occlusion"),
+            ("layer", "layers"), ("explanation", "explanations")]
 
 
 def baselines(entry: Entry) -> list[tuple[str, str]]:
@@ -109,8 +106,7 @@ def settings(entry: Entry, **given) -> Settings:
     s = Settings(**given)
     known = dict(kinds(entry))
     if s.kind not in known:
-        raise UnknownNameError(f"sensitivity kind for {entry.name}", s.kind, known,
-                               hint="token ids cannot be perturbed continuously" if s.kind == "explanation" else "")
+        raise UnknownNameError(f"sensitivity kind for {entry.name}", s.kind, known)
     obj = sal.objective(entry, s.objective)
     target = sal._target(entry, obj, s.target)
     if s.baseline not in dict(baselines(entry)):
@@ -229,8 +225,10 @@ def _feature_name(entry: Entry, feature: int) -> str:
 
 def _explanation_options(entry: Entry, s: Settings) -> dict:
     """Every attribution method that applies, and the entry's default LRP composite where
-    LRP can explain the objective."""
-    composites = (zoo_lrp.default_composite(entry),) if s.objective not in zoo_lrp.NOT_FOR_LRP else ()
+    LRP can explain the objective (not the reconstruction error) at perturbed inputs (not
+    token models, perturbed in their embedding space, where the LRP engine does not start)."""
+    lrp_applies = s.objective not in zoo_lrp.NOT_FOR_LRP and entry.dataset.modality != "tokens"
+    composites = (zoo_lrp.default_composite(entry),) if lrp_applies else ()
     return {"methods": tuple(sal.available_methods(entry)), "composites": composites,
             "draws": EXPLANATION_DRAWS, "seed": SEED}
 

@@ -93,7 +93,7 @@ def test_sensitivity_settings_from_pickers_fall_back_to_the_models_own():
     assert settings_of(digits, "occlusion", "class", "predicted", "zero", DEFAULT_WINDOW, None, 0.1, "mean").window is None
     # values another model left behind: this model's defaults
     tokens = overview.cached_entry("lstm-sentiment")
-    s = settings_of(tokens, "explanation", "latent", 7, "blur", 6, 12, 0.3, "median")
+    s = settings_of(tokens, "gradient", "latent", 7, "blur", 6, 12, 0.3, "median")
     assert (s.kind, s.objective, s.target, s.baseline, s.window, s.feature, s.noise, s.ablate) == (
         "noise", "class", "predicted", "zero", None, 0, 0.1, "mean")
 

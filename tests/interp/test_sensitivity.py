@@ -330,3 +330,37 @@ def test_the_parts_of_a_recurrent_layers_output_are_ablated_one_by_one():
     assert ablation["lstm.out"] == ablation["lstm.c"] == 1.0
     shared = float((labels == labels[0]).float().mean())  # what one prediction for all gets right, at most
     assert ablation["lstm.h"] < 1.0 and ablation["lstm.h"] in (shared, 1 - shared)
+
+
+class _Masked(nn.Module):
+    """Token scores linear in the embeddings, over the positions whose id is not 0: the ids
+    matter beyond their embedding (the mask), so pairing perturbed embeddings with another
+    sample's ids would show."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding, self.score = nn.Embedding(6, 4), nn.Linear(4, 2)
+
+    def forward(self, ids):
+        return (self.score(self.embedding(ids)) * (ids != 0)[..., None]).sum(1)
+
+
+def test_token_explanations_are_rated_in_the_embedding_space_with_each_samples_own_ids():
+    """Linear in the embeddings: the gradient is the same at every perturbed point, so its
+    sensitivity_max is 0 and it predicts every change exactly, so its infidelity is 0, but
+    only if each perturbed copy is run with its own sample's ids (masks differ)."""
+    torch.manual_seed(0)
+    model = _Masked().eval()
+    ids = torch.tensor([[1, 2, 0, 0], [3, 0, 4, 5], [0, 0, 0, 2]])
+    before = snapshot(model)
+    r = S.sensitivity(model, ids, 1, "explanation", methods=("gradient", "integrated_gradients"), draws=5,
+                      radius=0.5)
+    assert r.methods == ("gradient", "integrated_gradients")
+    torch.testing.assert_close(r.sensitivity_max[0], torch.zeros(3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(r.infidelity[0], torch.zeros(3), atol=1e-8, rtol=0)
+    assert_untouched(model, before)
+    nonlinear = nn.Sequential(nn.Embedding(6, 4), nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 2)).eval()
+    moved = S.sensitivity(nonlinear, ids, 1, "explanation", methods=("gradient",), draws=5, radius=0.5)
+    assert bool((moved.sensitivity_max > 0).all())  # the check above can fail
+    with pytest.raises(InputError, match="give composites=\\(\\)"):
+        S.sensitivity(model, ids, 1, "explanation", composites=("epsilon",))

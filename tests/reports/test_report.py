@@ -94,9 +94,10 @@ def test_report_has_a_sensitivity_section(report_dir, name):
     keys = ["noise", "layer"] + [f"occlusion-{i}" for i in overview.showcase_samples(entry)[:3]]
     for key in keys:
         assert f'id="{name}-sensitivity-{key}"' in text
-    # token ids cannot be perturbed continuously: no explanation table, and the page says why
-    assert (f'id="{name}-sensitivity-explanation"' in text) == (name != "lstm-sentiment")
-    assert ("explanations are not rated here" in text) == (name == "lstm-sentiment")
+    # token models are rated in their embedding space, without LRP, and the page says so
+    assert f'id="{name}-sensitivity-explanation"' in text
+    assert ("so LRP is not rated" in text) == (name == "lstm-sentiment")
+    assert ("lrp:" in text.split(f'id="{name}-sensitivity-explanation"')[1]) == (name != "lstm-sentiment")
     assert "not built yet (will show output sensitivity" not in text
 
 
