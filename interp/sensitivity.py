@@ -194,8 +194,8 @@ def _number(name: str, v, meaning: str = "", strict: bool = False) -> float:
 
 
 def _check_seed(v) -> int:
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise InputError(f"seed must be an integer; got {v!r}")
+    if not isinstance(v, int) or isinstance(v, bool) or not -2 ** 63 <= v < 2 ** 64:
+        raise InputError(f"seed must be an integer in [-2**63, 2**64); got {v!r}")
     return v
 
 
@@ -321,6 +321,9 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     reference = label if label is not None else clean.argmax(1)
     # one output and no labels: no prediction to keep, so the score's move is measured
     by_score = measure == "score" or (measure is None and label is None and clean.shape[1] == 1)
+    if measure == "prediction" and clean.shape[1] == 1:
+        raise InputError("measure='prediction' needs several outputs to predict among; this model gives one "
+                         "score: use measure='score'")
     t = resolve_target(target, clean)
     at_target = clean.gather(1, t[:, None])[:, 0]
     generator = torch.Generator().manual_seed(seed)
@@ -341,10 +344,14 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     ablation = []
     modules = module_names(model)
     for step, key in enumerate(keys, draws + 1):
-        layer = rec.layer_of.get(key, key)
-        sub = key[len(layer) + 1:] if key != layer else ""
-        axis = batch_axis_of(modules[layer], sub) if layer in modules else 0
-        scores = _ablated(model, space, base, layer, sub, axis, outputs[key], ablate, generator)
+        layer = rec.layer_of.get(key)
+        if layer not in modules:  # one of several calls of a module ("act:1"): not ablated alone
+            ablation.append(torch.tensor(float("nan")))
+            _tick(progress, step, steps)
+            continue
+        sub = _part_of(key, layer)
+        scores = _ablated(model, space, base, layer, sub, batch_axis_of(modules[layer], sub), outputs[key],
+                          ablate, generator)
         ablation.append(_relative(scores.gather(1, t[:, None])[:, 0] - at_target, at_target) if by_score
                         else (scores.argmax(1) == reference).double().mean())
         _tick(progress, step, steps)
@@ -359,6 +366,15 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
 
 def _batch_first(t: torch.Tensor, axis: int) -> torch.Tensor:
     return t if axis == 0 else t.movedim(axis, 0)
+
+
+def _part_of(key: str, layer: str) -> str:
+    """The part of ``layer``'s output that recorded output ``key`` names: "" for the whole
+    output, "h" for "lstm.h" (or "lstm[h]", as capture writes it where "lstm.h" is a module)."""
+    if key == layer:
+        return ""
+    part = key[len(layer) + 1:]
+    return part[:-1] if key[len(layer)] == "[" else part
 
 
 def _relative(change: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
@@ -523,7 +539,7 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
     def one(m):
         if tokens:  # attributions over the embedding values (per dimension: infidelity needs the input's shape)
             return lambda inputs, target, ids: attribute_at_embeddings(model, ids, inputs, target, m,
-                                                                       embedding=space.embedding)
+                                                                       embedding=embedding)
         return lambda inputs, target, _ids: attribute(model, inputs, target, m)
 
     explainers = {m: tensor_in_tensor_out(one(m)) for m in methods}
@@ -541,6 +557,7 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
     sens, infid = [], []
     _tick(progress, 0, len(explainers))
     for step, explain_fn in enumerate(explainers.values(), 1):
+        generator.manual_seed(seed)  # every method rated on the same perturbations
         sens.append(sensitivity_max(explain_fn, values, perturb_func=uniform, perturb_radius=radius * spread,
                                     n_perturb_samples=draws, target=t, **extra).detach())
         attributions = explain_fn(values, t)

@@ -294,6 +294,7 @@ def test_layer_ablation_measured_by_score_on_request_and_checked():
 @pytest.mark.parametrize("kind, options, match", [
     ("noise", {"seed": "a"}, "seed must be an integer"),
     ("layer", {"seed": None}, "seed must be an integer"),
+    ("noise", {"seed": 2 ** 64}, "seed must be an integer"),
     ("occlusion", {"feature": 0, "grid": 3.5}, "grid must be"),
     ("occlusion", {"feature": 0, "grid": "a"}, "grid must be"),
     ("occlusion", {"feature": 0, "grid": [[1.0], ["x"]]}, "grid must be"),
@@ -364,3 +365,52 @@ def test_token_explanations_are_rated_in_the_embedding_space_with_each_samples_o
     assert bool((moved.sensitivity_max > 0).all())  # the check above can fail
     with pytest.raises(InputError, match="give composites=\\(\\)"):
         S.sensitivity(model, ids, 1, "explanation", composites=("epsilon",))
+
+
+def test_a_module_called_twice_is_measured_per_call_and_not_ablated_alone():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.act, self.head = nn.Linear(4, 4), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.act(self.b(self.act(self.a(x)))))
+
+    torch.manual_seed(0)
+    model = Twice().eval()
+    r = S.sensitivity(model, torch.randn(12, 4), "predicted", "layer", draws=1)
+    ablation = dict(zip(r.layers, r.ablation.tolist()))
+    calls = [k for k in ablation if k.startswith("act")]
+    assert len(calls) == 2 and all(v != v for k, v in ablation.items() if k in calls)  # NaN: not ablated
+    assert all(v == v for k, v in ablation.items() if k not in calls)
+    with pytest.raises(InputError, match="measure='prediction' needs several outputs"):
+        S.sensitivity(nn.Sequential(nn.Linear(4, 1)).eval(), torch.randn(6, 4), 0, "layer", measure="prediction")
+
+
+def test_every_method_is_rated_on_the_same_perturbations():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    x = torch.randn(5, 4)
+    alone = S.sensitivity(model, x, 0, "explanation", methods=("gradient",), composites=(), draws=4)
+    second = S.sensitivity(model, x, 0, "explanation", methods=("input_x_gradient", "gradient"), composites=(),
+                           draws=4)
+    assert torch.equal(alone.sensitivity_max[0], second.sensitivity_max[1])
+    assert torch.equal(alone.infidelity[0], second.infidelity[1])
+
+
+def test_token_explanations_when_the_embedding_also_embeds_a_class_token():
+    """The embedding layer reads the ids and a class token: only the call on the ids is the
+    input, found by identity as in attribution (no embedding= needed)."""
+    class WithClassToken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.head = nn.Embedding(6, 4), nn.Linear(4, 2)
+
+        def forward(self, ids):
+            cls = self.embedding(torch.zeros(len(ids), 1, dtype=torch.long))
+            return self.head(torch.tanh(torch.cat([cls, self.embedding(ids)], 1)).sum(1))
+
+    torch.manual_seed(0)
+    ids = torch.tensor([[1, 2, 3], [4, 5, 1]])
+    r = S.sensitivity(WithClassToken().eval(), ids, 0, "explanation", methods=("gradient",), draws=3)
+    assert r.sensitivity_max.shape == (1, 2) and bool(torch.isfinite(r.infidelity).all())
