@@ -24,7 +24,7 @@ from interp.store import default_root, tensor_fingerprint
 
 from . import Entry
 
-VERSION = 2  # bump when a computation behind a cached result changes
+VERSION = 3  # bump when a computation behind a cached result changes
 _lock = threading.RLock()
 
 
