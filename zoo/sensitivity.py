@@ -358,9 +358,8 @@ def report_figures(entry: Entry, indices) -> dict[str, go.Figure]:
             out[f"occlusion-{i}"] = sample_figure(entry, i, occlusion)
     layer = dataclasses.replace(base, kind="layer")
     out["layer"] = dataset_figure(entry, layer, dataset_result(entry, layer))
-    if "explanation" in dict(kinds(entry)):
-        explanation = dataclasses.replace(base, kind="explanation")
-        out["explanation"] = dataset_figure(entry, explanation, dataset_result(entry, explanation))
+    explanation = dataclasses.replace(base, kind="explanation")
+    out["explanation"] = dataset_figure(entry, explanation, dataset_result(entry, explanation))
     return out
 
 
