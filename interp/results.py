@@ -8,8 +8,8 @@ holds them: the tensors as tensors, everything else as JSON in the file's metada
 with the result's type. Loading never unpickles: it builds only the result types
 registered here, from tensors and JSON values, so a file from anywhere is safe to
 open (pickle, which ``torch.save`` and diskcache use, runs code on load). Written
-atomically. The dashboard and the reports keep their dataset-wide results this way
-(:mod:`zoo.cache`), so a second look is instant.
+atomically. The store keeps small results this way beside the activations it
+collects (:meth:`interp.store.Store.result`), so a second look is instant.
 """
 
 from __future__ import annotations

@@ -13,9 +13,13 @@ Layout::
     <root>/<model name>/model.json          which model owns this folder (architecture hash)
     <root>/<model name>/<key>/meta.json     identity: weights hash, layers, data fingerprint, shapes
     <root>/<model name>/<key>/<output>.bin  (n, *shape) float32
+    <root>/<model name>/results/<key>.safetensors   a small analysis result (interp.results)
 
 ``key`` hashes everything the arrays depend on (weights, layers, reduction, data),
-so changing any of them is a miss, never a stale hit. An entry is written into a
+so changing any of them is a miss, never a stale hit. Small results of analyses
+(a sensitivity curve, a projection) are one file each, written by
+:func:`interp.results.save` (no pickle) and keyed by the model's architecture and
+weights and the request (:meth:`Store.result`). An entry is written into a
 temporary folder and renamed into place only when complete (rename is atomic), so
 an interrupted run leaves nothing a later call could take as finished. A model
 folder written by a different architecture under the same name is refused with an
@@ -34,7 +38,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -44,6 +48,7 @@ from ._io import write_text
 from .errors import StoreError
 
 FORMAT_VERSION = 1
+RESULTS = "results"  # the folder of small results in a model's folder
 _SAFE = "-_.:"
 
 
@@ -248,6 +253,45 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def result_path(self, identity: ModelIdentity, request: dict) -> Path:
+        """Where the result of ``request`` (JSON values: what was computed, on which data)
+        for this model is kept."""
+        key = hashlib.blake2b(json.dumps({"format": FORMAT_VERSION, "architecture": identity.architecture,
+                                          "weights": identity.weights, "request": request},
+                                         sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+        return self.model_dir(identity) / RESULTS / f"{key}.safetensors"
+
+    def cached_result(self, identity: ModelIdentity, request: dict):
+        """The stored result of ``request``, or None (never computed, or unreadable: cut
+        short, another format). A folder owned by another architecture is refused."""
+        from . import results
+        from .errors import InterpError
+
+        path = self.result_path(identity, request)
+        if not path.is_file():
+            return None
+        if (self.model_dir(identity) / "model.json").is_file():
+            self._claim(identity)  # same name, other architecture: refuse before reading
+        try:
+            return results.load(path)
+        except InterpError:
+            return None
+
+    def keep_result(self, identity: ModelIdentity, request: dict, value) -> Path:
+        """Write ``value`` (an :mod:`interp.results` type) as the result of ``request``, atomically."""
+        from . import results
+
+        self._claim(identity)
+        return results.save(value, self.result_path(identity, request))
+
+    def result(self, identity: ModelIdentity, request: dict, compute: Callable[[], object]):
+        """The result of ``request``: read back, else ``compute()`` and kept."""
+        found = self.cached_result(identity, request)
+        if found is None:
+            found = compute()
+            self.keep_result(identity, request, found)
+        return found
 
     def entries(self, identity: ModelIdentity) -> list[Path]:
         folder = self.model_dir(identity)

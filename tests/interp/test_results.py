@@ -83,3 +83,35 @@ def test_only_registered_results_are_saved(tmp_path):
     with pytest.raises(InterpError, match="cannot save a Other"):
         results.save(Other(torch.zeros(1)), tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_the_store_keeps_results_by_model_and_request(computed, tmp_path):
+    from interp.errors import StoreError
+    from interp.store import Store, model_identity
+
+    store = Store(tmp_path)
+    model = nn.Sequential(nn.Linear(4, 3))
+    identity = model_identity(model, "m")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return computed[0]
+
+    first = store.result(identity, {"kind": "noise"}, compute)
+    again = store.result(identity, {"kind": "noise"}, compute)
+    assert len(calls) == 1 and torch.equal(first.score_change, again.score_change)  # the second is read back
+    store.result(identity, {"kind": "noise", "draws": 3}, compute)  # another request: computed
+    with torch.no_grad():
+        model[0].weight += 1
+    store.result(model_identity(model, "m"), {"kind": "noise"}, compute)  # other weights: computed
+    assert len(calls) == 3
+    path = store.result_path(identity, {"kind": "noise"})
+    assert path.parent == tmp_path / "m" / "results" and store.entries(identity) == []
+    path.write_bytes(b"cut")
+    assert store.cached_result(identity, {"kind": "noise"}) is None  # unreadable: a miss
+    store.result(identity, {"kind": "noise"}, compute)
+    assert len(calls) == 4 and store.cached_result(identity, {"kind": "noise"}) is not None
+    other = model_identity(nn.Sequential(nn.Linear(4, 5)), "m")  # same name, another architecture
+    with pytest.raises(StoreError, match="different model"):
+        store.result(other, {"kind": "noise"}, compute)
