@@ -9,23 +9,25 @@
     interp.methods()                         # {attribution method: one-line description}
     interp.lrp(model, x, "predicted", composite="epsilon_plus_flat")  # .relevance shaped like x, .layers
     interp.sensitivity(model, x, "predicted", kind="noise")          # the score's response to input noise
+    interp.project(features, method="umap", n_components=2)           # (n, 2) map of (n, d) features
 
 Works on any ``nn.Module``; the zoo (``import zoo``) is only a set of examples.
 Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import lrp, objectives, results, sensitivity
+from . import lrp, objectives, projection, results, sensitivity
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
 from .collect import Collection, collect
 from .errors import InterpError
+from .projection import project
 from .stats import LayerStats, layer_stats
 from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
+__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
            "summarize", "Architecture",
            "InterpError", "__version__"]

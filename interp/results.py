@@ -37,10 +37,10 @@ def register(cls: type) -> type:
 
 
 def _registered() -> dict[str, type]:
-    from . import sensitivity
+    from . import projection, sensitivity
 
     for cls in (sensitivity.NoiseSensitivity, sensitivity.OcclusionSensitivity, sensitivity.FeatureSweep,
-                sensitivity.LayerSensitivity, sensitivity.ExplanationSensitivity):
+                sensitivity.LayerSensitivity, sensitivity.ExplanationSensitivity, projection.LayerProjection):
         _REGISTRY.setdefault(cls.__name__, cls)
     return _REGISTRY
 
@@ -49,13 +49,17 @@ def _plain(v, field: str):
     """``v`` as JSON (tuples as lists), or an InterpError naming the field."""
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+        return {k: _plain(i, field) for k, i in v.items()}
     if isinstance(v, (tuple, list)):
         return [_plain(i, field) for i in v]
     raise InterpError(f"field {field!r} holds a {type(v).__name__}, which a result file cannot keep; expected "
-                      "tensors, numbers, strings, None or tuples of them")
+                      "tensors, numbers, strings, None, or tuples and dicts (string keys) of them")
 
 
 def _tupled(v):
+    if isinstance(v, dict):
+        return {k: _tupled(i) for k, i in v.items()}
     return tuple(_tupled(i) for i in v) if isinstance(v, list) else v
 
 

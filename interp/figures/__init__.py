@@ -36,6 +36,7 @@ from .samples import (
     tabular_sample,
     token_sample,
 )
+from .projection import layer_maps, projection_map, quality_text
 from .sensitivity import explanation_robustness, ice_curves, layer_profile, noise_curves, occlusion_view
 
 __all__ = [
@@ -47,10 +48,13 @@ __all__ = [
     "attribution_view",
     "attention_maps",
     "feature_maps",
+    "layer_maps",
     "layer_relevance_maps",
     "layer_stats_table",
     "lrp_plan_table",
     "lrp_summary",
+    "projection_map",
+    "quality_text",
     "relevance_flow",
     "sequence_heatmap",
     "unit_bars",
