@@ -13,7 +13,7 @@ from dash import Dash
 
 import zoo
 
-from .views import activations, lrp, overview, placeholders, saliency, samples, sensitivity, shell
+from .views import activations, latent, lrp, overview, saliency, samples, sensitivity, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -34,7 +34,7 @@ def create_app(model: str | None = None) -> Dash:
         ("saliency", "Saliency", saliency.layout()),
         ("lrp", "LRP", lrp.layout()),
         ("sensitivity", "Sensitivity", sensitivity.layout()),
-        *[(key, label, placeholders.layout(key)) for key, label in placeholders.TABS],
+        ("latent", "Latent space", latent.layout()),
     ]
     app.layout = shell.layout(names, model or names[0], tabs)
     overview.register(app)
@@ -43,4 +43,5 @@ def create_app(model: str | None = None) -> Dash:
     saliency.register(app)
     lrp.register(app)
     sensitivity.register(app)
+    latent.register(app)
     return app

@@ -17,6 +17,7 @@ twice. Failed jobs are kept (with their message) until asked again, then retried
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -33,6 +34,7 @@ class Job:
 
     key: str
     label: str
+    started: float = field(default_factory=time.monotonic)
     done: int = 0
     total: int = 0
     state: str = "running"  # "running", "done", "failed"
@@ -43,6 +45,10 @@ class Job:
     def progress(self, done: int, total: int) -> None:
         with self._lock:
             self.done, self.total = int(done), int(total)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
     @property
     def fraction(self) -> float:
@@ -76,6 +82,13 @@ class Jobs:
     def get(self, key: str) -> Job | None:
         with self._lock:
             return self._jobs.get(key)
+
+    def for_view(self, key: str, label: str, compute, polled: bool) -> Job:
+        """The job a view shows: a poll (its ``dcc.Interval`` ticking) only reads it, so a
+        failed job stays failed, its message shown, until the settings are asked again;
+        new settings or a reload start it, or attach to the one running."""
+        job = self.get(key) if polled else None
+        return job if job is not None else self.submit(key, label, compute)
 
     def _run(self, job: Job, compute) -> None:
         try:

@@ -16,7 +16,7 @@ Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import lrp, objectives, projection, results, sensitivity
+from . import generative, lrp, objectives, projection, results, sensitivity
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
@@ -28,6 +28,6 @@ from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
+__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection", "generative", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
            "summarize", "Architecture",
            "InterpError", "__version__"]

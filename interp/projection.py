@@ -390,11 +390,13 @@ def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_com
     if reduce not in (None, "mean", "max"):
         raise InputError(f"reduce must be None (flatten), 'mean' or 'max' (pool over positions); got {reduce!r}")
     store = store if isinstance(store, Store) else Store(store)
-    collection = collect(model, data, [layer], store, reduce=reduce, name=name, progress=progress)
-    outputs = [o for o in collection.outputs if o == layer or o.startswith(f"{layer}.") or o.startswith(f"{layer}[")]
+    module = _module_of(model, layer)
+    collection = collect(model, data, [module], store, reduce=reduce, name=name, progress=progress)
+    outputs = [o for o in collection.outputs if o == layer or (module == layer and (
+        o.startswith(f"{layer}.") or o.startswith(f"{layer}[")))]
     if len(outputs) != 1:
-        raise InputError(f"layer {layer!r} gives {len(outputs)} outputs ({', '.join(outputs) or 'none'}); name "
-                         "one of them (e.g. 'lstm.h')" if outputs else f"layer {layer!r} recorded nothing")
+        raise InputError(f"layer {layer!r} gives {len(outputs)} outputs ({', '.join(outputs)}); name one of them"
+                         if outputs else f"{layer!r} recorded nothing; it gave {', '.join(collection.outputs)}")
     output = outputs[0]
     request = {"kind": "projection", "collection": collection.meta["key"], "output": output, "method": method,
                "params": {k_: _plain(v) for k_, v in est.get_params().items()}, "k": k}
@@ -414,6 +416,20 @@ def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_com
                                seconds=seconds)
 
     return store.result(model_identity(model, name), request, compute)
+
+
+def _module_of(model: nn.Module, layer: str) -> str:
+    """The module whose output ``layer`` names: itself, or for a part of a tuple output
+    ("lstm.h", "lstm[h]") the module it belongs to."""
+    from .capture import module_names
+
+    modules = module_names(model)
+    if layer in modules:
+        return layer
+    owners = [m for m in modules if layer.startswith(f"{m}.") or layer.startswith(f"{m}[")]
+    if not owners:
+        raise UnknownNameError("layer", layer, list(modules))
+    return max(owners, key=len)
 
 
 def _plain(v: Any):

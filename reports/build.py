@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp._io import write_text
-from zoo import activations, lrp, overview, saliency, sensitivity
+from zoo import activations, latent, lrp, overview, saliency, sensitivity
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -58,12 +58,6 @@ def _card_table(card: dict) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in overview.card_rows(card))
     return f"<table class=\"card\">{rows}</table>"
-
-
-def _placeholders() -> str:
-    items = "".join(f"<li><b>{html.escape(label)}</b>: not built yet (will show {html.escape(plan)})</li>"
-                    for _, label, plan in overview.ANALYSES)
-    return f"<section><h2>Analyses</h2><ul class=\"muted\">{items}</ul></section>"
 
 
 def _activations_section(entry) -> str:
@@ -167,6 +161,30 @@ def _sensitivity_section(entry) -> str:
     return f"<section><h2>Sensitivity</h2><p class=\"muted\">{note}</p>{body}</section>"
 
 
+def _latent_section(entry) -> str:
+    """The map of the deepest hidden layer (UMAP) coloured by label, and PCA maps layer by
+    layer: how the classes separate with depth."""
+    layer = latent.default_layer(entry)
+    result = latent.projection(entry, layer, "umap")
+    figs = {"latent-map": latent.map_figure(entry, result, "label"),
+            "latent-layers": latent.layer_by_layer(entry, "pca")}
+    sample = overview.showcase_samples(entry)[0]
+    figs.update({f"latent-{key}": fig for key, fig in latent.generative_figures(entry, sample).items()})
+    q = result.quality
+    note = (f"UMAP of <b>{html.escape(layer)}</b> (the deepest hidden layer) over the {len(result.coordinates)} "
+            f"test samples: trustworthiness {q.trustworthiness:.3f}"
+            + (f"; {q.agreement_map:.0%} of each sample's {q.k} nearest neighbours share its label in the map, "
+               f"{q.agreement_original:.0%} in the layer itself" if q.agreement_map is not None else "")
+            + ". Below, PCA of several layers from the input side to that one"
+            + {"autoencoder": f"; then a traversal decoding around sample {sample}'s code along two latent units",
+               "vae": f"; then a traversal decoding around sample {sample}'s code along its two most informative "
+                      "units, and the KL divergence per unit (grey: collapsed units)",
+               "gan": "; then the generator between two latent vectors, scored by the discriminator"}.get(entry.kind, "")
+            + ".")
+    body = "".join(f"<div>{_figure(fig, f'{entry.name}-{key}')}</div>" for key, fig in figs.items())
+    return f"<section><h2>Latent space</h2><p class=\"muted\">{note}</p>{body}</section>"
+
+
 def model_page(name: str, plotly_js: str) -> str:
     """The HTML of one model's report."""
     entry = overview.cached_entry(name)
@@ -194,7 +212,7 @@ def model_page(name: str, plotly_js: str) -> str:
     parts.append(_saliency_section(entry))
     parts.append(_lrp_section(entry))
     parts.append(_sensitivity_section(entry))
-    parts.append(_placeholders())
+    parts.append(_latent_section(entry))
     parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
                  f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")
     return _page(f"interp report: {name}", "".join(parts), plotly_js)

@@ -63,13 +63,6 @@ def card_rows(card: dict) -> list[tuple[str, str]]:
     return rows
 
 
-# The analyses still to come, in the order the dashboard's tabs and the reports show them.
-ANALYSES: list[tuple[str, str, str]] = [
-    ("latent", "Latent space",
-     "PCA, t-SNE and UMAP maps of any layer, linked to the samples behind each point"),
-]
-
-
 _memo_lock = threading.RLock()  # the dashboard serves requests on threads: compute each result once
 
 

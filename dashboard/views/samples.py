@@ -52,9 +52,10 @@ def register(app) -> None:
         Input(MODEL, "value"), Input(PREV, "n_clicks"), Input(NEXT, "n_clicks"),
         Input(INDEX, "value"), Input(ONLY_WRONG, "value"),
         Input({"type": SAMPLE_PICKER, "name": ALL}, "clickData"),
+        Input({"type": SAMPLE_PICKER, "name": ALL}, "selectedData"),  # a lasso: its first sample
         State(CURRENT_SAMPLE, "data"),
     )
-    def choose(name, _prev, _next, typed, only_wrong, _picked, current):
+    def choose(name, _prev, _next, typed, only_wrong, _picked, _selected, current):
         entry = overview.cached_entry(name)
         n = overview.sample_count(entry)
         index = current["index"] if current and current.get("model") == name else 0
@@ -67,7 +68,8 @@ def register(app) -> None:
         elif trigger == ONLY_WRONG and only_wrong and candidates and index not in candidates:
             index = _step(candidates, index, 1)
         elif isinstance(trigger, dict) and trigger.get("type") == SAMPLE_PICKER:
-            picked = clicked_id(ctx.triggered[0]["value"])
+            # a click in lasso mode also clears the selection: take whichever names a sample
+            picked = next((p for p in (clicked_id(t["value"]) for t in ctx.triggered) if p is not None), None)
             if picked is not None and 0 <= picked < n:
                 index = picked
         return {"model": name, "index": index}, index, n - 1

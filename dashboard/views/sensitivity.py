@@ -71,14 +71,6 @@ def settings_of(entry, kind, key, target, baseline, window, feature, noise, abla
         noise=noise if noise in sens.NOISE_LEVELS else 0.1, ablate=ablate if ablate in sens.ABLATIONS else "mean")
 
 
-def job_for(key: str, label: str, compute, polled: bool, jobs=JOBS):
-    """The background job of ``key``: a poll only reads it (a failed job stays failed, its
-    message shown, until the settings are asked again); new settings or a reload start it,
-    or attach to the one running."""
-    job = jobs.get(key) if polled else None
-    return job if job is not None else jobs.submit(key, label, compute)
-
-
 def message_figure(text: str) -> go.Figure:
     """A blank figure saying ``text`` (while the test set is computed, or why it is not)."""
     fig = go.Figure()
@@ -205,8 +197,8 @@ def register(app) -> None:
         result = sens.dataset_cached(entry, s)
         if result is None:
             polled = ctx.triggered_id == POLL
-            job = job_for(cache.key_of(entry, request), label,
-                          lambda progress: sens.dataset_result(entry, s, progress), polled)
+            job = JOBS.for_view(cache.key_of(entry, request), label,
+                                lambda progress: sens.dataset_result(entry, s, progress), polled)
             if job.state == "failed":
                 return message_figure("could not compute the test set: see above"), SHOWN, {"width": "0%"}, \
                     f"{label}: failed: {job.error}", True

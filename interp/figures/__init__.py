@@ -36,6 +36,7 @@ from .samples import (
     tabular_sample,
     token_sample,
 )
+from .generative import interpolation_path, kl_bars, traversal_grid
 from .projection import layer_maps, projection_map, quality_text
 from .sensitivity import explanation_robustness, ice_curves, layer_profile, noise_curves, occlusion_view
 
@@ -48,6 +49,8 @@ __all__ = [
     "attribution_view",
     "attention_maps",
     "feature_maps",
+    "interpolation_path",
+    "kl_bars",
     "layer_maps",
     "layer_relevance_maps",
     "layer_stats_table",
@@ -55,6 +58,7 @@ __all__ = [
     "lrp_summary",
     "projection_map",
     "quality_text",
+    "traversal_grid",
     "relevance_flow",
     "sequence_heatmap",
     "unit_bars",

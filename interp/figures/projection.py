@@ -25,6 +25,12 @@ from ._style import ACTIVATION_SCALE, DIVERGING_SCALE, finish
 from .samples import _array
 
 PALETTE = qualitative.D3 + qualitative.Set2  # 18 categories before colours repeat
+WEBGL_ABOVE = 5000  # points drawn as SVG up to here (hover and selection are crisper), WebGL above;
+                    # customdata goes in as lists: Dash drops typed arrays from clickData
+
+
+def _flat(n: int):
+    return go.Scattergl if n > WEBGL_ABOVE else go.Scatter
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
@@ -68,7 +74,7 @@ def projection_map(coordinates, color=None, *, categorical: bool | None = None, 
         raise InputError(f"color must be one value per point ({n}); got {len(values)}")
     if categorical is None:
         categorical = values is not None and (values.dtype == bool or np.issubdtype(values.dtype, np.integer))
-    scatter = go.Scatter3d if three else go.Scattergl
+    scatter = go.Scatter3d if three else _flat(n)
     axes = dict(x=c[:, 0], y=c[:, 1], **({"z": c[:, 2]} if three else {}))
     template = "%{text}<extra></extra>"
     fig = go.Figure()
@@ -77,7 +83,7 @@ def projection_map(coordinates, color=None, *, categorical: bool | None = None, 
         for k, (v, mask) in enumerate(groups):
             name = (color_name if v is None else _category(v, class_names))
             fig.add_trace(scatter(**{a: vals[mask] for a, vals in axes.items()}, mode="markers", name=name,
-                                  text=[t for t, m in zip(texts, mask) if m], customdata=ids[mask],
+                                  text=[t for t, m in zip(texts, mask) if m], customdata=ids[mask].tolist(),
                                   hovertemplate=template, showlegend=v is not None,
                                   marker=dict(size=marker_size if not three else max(2, marker_size - 3),
                                               color=PALETTE[k % len(PALETTE)], opacity=0.85)))
@@ -85,7 +91,8 @@ def projection_map(coordinates, color=None, *, categorical: bool | None = None, 
         v = values.astype(float)
         signed = np.nanmin(v) < 0 < np.nanmax(v)
         bound = float(np.nanmax(np.abs(v))) if signed else None
-        fig.add_trace(scatter(**axes, mode="markers", name=color_name, text=texts, customdata=ids,
+        fig.add_trace(scatter(**axes, mode="markers", name=color_name, text=texts, customdata=ids.tolist(),
+                              showlegend=False,  # the colour bar says it
                               hovertemplate=f"{color_name} %{{marker.color:.4g}}<br>" + template,
                               marker=dict(size=marker_size if not three else max(2, marker_size - 3), color=v,
                                           colorscale=DIVERGING_SCALE if signed else ACTIVATION_SCALE,
@@ -94,7 +101,7 @@ def projection_map(coordinates, color=None, *, categorical: bool | None = None, 
     if selected is not None and len(selected):
         chosen = np.isin(ids, np.asarray(selected).reshape(-1))
         fig.add_trace(scatter(**{a: vals[chosen] for a, vals in axes.items()}, mode="markers", name="selected",
-                              text=[t for t, m in zip(texts, chosen) if m], customdata=ids[chosen],
+                              text=[t for t, m in zip(texts, chosen) if m], customdata=ids[chosen].tolist(),
                               hovertemplate=template,
                               marker=dict(size=marker_size + 8, color="rgba(0,0,0,0)",
                                           line=dict(color="black", width=2))))
@@ -105,8 +112,9 @@ def projection_map(coordinates, color=None, *, categorical: bool | None = None, 
     else:
         fig.update_xaxes(showticklabels=False, title=None, zeroline=False)
         fig.update_yaxes(showticklabels=False, title=None, zeroline=False, scaleanchor="x", scaleratio=1)
-    return finish(fig, head, height=520, margin=dict(l=20, r=20, t=70, b=20), dragmode="lasso",
-                  legend=dict(title=color_name, itemsizing="constant"))
+    legend = (dict(title=color_name, itemsizing="constant") if categorical or values is None
+              else dict(orientation="h", x=0, y=-0.02, yanchor="top"))  # beside a colour bar: below the map
+    return finish(fig, head, height=520, margin=dict(l=20, r=20, t=70, b=20), dragmode="lasso", legend=legend)
 
 
 def _category(v, class_names) -> str:
@@ -143,8 +151,8 @@ def layer_maps(projections: list[LayerProjection], labels=None, class_names=None
         for j, v in enumerate(np.unique(y)):
             mask = y == v
             name = _category(v, class_names)
-            fig.add_trace(go.Scattergl(x=c[mask, 0], y=c[mask, 1], mode="markers", name=name, legendgroup=name,
-                                       showlegend=name not in seen, customdata=np.nonzero(mask)[0],
+            fig.add_trace(_flat(len(c))(x=c[mask, 0], y=c[mask, 1], mode="markers", name=name, legendgroup=name,
+                                       showlegend=name not in seen, customdata=np.nonzero(mask)[0].tolist(),
                                        hovertemplate=f"{name} · sample %{{customdata}}<extra>{p.layer}</extra>",
                                        marker=dict(size=4, color=PALETTE[j % len(PALETTE)], opacity=0.8)),
                           row=k // cols + 1, col=k % cols + 1)

@@ -412,11 +412,96 @@ def test_sensitivity_options_reach_the_figures(browser, server):
     page.close()
 
 
-def test_the_latent_tab_says_not_built_yet(browser, server):
+LATENT_DONE = "#latent-progress-text:has-text('done, kept in the store')"
+LATENT_MAP = '[id*="latent-map"]'
+
+
+def test_latent_view_for_every_model(browser, server):
+    """Every model's deepest hidden layer mapped (PCA), and the layer-by-layer maps."""
     page, watch = _open(browser, server)
-    for label, key in [("Latent space", "latent")]:
-        _tab(page, label)
-        _wait(page, watch, f"#placeholder-{key}:has-text('Not built yet')", timeout=10)
+    for name in zoo.names():
+        _pick_model(page, watch, name)
+        _tab(page, "Latent space")
+        _wait(page, watch, f"#latent-caption:has-text('{name} · test sample 0')", timeout=60)
+        _wait(page, watch, LATENT_DONE, timeout=60)
+        _wait(page, watch, function=_all_drawn([LATENT_MAP, '[id*="latent-layers"]']), timeout=60)
+        assert "trustworthiness" in page.inner_text(LATENT_MAP)
+    assert watch.problems == []
+    page.close()
+
+
+def test_latent_view_walks_generative_latents(browser, server):
+    """The VAE's traversal around the current sample's code and its KL per unit; the GAN's
+    interpolation scored by its discriminator; none for a classifier."""
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "vae-digits")
+    _tab(page, "Latent space")
+    _wait(page, watch, "#latent-generative-traversal:has-text(\"Decoding around sample 0's code\")", timeout=60)
+    _wait(page, watch, "#latent-generative-kl:has-text('units used')")
+    _tab(page, "Samples")
+    page.click("#sample-next")
+    _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+    _tab(page, "Latent space")
+    _wait(page, watch, "#latent-generative-traversal:has-text(\"Decoding around sample 1's code\")")
+    _pick_model(page, watch, "gan-digits")
+    _tab(page, "Latent space")
+    _wait(page, watch, "#latent-generative-interpolation:has-text('discriminator: real logit')", timeout=60)
+    _pick_model(page, watch, "cnn-digits")
+    _tab(page, "Latent space")
+    _wait(page, watch, function="getComputedStyle(document.getElementById('latent-generative')).display === 'none'")
+    assert watch.problems == []
+    page.close()
+
+
+POINT = """() => {
+  const gd = document.querySelector('[id*="latent-map"] .js-plotly-plot');
+  const t = gd._fullData.findIndex(d => d.customdata && d.customdata.length && d.name !== 'selected');
+  const d = gd._fullData[t], L = gd._fullLayout, box = gd.getBoundingClientRect();
+  const i = Math.floor(d.x.length / 2);
+  return {id: d.customdata[i], x: box.left + L.xaxis._offset + L.xaxis.l2p(d.x[i]),
+          y: box.top + L.yaxis._offset + L.yaxis.l2p(d.y[i])};
+}"""
+
+
+def test_latent_map_clicks_and_lassos_pick_samples(browser, server):
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "cnn-digits")
+    _tab(page, "Latent space")
+    _wait(page, watch, LATENT_DONE, timeout=60)
+    _wait(page, watch, function=_all_drawn([LATENT_MAP]))
+    # UMAP in the background: the progress line, then the map, kept for the next look
+    page.locator("#latent-method input[value='umap']").click()
+    _wait(page, watch, "#latent-progress-text:has-text('UMAP of classifier.2 over 450 test samples')")
+    _wait(page, watch, "#latent-progress-text:has-text('UMAP of classifier.2 over 450 test samples: done')",
+          timeout=120)
+    _wait(page, watch, f"{LATENT_MAP}:has-text('UMAP of classifier.2')")
+    # hovering a point shows its sample; a unit's activation colours the map
+    page.wait_for_timeout(500)
+    point = page.evaluate(POINT)
+    page.mouse.move(point["x"], point["y"])
+    _wait(page, watch, "#latent-hovered:has-text('test sample')")
+    page.locator("#latent-colour input[value='unit']").click()
+    page.fill("#latent-unit", "3")
+    page.press("#latent-unit", "Enter")
+    _wait(page, watch, f"{LATENT_MAP}:has-text('unit 3')")
+    # a click on a point makes its sample the current one everywhere
+    page.wait_for_timeout(500)
+    point = page.evaluate(POINT)
+    page.mouse.click(point["x"], point["y"])  # on that point, or a neighbour drawn over it
+    _wait(page, watch, function="!document.querySelector('#latent-caption').innerText.includes('test sample 0:')")
+    picked = re.search(r"test sample (\d+):", page.inner_text("#latent-caption")).group(1)
+    _tab(page, "Samples")
+    _wait(page, watch, f"#sample-caption:has-text('test sample {picked}:')")
+    _tab(page, "Latent space")
+    # a lasso around the whole plot selects every point: the selected samples are shown
+    box = page.locator(f"{LATENT_MAP} .nsewdrag").first.bounding_box()
+    corners = [(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)]
+    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
+    page.mouse.up()
+    _wait(page, watch, '[id*="latent-selection"]:has-text("20 selected samples")')
     assert watch.problems == []
     page.close()
 

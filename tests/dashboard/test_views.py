@@ -102,7 +102,6 @@ def test_a_poll_does_not_start_a_failed_job_again():
     import threading
 
     from dashboard.jobs import Jobs
-    from dashboard.views.sensitivity import job_for
     from interp.errors import InputError
 
     jobs, calls = Jobs(), []
@@ -111,13 +110,13 @@ def test_a_poll_does_not_start_a_failed_job_again():
         calls.append(1)
         raise InputError("broken")
 
-    job = job_for("k", "a job", failing, polled=False, jobs=jobs)
+    job = jobs.for_view("k", "a job", failing, polled=False)
     for _ in range(500):
         if job.state != "running":
             break
         threading.Event().wait(0.01)
     for _ in range(5):  # the interval keeps ticking: the failure stays, nothing runs again
-        assert job_for("k", "a job", failing, polled=True, jobs=jobs) is job and job.state == "failed"
+        assert jobs.for_view("k", "a job", failing, polled=True) is job and job.state == "failed"
     assert len(calls) == 1
-    again = job_for("k", "a job", failing, polled=False, jobs=jobs)  # asked again: retried
+    again = jobs.for_view("k", "a job", failing, polled=False)  # asked again: retried
     assert again is not job

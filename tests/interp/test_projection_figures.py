@@ -24,7 +24,7 @@ def test_categories_get_a_trace_each_with_their_sample_indices():
     assert [t.name for t in fig.data] == ["a", "b", "c"]
     assert list(fig.data[1].customdata) == [101, 104, 107, 110]
     np.testing.assert_allclose(np.asarray(fig.data[1].x, float), _coords()[labels == 1, 0])
-    assert all(isinstance(t, go.Scattergl) for t in fig.data) and fig.layout.dragmode == "lasso"
+    assert all(isinstance(t, go.Scatter) for t in fig.data) and fig.layout.dragmode == "lasso"
     right = figures.projection_map(_coords(), labels == 0, color_name="correct")
     assert [t.name for t in right.data] == ["wrong", "right"]
 

@@ -83,7 +83,6 @@ def test_report_has_an_lrp_section(report_dir, name):
     # convolution and sequence layers have maps; the GAN's dense discriminator has none
     assert (f'id="{name}-lrp-layer-maps"' in text) == (name != "gan-digits")
     assert f"<b>{lrp.default_composite(overview.cached_entry(name))}</b>" in text
-    assert "not built yet (will show layer-wise" not in text
 
 
 @pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
@@ -98,7 +97,19 @@ def test_report_has_a_sensitivity_section(report_dir, name):
     assert f'id="{name}-sensitivity-explanation"' in text
     assert ("so LRP is not rated" in text) == (name == "lstm-sentiment")
     assert ("lrp:" in text.split(f'id="{name}-sensitivity-explanation"')[1]) == (name != "lstm-sentiment")
-    assert "not built yet (will show output sensitivity" not in text
+
+
+@pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
+def test_report_has_a_latent_section(report_dir, name):
+    from zoo import latent
+
+    text = (report_dir / f"{name}.html").read_text()
+    assert text.index("<h2>Sensitivity</h2>") < text.index("<h2>Latent space</h2>")
+    for key in ("latent-map", "latent-layers"):
+        assert f'id="{name}-{key}"' in text
+    layer = latent.default_layer(overview.cached_entry(name))
+    assert f"UMAP of <b>{layer}</b>" in text and "trustworthiness" in text
+    assert "not built yet" not in text
 
 
 def test_tabular_report_sweeps_the_strongest_feature(tmp_path):

@@ -1,0 +1,169 @@
+"""Latent space view: a map of the test set at any layer, linked to the samples behind it.
+
+Pick a layer output (the deepest hidden one first), a method (PCA, t-SNE, UMAP), a
+colouring (true label, prediction, right or wrong) and 2-D or 3-D. The map is fitted in
+the background (:mod:`dashboard.jobs`; a first UMAP fit also compiles, about 10 s) while
+an interval polls it, and kept in the store, so a second look is read back. Clicking a
+point makes its sample the current sample in every view; a lasso selection shows the
+selected samples (click one to make it current) and makes the first current. Below, the
+same test set mapped by PCA layer by layer: how classes separate with depth. For the
+autoencoder and the VAE, a traversal decodes a grid around the current sample's code
+along its two most informative units (the VAE's KL per unit beside it); for the GAN,
+the generator between two latent vectors, scored by the discriminator. Composed in
+:mod:`zoo.latent`, the same as in the reports.
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from interp.errors import InterpError
+from interp.projection import METHODS
+from zoo import latent, overview
+
+from ..jobs import JOBS
+from .sensitivity import HIDDEN, SHOWN, message_figure
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
+
+LAYER = "latent-layer"
+METHOD = "latent-method"
+COLOUR = "latent-colour"
+UNIT = "latent-unit"
+HOVERED = "latent-hovered"
+DIMS = "latent-dims"
+CAPTION = "latent-caption"
+MAP = {"type": SAMPLE_PICKER, "name": "latent-map"}
+SELECTION = {"type": SAMPLE_PICKER, "name": "latent-selection"}
+SELECTION_PANEL = "latent-selection-panel"
+LAYERS = {"type": SAMPLE_PICKER, "name": "latent-layers"}
+GENERATIVE = "latent-generative"
+PROGRESS_TEXT = "latent-progress-text"
+POLL = "latent-poll"
+POLL_MS = 500
+METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
+
+def layout() -> html.Div:
+    return html.Div(className="latent", children=[
+        html.Div(className="controls panel", children=[
+            html.Label("layer output", htmlFor=LAYER),
+            html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
+            html.Label("method", htmlFor=METHOD),
+            dcc.RadioItems(id=METHOD, options=[{"label": METHOD_LABELS[m], "value": m} for m in METHODS],
+                           value="pca", inline=True, className="method-list"),
+            html.Label("colour by", htmlFor=COLOUR),
+            dcc.RadioItems(id=COLOUR, inline=True, className="method-list"),
+            html.Div(dcc.Input(id=UNIT, type="number", min=0, step=1, value=0, debounce=True,
+                               placeholder="unit"), className="number-input", title="unit (for a unit's activation)"),
+            dcc.RadioItems(id=DIMS, options=[{"label": "2-D", "value": 2}, {"label": "3-D", "value": 3}],
+                           value=2, inline=True, className="method-list"),
+        ]),
+        html.Div(id=CAPTION, className="caption panel"),
+        html.Div(className="grid", children=[
+            html.Div(className="panel wide", children=[
+                html.Div(id=PROGRESS_TEXT, className="caption progress-text"),
+                html.Div(className="map-row", children=[
+                    html.Div(dcc.Graph(id=MAP, config=GRAPH_CONFIG), className="map"),
+                    html.Div(dcc.Graph(id=HOVERED, config=GRAPH_CONFIG), className="hovered"),
+                ]),
+                dcc.Interval(id=POLL, interval=POLL_MS, disabled=True),
+            ]),
+            html.Div(dcc.Graph(id=SELECTION, config=GRAPH_CONFIG), id=SELECTION_PANEL, className="panel wide",
+                     style=HIDDEN),
+            html.Div(id=GENERATIVE, className="grid", style=HIDDEN),
+            html.Div(dcc.Loading(dcc.Graph(id=LAYERS, config=GRAPH_CONFIG)), className="panel wide"),
+        ]),
+    ])
+
+
+def selected_ids(selection) -> list[int]:
+    """Sample indices of a lasso or box selection's points (their customdata)."""
+    out = []
+    for point in (selection or {}).get("points", []):
+        value = point.get("customdata")
+        value = value[0] if isinstance(value, list) else value
+        if isinstance(value, (int, float)) and int(value) not in out:
+            out.append(int(value))
+    return out
+
+
+def register(app) -> None:
+    @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Output(COLOUR, "options"),
+                  Output(COLOUR, "value"), Input(MODEL, "value"))
+    def choices(name):
+        entry = overview.cached_entry(name)
+        colours = [{"label": text, "value": key} for key, text in latent.colourings(entry).items()]
+        return latent.layers(entry), latent.default_layer(entry), colours, "label"
+
+    @app.callback(Output(MAP, "figure"), Output(CAPTION, "children"), Output(PROGRESS_TEXT, "children"),
+                  Output(POLL, "disabled"),
+                  Input(LAYER, "value"), Input(METHOD, "value"), Input(COLOUR, "value"), Input(DIMS, "value"),
+                  Input(UNIT, "value"), Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"),
+                  State(MODEL, "value"))
+    def show(layer, method, colour, dims, unit, current, _ticks, name):
+        entry = overview.cached_entry(name)
+        if layer not in latent.layers(entry) or colour not in latent.colourings(entry):
+            return (no_update,) * 4  # another model's choices, about to be replaced
+        index = int(current["index"]) if current.get("model") == name else None
+        label = f"{METHOD_LABELS.get(method, method)} of {layer} over {len(entry.test[0])} test samples"
+        result = latent.cached_projection(entry, layer, method, dims)
+        if result is None:
+            job = JOBS.for_view(f"latent:{name}:{layer}:{method}:{dims}", label,
+                                lambda _progress: latent.projection(entry, layer, method, dims),
+                                ctx.triggered_id == POLL)
+            if job.state == "failed":
+                return message_figure("could not map this layer: see above"), no_update, \
+                    f"{label}: failed: {job.error}", True
+            if job.state == "running":
+                first = " (the first UMAP fit also compiles, about 10 s)" if method == "umap" else ""
+                figure = no_update if ctx.triggered_id == POLL else message_figure(f"fitting the {label} …")
+                return figure, no_update, f"{label}: fitting, {job.elapsed:.0f} s{first}", False
+            result = job.result
+        try:
+            units = latent.units(entry, result.layer)
+            unit = min(max(int(unit), 0), units - 1) if isinstance(unit, (int, float)) else 0  # out of range: nearest
+            figure = latent.map_figure(entry, result, colour, selected=None if index is None else [index], unit=unit)
+        except InterpError as exc:
+            return no_update, f"{name} · cannot draw this map: {exc}", "", True
+        caption = (f"{name} · {overview.sample_caption(entry, index) if index is not None else ''} · "
+                   f"fitted in {result.seconds:.2f} s · click a point to make it the current sample, "
+                   "lasso to select several")
+        return figure, caption, f"{label}: done, kept in the store", True
+
+    @app.callback(Output(HOVERED, "figure"), Input(MAP, "hoverData"), Input(CURRENT_SAMPLE, "data"),
+                  State(MODEL, "value"))
+    def hovered(hover, current, name):
+        """The sample under the pointer as what it is (the current one when none is)."""
+        entry = overview.cached_entry(name)
+        index = clicked_id(hover) if ctx.triggered_id == MAP else None
+        if index is None:
+            if current.get("model") != name:
+                return no_update
+            index = int(current["index"])
+        if not 0 <= index < overview.sample_count(entry):
+            return no_update
+        return overview.sample_figures(entry, index)["sample"]
+
+    @app.callback(Output(SELECTION, "figure"), Output(SELECTION_PANEL, "style"), Input(MAP, "selectedData"),
+                  State(MODEL, "value"))
+    def selection(selected, name):
+        ids = selected_ids(selected)
+        if not ids:
+            return message_figure(""), HIDDEN
+        return latent.selection_figure(overview.cached_entry(name), ids), SHOWN
+
+    @app.callback(Output(GENERATIVE, "children"), Output(GENERATIVE, "style"), Input(CURRENT_SAMPLE, "data"),
+                  State(MODEL, "value"))
+    def generative(current, name):
+        entry = overview.cached_entry(name)
+        if current.get("model") != name:
+            return no_update, no_update
+        figs = latent.generative_figures(entry, int(current["index"]))
+        if not figs:
+            return [], HIDDEN
+        return [html.Div(dcc.Graph(id=f"latent-generative-{key}", figure=fig, config=GRAPH_CONFIG),
+                         className="panel" + (" wide" if key != "kl" else "")) for key, fig in figs.items()], SHOWN
+
+    @app.callback(Output(LAYERS, "figure"), Input(MODEL, "value"))
+    def layer_by_layer(name):
+        return latent.layer_by_layer(overview.cached_entry(name), "pca")
