@@ -140,7 +140,10 @@ def interpolate(decoder: nn.Module, start, end, steps: int = 9, critic: nn.Modul
     scores = None
     if critic is not None:
         with torch.no_grad():
-            s = scores_of(critic(out))
+            try:
+                s = scores_of(critic(out))
+            except RuntimeError as exc:
+                raise InputError(f"the critic refused the decoded outputs of shape {tuple(out.shape)}: {exc}") from None
         scores = s[:, 0] if s.shape[1] == 1 else s
     return Interpolation(outputs=out, alphas=alphas, scores=scores, start=a, end=b)
 

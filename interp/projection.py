@@ -61,8 +61,9 @@ def _features(x, what: str = "features", at_least: int = 2) -> np.ndarray:
                          f"got {type(x).__name__}") from None
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise InputError(f"{what} must hold numbers; got dtype {a.dtype}")
-    if a.ndim < 2:
-        raise InputError(f"{what} must be (samples, features); got shape {a.shape}")
+    if a.ndim < 2 or a.shape[0] == 0 or 0 in a.shape[1:]:
+        raise InputError(f"{what} must be (samples, features) with at least {at_least} sample(s) of at least 1 "
+                         f"feature; got shape {a.shape}")
     a = a.reshape(len(a), -1)
     if a.dtype != np.float64:
         a = a.astype(np.float32)
@@ -145,7 +146,11 @@ class _Projection:
         self._check(a)
         start = time.perf_counter()
         self.n_features_in_ = a.shape[1]
-        self.embedding_ = np.asarray(self._fit(self._reduce_fit(a)), dtype=np.float32)
+        try:
+            self.embedding_ = np.asarray(self._fit(self._reduce_fit(a)), dtype=np.float32)
+        except (ValueError, TypeError) as exc:  # a parameter scikit-learn or umap-learn refuses: say which
+            raise InputError(f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())}) "
+                             f"cannot fit: {exc}") from None
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -177,7 +182,10 @@ class PCAProjection(_Projection):
         self.n_components = n_components
         self.random_state = random_state
         self.whiten = whiten
-        self.pca_first = None
+
+    def _check(self, x):
+        if not isinstance(self.whiten, (bool, np.bool_)):
+            raise InputError(f"whiten must be True or False; got {self.whiten!r}")
 
     def _fit(self, x):
         from sklearn.decomposition import PCA
@@ -210,8 +218,13 @@ class TSNEProjection(_Projection):
 
     def _check(self, x):
         p = self.perplexity
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p) or p <= 0:
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.number)) or not np.isfinite(p) or p <= 0:
             raise InputError(f"perplexity must be a number > 0; got {p!r}")
+        if self.init not in ("pca", "random"):
+            raise InputError(f"init must be 'pca' or 'random'; got {self.init!r}")
+        lr = self.learning_rate
+        if lr != "auto" and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not lr > 0):
+            raise InputError(f"learning_rate must be 'auto' or a number > 0; got {lr!r}")
         if p >= len(x):
             raise InputError(f"perplexity {p:g} needs more than {p:g} samples; got {len(x)} (lower the "
                              f"perplexity below {len(x)}, e.g. {max(1, (len(x) - 1) // 3)})")
@@ -253,8 +266,11 @@ class UMAPProjection(_Projection):
             raise InputError(f"n_neighbors {self.n_neighbors} needs more than {self.n_neighbors} samples; got "
                              f"{len(x)} (lower n_neighbors below {len(x)})")
         d = self.min_dist
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d <= 1:
+        if isinstance(d, bool) or not isinstance(d, (int, float, np.number)) or not 0 <= d <= 1:
             raise InputError(f"min_dist must be a number in [0, 1]; got {d!r}")
+        if not isinstance(self.metric, str):
+            raise InputError(f"metric must be the name of a distance umap-learn knows (e.g. 'euclidean', 'cosine'); "
+                             f"got {self.metric!r}")
 
     def _fit(self, x):
         import warnings
@@ -368,21 +384,24 @@ class LayerProjection:
     agreement_original: float | None
     k: int
     seconds: float
+    scored: int | None = None  # samples the quality numbers were computed on (a subset above QUALITY_SAMPLES)
 
     @property
     def quality(self) -> MapQuality:
         return MapQuality(self.trustworthiness, self.agreement_map, self.agreement_original, self.k,
-                          len(self.coordinates))
+                          self.scored or len(self.coordinates))
 
 
 def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_components: int = 2,
                   random_state: int | None = 0, *, reduce: str | None = None, store=None, name: str | None = None,
-                  k: int = DEFAULT_K, progress: bool = False, **params) -> LayerProjection:
+                  dataset: str | None = None, k: int | None = None, progress: bool = False,
+                  **params) -> LayerProjection:
     """Project ``layer``'s output over ``data`` (as :func:`interp.collect` takes it; labels
     from ``(inputs, labels)`` colour nothing here but score the map). ``reduce``: None
     flattens each sample's output, "mean" or "max" pools it over positions (space or
-    time) first. Kept in the store: the same model, data, layer, method and parameters
-    are read back."""
+    time) first. ``dataset``: the name of an iterable of batches (as for collect). ``k``:
+    neighbours for the quality numbers (default 10, fewer on small sets). Kept in the
+    store: the same model, data, layer, method and parameters are read back."""
     from .collect import collect
     from .store import Store, model_identity
 
@@ -391,7 +410,9 @@ def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_com
         raise InputError(f"reduce must be None (flatten), 'mean' or 'max' (pool over positions); got {reduce!r}")
     store = store if isinstance(store, Store) else Store(store)
     module = _module_of(model, layer)
-    collection = collect(model, data, [module], store, reduce=reduce, name=name, progress=progress)
+    collection = collect(model, data, [module], store, reduce=reduce, name=name, dataset=dataset, progress=progress)
+    n = collection.n
+    k = max(1, min(DEFAULT_K, min(n, QUALITY_SAMPLES) // 2 - 1)) if k is None else k
     outputs = [o for o in collection.outputs if o == layer or (module == layer and (
         o.startswith(f"{layer}.") or o.startswith(f"{layer}[")))]
     if len(outputs) != 1:
@@ -413,7 +434,7 @@ def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_com
                                layer=output, method=method, params=request["params"], reduce=reduce,
                                features=features.shape[1], trustworthiness=q.trustworthiness,
                                agreement_map=q.agreement_map, agreement_original=q.agreement_original, k=q.k,
-                               seconds=seconds)
+                               seconds=seconds, scored=q.samples)
 
     return store.result(model_identity(model, name), request, compute)
 

@@ -126,6 +126,10 @@ def attribution_scores(entry: Entry) -> torch.Tensor:
     return _memo(entry, "latent-attribution", compute)
 
 
+def has_attribution_scores(entry: Entry) -> bool:
+    return "latent-attribution" in entry.memo
+
+
 def units(entry: Entry, layer: str) -> int:
     """How many units ``layer`` has (as the Activations view counts them)."""
     from .activations import units as count
@@ -249,7 +253,7 @@ def traversal(entry: Entry, index: int, units=None) -> generative.Traversal:
     mu, _ = _codes(entry)
     index = overview.check_index(entry, index)
     return generative.traverse(entry.parts["decoder"], mu[index], units=units or walked_units(entry),
-                               span=TRAVERSAL_SPAN, steps=TRAVERSAL_STEPS, scale=mu.std(0))
+                               span=TRAVERSAL_SPAN, steps=TRAVERSAL_STEPS, scale=mu.std(0).clamp(min=1e-6))
 
 
 def partner(entry: Entry, index: int) -> int:
@@ -299,5 +303,5 @@ def generative_figures(entry: Entry, index: int) -> dict[str, go.Figure]:
     return out
 
 
-__all__ = ["units", "traversal", "interpolation", "between", "partner", "kl", "walked_units", "generative_figures", "layers", "default_layer", "colourings", "projection", "cached_projection", "colour_values",
+__all__ = ["has_attribution_scores", "units", "traversal", "interpolation", "between", "partner", "kl", "walked_units", "generative_figures", "layers", "default_layer", "colourings", "projection", "cached_projection", "colour_values",
            "hover_texts", "map_figure", "layer_by_layer", "selection_figure", "COLOURS"]

@@ -23,7 +23,7 @@ from zoo import latent, overview
 
 from ..jobs import JOBS
 from .sensitivity import HIDDEN, SHOWN, message_figure
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id, selected_ids
 
 LAYER = "latent-layer"
 METHOD = "latent-method"
@@ -38,6 +38,7 @@ SELECTION_PANEL = "latent-selection-panel"
 LAYERS = {"type": SAMPLE_PICKER, "name": "latent-layers"}
 GENERATIVE = "latent-generative"
 PROGRESS_TEXT = "latent-progress-text"
+PROGRESS = "latent-progress"  # an indeterminate bar while a fit runs (the fits report no steps)
 POLL = "latent-poll"
 POLL_MS = 500
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -61,6 +62,8 @@ def layout() -> html.Div:
         html.Div(id=CAPTION, className="caption panel"),
         html.Div(className="grid", children=[
             html.Div(className="panel wide", children=[
+                html.Div(className="progress", id=PROGRESS, style=HIDDEN,
+                         children=[html.Div(className="progress-bar indeterminate")]),
                 html.Div(id=PROGRESS_TEXT, className="caption progress-text"),
                 html.Div(className="map-row", children=[
                     html.Div(dcc.Graph(id=MAP, config=GRAPH_CONFIG), className="map"),
@@ -76,17 +79,6 @@ def layout() -> html.Div:
     ])
 
 
-def selected_ids(selection) -> list[int]:
-    """Sample indices of a lasso or box selection's points (their customdata)."""
-    out = []
-    for point in (selection or {}).get("points", []):
-        value = point.get("customdata")
-        value = value[0] if isinstance(value, list) else value
-        if isinstance(value, (int, float)) and int(value) not in out:
-            out.append(int(value))
-    return out
-
-
 def register(app) -> None:
     @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Output(COLOUR, "options"),
                   Output(COLOUR, "value"), Input(MODEL, "value"))
@@ -96,39 +88,45 @@ def register(app) -> None:
         return latent.layers(entry), latent.default_layer(entry), colours, "label"
 
     @app.callback(Output(MAP, "figure"), Output(CAPTION, "children"), Output(PROGRESS_TEXT, "children"),
-                  Output(POLL, "disabled"),
+                  Output(POLL, "disabled"), Output(PROGRESS, "style"),
                   Input(LAYER, "value"), Input(METHOD, "value"), Input(COLOUR, "value"), Input(DIMS, "value"),
                   Input(UNIT, "value"), Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"),
                   State(MODEL, "value"))
     def show(layer, method, colour, dims, unit, current, _ticks, name):
         entry = overview.cached_entry(name)
         if layer not in latent.layers(entry) or colour not in latent.colourings(entry):
-            return (no_update,) * 4  # another model's choices, about to be replaced
+            return (no_update,) * 5  # another model's choices, about to be replaced
         index = int(current["index"]) if current.get("model") == name else None
         label = f"{METHOD_LABELS.get(method, method)} of {layer} over {len(entry.test[0])} test samples"
+        scores = colour == latent.ATTRIBUTION  # integrated gradients over the test set: also in the background
         result = latent.cached_projection(entry, layer, method, dims)
-        if result is None:
-            job = JOBS.for_view(f"latent:{name}:{layer}:{method}:{dims}", label,
-                                lambda _progress: latent.projection(entry, layer, method, dims),
+        if result is None or (scores and not latent.has_attribution_scores(entry)):
+            def compute(_progress):
+                if scores:
+                    latent.attribution_scores(entry)
+                return latent.projection(entry, layer, method, dims)
+
+            job = JOBS.for_view(f"latent:{name}:{layer}:{method}:{dims}:{scores}", label, compute,
                                 ctx.triggered_id == POLL)
             if job.state == "failed":
                 return message_figure("could not map this layer: see above"), no_update, \
-                    f"{label}: failed: {job.error}", True
+                    f"{label}: failed: {job.error}", True, HIDDEN
             if job.state == "running":
                 first = " (the first UMAP fit also compiles, about 10 s)" if method == "umap" else ""
+                what = " and attribution scores" if scores else ""
                 figure = no_update if ctx.triggered_id == POLL else message_figure(f"fitting the {label} …")
-                return figure, no_update, f"{label}: fitting, {job.elapsed:.0f} s{first}", False
+                return figure, no_update, f"{label}{what}: fitting, {job.elapsed:.0f} s{first}", False, SHOWN
             result = job.result
         try:
             units = latent.units(entry, result.layer)
             unit = min(max(int(unit), 0), units - 1) if isinstance(unit, (int, float)) else 0  # out of range: nearest
             figure = latent.map_figure(entry, result, colour, selected=None if index is None else [index], unit=unit)
         except InterpError as exc:
-            return no_update, f"{name} · cannot draw this map: {exc}", "", True
+            return no_update, f"{name} · cannot draw this map: {exc}", "", True, HIDDEN
         caption = (f"{name} · {overview.sample_caption(entry, index) if index is not None else ''} · "
                    f"fitted in {result.seconds:.2f} s · click a point to make it the current sample, "
                    "lasso to select several")
-        return figure, caption, f"{label}: done, kept in the store", True
+        return figure, caption, f"{label}: done, kept in the store", True, HIDDEN
 
     @app.callback(Output(HOVERED, "figure"), Input(MAP, "hoverData"), Input(CURRENT_SAMPLE, "data"),
                   State(MODEL, "value"))
@@ -158,7 +156,10 @@ def register(app) -> None:
         entry = overview.cached_entry(name)
         if current.get("model") != name:
             return no_update, no_update
-        figs = latent.generative_figures(entry, int(current["index"]))
+        try:
+            figs = latent.generative_figures(entry, int(current["index"]))
+        except InterpError as exc:
+            return [html.Div(f"cannot decode around this sample: {exc}", className="caption panel")], SHOWN
         if not figs:
             return [], HIDDEN
         return [html.Div(dcc.Graph(id=f"latent-generative-{key}", figure=fig, config=GRAPH_CONFIG),

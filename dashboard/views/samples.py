@@ -10,7 +10,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from zoo import overview
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id, selected_ids
 
 INDEX = "sample-index"
 PREV, NEXT = "sample-prev", "sample-next"
@@ -68,8 +68,13 @@ def register(app) -> None:
         elif trigger == ONLY_WRONG and only_wrong and candidates and index not in candidates:
             index = _step(candidates, index, 1)
         elif isinstance(trigger, dict) and trigger.get("type") == SAMPLE_PICKER:
-            # a click in lasso mode also clears the selection: take whichever names a sample
-            picked = next((p for p in (clicked_id(t["value"]) for t in ctx.triggered) if p is not None), None)
+            lassoed = [i for t in ctx.triggered if t["prop_id"].endswith(".selectedData")
+                       for i in selected_ids(t["value"])]
+            # a lasso keeps the current sample if it is inside, else takes its first; a click in lasso
+            # mode also clears the selection: take whichever trigger names a sample
+            picked = (index if index in lassoed else lassoed[0]) if lassoed else next(
+                (p for p in (clicked_id(t["value"]) for t in ctx.triggered if t["prop_id"].endswith(".clickData"))
+                 if p is not None), None)
             if picked is not None and 0 <= picked < n:
                 index = picked
         return {"model": name, "index": index}, index, n - 1

@@ -26,6 +26,17 @@ def clicked_id(click) -> int | None:
         return None
 
 
+def selected_ids(selection) -> list[int]:
+    """Sample indices of a lasso or box selection's points (their customdata), in order."""
+    out = []
+    for point in (selection or {}).get("points", []):
+        value = point.get("customdata")
+        value = value[0] if isinstance(value, list) else value
+        if isinstance(value, (int, float)) and int(value) not in out:
+            out.append(int(value))
+    return out
+
+
 def target_options(objective) -> tuple[list[dict], object]:
     """A target picker's options and first value for a zoo objective (saliency, LRP)."""
     return [{"label": label, "value": value} for label, value in objective.targets], objective.targets[0][1]

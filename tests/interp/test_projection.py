@@ -92,6 +92,13 @@ def test_tsne_cannot_place_new_points(blobs):
     (lambda x: interp.project(x[0]), "must be \\(samples, features\\)"),
     (lambda x: interp.project(x, random_state=-1), "random_state"),
     (lambda x: interp.project(x, "umap", min_dist=2.0), "min_dist"),
+    (lambda x: interp.project(np.zeros((0, 3))), "at least 2 sample"),
+    (lambda x: interp.project(x, "tsne", init="bogus"), "init must be"),
+    (lambda x: interp.project(x, "tsne", learning_rate=-1), "learning_rate must be"),
+    (lambda x: interp.project(x, "pca", whiten="yes"), "whiten must be"),
+    (lambda x: interp.project(x, "umap", metric=len), "metric must be the name"),
+    (lambda x: interp.project(x, "tsne", max_iter=300, perplexity=np.float32(5), init="random",
+                              learning_rate="bogus"), "learning_rate must be"),
 ])
 def test_bad_input_says_the_limit(blobs, call, match):
     x, _ = blobs
@@ -166,3 +173,16 @@ def test_project_layer_refuses_a_layer_with_several_outputs():
     model.append(Pair())
     with pytest.raises(InputError, match="gives 2 outputs"):
         P.project_layer(model, torch.randn(20, 3), "1", "pca")
+
+
+def test_project_layer_on_a_small_set_and_on_batches(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU()).eval()
+    x, y = torch.randn(14, 3), torch.arange(14) % 2
+    small = P.project_layer(model, (x, y), "1", "pca", store=tmp_path)  # k shrinks to the set: 14 // 2 - 1
+    assert small.k == 6 and small.quality.samples == 14
+    batches = [(x[:7], y[:7]), (x[7:], y[7:])]
+    named = P.project_layer(model, batches, "1", "pca", store=tmp_path, dataset="two batches")
+    torch.testing.assert_close(named.coordinates, small.coordinates)
+    with pytest.raises(InputError, match="k must be"):
+        P.project_layer(model, (x, y), "1", "pca", store=tmp_path, k=10)  # given explicitly: checked
