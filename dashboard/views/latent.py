@@ -22,8 +22,8 @@ from interp.projection import METHODS
 from zoo import latent, overview
 
 from ..jobs import JOBS
-from .sensitivity import HIDDEN, SHOWN, message_figure
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id, selected_ids
+from .shell import (CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SAMPLE_PICKER, SHOWN, clicked_id, message_figure,
+                    selected_ids)
 
 LAYER = "latent-layer"
 METHOD = "latent-method"

@@ -19,7 +19,7 @@ from interp.errors import InterpError
 from zoo import lrp, overview
 from zoo import saliency as sal
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, target_options
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, target_options
 
 COMPOSITE = "lrp-composite"
 DESCRIPTION = "lrp-composite-description"
@@ -40,7 +40,6 @@ MAPS_PANEL = "lrp-layer-maps-panel"
 SUMMARY = "lrp-summary"
 
 COMPOSITE_RULE = "composite"  # the rule dropdown's "no override" value
-HIDDEN, SHOWN = {"display": "none"}, {}
 
 
 def composite_options(described: dict[str, str]) -> list[dict]:

@@ -10,7 +10,6 @@ composed in :mod:`zoo.sensitivity`, the same as in the reports.
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from interp.errors import InterpError
@@ -18,7 +17,7 @@ from zoo import cache, overview
 from zoo import sensitivity as sens
 
 from ..jobs import JOBS
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, target_options
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, message_figure, target_options
 
 KIND = "sens-kind"
 OBJECTIVE = "sens-objective"
@@ -41,7 +40,6 @@ POLL = "sens-poll"
 
 DEFAULT_WINDOW = "default"  # the window dropdown's value for the library's default window
 POLL_MS = 400
-HIDDEN, SHOWN = {"display": "none"}, {}
 SETTINGS = [Input(KIND, "value"), Input(OBJECTIVE, "value"), Input(TARGET, "value"), Input(BASELINE, "value"),
             Input(WINDOW, "value"), Input(FEATURE, "value"), Input(NOISE, "value"), Input(ABLATE, "value")]
 
@@ -69,16 +67,6 @@ def settings_of(entry, kind, key, target, baseline, window, feature, noise, abla
         feature=feature if isinstance(feature, int) and entry.dataset.modality == "tabular"
         and 0 <= feature < entry.test[0].shape[1] else 0,
         noise=noise if noise in sens.NOISE_LEVELS else 0.1, ablate=ablate if ablate in sens.ABLATIONS else "mean")
-
-
-def message_figure(text: str) -> go.Figure:
-    """A blank figure saying ``text`` (while the test set is computed, or why it is not)."""
-    fig = go.Figure()
-    fig.update_layout(height=260, margin=dict(l=20, r=20, t=20, b=20), plot_bgcolor="white",
-                      xaxis=dict(visible=False), yaxis=dict(visible=False),
-                      annotations=[dict(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                                        font=dict(size=14, color="#4a5665"))])
-    return fig
 
 
 def layout() -> html.Div:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 from dash import dcc, html
 
 import zoo
@@ -13,6 +14,17 @@ CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample e
 # each point's customdata holds a test-sample index
 SAMPLE_PICKER = "sample-picker"
 GRAPH_CONFIG = {"displaylogo": False}  # every dcc.Graph of the dashboard
+HIDDEN, SHOWN = {"display": "none"}, {}  # styles of panels shown only when they apply
+
+
+def message_figure(text: str) -> go.Figure:
+    """A blank figure saying ``text`` (while the test set is computed, or why it is not)."""
+    fig = go.Figure()
+    fig.update_layout(height=260, margin=dict(l=20, r=20, t=20, b=20), plot_bgcolor="white",
+                      xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      annotations=[dict(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                        font=dict(size=14, color="#4a5665"))])
+    return fig
 
 
 def clicked_id(click) -> int | None:
