@@ -1,5 +1,5 @@
-"""Input checks shared by every public entry point: finite values, a model that
-refuses an input turned into an InputError that shows what was given, and the one
+"""Input checks shared by every public entry point: inputs as :class:`~interp.inputs.Inputs`
+with finite values on the model's device, the refusal of batch statistics, and the one
 target helper (an int, one int per sample, or ``"predicted"``) of every analysis that
 explains a score."""
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import InputError, TargetError
+from .errors import InputError, ModelError, TargetError
+from .inputs import Inputs, as_inputs, check_model, expected_input  # noqa: F401  (expected_input: re-exported)
 
 
 def check_finite(x: torch.Tensor, where: str) -> None:
@@ -19,48 +20,38 @@ def check_finite(x: torch.Tensor, where: str) -> None:
         raise InputError(f"{where} holds {bad} NaN or infinite values; expected finite inputs")
 
 
-def run_model(model: nn.Module, x: torch.Tensor, what: str = "input"):
-    """``model(x)``; a model that refuses ``x`` (wrong shape, dtype, device) raises an
-    InputError naming the shape and dtype given."""
-    try:
-        return model(x)
-    except (RuntimeError, TypeError, IndexError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise InputError(f"the model failed on an {what} of shape {tuple(x.shape)} and dtype "
-                         f"{str(x.dtype).replace('torch.', '')} ({type(exc).__name__}: {first}); "
-                         f"expected {expected_input(model)}") from exc
+def run_model(model: nn.Module, x, what: str = "input"):
+    """``model(x)`` (``x`` a tensor, a tuple or a dict of inputs, see :mod:`interp.inputs`);
+    a model that raises gives a :class:`~interp.inputs.ModelRaised` (an InputError naming the
+    shapes and dtypes given), which :func:`interp.inputs.blame` turns into an InputError or
+    a ModelError at the edge of the analysis."""
+    return as_inputs(x, model, at_least_2d=False).call(model)
 
 
-def expected_input(model: nn.Module) -> str:
-    """What the model's first layer takes, in words, for error messages."""
-    for m in model.modules():
-        if next(m.children(), None) is not None:
-            continue
-        p = next(m.parameters(), None)
-        dtype = str(p.dtype).replace("torch.", "") if p is not None else "float32"
-        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-            return f"integer token ids in [0, {m.num_embeddings - 1}], shaped (batch, tokens)"
-        if isinstance(m, nn.Linear):
-            return f"{dtype} inputs whose last dimension is {m.in_features} (its first layer is {m})"
-        if isinstance(m, nn.modules.conv._ConvNd):
-            dims = len(m.kernel_size)
-            where = ", ".join(["H", "W", "D"][:dims]) if dims > 1 else "L"
-            return f"{dtype} inputs shaped (batch, {m.in_channels}, {where}) (its first layer is {m})"
-        if isinstance(m, nn.RNNBase):
-            return f"{dtype} sequences with {m.input_size} features per step (its first layer is {m})"
-    return "a batch the model accepts"
+def check_batch(model: nn.Module, x, verb: str) -> Inputs:
+    """The inputs ``x`` as :class:`~interp.inputs.Inputs` (a batch tensor, batch first and at
+    least 2-D, or a tuple or dict of such), checked against ``model`` (an nn.Module with
+    values, on the inputs' device) and for NaN or infinity; ``verb`` names the analysis."""
+    check_model(model, None, verb)
+    inputs = as_inputs(x, model)
+    check_model(model, inputs, verb)
+    for name, t in zip(inputs.names, inputs.tensors):
+        check_finite(t, "the input" if inputs.single else name)
+    return inputs
 
 
-def check_batch(model: nn.Module, x, verb: str) -> None:
-    """InputError unless ``model`` is an nn.Module and ``x`` a non-empty batch tensor
-    (batch first, at least 2-D); ``verb`` names the analysis in the message."""
-    if not isinstance(model, nn.Module):
-        raise InputError(f"{verb} needs an nn.Module; got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor) or x.ndim < 2:
-        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"the input must be a batch tensor (batch first, at least 2-D); got {got}")
-    if x.shape[0] == 0:
-        raise InputError("the input batch is empty")
+def refuse_batch_statistics(model: nn.Module, verb: str = "attribution") -> None:
+    """ModelError for a batch-norm module that normalises with the batch's own statistics
+    (train mode, or no running statistics): one sample's result would depend on the others,
+    and running statistics would move (the model would change). Every analysis that runs
+    the model itself refuses this, with this message."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None):
+            why = "is in train mode" if m.training else "keeps no running statistics (track_running_stats=False)"
+            raise ModelError(f"module {name or 'model'!r} ({type(m).__name__}) {why}: it normalises with the "
+                             f"statistics of the batch, so one sample's {verb} would depend on the others"
+                             f"{' and the model would change' if m.training else ''}; call model.eval() on a model "
+                             "with running statistics")
 
 
 def scores_of(output, where: str = "the model") -> torch.Tensor:

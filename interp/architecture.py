@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import run_model
+from .inputs import as_inputs, blame
 from .capture import capture, leaf_names, module_names
 from .errors import InputError
 
@@ -58,14 +58,13 @@ def summarize(model: nn.Module, example: torch.Tensor) -> Architecture:
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"summarize needs an nn.Module; got {type(model).__name__}")
-    if not isinstance(example, torch.Tensor):
-        raise InputError(f"example must be a tensor batch; got {type(example).__name__}")
+    inputs = as_inputs(example, model, at_least_2d=False)
     modules = module_names(model)
     leaves = set(leaf_names(model))
     chosen = [n for n, m in modules.items()
               if n in leaves or any(True for _ in m.parameters(recurse=False))]
-    with capture(model, chosen) as rec:
-        run_model(model, example, "example")
+    with blame(model, inputs, "summarize"), capture(model, chosen) as rec:
+        inputs.call(model)
     rows = []
     for name in chosen:
         module = modules[name]
@@ -79,7 +78,7 @@ def summarize(model: nn.Module, example: torch.Tensor) -> Architecture:
     params = list(model.parameters())
     return Architecture(
         model_class=type(model).__name__,
-        input_shape=tuple(example.shape),
+        input_shape=tuple(inputs.tensors[0].shape) if inputs.single else tuple(tuple(t.shape) for t in inputs.tensors),
         rows=tuple(rows),
         total_parameters=sum(p.numel() for p in params),
         trainable_parameters=sum(p.numel() for p in params if p.requires_grad),

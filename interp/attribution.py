@@ -6,11 +6,14 @@
 
 Captum does the work for integrated gradients, guided backprop, DeepLIFT, occlusion
 and Grad-CAM. What this module adds: one way to give a target
-(:func:`interp._checks.resolve_target`), input checks with clear errors, token
-models explained through their embedding layer (one score per token), Grad-CAM
-upsampled to the input, and a model left exactly as it was (hooks, attributes,
-parameters, buffers, gradients, train/eval mode), also after an error. Analyses run
-one at a time in the process (Captum's hooks live on the modules).
+(:func:`interp._checks.resolve_target`), input checks with clear errors, models of
+several inputs (a tuple or a dict: attributions come back per input, in the same
+structure; see :mod:`interp.space`), token models explained through their embedding
+layer (one score per token), Grad-CAM upsampled to the input, DeepLIFT on models that
+call one activation module several times (torchvision's ResNets: each call gets a copy
+of its own while DeepLIFT runs), and a model left exactly as it was (hooks,
+attributes, parameters, buffers, gradients, train/eval mode), also after an error.
+Analyses run one at a time in the process (Captum's hooks live on the modules).
 
 Written here instead: ``gradient``, ``saliency`` and ``input_x_gradient`` are one
 autograd call on the forward pass that also resolves the target (Captum's wrappers
@@ -25,9 +28,9 @@ Adding a method is one :class:`Method` entry in ``METHODS`` plus its test.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import math
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,16 +39,18 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_finite, resolve_target, run_model, scores_of
-from .capture import capture, intervene, module_names
+from ._checks import check_batch, check_finite, refuse_batch_statistics, resolve_target
+from .capture import capture, module_names
 from .errors import InputError, InterpError, UnknownNameError
+from .inputs import Inputs, as_inputs, blame
+from .memory import start_memory_reuse
+from .space import Space, as_found, exclusive, prepare
 
 # Captum announces, on every call, hooks that it removes again (and we check that it does)
 warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations", category=UserWarning)
 warnings.filterwarnings("ignore", message="Setting forward, backward hooks and attributes on non-linear",
                         category=UserWarning)
 
-EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 ROWS_PER_EVAL = 512  # inputs per forward when a method evaluates many perturbed copies (measured: 256-512
 # rows run fastest on the CPU, 4096 rows at once up to twice as slow per row)
@@ -62,12 +67,12 @@ class Attribution:
     (integrated gradients, DeepLIFT), else ``None``."""
 
     method: str
-    values: torch.Tensor
+    values: Any                  # a tensor shaped like the input; per input (tuple or dict) for several
     target: torch.Tensor
     score: torch.Tensor
     delta: torch.Tensor | None = None
     options: dict = field(default_factory=dict)
-    embedding: str | None = None
+    embedding: Any = None        # the embedding layer of token ids (a dict by input for several inputs)
     seconds: float = 0.0
 
     @property
@@ -114,19 +119,33 @@ def _any_int(v) -> str | None:
     return None if isinstance(v, int) and not isinstance(v, bool) else "expected an integer"
 
 
-def _window(v) -> str | None:
+def _per_input_check(check: Callable, expected: str) -> Callable:
+    """``check`` for a value, or for each value of a dict by input name (models of several inputs)."""
+    def checked(v) -> str | None:
+        if isinstance(v, dict):
+            bad = next((k for k, i in v.items() if check(i) is not None), None)
+            return None if bad is None else f"{expected} (or a dict of them by input name; {bad!r} is not)"
+        return None if check(v) is None else f"{expected} (or a dict of them by input name)"
+    return checked
+
+
+def _one_window(v) -> str | None:
     if v is None or _positive_int(v) is None:
         return None
     if isinstance(v, (tuple, list)) and v and all(_positive_int(i) is None for i in v):
         return None
-    return "expected None, an integer >= 1 or a tuple of them"
+    return "no"
 
 
-def _baseline(v) -> str | None:
+def _one_baseline(v) -> str | None:
     if v is None or isinstance(v, torch.Tensor):
         return None
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return None if ok else "expected None, a number or a tensor (a token id for token inputs)"
+    return None if ok else "no"
+
+
+_window = _per_input_check(_one_window, "expected None, an integer >= 1 or a tuple of them")
+_baseline = _per_input_check(_one_baseline, "expected None, a number or a tensor (a token id for token inputs)")
 
 
 def _layer(v) -> str | None:
@@ -141,121 +160,7 @@ BASELINE = Option(None, _baseline, "reference input: a number or tensor (default
                                    "inputs a token id whose embedding is used (default: zero embedding)")
 
 
-# ---------------------------------------------------------------------------- the input space
-
-@dataclass
-class _Space:
-    """Where attribution happens: the input itself, or for token ids the output of the
-    embedding layer that reads them (``extra`` then holds the ids for the forward)."""
-
-    model: nn.Module
-    forward: nn.Module          # (inputs, *extra) -> (batch, scores)
-    inputs: torch.Tensor        # what attributions are taken for
-    extra: tuple | None         # additional forward arguments (token ids)
-    scores: torch.Tensor        # (batch, K) at the input, detached
-    graph: torch.Tensor | None  # the same scores with autograd graph, when asked for
-    embedding: str | None
-
-    @property
-    def tokens(self) -> bool:
-        return self.embedding is not None
-
-    def sample_shape(self) -> tuple[int, ...]:
-        return tuple(self.inputs.shape[1:])
-
-
-class _Scores(nn.Module):
-    """``model(x)`` as (batch, scores)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return scores_of(self.model(x))
-
-
-class _ThroughEmbedding(nn.Module):
-    """``model(tokens)`` with the output of the embedding layer replaced by ``e``: a model of
-    the embeddings, which gradients and baselines are defined for. With ``by_identity``
-    only the call that reads the token tensor itself is replaced (the same layer may also
-    embed other ids, e.g. a class token); otherwise the layer's one call."""
-
-    def __init__(self, model: nn.Module, layer: str, by_identity: bool):
-        super().__init__()
-        self.model, self.layer, self.by_identity = model, layer, by_identity
-
-    def forward(self, e: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        def replace(_name, args, _out):
-            return e if not self.by_identity or (args and args[0] is tokens) else None
-
-        with intervene(self.model, [self.layer], replace):
-            return scores_of(self.model(tokens))
-
-
-def _embedding_candidates(model: nn.Module, embedding: str | None) -> list[str]:
-    modules = module_names(model)
-    found = [n for n, m in modules.items() if isinstance(m, EMBEDDINGS)]
-    if embedding is not None:
-        if embedding not in modules:
-            raise UnknownNameError("embedding layer", embedding, found or list(modules))
-        return [embedding]
-    if not found:
-        raise InputError("integer inputs are token ids, which are explained through the nn.Embedding "
-                         "layer that reads them; the model has none (give float inputs, or name the "
-                         "layer whose output to explain with embedding=...)")
-    return found
-
-
-def _prepare(model: nn.Module, x: torch.Tensor, embedding: str | None, graph: bool,
-             at: torch.Tensor | None = None) -> _Space:
-    """One forward pass on ``x``: the scores (for the target) and the space to attribute in.
-    With ``graph`` the inputs require grad and the scores keep their autograd graph. ``at``:
-    for token ids, embedding values to attribute at instead of the embedding's own output
-    (the explanation sensitivity perturbs token models there)."""
-    if x.is_floating_point():
-        if embedding is not None:
-            raise InputError(f"embedding={embedding!r} applies to token-id inputs; the input is "
-                             f"{str(x.dtype).replace('torch.', '')}, attributed directly")
-        inputs = x.detach().requires_grad_(graph)  # a new leaf sharing x's storage; x is untouched
-        with torch.enable_grad():  # the same code path as the methods' own passes (no inference fast paths)
-            out = scores_of(run_model(model, inputs))
-        return _Space(model, _Scores(model), inputs, None, out.detach(), out if graph else None, None)
-    if x.is_complex() or x.dtype == torch.bool:
-        raise InputError(f"inputs must be float values or integer token ids; got dtype "
-                         f"{str(x.dtype).replace('torch.', '')}")
-    candidates = _embedding_candidates(model, embedding)
-    seen: dict[str, torch.Tensor] = {}
-
-    def take(name, args, output):
-        if embedding is None and not (args and args[0] is x):
-            return None  # an embedding of something else (e.g. positions)
-        if name in seen:
-            raise InputError(f"embedding layer {name!r} reads the tokens more than once per forward; "
-                             "name one read once with embedding=...")
-        seen[name] = output.detach().clone().requires_grad_(graph)
-        return seen[name]
-
-    with intervene(model, candidates, take), torch.enable_grad():
-        out = scores_of(run_model(model, x, "input of token ids"))
-    if len(seen) != 1:
-        what = "none of them" if not seen else f"{len(seen)} of them ({', '.join(seen)})"
-        raise InputError(f"token ids are explained through the one embedding layer that reads them; "
-                         f"{what} read the input among {', '.join(candidates)}; name it with embedding=...")
-    (name, e), = seen.items()
-    if not e.is_floating_point() or e.shape[:x.ndim] != x.shape:
-        raise InputError(f"embedding layer {name!r} gives {tuple(e.shape)} for token ids {tuple(x.shape)}; "
-                         "expected one vector per token")
-    through = _ThroughEmbedding(model, name, by_identity=embedding is None)
-    if at is not None:
-        if at.shape != e.shape or not at.is_floating_point():
-            raise InputError(f"embedding values to attribute at must be shaped like the embedding's output "
-                             f"{tuple(e.shape)}; got {tuple(at.shape)}")
-        e = at.detach().to(e.dtype).requires_grad_(graph)
-        with torch.enable_grad():
-            out = through(e, x)
-    return _Space(model, through, e, (x,), out.detach(), out if graph else None, name)
-
+# ---------------------------------------------------------------------------- targets and baselines
 
 def _at_target(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Each sample's score for its target: (batch, K) scores, (batch,) targets -> (batch,)."""
@@ -269,44 +174,83 @@ class _SummedTarget(nn.Module):
     gradients on the zoo CNN). The targets travel as a forward argument, so Captum
     expands them with the inputs."""
 
-    def __init__(self, forward: nn.Module):
+    def __init__(self, space: Space):
         super().__init__()
-        self.scores = forward
+        self.scores = space.forward
+        self.explained = len(space.inputs)
 
-    def forward(self, inputs: torch.Tensor, target: torch.Tensor, *extra) -> torch.Tensor:
-        return _at_target(self.scores(inputs, *extra), target).sum().reshape(1)
+    def forward(self, *args) -> torch.Tensor:
+        inputs, (target, *constants) = args[:self.explained], args[self.explained:]
+        return _at_target(self.scores(*inputs, *constants), target).sum().reshape(1)
 
 
-def _summed(space: _Space, target: torch.Tensor) -> tuple[nn.Module, tuple]:
+def _summed(space: Space, target: torch.Tensor) -> tuple[nn.Module, tuple]:
     """(forward, additional forward arguments) of :class:`_SummedTarget` for Captum."""
-    return _SummedTarget(space.forward), (target, *(space.extra or ()))
+    return _SummedTarget(space), (target, *space.constants)
 
 
-def _completeness_gap(space: _Space, target: torch.Tensor, values: torch.Tensor,
-                      reference: torch.Tensor) -> torch.Tensor:
-    """Σ values − (f(x) − f(baseline)) per sample, from one forward pass on the baseline."""
+def _completeness_gap(space: Space, target: torch.Tensor, values: tuple, reference: tuple) -> torch.Tensor:
+    """Σ values − (f(x) − f(baseline)) per sample (over every input), from one forward pass on
+    the baseline."""
     with torch.enable_grad():  # the path the attributions took (no inference fast paths)
-        at_reference = _at_target(space.forward(reference, *(space.extra or ())).detach(), target)
+        at_reference = _at_target(space.run(reference).detach(), target)
     at_input = _at_target(space.scores, target)
-    return values.detach().flatten(1).sum(1) - (at_input - at_reference)
+    return _total(values) - (at_input - at_reference)
 
 
-def _reference(space: _Space, baseline) -> torch.Tensor:
-    """The baseline in attribution space, shaped like the inputs."""
-    inputs = space.inputs.detach()
+def _total(values) -> torch.Tensor:
+    """Σ over every input and position, per sample."""
+    return sum(v.detach().flatten(1).sum(1) for v in values)
+
+
+def per_input(option, structure: Inputs, what: str) -> list:
+    """An option given once, or per input of a model of several (a dict by input name, or a
+    tuple or list with one entry per input), as one value per input."""
+    n = len(structure.tensors)
+    if structure.single:
+        return [option]
+    if isinstance(option, dict):
+        unknown = [k for k in option if k not in structure.names]
+        if unknown:
+            raise UnknownNameError(f"input in {what}", unknown[0], structure.names)
+        return [option.get(name) for name in structure.names]
+    if isinstance(option, list) or (isinstance(option, tuple) and len(option) == n
+                                    and not all(isinstance(v, int) for v in option)):
+        if len(option) != n:
+            raise InputError(f"{what} gives {len(option)} values for {n} inputs; expected one per input "
+                             f"({', '.join(structure.names)}) or a dict by name")
+        return list(option)
+    return [option] * n
+
+
+def _references(space: Space, baseline) -> tuple[torch.Tensor, ...]:
+    """The baseline of each explained tensor, shaped like it (``baseline``: given once, or per
+    input, see :func:`per_input`)."""
+    given = per_input(baseline, space.structure, "baseline")
+    out = []
+    for name, slot, b in zip(space.structure.names, space.slots, given):
+        if slot is None:
+            continue
+        out.append(_reference(space, slot, b, name))
+    return tuple(out)
+
+
+def _reference(space: Space, slot: int, baseline, name: str) -> torch.Tensor:
+    inputs = space.inputs[slot].detach()
     if baseline is None:
         return torch.zeros_like(inputs)
-    if space.tokens:
+    embedding = space.embeddings[slot]
+    if embedding is not None:
         if not isinstance(baseline, int) or isinstance(baseline, bool):
             raise InputError(f"for token inputs the baseline is a token id whose embedding is used; got "
                              f"{baseline!r}")
-        layer = module_names(space.model)[space.embedding]
-        tokens = space.extra[0]
+        layer = module_names(space.model)[embedding]
+        ids = space.constants[space.forward.plan[space.slots.index(slot)][2]]
         n = getattr(layer, "num_embeddings", None)
         if n is not None and not 0 <= baseline < n:
             raise InputError(f"baseline token id {baseline} is out of range for an embedding of {n} tokens")
         with torch.no_grad():
-            e = layer(torch.full_like(tokens, baseline))
+            e = layer(torch.full_like(ids, baseline))
         return e.detach().expand_as(inputs).clone()
     if isinstance(baseline, (int, float)):
         return torch.full_like(inputs, float(baseline))
@@ -315,16 +259,19 @@ def _reference(space: _Space, baseline) -> torch.Tensor:
     try:
         return torch.broadcast_to(b, inputs.shape).clone()
     except RuntimeError:
-        raise InputError(f"baseline of shape {tuple(b.shape)} does not broadcast to the input's "
+        where = "" if space.structure.single else f" of {name}"
+        raise InputError(f"baseline{where} of shape {tuple(b.shape)} does not broadcast to the input's "
                          f"{tuple(inputs.shape)}; expected one sample's shape {tuple(inputs.shape[1:])} "
                          f"or the batch's") from None
 
 
 # ---------------------------------------------------------------------------- the methods
+# Each method takes the space, the targets and its options and returns (values, delta):
+# ``values`` one tensor per explained tensor of the space (a tuple), ``delta`` per sample or None.
 
-def _input_gradient(space: _Space, target: torch.Tensor) -> torch.Tensor:
+def _input_gradient(space: Space, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
     selected = _at_target(space.graph, target).sum()
-    return torch.autograd.grad(selected, space.inputs)[0]
+    return torch.autograd.grad(selected, space.inputs)
 
 
 def _gradient(space, target, opts):
@@ -332,54 +279,58 @@ def _gradient(space, target, opts):
 
 
 def _saliency(space, target, opts):
-    return _input_gradient(space, target).abs(), None
+    return tuple(g.abs() for g in _input_gradient(space, target)), None
 
 
 def _input_x_gradient(space, target, opts):
-    return _input_gradient(space, target) * space.inputs.detach(), None
+    return tuple(g * a.detach() for g, a in zip(_input_gradient(space, target), space.inputs)), None
 
 
 def _smoothgrad(space, target, opts):
     """Smilkov et al. 2017: the mean gradient over copies ``x + N(0, sigma^2)``, where sigma is
-    ``noise`` times the sample's own value range (max - min; 1 for a constant sample).
+    ``noise`` times the sample's own value range (max - min; 1 for a constant sample), per input.
 
     Written here rather than with Captum's ``NoiseTunnel``, which takes one sigma for the
     whole batch and draws the noise of all samples in one call, so that a sample's map
     changes with the batch it is in (a report's grid and the dashboard's single sample
-    disagreed). Here one noise pattern is drawn from a generator seeded with ``seed``
-    (the global random state is not touched) and scaled per sample, so a sample gets
-    the same map alone or in any batch."""
-    inputs = space.inputs.detach()
-    n, shape, k = len(inputs), inputs.shape[1:], opts["samples"]
-    flat = inputs.flatten(1)
-    spread = flat.max(1).values - flat.min(1).values
-    sigma = opts["noise"] * torch.where(spread > 0, spread, torch.ones_like(spread))
-    pattern = torch.randn((k, *shape), generator=torch.Generator().manual_seed(opts["seed"]),
-                          dtype=inputs.dtype).to(inputs.device)
-    sample = torch.arange(n, device=inputs.device).repeat_interleave(k)  # row r: sample[r] + noise copy[r]
-    copy = torch.arange(k, device=inputs.device).repeat(n)
-    total = torch.zeros_like(inputs)
+    disagreed). Here one noise pattern per input is drawn from a generator seeded with
+    ``seed`` (the global random state is not touched) and scaled per sample, so a sample
+    gets the same map alone or in any batch."""
+    inputs = tuple(a.detach() for a in space.inputs)
+    n, k = len(inputs[0]), opts["samples"]
+    generator = torch.Generator().manual_seed(opts["seed"])
+    sigmas, patterns = [], []
+    for a in inputs:
+        flat = a.flatten(1)
+        spread = flat.max(1).values - flat.min(1).values
+        sigmas.append(opts["noise"] * torch.where(spread > 0, spread, torch.ones_like(spread)))
+        patterns.append(torch.randn((k, *a.shape[1:]), generator=generator, dtype=a.dtype).to(a.device))
+    device = inputs[0].device
+    sample = torch.arange(n, device=device).repeat_interleave(k)  # row r: sample[r] + noise copy[r]
+    copy = torch.arange(k, device=device).repeat(n)
+    totals = [torch.zeros_like(a) for a in inputs]
     for start in range(0, n * k, ROWS_PER_EVAL):  # bounded memory whatever n and k
         i, c = sample[start:start + ROWS_PER_EVAL], copy[start:start + ROWS_PER_EVAL]
-        noisy = (inputs[i] + sigma[i].view(-1, *([1] * len(shape))) * pattern[c]).requires_grad_(True)
-        extra = tuple(a[i] for a in space.extra or ())
+        noisy = tuple((a[i] + s[i].view(-1, *([1] * (a.ndim - 1))) * p[c]).requires_grad_(True)
+                      for a, s, p in zip(inputs, sigmas, patterns))
         with torch.enable_grad():
-            scores = _at_target(space.forward(noisy, *extra), target[i])
-            grads = torch.autograd.grad(scores.sum(), noisy)[0]
-        total.index_add_(0, i, grads)
-    return total / k, None
+            scores = _at_target(space.run(noisy, i), target[i])
+            grads = torch.autograd.grad(scores.sum(), noisy)
+        for total, g in zip(totals, grads):
+            total.index_add_(0, i, g)
+    return tuple(t / k for t in totals), None
 
 
 def _integrated_gradients(space, target, opts):
     from captum.attr import IntegratedGradients
 
     batch = opts["internal_batch_size"]
-    if batch is None and len(space.inputs) * opts["steps"] > ROWS_PER_EVAL:
-        batch = max(len(space.inputs), ROWS_PER_EVAL)
-    reference = _reference(space, opts["baseline"])
+    if batch is None and len(space.inputs[0]) * opts["steps"] > ROWS_PER_EVAL:
+        batch = max(len(space.inputs[0]), ROWS_PER_EVAL)
+    reference = _references(space, opts["baseline"])
     forward, extra = _summed(space, target)
     values = IntegratedGradients(forward).attribute(
-        space.inputs.detach().requires_grad_(), baselines=reference, additional_forward_args=extra,
+        tuple(a.detach().requires_grad_() for a in space.inputs), baselines=reference, additional_forward_args=extra,
         n_steps=opts["steps"], internal_batch_size=batch)
     return values, _completeness_gap(space, target, values, reference)
 
@@ -395,74 +346,152 @@ def _guided_backprop(space, target, opts):
 
     _relus(space.model)
     values = GuidedBackprop(space.forward).attribute(
-        space.inputs.detach().requires_grad_(), target=target, additional_forward_args=space.extra)
+        tuple(a.detach().requires_grad_() for a in space.inputs), target=target,
+        additional_forward_args=space.constants or None)
     return values, None
+
+
+class _PerCall(nn.Module):
+    """A parameter-free module called several times per forward, as one copy per call (while
+    DeepLIFT runs: Captum keeps each module's input and output on the module, so a module
+    called twice loses its first call). ``calls`` counts the calls of the current forward."""
+
+    def __init__(self, module: nn.Module, calls: int):
+        super().__init__()
+        self.copies = nn.ModuleList(copy.deepcopy(module) for _ in range(calls))
+        self.calls = 0
+
+    def forward(self, *args, **kwargs):
+        i = min(self.calls, len(self.copies) - 1)
+        self.calls += 1
+        return self.copies[i](*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _one_module_per_call(space: Space, types: tuple):
+    """Each module of ``types`` that one forward calls several times replaced, where its parents
+    hold it, by a :class:`_PerCall` of as many copies (parameter-free modules only: the
+    copies compute the same function); put back on exit."""
+    counts: dict[int, int] = {}
+    model = space.model
+    candidates = {n: m for n, m in module_names(model).items()
+                  if isinstance(m, types) and next(m.parameters(), None) is None and n != "model"}
+    if not candidates:
+        yield
+        return
+
+    def count(name, _args, _out):
+        counts[id(candidates[name])] = counts.get(id(candidates[name]), 0) + 1
+
+    from .capture import hooked
+
+    with hooked(candidates, after={n: count for n in candidates}), torch.no_grad():
+        space.run(tuple(a.detach()[:1] for a in space.inputs), torch.arange(1))
+    reused = {i: c for i, c in counts.items() if c > 1}
+    swaps, wrappers = [], {}
+    for parent in model.modules():
+        for child_name, child in list(parent._modules.items()):
+            if child is not None and id(child) in reused:
+                wrapper = wrappers.setdefault(id(child), _PerCall(child, reused[id(child)]))
+                swaps.append((parent, child_name, child))
+                parent._modules[child_name] = wrapper
+
+    def reset(_module, _args):
+        for w in wrappers.values():
+            w.calls = 0
+
+    handle = model.register_forward_pre_hook(reset) if wrappers else None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+        for parent, child_name, child in swaps:
+            parent._modules[child_name] = child
 
 
 def _deeplift(space, target, opts):
     from captum.attr import DeepLift
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
 
-    try:
-        values, delta = DeepLift(space.forward).attribute(
-            space.inputs.detach().requires_grad_(), baselines=_reference(space, opts["baseline"]),
-            target=target, additional_forward_args=space.extra, return_convergence_delta=True)
-    except RuntimeError as exc:
-        if "used more than once" not in str(exc):
-            raise
-        raise InterpError("deeplift needs each activation module (ReLU, Sigmoid, ...) to be called once per "
-                          "forward, and this model calls one several times; give each use its own module, "
-                          "or choose another method") from None
+    with _one_module_per_call(space, tuple(SUPPORTED_NON_LINEAR)):
+        try:
+            values, delta = DeepLift(space.forward).attribute(
+                tuple(a.detach().requires_grad_() for a in space.inputs),
+                baselines=_references(space, opts["baseline"]), target=target,
+                additional_forward_args=space.constants or None, return_convergence_delta=True)
+        except RuntimeError as exc:
+            if "used more than once" not in str(exc):
+                raise
+            raise InterpError("deeplift needs each activation module (ReLU, Sigmoid, ...) to be called once per "
+                              "forward on the same shapes, and this model calls one in ways DeepLIFT cannot follow; "
+                              "give each use its own module, or choose another method") from None
     return values, delta
 
 
-def _positions(space: _Space) -> tuple[int, ...]:
+def _positions(shape: tuple[int, ...], tokens: bool) -> tuple[int, ...]:
     """The sample dimensions a window slides over: tokens for token inputs, the spatial
     dimensions of (C, ...) inputs, every dimension of a flat feature vector."""
-    shape = space.sample_shape()
-    if space.tokens:
+    if tokens:
         return shape[:-1]
     return shape[1:] if len(shape) >= 2 else shape
 
 
-def _windows(space: _Space, opts: dict) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Occlusion's (window, stride, positions), defaults filled in and checked against the input."""
-    positions = _positions(space)
+def _windows(shape: tuple[int, ...], tokens: bool, window, stride, name: str = ""
+             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Occlusion's (window, stride) over one input's positions, defaults filled in and checked."""
+    positions = _positions(shape, tokens)
     small = min(positions)
-    default = 1 if space.tokens or len(positions) < 2 else max(2, small // 5)
+    default = 1 if tokens or len(positions) < 2 else max(2, small // 5)
+    of = f" of {name}" if name else ""
 
     def expand(v, what: str, fallback: int) -> tuple[int, ...]:
         v = fallback if v is None else v
         t = (v,) * len(positions) if isinstance(v, int) else tuple(v)
         if len(t) != len(positions):
-            raise InputError(f"occlusion {what} {v!r} has {len(t)} sizes; the input has {len(positions)} "
+            raise InputError(f"occlusion {what} {v!r}{of} has {len(t)} sizes; the input has {len(positions)} "
                              f"positional dimensions {positions}")
         return t
 
-    window = expand(opts["window"], "window", default)
+    window = expand(window, "window", default)
     if any(w > p for w, p in zip(window, positions)):
-        raise InputError(f"occlusion window {window} is larger than the input {positions}; expected at most "
+        raise InputError(f"occlusion window {window} is larger than the input{of} {positions}; expected at most "
                          f"the input's size in every dimension")
-    stride = expand(opts["stride"], "stride", max(1, min(window) // 2))
+    stride = expand(stride, "stride", max(1, min(window) // 2))
     if any(st > w for st, w, p in zip(stride, window, positions) if w < p):
-        raise InputError(f"occlusion stride {stride} is larger than the window {window}: positions between "
+        raise InputError(f"occlusion stride {stride} is larger than the window {window}{of}: positions between "
                          "windows would never be occluded; expected a stride of at most the window")
-    return window, stride, positions
+    return window, stride
 
 
 def _occlusion(space, target, opts):
     from captum.attr import Occlusion
 
-    window, stride, _ = _windows(space, opts)
-    opts["window"], opts["stride"] = window, stride  # what was used, defaults filled in
-    shape = space.sample_shape()
-    if space.tokens:  # a window covers whole embedding vectors
-        window, stride = window + shape[-1:], stride + shape[-1:]
-    elif len(shape) >= 2:  # and every channel
-        window, stride = shape[:1] + window, (shape[0],) + stride
+    names = [n for n, s in zip(space.structure.names, space.slots) if s is not None]
+    windows = dict(zip(space.structure.names, per_input(opts["window"], space.structure, "window")))
+    strides = dict(zip(space.structure.names, per_input(opts["stride"], space.structure, "stride")))
+    shapes, used, sliding, steps = space.shapes(), {}, [], []
+    for name, shape, embedding in zip(names, shapes, space.embeddings):
+        tokens = embedding is not None
+        window, stride = _windows(shape, tokens, windows[name], strides[name],
+                                  "" if space.structure.single else name)
+        used[name] = (window, stride)
+        if tokens:  # a window covers whole embedding vectors
+            window, stride = window + shape[-1:], stride + shape[-1:]
+        elif len(shape) >= 2:  # and every channel
+            window, stride = shape[:1] + window, (shape[0],) + stride
+        sliding.append(window)
+        steps.append(stride)
+    if space.structure.single:  # what was used, defaults filled in
+        opts["window"], opts["stride"] = used[names[0]]
+    else:
+        opts["window"] = {n: w for n, (w, _) in used.items()}
+        opts["stride"] = {n: st for n, (_, st) in used.items()}
     values = Occlusion(space.forward).attribute(
-        space.inputs.detach(), sliding_window_shapes=window, strides=stride,
-        baselines=_reference(space, opts["baseline"]), target=target, additional_forward_args=space.extra,
-        perturbations_per_eval=max(1, min(64, ROWS_PER_EVAL // len(space.inputs))))
+        tuple(a.detach() for a in space.inputs), sliding_window_shapes=tuple(sliding), strides=tuple(steps),
+        baselines=_references(space, opts["baseline"]), target=target,
+        additional_forward_args=space.constants or None,
+        perturbations_per_eval=max(1, min(64, ROWS_PER_EVAL // len(space.inputs[0]))))
     return values, None
 
 
@@ -470,21 +499,22 @@ def _spatial(shape: tuple[int, ...], layout: str) -> bool:
     return layout == "channels" and len(shape) >= 3
 
 
-def _maps(model: nn.Module, x: torch.Tensor, layers=None) -> list[tuple[str, tuple[int, ...], str, int]]:
+def _maps(model: nn.Module, x, layers=None) -> list[tuple[str, tuple[int, ...], str, int]]:
     """(layer, output shape, layout, calls) of each tensor output on one sample, in call order."""
+    inputs = as_inputs(x, model)
     with capture(model, layers, track_layout=True) as rec:
-        run_model(model, x[:1])
-    return [(rec.layer_of[n], tuple(t[0].shape), rec.layout[n], len(t)) for n, t in rec.calls.items()
-            if n == rec.layer_of[n]]
+        inputs.rows(slice(0, 1)).call(model)
+    return [(rec.layer_of[n], tuple(t[0].movedim(rec.batch_axis[n], 0).shape), rec.layout[n], len(t))
+            for n, t in rec.calls.items() if n == rec.layer_of[n]]
 
 
-def spatial_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
+def spatial_layers(model: nn.Module, x) -> list[str]:
     """Module paths whose output on ``x`` is a spatial map (batch, channels, positions...)
     computed once per forward, in call order: the layers Grad-CAM can weight."""
     return [lay for lay, shape, layout, calls in _maps(model, x) if calls == 1 and _spatial(shape, layout)]
 
 
-def default_cam_layer(model: nn.Module, x: torch.Tensor) -> str | None:
+def default_cam_layer(model: nn.Module, x) -> str | None:
     """Grad-CAM's default layer: the last convolution's output, or the parameter-free module
     right after it when that keeps its shape (the rectified maps, as in Selvaraju et al.);
     ``None`` when the model has no spatial convolution output."""
@@ -502,9 +532,10 @@ def default_cam_layer(model: nn.Module, x: torch.Tensor) -> str | None:
     return order[i][0]
 
 
-def _cam_layer(space: _Space, x: torch.Tensor, layer: str | None) -> str:
+def _cam_layer(space: Space, layer: str | None) -> str:
     """The layer Grad-CAM weights: the one asked for, checked to be spatial and called once,
     or the default (:func:`default_cam_layer`)."""
+    x = space.structure
     if layer is None:
         found = default_cam_layer(space.model, x)
         if found is None:
@@ -526,24 +557,34 @@ def _cam_layer(space: _Space, x: torch.Tensor, layer: str | None) -> str:
     return layer
 
 
-def _grad_cam(space, target, opts, x: torch.Tensor):
+def _cam_size(shape: tuple[int, ...], tokens: bool) -> tuple[int, ...]:
+    """The positions of one input a Grad-CAM map is upsampled to: tokens, features, or space."""
+    return shape[:-1] if tokens else shape if len(shape) == 1 else shape[1:]
+
+
+def _grad_cam(space, target, opts):
     from captum.attr import LayerAttribution, LayerGradCam
 
-    layer = _cam_layer(space, x, opts["layer"])
+    layer = _cam_layer(space, opts["layer"])
     opts["layer"] = layer
     module = module_names(space.model)[layer]
     maps = LayerGradCam(space.forward, module).attribute(
-        space.inputs.detach().requires_grad_(), target=target, additional_forward_args=space.extra,
-        relu_attributions=opts["relu"])                       # (batch, 1, positions...)
-    size = tuple(x.shape[1:]) if space.tokens or x.ndim == 2 else tuple(x.shape[2:])
-    if maps.ndim - 2 != len(size):
+        tuple(a.detach().requires_grad_() for a in space.inputs), target=target,
+        additional_forward_args=space.constants or None, relu_attributions=opts["relu"])   # (batch, 1, positions...)
+    sizes = [_cam_size(shape, e is not None) for shape, e in zip(space.shapes(), space.embeddings)]
+    fits = [i for i, size in enumerate(sizes) if len(size) == maps.ndim - 2]
+    if not fits:
         raise InterpError(f"grad_cam: layer {layer!r} has {maps.ndim - 2} positional dimensions, the input "
-                          f"{len(size)}; choose a layer whose maps match the input")
-    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
-    up = LayerAttribution.interpolate(maps.detach(), size, interpolate_mode=mode)
-    if space.tokens or x.ndim == 2:
-        return up[:, 0], None
-    return up.expand(-1, x.shape[1], *size).contiguous(), None  # the same map in every channel
+                          f"{len(sizes[0])}; choose a layer whose maps match the input")
+    fits = fits[:1]  # several inputs of the map's rank: the first (its branch is the layer's, in the usual case)
+    values: list = [None] * len(space.inputs)
+    for i in fits:
+        size, shape = sizes[i], space.shapes()[i]
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
+        up = LayerAttribution.interpolate(maps.detach(), size, interpolate_mode=mode)
+        tokens = space.embeddings[i] is not None
+        values[i] = up[:, 0] if tokens or len(shape) == 1 else up.expand(-1, shape[0], *size).contiguous()
+    return tuple(values), None
 
 
 @dataclass(frozen=True)
@@ -559,7 +600,6 @@ class Method:
     options: dict[str, Option] = field(default_factory=dict)
     graph: bool = False          # needs the forward's autograd graph (the plain gradient family)
     per_token: str = "sum"
-    needs_input: bool = False    # compute also takes the raw input (Grad-CAM's layer probe)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
@@ -594,7 +634,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
                "layer": Option(None, _layer, "module path of a spatial layer (default: the last "
                                "convolution's output, after its activation)"),
                "relu": Option(True, _bool, "keep only positive evidence, as in the paper"),
-           }, per_token="none", needs_input=True),
+           }, per_token="none"),
 ]}
 
 
@@ -628,138 +668,66 @@ def _options(method: Method, given: dict) -> dict:
     return opts
 
 
-# ---------------------------------------------------------------------------- leaving the model as found
-
-_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-_HOOK_DICTS = _HOOKS + ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
-_CAPTUM_ATTRIBUTES = ("input", "output", "input_ref")  # what DeepLIFT stores on modules while it runs
-# One analysis at a time in the process: Captum's hooks live on modules, and the modules of
-# one model are reached through many wrappers (objectives, embedding views), so a lock per
-# object would not keep two threads apart.
-_ANALYSIS_LOCK = threading.RLock()
-
-
-def _from_captum(hook) -> bool:
-    fn = getattr(hook, "__func__", hook)
-    return (getattr(fn, "__module__", "") or "").startswith("captum")
-
-
-def _refuse_batch_statistics(model: nn.Module) -> None:
-    """InterpError for a batch-norm module that normalises with the batch's own statistics
-    (train mode, or no running statistics): one sample's attribution would depend on the
-    others, and running statistics would move."""
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None):
-            why = "is in train mode" if m.training else "keeps no running statistics (track_running_stats=False)"
-            raise InterpError(f"module {name or 'model'!r} ({type(m).__name__}) {why}: it normalises with the "
-                              "statistics of the batch, so one sample's attribution would depend on the "
-                              "others; call model.eval() on a model with running statistics")
-
-
-@contextlib.contextmanager
-def exclusive():
-    """Run the body as the only analysis in the process, with attention's inference fast
-    path off, so every pass computes the same function: nn.MultiheadAttention's fast path
-    (taken without autograd, as in Captum's occlusion and convergence deltas) treats
-    padding differently from the autograd path."""
-    with _ANALYSIS_LOCK:
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            yield
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
-
-
-@contextlib.contextmanager
-def as_found(model: nn.Module):
-    """Run the body :func:`exclusive`-ly, then put back what Captum may have changed: hooks
-    and attributes it left on any module are removed, and every module's train/eval mode,
-    every buffer (e.g. running statistics) and every parameter's ``requires_grad`` and
-    ``.grad`` are restored (also after an error). Hooks of other code (e.g. another
-    thread's ``capture``) stay."""
-    with exclusive():
-        modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones
-        hooks = [{a: set(getattr(m, a, None) or ()) for a in _HOOKS} for m in modules]
-        attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
-        modes = [m.training for m in modules]
-        params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
-        buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values() if b is not None]
-        try:
-            yield
-        finally:
-            for m, before, had, mode in zip(modules, hooks, attributes, modes):
-                for a in _HOOKS:
-                    stale = [k for k, h in (getattr(m, a, None) or {}).items()
-                             if k not in before[a] and _from_captum(h)]
-                    for k in stale:  # what RemovableHandle.remove() does
-                        for d in (getattr(m, name, None) for name in _HOOK_DICTS):
-                            if isinstance(d, dict):
-                                d.pop(k, None)
-                for a in _CAPTUM_ATTRIBUTES:
-                    if a not in had and a in m.__dict__:
-                        del m.__dict__[a]
-                if m.training != mode:
-                    m.training = mode
-            for p, flag, grad in params:
-                if p.requires_grad != flag:
-                    p.requires_grad_(flag)
-                if p.grad is not grad:
-                    p.grad = grad
-            with torch.no_grad():
-                for b, value in buffers:
-                    if not torch.equal(b, value):
-                        b.copy_(value)
-
-
 # ---------------------------------------------------------------------------- the verb
 
-def explain(model: nn.Module, x: torch.Tensor, target="predicted", method: str = "integrated_gradients",
-            *, embedding: str | None = None, **options) -> Attribution:
+def explain(model: nn.Module, x, target="predicted", method: str = "integrated_gradients",
+            *, embedding=None, **options) -> Attribution:
     """Attribute the ``target`` score of ``model`` at ``x`` to the input, with ``method``.
 
     ``x``: a batch (float values, or integer token ids explained through the embedding
-    layer that reads them; ``embedding=`` names it when several could). ``target``: an
-    output index, one index per sample, or ``"predicted"``. ``options``: the method's
-    (see :func:`method_options`). Returns an :class:`Attribution` whose ``values`` are
-    shaped like ``x``. The model runs in the mode it is in, and is left as it was.
+    layer that reads them; ``embedding=`` names it when several could), or several inputs
+    as a tuple or a dict of such batches (attributions then come back per input, in the
+    same structure; inputs that are neither float nor token ids, such as masks, get None).
+    ``target``: an output index, one index per sample, or ``"predicted"``. ``options``:
+    the method's (see :func:`method_options`; with several inputs, ``baseline``, ``window``
+    and ``stride`` may be given per input as a dict by name). Returns an
+    :class:`Attribution` whose ``values`` are shaped like ``x``. The model runs in the mode
+    it is in, and is left as it was.
     """
-    check_batch(model, x, "explain")
+    structure = check_batch(model, x, "explain")
     m = _method(method)
     opts = _options(m, options)
-    check_finite(x, "the input")
     if not m.graph:
         importlib.import_module("captum.attr")  # imported on first use, kept out of the timing
+    start_memory_reuse()
     start = time.perf_counter()
     if torch.is_inference_mode_enabled():
         raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
                           "call it outside that block")
-    _refuse_batch_statistics(model)
-    space, t, values, delta = _computed(model, x, target, m, opts, embedding)
-    values = values.detach()
-    if space.tokens and m.per_token != "none":
-        values = values.sum(-1) if m.per_token == "sum" else values.mean(-1)
-    if values.shape != x.shape:  # a method that broke the contract: say so instead of returning it
-        raise RuntimeError(f"{m.name} returned {tuple(values.shape)} for an input of {tuple(x.shape)}")
-    return Attribution(method=m.name, values=values.to(x.dtype if x.is_floating_point() else torch.float32),
-                       target=t,
-                       score=_at_target(space.scores, t),
+    refuse_batch_statistics(model)
+    with blame(model, structure, f"{m.name}"):
+        space, t, values, delta = _computed(model, structure, target, m, opts, embedding)
+    per_explained = []
+    for value, e in zip(values, space.embeddings):
+        if value is not None:
+            value = value.detach()
+            if e is not None and m.per_token != "none":
+                value = value.sum(-1) if m.per_token == "sum" else value.mean(-1)
+        per_explained.append(value)
+    out = []
+    for name, given, slot in zip(structure.names, structure.tensors, space.slots):
+        value = None if slot is None else per_explained[slot]
+        if value is not None:
+            if value.shape != given.shape:  # a method that broke the contract: say so instead of returning it
+                raise RuntimeError(f"{m.name} returned {tuple(value.shape)} for {name} of {tuple(given.shape)}")
+            value = value.to(given.dtype if given.is_floating_point() else torch.float32)
+        out.append(value)
+    return Attribution(method=m.name, values=structure.pack(out), target=t, score=_at_target(space.scores, t),
                        delta=None if delta is None else delta.detach().reshape(-1),
                        options=opts, embedding=space.embedding, seconds=time.perf_counter() - start)
 
 
-def _computed(model, x, target, m: Method, opts: dict, embedding, at=None):
-    """(space, target, values, delta) of method ``m``; for token ids ``values`` are still
-    per embedding dimension."""
+def _computed(model, structure: Inputs, target, m: Method, opts: dict, embedding, at=None):
+    """(space, target, values, delta) of method ``m``; ``values`` one per explained tensor (for
+    token ids still per embedding dimension)."""
     with as_found(model):
-        space = _prepare(model, x, embedding, m.graph, at)
+        space = prepare(model, structure, embedding, m.graph, at)
         t = resolve_target(target, space.scores)
-        args = (space, t, opts, x) if m.needs_input else (space, t, opts)
         try:
-            values, delta = m.compute(*args)
+            values, delta = m.compute(space, t, opts)
         except AssertionError as exc:  # Captum checks its arguments with asserts
             raise InputError(f"{m.name}: {exc}") from exc
-    return space, t, values, delta
+    return space, t, tuple(values), delta
 
 
 def attribute_at_embeddings(model: nn.Module, tokens: torch.Tensor, values: torch.Tensor, target,
@@ -767,25 +735,28 @@ def attribute_at_embeddings(model: nn.Module, tokens: torch.Tensor, values: torc
     """Attributions of a token model's ``target`` score to its embedding values, shaped like
     them (batch, tokens, dim): the model run on ``tokens`` with the embedding layer's output
     replaced by ``values`` (for the explanation sensitivity, which perturbs there)."""
-    check_batch(model, tokens, "explain")
+    structure = check_batch(model, tokens, "explain")
     m = _method(method)
     opts = _options(m, options)
     check_finite(values, "the embedding values")
     if torch.is_inference_mode_enabled():
         raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
                           "call it outside that block")
-    _refuse_batch_statistics(model)
-    if tokens.is_floating_point():
-        raise InputError("attribute_at_embeddings takes token ids; float inputs are attributed directly")
-    return _computed(model, tokens, target, m, opts, embedding, values)[2].detach()
+    refuse_batch_statistics(model)
+    if not structure.single or tokens.is_floating_point():
+        raise InputError("attribute_at_embeddings takes one tensor of token ids; float inputs are attributed "
+                         "directly")
+    with blame(model, structure, m.name):
+        return _computed(model, structure, target, m, opts, embedding, values)[2][0].detach()
 
 
-def attribute(model: nn.Module, x: torch.Tensor, target="predicted", method: str = "integrated_gradients",
-              *, embedding: str | None = None, **options) -> torch.Tensor:
-    """Attributions of the ``target`` score to ``x``, shaped like ``x`` (see :func:`explain`,
-    which also returns the target, the score and the completeness gap)."""
+def attribute(model: nn.Module, x, target="predicted", method: str = "integrated_gradients",
+              *, embedding=None, **options):
+    """Attributions of the ``target`` score to ``x``, shaped like ``x`` (per input, in the
+    same structure, for several inputs; see :func:`explain`, which also returns the target,
+    the score and the completeness gap)."""
     return explain(model, x, target, method, embedding=embedding, **options).values
 
 
-__all__ = ["attribute", "attribute_at_embeddings", "explain", "methods", "method_options", "spatial_layers", "default_cam_layer", "Attribution", "Method", "METHODS",
-           "Option", "as_found", "exclusive"]
+__all__ = ["attribute", "attribute_at_embeddings", "explain", "methods", "method_options", "spatial_layers",
+           "default_cam_layer", "per_input", "Attribution", "Method", "METHODS", "Option", "as_found", "exclusive"]

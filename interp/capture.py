@@ -20,10 +20,12 @@ types (``None``: every leaf module). Names follow ``model.named_modules()``.
   are recorded even inside ``nn.TransformerEncoderLayer`` (which asks for none).
 - Recorded tensors are detached. The body runs under ``torch.no_grad()`` unless
   ``enable_grad=True``; ``grads=True`` also records the gradient of every
-  recorded output when a backward pass runs through it. When the model has
-  in-place modules (``inplace=True``) outputs are cloned, and any recorded tensor
-  that was changed in place anyway is reported at exit instead of being returned
-  wrong.
+  recorded output when a backward pass runs through it. A record the forward is
+  about to overwrite in place (``ReLU(inplace=True)``, ``out += identity``) is copied
+  first (:mod:`interp.inplace`), so every record holds what its layer gave.
+- Batch axes are learned from the model's inputs as the forward runs: a time-major
+  recurrent output, and a Linear applied to it, have theirs on axis 1
+  (``rec.batch_axis``), also when time and batch have the same length.
 - Only forwards run by the thread that entered the block are recorded, so a
   model shared with other threads (a web server's) does not leak into it.
 - Every hook is removed on exit, also when the body raised; the model's
@@ -50,6 +52,9 @@ import torch
 from torch import nn
 
 from .errors import CaptureError, InputError, UnknownNameError
+from .inplace import storage_of, watch_writes
+from .inputs import as_inputs
+from .memory import start_memory_reuse
 
 LayerSpec = Union[str, type, Sequence[Union[str, type]], None]
 
@@ -224,15 +229,24 @@ Reduce = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
 LAYOUTS = ("channels", "last", "attention", "stack")
 
 
-def batch_axis_of(module: nn.Module, sub: str) -> int:
-    """Where the batch axis is in ``module``'s output part ``sub`` (0 for almost everything)."""
+def own_batch_axis(module: nn.Module, sub: str) -> int | None:
+    """Where ``module`` puts the batch axis in its output part ``sub``, for the modules that
+    say so themselves (recurrent layers, attention: ``batch_first``); None for the others,
+    whose outputs keep the axis of their input."""
     if isinstance(module, nn.RNNBase):
         if sub in ("h", "c"):
             return 1  # (layers * directions, N, hidden), whatever batch_first says
         return 0 if module.batch_first else 1
     if isinstance(module, nn.MultiheadAttention) and sub == "out":
         return 0 if module.batch_first else 1
-    return 0
+    return None
+
+
+def batch_axis_of(module: nn.Module, sub: str) -> int:
+    """Where the batch axis is in ``module``'s output part ``sub`` by the module alone (0 unless
+    it says otherwise); :attr:`Recording.batch_axis` has what a forward showed."""
+    axis = own_batch_axis(module, sub)
+    return 0 if axis is None else axis
 
 
 def own_layout(module: nn.Module, sub: str, ndim: int) -> str | None:
@@ -279,11 +293,13 @@ class Recording:
         self.calls: dict[str, list[torch.Tensor]] = {}
         self.grads: dict[str, list[torch.Tensor | None]] = {}  # filled by backward, per call
         self.layer_of: dict[str, str] = {}  # output name -> the layer that produced it
-        self.batch_axis: dict[str, int] = {}  # output name -> axis of the batch in its tensors
+        self.batch_axis: dict[str, int] = {}  # output name -> axis of the batch in its recorded tensors
+        self.source_axis: dict[str, int] = {}  # output name -> axis of the batch in the model's own output
         self.layout: dict[str, str] = {}  # output name -> one of LAYOUTS (axes once batch-first)
         self._versions: dict[str, list[int]] = {}
         self._without_grad: list[str] = []
         self._on_clear: list = []
+        self._shared: dict[int, list[tuple[str, int]]] = {}  # storage -> records not copied (copy-on-write)
 
     def _add(self, layer: str, name: str, tensor: torch.Tensor, batch_axis: int) -> int:
         try:
@@ -299,6 +315,7 @@ class Recording:
     def clear(self) -> None:
         """Forget the recorded tensors (names and layouts stay), e.g. between batches."""
         self._check_unchanged()
+        self._shared.clear()
         self.calls.clear()
         self.grads.clear()
         self._versions.clear()
@@ -351,8 +368,9 @@ class Recording:
                 if t._version != v:
                     where = name if len(tensors) == 1 else f"{name}:{i}"
                     raise CaptureError(
-                        f"activation {where!r} was modified in place after it was recorded "
-                        f"(e.g. by an in-place op in forward); use capture(..., clone=True)")
+                        f"activation {where!r} was modified in place after it was recorded, by code interp does "
+                        "not see as a write (e.g. through .data or a numpy view); the model is at fault: write "
+                        "that step out of place (or record copies with interp.capture(..., clone=True))")
 
     def __repr__(self) -> str:
         return f"Recording({len(self.calls)} outputs from {len(self.layers)} layers)"
@@ -402,6 +420,78 @@ def _caller_view(module: nn.Module, output, wanted: dict[int, list]):
     return out, (weights.mean(dim=1) if average and weights is not None and weights.ndim == 4 else weights)
 
 
+class _BatchAxes:
+    """Where the batch axis is in each tensor a forward produces, learned while it runs.
+
+    The batch size comes from the model's own inputs (batch first, as every analysis
+    takes them). A module's output keeps the batch axis of the tensor it was given when
+    that axis keeps its size (a Linear on a time-major (time, batch, hidden) tensor gives
+    (time, batch, classes)); recurrent layers and attention say where theirs is
+    (``batch_first``); a transpose or reshape of a known tensor (``tokens.t()``) is found
+    by the stride of its batch axis. Only where none of this applies is the axis the one
+    axis as long as the batch. So a time-major output is found as such even when time
+    and batch have the same length."""
+
+    def __init__(self):
+        self.batch: int | None = None
+        self.known: dict[tuple[int, int], int] = {}  # (data_ptr, numel) -> stride of the batch axis
+
+    def start(self, args: tuple, kwargs: dict) -> None:
+        """A forward of the model begins: its inputs set the batch size and have axis 0."""
+        tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if not tensors or tensors[0].ndim == 0:
+            return
+        self.batch, self.known = tensors[0].shape[0], {}
+        for t in tensors:
+            if t.ndim and t.shape[0] == self.batch:
+                self._remember(t, 0)
+
+    def _remember(self, t: torch.Tensor, axis: int) -> None:
+        if t.numel():
+            self.known[(t.data_ptr(), t.numel())] = t.stride(axis)
+
+    def _lookup(self, t: torch.Tensor) -> int | None:
+        stride = self.known.get((t.data_ptr(), t.numel())) if t.numel() else None
+        if stride is None:
+            return None
+        found = [i for i, (n, s) in enumerate(zip(t.shape, t.stride())) if n == self.batch and s == stride]
+        return found[0] if len(found) == 1 else None
+
+    def of(self, module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> int:
+        """The batch axis of ``module``'s output part ``sub`` (``t``), given its arguments."""
+        axis = own_batch_axis(module, sub)
+        if self.batch is None:
+            return 0 if axis is None else axis
+        if axis is None and args and isinstance(args[0], torch.Tensor):
+            given = self._lookup(args[0])
+            if given is not None and given < t.ndim and t.shape[given] == args[0].shape[given]:
+                axis = given
+        if axis is None:
+            axis = self._lookup(t)
+        if axis is None:
+            sized = [i for i, n in enumerate(t.shape) if n == self.batch]
+            axis = sized[0] if sized else 0
+        if axis < t.ndim and t.shape[axis] == self.batch:
+            self._remember(t, axis)
+        return axis
+
+
+def _protected_writes(rec: "Recording"):
+    """Copy-on-write of recorded tensors: before the forward writes in place into memory a
+    recorded tensor lives in (``ReLU(inplace=True)`` after a recorded batch-norm, ``out +=
+    identity``), that record is replaced by a copy, so it keeps the values the layer gave."""
+    def before_write(target: torch.Tensor) -> None:
+        if not rec._shared:
+            return
+        entries = rec._shared.pop(storage_of(target), None)
+        for name, index in entries or ():
+            t = rec.calls[name][index]
+            if t._version == rec._versions[name][index]:
+                rec.calls[name][index] = copy = t.clone()
+                rec._versions[name][index] = copy._version
+    return before_write
+
+
 @contextlib.contextmanager
 def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None,
             grads: bool = False, enable_grad: bool = False, clone: bool | None = None,
@@ -416,7 +506,10 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     ``grads``: also record the gradient of each output when a backward pass runs
     through it (implies ``enable_grad``); read them from ``rec.gradients``.
     ``enable_grad``: run the body with autograd on (default: under ``torch.no_grad()``).
-    ``clone``: copy each output (default: only when the model has in-place modules).
+    ``clone``: copy every output as it is recorded (``True``); by default (``None``) a
+    record is copied only when the forward is about to write into it in place
+    (``ReLU(inplace=True)``, ``out += identity``), so it keeps the layer's values;
+    ``False`` copies nothing and reports a changed record at exit.
     ``attention_weights``: record the per-head weights of selected ``nn.MultiheadAttention``
     modules as ``<path>.weights``, also when the caller asked for none; the caller still
     gets what it asked for.
@@ -424,19 +517,25 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     modules that follow convolutions, by watching every leaf module until the first
     ``rec.clear()`` (on by itself with ``reduce="mean"`` / ``"max"``); without it the
     layout is inferred from the module type and the rank alone.
+
+    ``rec.batch_axis`` says where each output's batch axis is (1 for a time-major
+    recurrent output and the layers applied to it), learned from the model's inputs as
+    the forward runs (see :class:`_BatchAxes`); ``reduce`` moves it first.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"capture needs an nn.Module; got {type(model).__name__}")
     _check_reduce(reduce)
+    start_memory_reuse()
     modules = module_names(model)
     names = select_layers(model, layers, modules)
-    if clone is None:  # clone only when an in-place module could overwrite a recorded output
-        clone = any(m.__dict__.get("inplace") is True for m in modules.values())
     do_clone = bool(clone) and reduce is None  # a reduction is a new tensor already
+    copy_on_write = clone is None and reduce is None
     rec = Recording(names)
     handles, trackers = [], []
     owner = threading.get_ident()  # forwards run by other threads (e.g. a server's) are not ours
     tracking = [isinstance(reduce, str) or track_layout]
+    watching = [True]  # batch axes of every leaf, until the first clear()
+    axes = _BatchAxes()
     seen_layouts: dict[tuple, str] = {}  # (data_ptr, shape) of outputs seen -> their layout
     wanted: dict[int, list] = {}  # nn.MultiheadAttention -> what its callers asked for, per call
 
@@ -451,7 +550,11 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         return lay
 
     def keep(layer: str, name: str, module: nn.Module, sub: str, output: torch.Tensor, args: tuple) -> None:
-        axis = batch_axis_of(module, sub)
+        # an output's batch axis is learned on its first call (with every leaf watched) and kept
+        axis = rec.source_axis.get(name)
+        if axis is None or watching[0]:
+            axis = axes.of(module, sub, output, args)
+            rec.source_axis.setdefault(name, axis)
         if tracking[0] or name not in rec.layout:
             rec.layout[name] = layout_of(module, sub, output, args)
         t = output.detach()
@@ -461,6 +564,8 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         elif do_clone:
             t = t.clone()
         index = rec._add(layer, name, t, axis)
+        if copy_on_write and t.numel():
+            rec._shared.setdefault(storage_of(t), []).append((name, index))
         if grads:
             if output.requires_grad:
                 output.register_hook(_grad_hook(name, index, axis))
@@ -488,21 +593,15 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             rec.grads[name][index] = g if reduce is None else _reduced(g, axis, name)
         return store
 
-    plain = reduce is None and not grads and not do_clone
-
     def make_hook(layer: str, module: nn.Module):
         part_names = _part_names(module)
-        axis = batch_axis_of(module, "")
         attention = attention_weights and isinstance(module, nn.MultiheadAttention)
 
         def hook(_module, args, output):
             if threading.get_ident() != owner:
                 return None
             if isinstance(output, torch.Tensor):
-                if plain and not tracking[0]:  # the common case, kept short (layout filled at exit)
-                    rec._add(layer, layer, output.detach(), axis)
-                else:
-                    keep(layer, layer, module, "", output, args)
+                keep(layer, layer, module, "", output, args)
                 return None
             for sub, t in _flatten(output, part_names):
                 keep(layer, _sub_name(layer, sub, modules), module, sub, t, args)
@@ -510,41 +609,45 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         return hook
 
     def track(module, args, output) -> None:
-        if threading.get_ident() == owner and tracking[0]:
-            for sub, t in _flatten(output, _part_names(module)):
+        if threading.get_ident() != owner:
+            return
+        for sub, t in _flatten(output, _part_names(module)):
+            axes.of(module, sub, t, args)
+            if tracking[0]:
                 layout_of(module, sub, t, args)
 
+    def start(_module, args, kwargs) -> None:
+        if threading.get_ident() == owner:
+            axes.start(args, kwargs)
+
     def stop_tracking() -> None:
-        tracking[0] = False
+        tracking[0] = watching[0] = False
         seen_layouts.clear()
         while trackers:
             trackers.pop().remove()
 
     grad_mode = contextlib.nullcontext() if (enable_grad or grads) else torch.no_grad()
+    writes = watch_writes(_protected_writes(rec)) if copy_on_write else contextlib.nullcontext()
     try:
+        handles.append(model.register_forward_pre_hook(start, with_kwargs=True))
         for name in names:
             module = modules[name]
             if attention_weights and isinstance(module, nn.MultiheadAttention):
                 handles.append(module.register_forward_pre_hook(_attention_pre_hook(owner, wanted),
                                                                 with_kwargs=True))
             handles.append(module.register_forward_hook(make_hook(name, module)))
-        if tracking[0]:
-            chosen = set(names)
-            for leaf in leaf_names(model, modules):
-                if leaf not in chosen:
-                    trackers.append(modules[leaf].register_forward_hook(track))
-            rec._on_clear.append(stop_tracking)
-        with grad_mode:
+        chosen = set(names)
+        for leaf in leaf_names(model, modules):
+            if leaf not in chosen:
+                trackers.append(modules[leaf].register_forward_hook(track))
+        rec._on_clear.append(stop_tracking)
+        with grad_mode, writes:
             yield rec
     finally:
         for h in handles + trackers:
             h.remove()
         trackers.clear()
-    for name, tensors in rec.calls.items():  # outputs recorded on the fast path
-        if name not in rec.layout:
-            layer = rec.layer_of[name]
-            sub = name[len(layer) + 1:] if name != layer else ""
-            rec.layout[name] = own_layout(modules[layer], sub, tensors[0].ndim) or default_layout(tensors[0].ndim)
+    rec._shared.clear()
     rec._check_unchanged()
     if grads and rec.calls and len(set(rec._without_grad)) == len(rec.calls):
         raise InputError("grads=True, but no recorded output requires grad; give the input "
@@ -604,13 +707,15 @@ def intervene(model: nn.Module, layers: LayerSpec, fn: Callable[[str, tuple, Any
         yield
 
 
-def record(model: nn.Module, x: torch.Tensor, layers: LayerSpec = None, **options) -> Recording:
-    """Run ``model(x)`` once under :func:`capture` and return the recording."""
+def record(model: nn.Module, x, layers: LayerSpec = None, **options) -> Recording:
+    """Run the model once on ``x`` (a tensor, or a tuple or dict of inputs: see
+    :mod:`interp.inputs`) under :func:`capture` and return the recording."""
+    inputs = as_inputs(x, model, at_least_2d=False)
     with capture(model, layers, **options) as rec:
-        model(x)
+        inputs.call(model)
     return rec
 
 
 __all__ = ["capture", "record", "intervene", "hooked", "Recording", "select_layers", "module_names", "leaf_names",
            "replace_part",
-           "batch_axis_of", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]
+           "batch_axis_of", "own_batch_axis", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

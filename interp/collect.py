@@ -1,26 +1,38 @@
 """Dataset-wide capture: ``collect(model, data, layers, store)`` runs a dataset through a
 model in batches and streams the chosen layers' activations to an on-disk store.
 
-    col = interp.collect(model, (x, y), layers="features.*", store="cache/")
+    col = interp.collect(model, x, layers="features.*", store="cache/", labels=y)
     col["features.0"]          # (n, 16, 8, 8) numpy memmap, read lazily
     col.hit                    # True when a previous call already stored exactly this
 
+``data`` is what the model takes, for the whole dataset: a tensor, a tuple of tensors
+(several inputs) or a dict of tensors, each with the samples first; or an iterable of
+such batches (a DataLoader). Labels are named, never guessed from position:
+``labels=`` a tensor for in-memory data, or the index or key of the labels in each
+batch of an iterable (``labels=1`` for a loader of ``(x, y)`` pairs).
+
 Memory is bounded by one batch: each batch's activations are written out and
 dropped before the next (writing goes through the page cache, not the process's
-memory). A second call with the same model weights, layers, reduction and data is
-a cache hit and runs no forward pass; changing any of them is a miss. Hooks come
-from :func:`interp.capture`, storage from :mod:`interp.store`; the model's
-parameters and train/eval mode are left as they are.
+memory). A second call with the same model (weights and forward code), layers,
+reduction and data is a cache hit and runs no forward pass; changing any of them is
+a miss. Every array's content hash is checked on its first read in a process; a
+damaged entry is computed again, with a warning. Outputs whose batch axis is not the
+first in the model (a time-major LSTM and the layers applied to it) are stored batch
+first and labelled with where the model had it (:meth:`Collection.batch_axis`).
+Hooks come from :func:`interp.capture`, storage from :mod:`interp.store`; the model's
+parameters and train/eval mode are left as they are, and a model whose batch-norms
+would use (and update) the statistics of each batch is refused.
 """
-
 from __future__ import annotations
 
 import datetime
 import hashlib
+import inspect
 import json
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,11 +42,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_finite, run_model
+from ._checks import check_finite, refuse_batch_statistics
 from ._io import write_text
 from .capture import LayerSpec, Reduce, _check_reduce, capture, module_names, select_layers
 from .errors import InputError, StoreError
-from .store import FORMAT_VERSION, Entry, Store, model_identity, tensor_fingerprint
+from .inputs import Inputs, ModelRaised, as_inputs, blamed, check_model
+from .memory import start_memory_reuse
+from .store import (FORMAT_VERSION, Damaged, Entry, Store, code_digest, file_sha256, model_identity,
+                    tensor_fingerprint)
 
 DTYPE = np.float32
 
@@ -88,6 +103,11 @@ class Collection:
     def layer_of(self, output: str) -> str:
         return self.meta["outputs"][output]["layer"]
 
+    def batch_axis(self, output: str) -> int:
+        """Where ``output``'s batch axis was in the model (1 for a time-major recurrent output
+        and the layers applied to it); the stored array always has the samples first."""
+        return int(self.meta["outputs"][output].get("batch_axis", 0))
+
     def __repr__(self) -> str:
         return (f"Collection({self.meta['model']['name']}, {self.n} samples, {len(self.outputs)} outputs, "
                 f"{'hit' if self.hit else 'computed'}, {str(self.path)!r})")
@@ -95,47 +115,114 @@ class Collection:
 
 # ----------------------------------------------------------------------------- data
 
-def _split_item(item: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(item, torch.Tensor):
-        return item, None
-    if isinstance(item, (tuple, list)) and item and isinstance(item[0], torch.Tensor):
-        y = item[1] if len(item) > 1 and isinstance(item[1], torch.Tensor) else None
-        return item[0], y
-    raise InputError(f"each batch must be a tensor or a (inputs, labels, ...) tuple; got {type(item).__name__}")
-
-
 @dataclass
 class _Data:
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]]
+    batches: Iterable[tuple[Inputs, torch.Tensor | None]]
     n: int | None
     fingerprint: str
     labels: torch.Tensor | None  # known up front (tensor data) or None
+    inputs: dict                 # names, shapes and dtypes of the inputs (for the metadata)
 
 
-def _prepare(data: Any, batch_size: int, dataset: str | None) -> _Data:
-    if isinstance(data, torch.Tensor) or (isinstance(data, tuple) and data
-                                          and isinstance(data[0], torch.Tensor) and len(data) <= 3):
-        x, y = _split_item(data)
-        if x.ndim == 0 or len(x) == 0:
-            raise InputError(f"data must hold at least one sample; got inputs of shape {tuple(x.shape)}")
-        if y is not None and len(y) != len(x):
-            raise InputError(f"got {len(y)} labels for {len(x)} inputs")
-        check_finite(x, "data")
-        fingerprint = tensor_fingerprint(*(t for t in (x, y) if t is not None))  # a name is not enough
+def _positional_limit(model: nn.Module) -> float:
+    """How many positional arguments ``model.forward`` takes (inf with ``*args``)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return float("inf")
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return float("inf")
+    return sum(p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+               for p in params)
+
+
+def _check_arity(model: nn.Module, inputs: Inputs) -> None:
+    if inputs.single or inputs.keys is not None:
+        return
+    limit = _positional_limit(model)
+    if len(inputs.tensors) > limit:
+        last = inputs.tensors[-1]
+        hint = (" If the last is the labels, name them: collect(model, x, labels=y) (for batches of an iterable, "
+                "labels=<their index or key>); collect never takes labels from their position."
+                if last.ndim == 1 and not last.is_floating_point() else "")
+        raise InputError(f"the data holds {len(inputs.tensors)} tensors, and {type(model).__name__}.forward takes "
+                         f"{int(limit)} input{'s' if limit != 1 else ''}: a tuple is the model's inputs, one per "
+                         f"argument.{hint}")
+
+
+def _describe_inputs(inputs: Inputs) -> dict:
+    return {"names": inputs.names, "shapes": [list(t.shape[1:]) for t in inputs.tensors],
+            "dtypes": [str(t.dtype).replace("torch.", "") for t in inputs.tensors]}
+
+
+def _label_tensor(labels, n: int) -> torch.Tensor:
+    try:
+        y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"labels must be a tensor or array of one label per sample; got {type(labels).__name__}") \
+            from None
+    if y.ndim == 0 or len(y) != n:
+        raise InputError(f"got {len(y) if y.ndim else 'a single'} label{'s' if y.ndim else ''} for {n} samples; "
+                         "expected one label per sample")
+    return y.detach().cpu()
+
+
+def _split_batch(item: Any, labels, model: nn.Module) -> tuple[Inputs, torch.Tensor | None]:
+    """One batch of an iterable: the model's inputs, and its labels when ``labels`` names
+    them (an index into a tuple or list, or a key into a dict)."""
+    y = None
+    if labels is not None:
+        try:
+            if isinstance(item, dict):
+                y = item[labels]
+                item = {k: v for k, v in item.items() if k != labels}
+            elif isinstance(item, (tuple, list)):
+                index = labels if labels >= 0 else len(item) + labels
+                y = item[index]
+                item = [v for i, v in enumerate(item) if i != index]
+                item = item[0] if len(item) == 1 else tuple(item)
+            else:
+                raise TypeError
+        except (KeyError, IndexError, TypeError):
+            raise InputError(f"labels={labels!r} names no part of a batch of type {type(item).__name__}; expected "
+                             "the index of the labels in a tuple batch or their key in a dict batch") from None
+    if isinstance(item, list):
+        item = tuple(item)
+    return as_inputs(item, model, at_least_2d=False), y
+
+
+def _prepare(model: nn.Module, data: Any, labels, batch_size: int, dataset: str | None) -> _Data:
+    if isinstance(data, (torch.Tensor, dict)) or (isinstance(data, tuple) and data
+                                                   and all(isinstance(t, torch.Tensor) for t in data)):
+        inputs = as_inputs(data, model, at_least_2d=False)
+        _check_arity(model, inputs)
+        if labels is not None and isinstance(labels, (int, str)):
+            raise InputError(f"labels={labels!r} names a part of each batch of an iterable; with data in memory, "
+                             "pass the labels themselves (a tensor of one label per sample)")
+        n = inputs.batch
+        y = _label_tensor(labels, n) if labels is not None else None
+        for name, t in zip(inputs.names, inputs.tensors):
+            check_finite(t, "data" if inputs.single else f"data {name}")
+        parts = list(inputs.tensors) + ([y] if y is not None else [])
+        fingerprint = tensor_fingerprint(*parts) + ("" if inputs.single else "|" + "|".join(inputs.names))
 
         def batches():
-            for i in range(0, len(x), batch_size):
-                yield x[i:i + batch_size], (y[i:i + batch_size] if y is not None else None)
+            for i in range(0, n, batch_size):
+                yield inputs.rows(slice(i, i + batch_size)), None
 
-        return _Data(batches(), len(x), fingerprint, y)
-    if isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
+        return _Data(batches(), n, fingerprint, y, _describe_inputs(inputs))
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         if not dataset:
             raise InputError("data is an iterable of batches, which cannot be fingerprinted without "
                              "reading it: pass dataset='a name for this data' so a later call can "
-                             "reuse the store (or pass the inputs as one tensor)")
+                             "reuse the store (or pass the inputs as tensors)")
+        if labels is not None and not isinstance(labels, (int, str)) or isinstance(labels, bool):
+            raise InputError("with an iterable of batches, labels= names where the labels are in each batch (an "
+                             f"index or a key); got {type(labels).__name__}")
         n = len(data.dataset) if hasattr(data, "dataset") and hasattr(data.dataset, "__len__") else None
-        return _Data((_split_item(item) for item in data), n, dataset_key(dataset), None)
-    raise InputError(f"data must be a tensor of inputs, an (inputs, labels) tuple, or an iterable of "
+        return _Data((_split_batch(item, labels, model) for item in data), n,
+                     dataset_key(dataset) + f"|labels={labels!r}", None, {})
+    raise InputError(f"data must be the model's inputs (a tensor, a tuple or a dict of tensors) or an iterable of "
                      f"batches; got {type(data).__name__}")
 
 
@@ -151,17 +238,6 @@ def dataset_key(name: str) -> str:
     return "named:" + str(name)
 
 
-def _code_digest(h, code) -> None:
-    """Bytecode, constants, names and nested functions of ``code``, into hasher ``h``."""
-    h.update(code.co_code)
-    h.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            _code_digest(h, const)
-        else:
-            h.update(repr(const).encode())
-
-
 def _reduce_key(reduce: Reduce) -> Any:
     """What a reduction is, for the cache key: its name, or for a function its code
     (bytecode, constants, the names it calls, nested functions) and captured values.
@@ -173,7 +249,7 @@ def _reduce_key(reduce: Reduce) -> Any:
     h.update(getattr(reduce, "__qualname__", type(reduce).__qualname__).encode())
     code = getattr(reduce, "__code__", None)
     if code is not None:
-        _code_digest(h, code)
+        code_digest(h, code)
         for cell in getattr(reduce, "__closure__", None) or ():
             h.update(repr(cell.cell_contents).encode())
     else:
@@ -196,6 +272,7 @@ class _Writer:
     def __init__(self, folder: Path):
         self.folder = folder
         self.files: dict[str, Any] = {}
+        self.hashes: dict[str, Any] = {}  # file -> sha256 of what was written
         self.queue: queue.Queue = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -209,7 +286,9 @@ class _Writer:
             if self.error is None:
                 try:
                     for name, array in item:
-                        _write_all(self.files[name], memoryview(array).cast("B"))
+                        data = memoryview(array).cast("B")
+                        _write_all(self.files[name], data)
+                        self.hashes[name].update(data)
                 except BaseException as exc:  # reported by put() / close()
                     self.error = exc
 
@@ -225,6 +304,7 @@ class _Writer:
             for name, _ in arrays:
                 if name not in self.files:
                     self.files[name] = open(self.folder / name, "wb", buffering=0)
+                    self.hashes[name] = hashlib.sha256()
         except OSError as exc:
             raise self._failed(exc) from exc
         self.queue.put(arrays)
@@ -242,49 +322,64 @@ class _Writer:
 # ---------------------------------------------------------------------------- collect
 
 def collect(model: nn.Module, data: Any, layers: LayerSpec = None, store: str | Path | Store | None = None,
-            *, reduce: Reduce = None, batch_size: int = 256, name: str | None = None,
+            *, labels=None, reduce: Reduce = None, batch_size: int = 256, name: str | None = None,
             dataset: str | None = None, sample_ids: Iterable | None = None, refresh: bool = False,
             progress: bool = True) -> Collection:
     """Run ``data`` through ``model`` and store the activations of ``layers``.
 
-    ``data``: a tensor of inputs, an ``(inputs, labels)`` tuple (labels are stored too),
-    or an iterable of batches such as a DataLoader or a list (then name it with
-    ``dataset=``: an iterable cannot be fingerprinted without reading it). ``layers`` and
-    ``reduce`` as for :func:`interp.capture`. ``store``: a folder (default
-    :func:`interp.store.default_root`). ``name``: how the model is filed in the store
-    (default: its class name). ``refresh``: recompute even if stored.
+    ``data``: the model's inputs for every sample (a tensor, a tuple of tensors for several
+    inputs, a dict of tensors), or an iterable of such batches such as a DataLoader (then
+    name it with ``dataset=``: an iterable cannot be fingerprinted without reading it).
+    ``labels``: one label per sample (a tensor or array) for data in memory, or for an
+    iterable the index or key of the labels in each batch (``labels=1`` for ``(x, y)``
+    batches); stored beside the activations. ``layers`` and ``reduce`` as for
+    :func:`interp.capture`. ``store``: a folder (default :func:`interp.store.default_root`).
+    ``name``: how the model is filed in the store (default: its class name). ``refresh``:
+    recompute even if stored.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"collect needs an nn.Module; got {type(model).__name__}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer; got {batch_size!r}")
     _check_reduce(reduce)
+    check_model(model, None, "collect")
+    refuse_batch_statistics(model, "activations")
+    start_memory_reuse()
     names = select_layers(model, layers, module_names(model))
-    prepared = _prepare(data, batch_size, dataset)
+    prepared = _prepare(model, data, labels, batch_size, dataset)
     store = store if isinstance(store, Store) else Store(store)
     ident = model_identity(model, name)
     ids = None if sample_ids is None else np.asarray(list(sample_ids))
     if ids is not None and ids.dtype == object:
         raise InputError("sample_ids must be numbers or strings")
     identity = {"format": FORMAT_VERSION, "weights": ident.weights, "architecture": ident.architecture,
-                "training": _modes(model), "layers": names, "reduce": _reduce_key(reduce),
+                "code": ident.code, "training": _modes(model), "layers": names, "reduce": _reduce_key(reduce),
                 "data": prepared.fingerprint, "dtype": np.dtype(DTYPE).name,
                 "sample_ids": None if ids is None else tensor_fingerprint(torch.from_numpy(
                     np.frombuffer(ids.tobytes(), dtype=np.uint8).copy()))}
     key = hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=12).hexdigest()
     if not refresh:
-        found = store.lookup(ident, key, {"identity": identity})
-        if found is not None:
-            return Collection(found, hit=True)
+        try:
+            found = store.lookup(ident, key, {"identity": identity})
+        except Damaged as damage:
+            warnings.warn(f"{damage}; computing it again", RuntimeWarning, stacklevel=2)
+            refresh = True
+        else:
+            if found is not None:
+                return Collection(found, hit=True)
     with store.writing(ident, key, replace=refresh) as tmp:
         meta = _run(model, prepared, names, reduce, tmp, batch_size, progress)
         if ids is not None and len(ids) != meta["n"]:
             raise InputError(f"got {len(ids)} sample_ids for {meta['n']} samples")
         if ids is not None:
             np.save(tmp / "sample_ids.npy", ids, allow_pickle=False)
+        meta["hashes"] = {f.name: file_sha256(f) for f in (tmp / "labels.npy", tmp / "sample_ids.npy")
+                          if f.is_file()}
         meta.update({"identity": identity, "key": key, "batch_size": batch_size,
                      "model": {"name": ident.name, "class": ident.model_class, "weights": ident.weights,
-                               "architecture": ident.architecture, "training": model.training},
+                               "architecture": ident.architecture, "code": ident.code,
+                               "training": model.training},
+                     "inputs": prepared.inputs,
                      "dataset": dataset, "created": datetime.datetime.now().isoformat(timespec="seconds"),
                      "torch": torch.__version__})
         write_text(tmp / "meta.json", json.dumps(meta, indent=1))
@@ -307,16 +402,18 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
     writer = _Writer(folder)
     total = None if prepared.n is None else -(-prepared.n // batch_size)
     failed = True
+    current: list[Inputs] = []
     try:
         with tqdm(total=total, desc="collect", unit="batch", disable=not progress, leave=False) as bar, \
                 capture(model, names, reduce=reduce, track_layout=True) as rec:  # hooks on for the whole run
-            for xb, yb in prepared.batches:
+            for inputs, yb in prepared.batches:
+                current[:] = [inputs]
                 if prepared.n is None:
-                    check_finite(xb, f"batch {bar.n}")
-                if n == 0:
-                    run_model(model, xb, "input batch")  # a model refusing the data says so clearly
-                else:
-                    model(xb)
+                    _check_arity(model, inputs)
+                    for part, t in zip(inputs.names, inputs.tensors):
+                        check_finite(t, f"batch {bar.n}" + ("" if inputs.single else f" {part}"))
+                size = inputs.batch
+                inputs.call(model)
                 arrays = []
                 seen = set()
                 for out, base, t in rec.entries():
@@ -324,15 +421,16 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                     axis = rec.batch_axis[base]
                     t = t.movedim(axis, 0) if axis else t
                     if n == 0 and out not in outputs and out not in skipped:
-                        if t.ndim == 0 or t.shape[0] != len(xb):
+                        if t.ndim == 0 or t.shape[0] != size:
                             skipped[out] = f"not one row per sample (shape {tuple(t.shape)})"
                             continue
                         outputs[out] = {"layer": rec.layer_of[base], "shape": list(t.shape[1:]),
                                         "dtype": np.dtype(DTYPE).name, "file": output_file(out),
-                                        "layout": rec.layout[base], "reduced": reduce is not None}
+                                        "layout": rec.layout[base], "reduced": reduce is not None,
+                                        "batch_axis": rec.source_axis.get(base, axis)}
                     if out in skipped:
                         continue
-                    if out not in outputs or list(t.shape[1:]) != outputs[out]["shape"] or t.shape[0] != len(xb):
+                    if out not in outputs or list(t.shape[1:]) != outputs[out]["shape"] or t.shape[0] != size:
                         raise InputError(f"output {out!r} has shape {tuple(t.shape)} in this batch but "
                                          f"{outputs.get(out, {}).get('shape')} per sample before; collect "
                                          "needs outputs with one fixed-shape row per sample")
@@ -344,12 +442,17 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                 writer.put(arrays)
                 rec.clear()  # after the first batch this also ends layout tracking
                 if yb is not None:
-                    labels.append(yb.detach().cpu())
-                n += len(xb)
+                    labels.append(torch.as_tensor(yb).detach().cpu())
+                n += size
                 bar.update()
         failed = False
+    except ModelRaised as raised:
+        raise blamed(model, current[0], "collect", raised) from raised.exc
     finally:
         writer.close(quiet=failed)  # an error already on its way is the one to report
+    for info in outputs.values():
+        info["sha256"] = writer.hashes[info["file"]].hexdigest() if info["file"] in writer.hashes \
+            else hashlib.sha256().hexdigest()
     if n == 0:
         raise InputError("data yielded no samples")
     if prepared.labels is not None:

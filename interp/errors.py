@@ -43,6 +43,13 @@ class InputError(InterpError):
     """An input tensor of the wrong shape, dtype or with non-finite values."""
 
 
+class ModelError(InterpError):
+    """A model that cannot be analysed as it is: it fails under an analysis although it
+    runs on the input (e.g. an in-place write into a tensor the analysis needs), it
+    normalises with batch statistics, or it has no values (the meta device). The message
+    says what in the model is at fault and what to change."""
+
+
 class TargetError(InterpError):
     """A target class that is out of range or of the wrong form."""
 
@@ -60,6 +67,7 @@ __all__ = [
     "UnknownNameError",
     "WeightsError",
     "InputError",
+    "ModelError",
     "TargetError",
     "CaptureError",
     "StoreError",

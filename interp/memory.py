@@ -9,16 +9,17 @@ recording every leaf costs 1.4-3.3x a plain forward with glibc's defaults (the
 spread is the plain forward itself re-faulting a trimmed heap), 1.10x once freed
 memory is retained: the hooks themselves are cheap, the page faults are not.
 
-This is a process-wide setting, so the library never applies it by itself: the
-``interp`` command calls :func:`retain_freed_memory` at start (an application
-configuring its own process), and library users may call it once. Bounded: at
-most ``limit_mb`` of freed memory is kept. A no-op where the C library is not
-glibc.
+This is a process-wide setting. The library applies it itself, once, the first time
+capture, collect or an attribution runs in a process (:func:`start_memory_reuse`),
+so a library user gets the speed the ``interp`` command gets; set the environment
+variable ``INTERP_MALLOC_DEFAULTS=1`` to keep glibc's defaults. Bounded: at most
+``limit_mb`` of freed memory is kept. A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import ctypes.util
 import functools
 
@@ -50,3 +51,19 @@ def retain_freed_memory(limit_mb: int = 256) -> bool:
     ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_MAX) == 1
     ok &= libc.mallopt(_M_TRIM_THRESHOLD, max(limit, _MMAP_MAX)) == 1
     return bool(ok)
+
+
+OPT_OUT = "INTERP_MALLOC_DEFAULTS"
+_started: list[bool] = []
+
+
+def start_memory_reuse() -> bool:
+    """:func:`retain_freed_memory`, once per process, unless ``$INTERP_MALLOC_DEFAULTS`` is set
+    (to anything but ``0`` or empty); True if it is on."""
+    if not _started:
+        opted_out = os.environ.get(OPT_OUT, "") not in ("", "0")
+        _started.append(False if opted_out else retain_freed_memory())
+    return _started[0]
+
+
+__all__ = ["retain_freed_memory", "start_memory_reuse", "OPT_OUT"]

@@ -4,7 +4,7 @@
     est = interp.projection.UMAPProjection(n_neighbors=15).fit(train)        # scikit-learn style
     est.transform(test)                                                      # new points, same map
     q = interp.projection.quality(features, xy, labels)                      # trustworthiness, k-NN agreement
-    m = interp.projection.project_layer(model, (x, y), "features.4", method="pca")  # cached in the store
+    m = interp.projection.project_layer(model, x, "features.4", method="pca", labels=y)  # kept in the store
 
 The maps themselves are scikit-learn's ``PCA`` and ``TSNE`` and umap-learn's ``UMAP``.
 What this module adds around them:
@@ -393,11 +393,11 @@ class LayerProjection:
 
 
 def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_components: int = 2,
-                  random_state: int | None = 0, *, reduce: str | None = None, store=None, name: str | None = None,
-                  dataset: str | None = None, k: int | None = None, progress: bool = False,
-                  **params) -> LayerProjection:
-    """Project ``layer``'s output over ``data`` (as :func:`interp.collect` takes it; labels
-    from ``(inputs, labels)`` colour nothing here but score the map). ``reduce``: None
+                  random_state: int | None = 0, *, labels=None, reduce: str | None = None, store=None,
+                  name: str | None = None, dataset: str | None = None, k: int | None = None,
+                  progress: bool = False, **params) -> LayerProjection:
+    """Project ``layer``'s output over ``data`` (the model's inputs, as :func:`interp.collect`
+    takes them; ``labels`` as there: they colour nothing here but score the map). ``reduce``: None
     flattens each sample's output, "mean" or "max" pools it over positions (space or
     time) first. ``dataset``: the name of an iterable of batches (as for collect). ``k``:
     neighbours for the quality numbers (default 10, fewer on small sets). Kept in the
@@ -410,7 +410,8 @@ def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_com
         raise InputError(f"reduce must be None (flatten), 'mean' or 'max' (pool over positions); got {reduce!r}")
     store = store if isinstance(store, Store) else Store(store)
     module = _module_of(model, layer)
-    collection = collect(model, data, [module], store, reduce=reduce, name=name, dataset=dataset, progress=progress)
+    collection = collect(model, data, [module], store, labels=labels, reduce=reduce, name=name, dataset=dataset,
+                         progress=progress)
     n = collection.n
     k = max(1, min(DEFAULT_K, min(n, QUALITY_SAMPLES) // 2 - 1)) if k is None else k
     outputs = [o for o in collection.outputs if o == layer or (module == layer and (

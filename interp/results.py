@@ -4,8 +4,10 @@
     r = interp.results.load("noise.safetensors")          # a NoiseSensitivity again
 
 The results are frozen dataclasses of tensors and plain values. One safetensors file
-holds them: the tensors as tensors, everything else as JSON in the file's metadata,
-with the result's type. Loading never unpickles: it builds only the result types
+holds them: the tensors as tensors (also inside tuples and dicts, as results of
+several inputs hold them), everything else as JSON in the file's metadata, with the
+result's type and a sha256 of the tensors' bytes, checked on load, so a file damaged
+even without changing its size is refused, never read as numbers. Loading never unpickles: it builds only the result types
 registered here, from tensors and JSON values, so a file from anywhere is safe to
 open (pickle, which ``torch.save`` and diskcache use, runs code on load). Written
 atomically. The store keeps small results this way beside the activations it
@@ -15,6 +17,7 @@ collects (:meth:`interp.store.Store.result`), so a second look is instant.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,7 +27,7 @@ import torch
 from ._io import write_with
 from .errors import InterpError
 
-FORMAT = "interp.results/1"
+FORMAT = "interp.results/2"  # 2: tensors inside tuples and dicts, a content hash
 _REGISTRY: dict[str, type] = {}
 
 
@@ -45,22 +48,43 @@ def _registered() -> dict[str, type]:
     return _REGISTRY
 
 
-def _plain(v, field: str):
-    """``v`` as JSON (tuples as lists), or an InterpError naming the field."""
+def _plain(v, field: str, tensors: dict):
+    """``v`` as JSON (tuples as lists, tensors inside tuples and dicts as references into
+    ``tensors``), or an InterpError naming the field."""
+    if isinstance(v, torch.Tensor):
+        key = f"{field}/{len(tensors)}"
+        tensors[key] = v.detach().cpu().contiguous()
+        return {_TENSOR: key}
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     if isinstance(v, dict) and all(isinstance(k, str) for k in v):
-        return {k: _plain(i, field) for k, i in v.items()}
+        return {k: _plain(i, field, tensors) for k, i in v.items()}
     if isinstance(v, (tuple, list)):
-        return [_plain(i, field) for i in v]
+        return [_plain(i, field, tensors) for i in v]
     raise InterpError(f"field {field!r} holds a {type(v).__name__}, which a result file cannot keep; expected "
                       "tensors, numbers, strings, None, or tuples and dicts (string keys) of them")
 
 
-def _tupled(v):
+_TENSOR = "__tensor__"
+
+
+def _tupled(v, tensors: dict):
     if isinstance(v, dict):
-        return {k: _tupled(i) for k, i in v.items()}
-    return tuple(_tupled(i) for i in v) if isinstance(v, list) else v
+        if set(v) == {_TENSOR}:
+            return tensors[v[_TENSOR]]
+        return {k: _tupled(i, tensors) for k, i in v.items()}
+    return tuple(_tupled(i, tensors) for i in v) if isinstance(v, list) else v
+
+
+def _content_hash(tensors: dict) -> str:
+    from .store import _tensor_bytes
+
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key]
+        h.update(f"{key}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(_tensor_bytes(t))
+    return h.hexdigest()
 
 
 def save(result, path: str | os.PathLike) -> Path:
@@ -76,8 +100,8 @@ def save(result, path: str | os.PathLike) -> Path:
         if isinstance(v, torch.Tensor):
             tensors[f.name] = v.detach().cpu().contiguous()
         else:
-            plain[f.name] = _plain(v, f.name)
-    meta = {"format": FORMAT, "type": name, "fields": json.dumps(plain)}
+            plain[f.name] = _plain(v, f.name, tensors)
+    meta = {"format": FORMAT, "type": name, "fields": json.dumps(plain), "sha256": _content_hash(tensors)}
     return write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
@@ -99,8 +123,12 @@ def load(path: str | os.PathLike):
     if meta.get("format") != FORMAT or cls is None:
         raise InterpError(f"{str(path)!r} is not an interp result file (format {meta.get('format')!r}, type "
                           f"{meta.get('type')!r}); expected format {FORMAT!r}")
+    if meta.get("sha256") != _content_hash(tensors):
+        raise InterpError(f"{str(path)!r} holds a damaged {cls.__name__}: its tensors do not match the hash they "
+                          "were saved with")
     try:
-        plain = {k: _tupled(v) for k, v in json.loads(meta["fields"]).items()}
+        plain = {k: _tupled(v, tensors) for k, v in json.loads(meta["fields"]).items()}
+        tensors = {k: v for k, v in tensors.items() if "/" not in k}
         values = {**plain, **tensors}
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         missing = [n for n in names if n not in values and dataclasses.MISSING is _default_of(cls, n)]

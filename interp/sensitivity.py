@@ -28,10 +28,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_finite, resolve_target, run_model, scores_of
-from .attribution import _prepare, exclusive
+from ._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
 from .capture import batch_axis_of, capture, intervene, module_names, replace_part, select_layers
 from .errors import InputError, InterpError, UnknownNameError
+from .inputs import Inputs, blame
+from .space import Space, exclusive, prepare
 
 DEFAULT_SCALES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 ROWS_PER_EVAL = 512  # perturbed copies per forward
@@ -149,26 +150,29 @@ class ExplanationSensitivity:
 
 @dataclass
 class _Inputs:
-    """Where noise is added: the input itself, or for token ids the output of the
-    embedding that reads them (``run(e)`` then runs the model on embeddings)."""
+    """Where noise is added: per explained input of the model, the input itself or for token
+    ids the output of the embedding that reads them (:mod:`interp.space`); ``run`` takes
+    one tensor per explained input, for the batch or for copies of it."""
 
-    values: torch.Tensor                       # float, batch first
-    run: Callable[[torch.Tensor], torch.Tensor]  # values of the same shape -> (batch, scores)
-    embedding: str | None
+    space: Space
+
+    @property
+    def values(self) -> tuple[torch.Tensor, ...]:
+        return tuple(a.detach() for a in self.space.inputs)
+
+    @property
+    def embedding(self):
+        return self.space.embedding
+
+    def run(self, values: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        n = len(self.space.inputs[0])
+        reps = len(values[0]) // n
+        return self.space.run(values, torch.arange(n).repeat(reps) if reps > 1 else None)
 
 
-def _inputs(model: nn.Module, x: torch.Tensor, embedding: str | None) -> _Inputs:
-    """The space to perturb: the input, or for token ids the output of the embedding layer
-    that reads them, found as the attribution methods find it."""
-    if x.is_floating_point() and embedding is None:
-        return _Inputs(x.detach(), lambda v: scores_of(run_model(model, v)), None)
-    space = _prepare(model, x, embedding, graph=False)
-
-    def run(v: torch.Tensor) -> torch.Tensor:
-        reps = len(v) // len(x)
-        ids = x.repeat((reps,) + (1,) * (x.ndim - 1)) if reps > 1 else x
-        return space.forward(v, ids)
-    return _Inputs(space.inputs.detach(), run, space.embedding)
+def _inputs(model: nn.Module, structure: Inputs, embedding) -> _Inputs:
+    """The space to perturb, found as the attribution methods find it."""
+    return _Inputs(prepare(model, structure, embedding, graph=False))
 
 
 def _noise(shape, scale: torch.Tensor, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
@@ -205,15 +209,38 @@ def _check_count(name: str, v) -> int:
     return v
 
 
-def _std(values: torch.Tensor, std) -> float:
-    """The data's spread noise is scaled to: ``std`` as given, else the batch's own."""
-    if std is not None:
-        return _number("std", std, " (the data's spread)", strict=True)
-    s = float(values.std()) if values.numel() > 1 else 0.0
-    if not s > 0:
-        raise InputError("the input holds one value (or one sample of constants), so its spread is 0; give the "
-                         "data's spread with std=...")
-    return s
+def _std(space: _Inputs, std):
+    """The data's spread noise is scaled to, per explained input: ``std`` as given (once, or per
+    input of several, by name), else the batch's own. A float for one input, a tuple for several."""
+    from .attribution import per_input
+
+    structure = space.space.structure
+    given = [g for g, slot in zip(per_input(std, structure, "std"), space.space.slots) if slot is not None]
+    spreads = []
+    for g, values in zip(given, space.values):
+        if g is not None:
+            spreads.append(_number("std", g, " (the data's spread)", strict=True))
+            continue
+        s = float(values.std()) if values.numel() > 1 else 0.0
+        if not s > 0:
+            raise InputError("the input holds one value (or one sample of constants), so its spread is 0; give the "
+                             "data's spread with std=...")
+        spreads.append(s)
+    return spreads[0] if len(spreads) == 1 else tuple(spreads)
+
+
+def spread(model: nn.Module, x, embedding=None):
+    """The spread (std) of ``x`` in the space noise is added to: the inputs themselves, or
+    for token ids the embedding that reads them; what ``std=`` of every kind measures noise
+    against (give a dataset's, so that one noise level means the same for a sample and for
+    the whole set). A float for one input, a tuple for several."""
+    structure = check_batch(model, x, "sensitivity")
+    with blame(model, structure, "sensitivity"), exclusive():
+        return _std(_inputs(model, structure, embedding), None)
+
+
+def _scales(spread) -> tuple[float, ...]:
+    return spread if isinstance(spread, tuple) else (spread,)
 
 
 # ---------------------------------------------------------------------------- kinds
@@ -224,11 +251,10 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
     draws = _check_count("draws", draws)
     space = _inputs(model, x, embedding)
     base = space.values
-    with torch.no_grad():
-        clean = space.run(base)
+    clean = space.space.scores
     t = resolve_target(target, clean)
-    spread = _std(base, std)
-    n = len(base)
+    spread = _std(space, std)
+    n = len(base[0])
     label = _labels(labels, n, clean.shape[1])
     generator = torch.Generator().manual_seed(seed)
     at_target = clean.gather(1, t[:, None])[:, 0]
@@ -241,7 +267,8 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
             scores = clean.expand(draws, *clean.shape)
         else:
             with torch.no_grad():
-                scores = torch.cat([space.run(copies) for copies in _noisy(base, draws, sigma * spread, generator)]
+                scores = torch.cat([space.run(copies) for copies in
+                                    _noisy(base, draws, [sigma * sp for sp in _scales(spread)], generator)]
                                    ).view(draws, n, -1)
         change = scores.gather(2, t[None, :, None].expand(draws, n, 1))[..., 0] - at_target
         rms.append(change.pow(2).mean(0).sqrt())
@@ -261,20 +288,14 @@ def _noise_kind(model, x, target, *, scales=DEFAULT_SCALES, draws: int = 16, std
                             embedding=space.embedding)
 
 
-def _noisy(base: torch.Tensor, draws: int, scale: float, generator: torch.Generator):
-    """``draws`` noisy copies of the batch, whole batches at a time, about ROWS_PER_EVAL
-    rows per piece: memory holds one piece, never all the copies."""
-    per = max(1, ROWS_PER_EVAL // len(base))
+def _noisy(base: tuple[torch.Tensor, ...], draws: int, scales, generator: torch.Generator):
+    """``draws`` noisy copies of the batch (every input, each with noise of its own scale),
+    whole batches at a time, about ROWS_PER_EVAL rows per piece: memory holds one piece,
+    never all the copies."""
+    per = max(1, ROWS_PER_EVAL // len(base[0]))
     for start in range(0, draws, per):
-        copies = base.repeat((min(per, draws - start),) + (1,) * (base.ndim - 1))
-        yield copies + _noise(copies.shape, scale, generator, base)
-
-
-def _chunks(copies: torch.Tensor, batch: int):
-    """Whole batches of copies, at most about ROWS_PER_EVAL rows per forward."""
-    per = max(1, ROWS_PER_EVAL // batch) * batch
-    for i in range(0, len(copies), per):
-        yield copies[i:i + per]
+        copies = tuple(b.repeat((min(per, draws - start),) + (1,) * (b.ndim - 1)) for b in base)
+        yield tuple(c + _noise(c.shape, scale, generator, c) for c, scale in zip(copies, scales))
 
 
 def _labels(labels, n: int, k: int) -> torch.Tensor | None:
@@ -302,9 +323,9 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     draws = _check_count("draws", draws)
     space = _inputs(model, x, embedding)
     base = space.values
-    spread = _std(base, std)
+    spread = _std(space, std)
     names = [name for name in select_layers(model, layers) if not _is_embedding_of(space, name)]
-    n = len(base)
+    n = len(base[0])
     with torch.no_grad(), capture(model, names) as rec:
         clean = space.run(base)
     # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first,
@@ -312,7 +333,7 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     outputs = {key: _batch_first(t, rec.batch_axis.get(key.split(":")[0], 0))
                for key, t in rec.activations.items()}
     with torch.no_grad(), capture(model, names) as doubled:  # which outputs grow with the batch
-        space.run(torch.cat([base, base]))
+        space.run(tuple(torch.cat([b, b]) for b in base))
     outputs = {key: a for key, a in outputs.items() if key in doubled.activations and len(a) == n and len(
         _batch_first(doubled.activations[key], doubled.batch_axis.get(key.split(":")[0], 0))) == 2 * n}
     if not outputs:
@@ -331,7 +352,8 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     steps = draws + len(outputs)
     _tick(progress, 0, steps)
     for step in range(1, draws + 1):
-        noisy = base + _noise(base.shape, noise * spread, generator, base) if noise > 0 else base
+        noisy = tuple(b + _noise(b.shape, noise * sp, generator, b) for b, sp in zip(base, _scales(spread))) \
+            if noise > 0 else base
         with torch.no_grad(), capture(model, names) as rec:
             space.run(noisy)
         for key, a in outputs.items():
@@ -395,7 +417,9 @@ def _ablated(model, space: _Inputs, base, layer: str, sub: str, axis: int, outpu
         b = part.movedim(axis, 0)
         if b.shape[1:] != mean.shape[1:]:  # another call of the module, on other shapes: left alone
             return part
-        b = mean.expand_as(b) if ablate == "mean" else b + _noise(b.shape, scale, generator, b) if scale > 0 else b
+        # a tensor of its own (not an expanded view): the forward may write into it in place
+        b = mean.expand_as(b).clone() if ablate == "mean" else b + _noise(b.shape, scale, generator, b) \
+            if scale > 0 else b
         return b.movedim(0, axis)
 
     def replace(_name, _args, out):
@@ -412,10 +436,11 @@ def _occlusion_kind(model, x, target, *, window=None, stride=None, baseline="zer
 
     if feature is not None:
         return _sweep(model, x, target, feature, grid, progress)
-    if x.is_floating_point() and x.ndim == 2:
+    first = x.tensors[0]
+    if x.single and first.is_floating_point() and first.ndim == 2:
         raise InputError("occlusion of tabular inputs sweeps one feature at a time: give feature=<index> "
-                         f"in [0, {x.shape[1] - 1}]")
-    fill, name = _baseline(x, baseline)
+                         f"in [0, {first.shape[1] - 1}]")
+    fill, name = _fills(x, baseline)
     _tick(progress, 0, 1)
     a = explain(model, x, target, "occlusion", embedding=embedding, window=window, stride=stride, baseline=fill)
     _tick(progress, 1, 1)
@@ -423,8 +448,21 @@ def _occlusion_kind(model, x, target, *, window=None, stride=None, baseline="zer
                                 window=a.options["window"], stride=a.options["stride"])
 
 
+def _fills(x: Inputs, baseline):
+    """The fill of occluded windows (for the occlusion method: one value, or a dict by input
+    for several inputs) and its name. For several inputs a named baseline applies where it
+    can ("mean" to float inputs, "blur" to images); the other inputs are filled with zeros."""
+    if x.single or not isinstance(baseline, str):
+        return _baseline(x.tensors[0], baseline) if x.single else (baseline, "given")
+    fills = {}
+    for name, t in zip(x.names, x.tensors):
+        applies = t.is_floating_point() and (baseline != "blur" or t.ndim == 4)
+        fills[name] = _baseline(t, baseline)[0] if applies else None
+    return fills, baseline
+
+
 def _baseline(x: torch.Tensor, baseline):
-    """The fill of occluded windows: (value for the occlusion method, name)."""
+    """The fill of occluded windows of one input: (value for the occlusion method, name)."""
     if isinstance(baseline, str):
         if baseline == "zero":
             return None, "zero"
@@ -456,37 +494,50 @@ def _blurred(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
     return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _sweep(model, x, target, feature, grid, progress=None) -> FeatureSweep:
-    if not (x.is_floating_point() and x.ndim == 2):
-        raise InputError(f"feature sweeps apply to tabular inputs (batch, features); got {tuple(x.shape)}")
-    if not isinstance(feature, int) or isinstance(feature, bool) or not 0 <= feature < x.shape[1]:
-        raise InputError(f"feature must be an index in [0, {x.shape[1] - 1}]; got {feature!r}")
+def _sweep(model, x: Inputs, target, feature, grid, progress=None) -> FeatureSweep:
+    """ICE curves of one column of a tabular input (``feature``: its index; for several inputs
+    ``(input name, index)``)."""
+    which = 0
+    if not x.single:
+        if not (isinstance(feature, tuple) and len(feature) == 2 and feature[0] in x.names):
+            raise InputError(f"with several inputs, feature is (input name, column), the input one of "
+                             f"{', '.join(map(repr, x.names))}; got {feature!r}")
+        which, feature = x.names.index(feature[0]), feature[1]
+    table = x.tensors[which]
+    if not (table.is_floating_point() and table.ndim == 2):
+        raise InputError(f"feature sweeps apply to tabular inputs (batch, features); got {tuple(table.shape)}")
+    if not isinstance(feature, int) or isinstance(feature, bool) or not 0 <= feature < table.shape[1]:
+        raise InputError(f"feature must be an index in [0, {table.shape[1] - 1}]; got {feature!r}")
     if isinstance(grid, bool) or isinstance(grid, (str, float)):
         raise InputError(f"grid must be a number of points (an integer >= 2) or the values to sweep; got {grid!r}")
     if isinstance(grid, int):
         if grid < 2:
             raise InputError(f"grid must be at least 2 points; got {grid}")
-        values = torch.linspace(float(x[:, feature].min()), float(x[:, feature].max()), grid, dtype=x.dtype)
+        values = torch.linspace(float(table[:, feature].min()), float(table[:, feature].max()), grid,
+                                dtype=table.dtype)
     else:
         try:
-            values = torch.as_tensor(grid, dtype=x.dtype).reshape(-1)
+            values = torch.as_tensor(grid, dtype=table.dtype).reshape(-1)
         except (TypeError, ValueError, RuntimeError):
             raise InputError(f"grid must be a number of points or finite values; got {grid!r}") from None
         if values.numel() < 1 or not bool(torch.isfinite(values).all()):
             raise InputError("grid must be a number of points or finite values")
+    n = x.batch
     with torch.no_grad():
-        clean = scores_of(run_model(model, x))
+        clean = scores_of(x.call(model))
         t = resolve_target(target, clean)
-        copies = x.detach().repeat(len(values), 1)
-        copies[:, feature] = values.repeat_interleave(len(x))
-        chunks = list(_chunks(copies, len(x)))
+        copies = [v.detach().repeat((len(values),) + (1,) * (v.ndim - 1)) for v in x.tensors]
+        copies[which] = copies[which].clone()
+        copies[which][:, feature] = values.repeat_interleave(n)
+        per = max(1, ROWS_PER_EVAL // n) * n
+        starts = list(range(0, len(values) * n, per))
         scores = []
-        _tick(progress, 0, len(chunks))
-        for step, chunk in enumerate(chunks, 1):
-            scores.append(scores_of(run_model(model, chunk)))
-            _tick(progress, step, len(chunks))
+        _tick(progress, 0, len(starts))
+        for step, start in enumerate(starts, 1):
+            scores.append(scores_of(x.call(model, [c[start:start + per] for c in copies])))
+            _tick(progress, step, len(starts))
         scores = torch.cat(scores)
-    curves = scores.view(len(values), len(x), -1).gather(2, t[None, :, None].expand(len(values), len(x), 1))[..., 0].T
+    curves = scores.view(len(values), n, -1).gather(2, t[None, :, None].expand(len(values), n, 1))[..., 0].T
     return FeatureSweep(feature=feature, grid=values, curves=curves, mean=curves.mean(0), target=t)
 
 
@@ -498,7 +549,11 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
     from . import lrp as lrp_module
     from .attribution import attribute, attribute_at_embeddings, methods as known
 
-    tokens = not x.is_floating_point()
+    space = _inputs(model, x, embedding)  # token ids: perturbed in the embedding space
+    tokens = space.space.tokens
+    if tokens and not x.single:
+        raise InputError("the explanation kind perturbs token ids in their embedding space for a model of one "
+                         "input; with several inputs, give float inputs (or rate the token input alone)")
     if composites is None:  # LRP where it applies: float inputs
         composites = () if tokens else ("epsilon_plus_flat",)
     if tokens and composites:
@@ -511,69 +566,79 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
             raise UnknownNameError("attribution method", m, known())
     for c in composites:
         lrp_module.composites.get(c)  # an unknown name fails here, before any work
-    space = _inputs(model, x, embedding)  # token ids: perturbed in the embedding space
     values = space.values
-    spread = _std(values, std)
-    with torch.no_grad():
-        clean = space.run(values)
-    t = resolve_target(target, clean)
+    spreads = _scales(_std(space, std))
+    t = resolve_target(target, space.space.scores)
     generator = torch.Generator().manual_seed(seed)
-    extra = {"additional_forward_args": (x,)} if tokens else {}  # the ids, expanded by Captum like the inputs
+    constants = space.space.constants
+    extra = {"additional_forward_args": constants} if constants else {}  # Captum expands them like the inputs
 
-    def uniform(inputs, perturb_radius):  # Captum's default, from our own generator
-        noise = torch.rand(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
-        return inputs + (2 * noise - 1) * perturb_radius
+    def same_form(given, parts: tuple):  # Captum hands one input as a tensor, several as a tuple
+        return parts if isinstance(given, tuple) else parts[0]
+
+    def tupled(given) -> tuple:
+        return given if isinstance(given, tuple) else (given,)
+
+    def uniform(inputs, perturb_radius):  # Captum's default, from our own generator, scaled per input
+        return same_form(inputs, tuple(
+            a + (2 * torch.rand(a.shape, generator=generator, dtype=a.dtype).to(a.device) - 1) * perturb_radius * sp
+            for a, sp in zip(tupled(inputs), spreads)))
 
     def gaussian(inputs):
-        noise = torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device) * radius * spread
-        return noise, inputs - noise
+        noise = tuple(torch.randn(a.shape, generator=generator, dtype=a.dtype).to(a.device) * radius * sp
+                      for a, sp in zip(tupled(inputs), spreads))
+        return same_form(inputs, noise), same_form(inputs, tuple(a - d for a, d in zip(tupled(inputs), noise)))
 
-    def tensor_in_tensor_out(fn):  # Captum hands inputs as a tuple and wants the same back
-        def explain_fn(inputs, target, additional_forward_args=(x,)):
-            packed = isinstance(inputs, tuple)
+    def model_inputs(inputs, given_constants) -> Inputs:
+        """The model's inputs with the explained tensors ``inputs`` (float inputs) in their places."""
+        full, k = [], 0
+        for slot in space.space.slots:
+            if slot is None:
+                full.append(given_constants[k])
+                k += 1
+            else:
+                full.append(inputs[slot])
+        return x.replace(full)
+
+    def explained(result) -> tuple:
+        parts = [result] if x.single else (list(result.values()) if isinstance(result, dict) else list(result))
+        return tuple(p.contiguous() for p, slot in zip(parts, space.space.slots) if slot is not None)
+
+    def method(fn):  # Captum hands the inputs (and the constants, expanded with them) and wants the same form back
+        def explain_fn(inputs, target, additional_forward_args=None):
             with torch.enable_grad():  # Captum calls it without autograd; the methods need it
-                out = fn(inputs[0] if packed else inputs, target, additional_forward_args[0]).contiguous()
-            return (out,) if packed else out
+                out = fn(tupled(inputs), target, tuple(additional_forward_args or constants))
+            return same_form(inputs, out)
         return explain_fn
 
     def one(m):
         if tokens:  # attributions over the embedding values (per dimension: infidelity needs the input's shape)
-            return lambda inputs, target, ids: attribute_at_embeddings(model, ids, inputs, target, m,
-                                                                       embedding=embedding)
-        return lambda inputs, target, _ids: attribute(model, inputs, target, m)
+            return lambda inputs, target, ids: (attribute_at_embeddings(model, ids[0], inputs[0], target, m,
+                                                                        embedding=embedding).contiguous(),)
+        return lambda inputs, target, given: explained(attribute(model, model_inputs(inputs, given), target, m))
 
-    explainers = {m: tensor_in_tensor_out(one(m)) for m in methods}
+    explainers = {m: method(one(m)) for m in methods}
     for c in composites:
-        explainers[f"lrp:{c}"] = tensor_in_tensor_out(
-            lambda inputs, target, _ids, c=c: lrp_module.lrp(model, inputs, target, composite=c).relevance)
-
-    def forward(inputs, ids=None):
-        return space.run(inputs) if ids is None else _through(model, space.embedding, embedding is None, inputs, ids)
+        explainers[f"lrp:{c}"] = method(lambda inputs, target, given, c=c: explained(
+            lrp_module.lrp(model, model_inputs(inputs, given), target, composite=c).relevance))
 
     if radius == 0:  # no perturbation: both are 0 by definition (computed, batching noise would show)
-        zeros = torch.zeros(len(explainers), len(x), dtype=values.dtype)
+        zeros = torch.zeros(len(explainers), x.batch, dtype=values[0].dtype)
         return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=zeros, infidelity=zeros.clone(),
                                       target=t, radius=0.0, draws=draws, seed=seed)
     sens, infid = [], []
     _tick(progress, 0, len(explainers))
     for step, explain_fn in enumerate(explainers.values(), 1):
         generator.manual_seed(seed)  # every method rated on the same perturbations
-        sens.append(sensitivity_max(explain_fn, values, perturb_func=uniform, perturb_radius=radius * spread,
+        sens.append(sensitivity_max(explain_fn, values, perturb_func=uniform, perturb_radius=radius,
                                     n_perturb_samples=draws, target=t, **extra).detach())
         attributions = explain_fn(values, t)
-        infid.append(infidelity(forward, gaussian, values, attributions, target=t, n_perturb_samples=draws,
-                                **extra).detach())
+        infid.append(infidelity(space.space.forward, gaussian, values, attributions, target=t,
+                                n_perturb_samples=draws, **extra).detach())
         _tick(progress, step, len(explainers))
     return ExplanationSensitivity(methods=tuple(explainers), sensitivity_max=torch.stack(sens),
                                   infidelity=torch.stack(infid), target=t, radius=float(radius), draws=draws,
                                   seed=seed)
-
-
-def _through(model, embedding: str, by_identity: bool, values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """The token model's scores on ``ids`` with the embedding's output set to ``values``."""
-    from .attribution import _ThroughEmbedding
-
-    return _ThroughEmbedding(model, embedding, by_identity)(values, ids)
 
 
 def _tick(progress, done: int, total: int) -> None:
@@ -583,7 +648,7 @@ def _tick(progress, done: int, total: int) -> None:
 
 
 def _is_embedding_of(space: _Inputs, name: str) -> bool:
-    return space.embedding is not None and name == space.embedding
+    return name in space.space.embeddings
 
 
 KINDS: dict[str, Callable] = {"noise": _noise_kind, "occlusion": _occlusion_kind, "layer": _layer_kind,
@@ -616,10 +681,9 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     perturbed in the space of the embedding that reads them. Results are the same for
     the same ``seed``; the model and the global random state are left as they were.
     """
-    check_batch(model, x, "sensitivity")
+    structure = check_batch(model, x, "sensitivity")
     if not isinstance(kind, str) or kind not in KINDS:
         raise UnknownNameError("sensitivity kind", kind, KINDS)
-    check_finite(x, "the input")
     accepted = [p for p in inspect.signature(KINDS[kind]).parameters if p not in ("model", "x", "target")]
     unknown = [k for k in options if k not in accepted]
     if unknown:
@@ -628,8 +692,9 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
         _check_seed(options["seed"])
     if options.get("progress") is not None and not callable(options["progress"]):
         raise InputError(f"progress must be a function progress(done, total) or None; got {options['progress']!r}")
-    with exclusive():
-        return KINDS[kind](model, x, target, **options)
+    refuse_batch_statistics(model, "sensitivity")
+    with blame(model, structure, f"sensitivity (kind {kind!r})"), exclusive():
+        return KINDS[kind](model, structure, target, **options)
 
 
 class _CallableModule(types.ModuleType):
@@ -641,5 +706,5 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["sensitivity", "NoiseSensitivity", "OcclusionSensitivity", "FeatureSweep", "LayerSensitivity",
+__all__ = ["sensitivity", "spread", "NoiseSensitivity", "OcclusionSensitivity", "FeatureSweep", "LayerSensitivity",
            "ExplanationSensitivity", "KINDS", "DEFAULT_SCALES"]

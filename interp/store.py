@@ -15,20 +15,25 @@ Layout::
     <root>/<model name>/<key>/<output>.bin  (n, *shape) float32
     <root>/<model name>/results/<key>.safetensors   a small analysis result (interp.results)
 
-``key`` hashes everything the arrays depend on (weights, layers, reduction, data),
-so changing any of them is a miss, never a stale hit. Small results of analyses
+``key`` hashes everything the arrays depend on (weights, the forward code of every
+module class, layers, reduction, data), so changing any of them is a miss, never a
+stale hit. Each array's sha256 is taken while it is written and kept in
+``meta.json``; the first read of an entry in a process checks every array against
+it (about 8 ms per 13 MB), so a damaged entry, even one damaged without changing its
+size, is never served: :func:`interp.collect` warns and computes it again. Small results of analyses
 (a sensitivity curve, a projection) are one file each, written by
 :func:`interp.results.save` (no pickle) and keyed by the model's architecture and
 weights and the request (:meth:`Store.result`). An entry is written into a
 temporary folder and renamed into place only when complete (rename is atomic), so
 an interrupted run leaves nothing a later call could take as finished. A model
 folder written by a different architecture under the same name is refused with an
-:class:`~interp.errors.StoreError`; so is an entry whose metadata does not match
-the key it sits under.
+:class:`~interp.errors.StoreError`; an entry whose metadata does not match the key it
+sits under, or whose arrays do not match their hashes, is :class:`Damaged`.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -36,6 +41,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -47,7 +53,7 @@ from torch import nn
 from ._io import write_text
 from .errors import StoreError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: content hashes per array, the forward code in the key
 RESULTS = "results"  # the folder of small results in a model's folder
 _SAFE = "-_.:"
 
@@ -86,8 +92,18 @@ def _digest(data: memoryview) -> bytes:
 
 
 def _tensor_bytes(t: torch.Tensor) -> memoryview:
-    t = t.detach().cpu().contiguous()
-    return memoryview(t.view(torch.uint8).numpy()) if t.numel() else memoryview(b"")
+    """The bytes of ``t``'s values, whatever its shape (0-d included), dtype, layout or device."""
+    t = t.detach()
+    if t.layout != torch.strided:  # sparse
+        t = t.to_dense()
+    if t.is_quantized:
+        t = t.int_repr()
+    if t.device.type == "meta" or not t.numel():
+        return memoryview(b"")
+    t = t.cpu().contiguous().reshape(-1)
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    return memoryview(t.view(torch.uint8).numpy())
 
 
 def tensor_fingerprint(*tensors: torch.Tensor) -> str:
@@ -105,6 +121,41 @@ class ModelIdentity:
     model_class: str
     architecture: str  # hash of module types, parameter/buffer names, shapes, dtypes
     weights: str       # hash of parameter and buffer values
+    code: str = ""     # hash of the forward code of every module class
+
+
+def code_digest(h, code) -> None:
+    """Bytecode, constants, names and nested functions of ``code``, into hasher ``h`` (line
+    numbers are not in it: moving a function does not change its digest)."""
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            code_digest(h, const)
+        else:
+            h.update(repr(const).encode())
+
+
+def forward_code(model: nn.Module) -> str:
+    """A hash of the code that runs ``model``: the ``forward`` of every module class in it
+    (and any forward set on an instance), so a class with an edited forward and the same
+    weights is another model to the store."""
+    h = hashlib.sha256()
+    seen: set = set()
+    for m in model.modules():
+        forward = m.__dict__.get("forward") or type(m).forward
+        fn = getattr(forward, "__func__", forward)
+        key = (type(m), id(fn))
+        if key in seen:
+            continue
+        seen.add(key)
+        h.update(f"{type(m).__module__}.{type(m).__qualname__}|".encode())
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            code_digest(h, code)
+        else:
+            h.update(repr(fn).encode())
+    return h.hexdigest()[:32]
 
 
 def model_identity(model: nn.Module, name: str | None = None) -> ModelIdentity:
@@ -112,11 +163,16 @@ def model_identity(model: nn.Module, name: str | None = None) -> ModelIdentity:
     for path, module in model.named_modules():
         arch.update(f"{path}:{type(module).__qualname__};".encode())
     for key, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor):  # extra state of some modules
+            arch.update(f"{key}:{type(value).__name__};".encode())
+            weights.update(repr(value).encode())
+            continue
         arch.update(f"{key}{tuple(value.shape)}{value.dtype};".encode())
         weights.update(_digest(_tensor_bytes(value)))
     name = name or type(model).__name__
     return ModelIdentity(name=name, model_class=type(model).__qualname__,
-                         architecture=arch.hexdigest()[:32], weights=weights.hexdigest()[:32])
+                         architecture=arch.hexdigest()[:32], weights=weights.hexdigest()[:32],
+                         code=forward_code(model))
 
 
 def _folder_name(name: str) -> str:
@@ -127,6 +183,66 @@ def _folder_name(name: str) -> str:
 def output_file(output: str) -> str:
     """File name of an output's array (module paths may hold characters files should not)."""
     return _folder_name(output) + "-" + hashlib.md5(output.encode()).hexdigest()[:6] + ".bin"
+
+
+_READ = 4 * 2**20
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 4 MB pieces (hashlib releases the GIL meanwhile)."""
+    h = hashlib.sha256()
+    buffer = bytearray(_READ)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buffer)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+class Damaged(StoreError):
+    """A stored entry that cannot be trusted: its metadata is unreadable or belongs to other
+    inputs, or an array's size or content does not match what was written."""
+
+
+# entries checked in this process: path -> (size, mtime) of each file, so a second read
+# of an unchanged entry skips the hashing
+_VERIFIED: dict[str, tuple] = {}
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _stamp(path: Path, files: list[str]) -> tuple:
+    out = []
+    for name in files:
+        st = (path / name).stat()
+        out.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+def verify(path: Path, hashes: dict[str, str]) -> None:
+    """Check the files of an entry against their sha256 (``{file name: hex digest}``) once per
+    process (again when a file changed since); a :class:`Damaged` error names the first that
+    differs."""
+    path = Path(path)
+    stamp = _stamp(path, sorted(hashes))
+    with _VERIFIED_LOCK:
+        if _VERIFIED.get(str(path)) == stamp:
+            return
+    names = sorted(hashes)
+    workers = min(len(names), os.cpu_count() or 1, 4)
+    if workers > 1:  # hashlib releases the GIL: files are hashed side by side
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            digests = dict(zip(names, pool.map(lambda n: file_sha256(path / n), names)))
+    else:
+        digests = {n: file_sha256(path / n) for n in names}
+    for name in names:
+        if digests.get(name) != hashes[name]:
+            raise Damaged(f"store entry {str(path)!r} is damaged ({name} does not match the hash it was written "
+                          "with)")
+    with _VERIFIED_LOCK:
+        _VERIFIED[str(path)] = stamp
 
 
 class Entry:
@@ -201,7 +317,9 @@ class Store:
         return folder
 
     def lookup(self, identity: ModelIdentity, key: str, expected: dict) -> Entry | None:
-        """The complete entry for ``key``, or None. ``expected``: metadata fields it must match."""
+        """The complete entry for ``key``, or None. ``expected``: metadata fields it must match.
+        An entry that does not match its key, its sizes or its content hashes (checked on the
+        first read in a process) raises :class:`Damaged`."""
         path = self.model_dir(identity) / key
         meta_path = path / "meta.json"
         if not meta_path.is_file():
@@ -210,20 +328,27 @@ class Store:
             self._claim(identity)  # same name, other architecture: refuse before reading
         try:
             meta = json.loads(meta_path.read_text())
-        except ValueError:
-            raise StoreError(f"store entry {str(path)!r} has corrupt metadata; delete it to recompute") from None
+            outputs, n = meta["outputs"], int(meta["n"])
+        except (ValueError, KeyError, TypeError):
+            raise Damaged(f"store entry {str(path)!r} has corrupt metadata") from None
         wrong = {k: (meta.get(k), v) for k, v in expected.items() if meta.get(k) != v}
         if wrong:
             k, (got, want) = next(iter(wrong.items()))
-            raise StoreError(f"store entry {str(path)!r} was written for other inputs ({k}: stored "
-                             f"{str(got)[:40]!r}, expected {str(want)[:40]!r}); it is never reused: "
-                             "delete it, or use another store")
-        for info in meta["outputs"].values():
+            raise Damaged(f"store entry {str(path)!r} was written for other inputs ({k}: stored "
+                          f"{str(got)[:40]!r}, expected {str(want)[:40]!r})")
+        hashes = dict(meta.get("hashes", {}))
+        for info in outputs.values():
             f = path / info["file"]
-            size = meta["n"] * int(np.prod(info["shape"])) * np.dtype(info["dtype"]).itemsize
+            size = n * int(np.prod(info["shape"])) * np.dtype(info["dtype"]).itemsize
             if not f.is_file() or f.stat().st_size != size:
-                raise StoreError(f"store entry {str(path)!r} is damaged ({info['file']} has the wrong "
-                                 "size); delete it to recompute")
+                raise Damaged(f"store entry {str(path)!r} is damaged ({info['file']} has the wrong size)")
+            if "sha256" not in info:
+                raise Damaged(f"store entry {str(path)!r} has no content hash for {info['file']}")
+            hashes[info["file"]] = info["sha256"]
+        for name in hashes:
+            if not (path / name).is_file():
+                raise Damaged(f"store entry {str(path)!r} is damaged ({name} is missing)")
+        verify(path, hashes)
         return Entry(path, meta)
 
     @contextlib.contextmanager
@@ -258,13 +383,14 @@ class Store:
         """Where the result of ``request`` (JSON values: what was computed, on which data)
         for this model is kept."""
         key = hashlib.blake2b(json.dumps({"format": FORMAT_VERSION, "architecture": identity.architecture,
-                                          "weights": identity.weights, "request": request},
+                                          "weights": identity.weights, "code": identity.code, "request": request},
                                          sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
         return self.model_dir(identity) / RESULTS / f"{key}.safetensors"
 
     def cached_result(self, identity: ModelIdentity, request: dict):
-        """The stored result of ``request``, or None (never computed, or unreadable: cut
-        short, another format). A folder owned by another architecture is refused."""
+        """The stored result of ``request``, or None (never computed, or damaged: cut short,
+        another format, content that does not match its hash; damage is warned about). A
+        folder owned by another architecture is refused."""
         from . import results
         from .errors import InterpError
 
@@ -275,7 +401,8 @@ class Store:
             self._claim(identity)  # same name, other architecture: refuse before reading
         try:
             return results.load(path)
-        except InterpError:
+        except InterpError as exc:
+            warnings.warn(f"{exc}; computing it again", RuntimeWarning, stacklevel=3)
             return None
 
     def keep_result(self, identity: ModelIdentity, request: dict, value) -> Path:
@@ -312,5 +439,5 @@ def _remove_stale(folder: Path) -> None:
             continue
 
 
-__all__ = ["Store", "Entry", "ModelIdentity", "model_identity", "tensor_fingerprint", "default_root",
-           "FORMAT_VERSION"]
+__all__ = ["Store", "Entry", "Damaged", "ModelIdentity", "model_identity", "forward_code", "code_digest",
+           "tensor_fingerprint", "file_sha256", "verify", "default_root", "FORMAT_VERSION"]

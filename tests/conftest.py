@@ -21,14 +21,25 @@ def snapshot(model: nn.Module) -> dict:
     return {
         "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "modes": {n: m.training for n, m in model.named_modules()},
+        "inplace": {n: m.__dict__.get("inplace") for n, m in model.named_modules()},
+        "modules": [(n, id(m)) for n, m in model.named_modules()],
+        "grads": {n: p.grad for n, p in model.named_parameters()},
+        "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
+        "forwards": {n: "forward" in m.__dict__ for n, m in model.named_modules()},
     }
 
 
 def assert_untouched(model: nn.Module, before: dict) -> None:
-    """No hooks left, the same parameters and buffers, the same train/eval mode everywhere."""
+    """No hooks left, the same parameters and buffers (state_dict), the same train/eval mode,
+    ``inplace`` flags, module tree, gradients and forwards everywhere."""
     assert hooks_left(model) == 0
     after = snapshot(model)
     assert after["modes"] == before["modes"]
+    assert after["inplace"] == before["inplace"]
+    assert after["modules"] == before["modules"]
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["forwards"] == before["forwards"]
+    assert all(after["grads"][k] is v for k, v in before["grads"].items())
     assert after["params"].keys() == before["params"].keys()
     for k, v in before["params"].items():
         assert torch.equal(after["params"][k], v), k

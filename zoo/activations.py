@@ -32,7 +32,8 @@ TOP_K = 9
 
 def test_collection(entry: Entry) -> Collection:
     """Every leaf output of the entry's model over its test set (stored, or read back)."""
-    return _memo(entry, "collection", lambda: collect(entry.model, entry.test, name=entry.name,
+    x, y = entry.test
+    return _memo(entry, "collection", lambda: collect(entry.model, x, labels=y, name=entry.name,
                                                       progress=False))
 
 

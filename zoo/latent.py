@@ -86,7 +86,8 @@ def projection(entry: Entry, layer: str | None = None, method: str = "pca", n_co
         raise InputError(f"n_components must be 2 or 3 for a map; got {n_components!r}")
     key = f"latent-{layer}-{method}-{n_components}"
     if key not in entry.memo:  # not under overview's memo lock: a UMAP fit takes seconds, other views go on
-        entry.memo[key] = project_layer(entry.model, entry.test, layer, method, n_components,
+        x, y = entry.test
+        entry.memo[key] = project_layer(entry.model, x, layer, method, n_components, labels=y,
                                         reduce=_reduce(entry, layer), name=entry.name, progress=progress)
     return entry.memo[key]
 

@@ -33,7 +33,7 @@ import torch
 import interp
 from interp import figures
 from interp.errors import InputError, UnknownNameError
-from interp.sensitivity import _inputs
+from interp.sensitivity import spread
 
 from . import Entry, cache
 from . import lrp as zoo_lrp
@@ -127,8 +127,7 @@ def settings(entry: Entry, **given) -> Settings:
 def data_std(entry: Entry, key: str) -> float:
     """The test set's spread in the space noise is added to (inputs, or embeddings)."""
     def compute():
-        with torch.no_grad():
-            return float(_inputs(sal.fresh_model(entry, key), entry.test[0], None).values.std())
+        return spread(sal.fresh_model(entry, key), entry.test[0])
 
     return _memo(entry, f"sensitivity-std-{key}", compute)
 

@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import run_model
 from ..capture import hooked
 from ..errors import InterpError
+from ..inputs import Inputs
+from ..space import holds, reads_tokens
 from . import rules as R
 from .composites import WEIGHTED
 
@@ -136,9 +137,10 @@ class MergeBatchNorm(Canonizer):
             weight, bias = _merged(layer, bn, layer_path, bn_path)
             layers[layer_path] = (weight, bias)
             lay = R.layer_of(layer, weight, bias)
-            _enter(hooked({layer_path: layer, bn_path: bn}, after={
-                layer_path: lambda _name, args, _out, lay=lay: lay(args[0], lay.weight, lay.bias),
-                bn_path: lambda _name, args, _out: args[0]}), undo)
+            # the layer computes with the merged parameters (once: not its own, then the merged ones),
+            # the batch-norm hands its input on; for the calling thread only
+            undo.append(_replace_forward(layer, lambda x, lay=lay: lay(x, lay.weight, lay.bias)))
+            undo.append(_replace_forward(bn, lambda x: x))
         return layers, {}
 
 
@@ -164,15 +166,9 @@ def _merged(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, layer_path: s
     return weight.detach(), bias.detach()
 
 
-def holds(t: torch.Tensor, inputs: torch.Tensor) -> bool:
-    """Whether ``t`` holds all of ``inputs``' elements in its storage (the input itself, a
-    reshape or a transpose of it; not a slice): what "reads the input" means."""
-    return t.data_ptr() == inputs.data_ptr() and t.numel() == inputs.numel()
-
-
 def trace(model: nn.Module, modules: dict[str, nn.Module],
-          x: torch.Tensor) -> tuple[dict[str, str], list[str], set[str]]:
-    """Run the model once on ``x`` (one sample is enough) and return
+          x: Inputs) -> tuple[dict[str, str], list[str], set[str]]:
+    """Run the model once on the inputs ``x`` (one sample is enough) and return
     ``({batch-norm path: path of the Linear/Conv whose output it reads}, [paths of the
     weighted layers that read the input], {paths of the modules called})``. Reading the input means being given the
     input or a re-indexing of all its elements (a reshape, not a slice); the input of
@@ -204,10 +200,11 @@ def trace(model: nn.Module, modules: dict[str, nn.Module],
             pairs[name] = src
 
     def on_embedding(_name, args, out):
-        if args and args[0] is tokens and isinstance(out, torch.Tensor) and out.is_floating_point():
-            out = out.detach().requires_grad_(True)  # the input of token models, on the graph
-            inputs.append(out)
-            return out
+        for ids in tokens:
+            read = reads_tokens(args[0] if args else None, out, ids, True)
+            if read is not None and read[0].is_floating_point():
+                inputs.append(read[0])  # the input of token models, on the graph
+                return read[1]
         return None
 
     def on_other(name, _args, _out):
@@ -223,12 +220,18 @@ def trace(model: nn.Module, modules: dict[str, nn.Module],
             after[name] = on_embedding
         else:
             after[name] = on_other
-    tokens = x
-    if x.is_floating_point():
-        x = x.detach().requires_grad_(True)
-        inputs.append(x)
+    given = []
+    tokens = []
+    for t in x.tensors:
+        if t.is_floating_point():
+            t = t.detach().requires_grad_(True)
+            inputs.append(t)
+        elif not (t.is_complex() or t.dtype == torch.bool):
+            t = t.contiguous()
+            tokens.append(t)
+        given.append(t)
     with hooked(modules, after=after), torch.enable_grad():
-        out = run_model(model, x)
+        out = x.call(model, given)
     users = _users(out)
     used: dict[str, list[str]] = {}
     for bn, (layer, _) in pairs.items():
@@ -527,4 +530,4 @@ class LayerActivation(Canonizer):
 CANONIZERS = (MergeBatchNorm(), UnrollRecurrent(), Attention(), LayerActivation())
 
 __all__ = ["Canonizer", "MergeBatchNorm", "UnrollRecurrent", "Attention", "LayerActivation", "CANONIZERS",
-           "trace"]
+           "trace", "holds"]

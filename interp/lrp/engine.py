@@ -29,14 +29,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .._checks import check_batch, check_finite, resolve_target, run_model, scores_of
-from ..attribution import Attribution, _prepare, _refuse_batch_statistics, exclusive
+from .._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
+from ..attribution import Attribution
+from ..inplace import out_of_place, storage_of, watch_writes
+from ..inputs import Inputs, as_inputs, blame
+from ..memory import start_memory_reuse
+from ..space import exclusive, holds, prepare
 from ..capture import hooked as hooked_modules
 from ..capture import module_names
-from ..errors import InputError, InterpError, UnknownNameError
+from ..errors import InputError, InterpError, ModelError, UnknownNameError
 from . import composites as C
 from . import rules as R
-from .canonizers import CANONIZERS, holds, trace
+from .canonizers import CANONIZERS, trace
 
 EMBEDDINGS = (nn.Embedding,)
 
@@ -306,7 +310,7 @@ def _sequential_pairs(modules: dict[str, nn.Module]) -> dict[str, str]:
     return pairs
 
 
-def plan(model: nn.Module, composite="epsilon_plus_flat", x: torch.Tensor | None = None, **params) -> Plan:
+def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> Plan:
     """Every module of ``model`` with the rule ``composite`` gives it, the canonizers that
     apply and what is unsupported, without computing relevance. With ``x`` (a batch the
     model takes) the model runs once on one sample, to pair batch-norms with the layer
@@ -316,15 +320,15 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x: torch.Tensor | None
     if not isinstance(model, nn.Module):
         raise InputError(f"plan needs an nn.Module; got {type(model).__name__}")
     comp = C.get(composite, **params)
-    if x is not None and (not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0):
-        raise InputError("x must be a non-empty batch tensor (batch first, at least 2-D)")
-    with exclusive():
+    one = as_inputs(x, model).rows(slice(0, 1)) if x is not None else None
+    with blame(model, one, "the LRP plan") if one is not None else contextlib.nullcontext(), exclusive(), \
+            out_of_place(model):
         modules = module_names(model)
-        pairs = trace(model, modules, x[:1])[0] if x is not None else _sequential_pairs(modules)
+        pairs = trace(model, modules, one)[0] if one is not None else _sequential_pairs(modules)
         with _canonized(model, comp, pairs) as state:
-            if x is None:
+            if one is None:
                 return state.plan(None)[0]
-            _pairs, readers, called = trace(model, state.modules, x[:1])
+            _pairs, readers, called = trace(model, state.modules, one)
             the_plan, chosen = state.plan(readers)
     rows = tuple(dataclasses.replace(r, role="unsupported", note=f"{r.rule} is an input-layer rule, and this "
                                      "layer does not read the input")
@@ -382,18 +386,48 @@ class _Flow:
         self.in_grads: list = []
         self.out_grads: list = []
         self._layers: dict[str, LayerRelevance] | None = None
+        # copy-on-write of tapped tensors the forward writes into in place (out += identity)
+        self._storage: dict[int, list[tuple[list, int]]] = {}   # storage -> (entries, index) tapped there
+        self._versions: dict[tuple[int, int], int] = {}          # (id(entries), index) -> version when tapped
+        self._saved: dict[tuple[int, int], tuple] = {}           # -> (value, gradient edge) before the write
+
+    def _watch(self, entries: list, index: int, t: torch.Tensor) -> None:
+        self._storage.setdefault(storage_of(t), []).append((entries, index))
+        self._versions[(id(entries), index)] = t._version
+
+    def before_write(self, target: torch.Tensor) -> None:
+        """The forward is about to write into ``target`` in place: tapped tensors in its memory
+        keep their value and their place in the graph (a gradient edge) from before."""
+        for entries, index in self._storage.pop(storage_of(target), ()):
+            key = (id(entries), index)
+            t = entries[index][1]
+            if key not in self._saved and t._version == self._versions[key]:
+                self._saved[key] = (t.detach().clone(), torch.autograd.graph.get_gradient_edge(t))
+
+    def check_unwritten(self) -> None:
+        """ModelError if a tapped tensor changed in place unseen (through .data or numpy)."""
+        for entries in (self.inputs, self.outputs):
+            for index, (name, t) in enumerate(entries):
+                key = (id(entries), index)
+                if key not in self._saved and t._version != self._versions.get(key, t._version):
+                    raise ModelError(f"the forward changed the {'input' if entries is self.inputs else 'output'} of "
+                                     f"{name!r} in place in a way LRP cannot follow (through .data or a numpy view); "
+                                     "write that step out of place")
+        self._storage.clear()
 
     def add_input(self, name: str, given: torch.Tensor, alias: torch.Tensor) -> None:
         if name not in self.order:
             self.order.append(name)
         self.inputs.append((name, alias))
         self.sources.append(id(given))
+        self._watch(self.inputs, len(self.inputs) - 1, alias)
 
     def add_output(self, name: str, output: torch.Tensor) -> None:
         last = len(self.inputs) - 1
         self.outputs.append((name, output))
         self.output_ids.append(id(output))
         self.output_call.append(last if last >= 0 and self.inputs[last][0] == name else -1)
+        self._watch(self.outputs, len(self.outputs) - 1, output)
 
     def _direct_through_reshapes(self) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
         """An input-layer rule's relevance does not travel as a gradient, so reshapes between
@@ -415,14 +449,21 @@ class _Flow:
                 source = self.sources[k]
         return extra_in, extra_out
 
-    def tensors(self) -> list[torch.Tensor]:
-        return [t for _, t in self.inputs] + [t for _, t in self.outputs]
+    def tensors(self) -> list:
+        """What gradients are taken for: each tapped tensor, or where the forward wrote into it
+        afterwards, the gradient edge it had before."""
+        return [self._saved[(id(entries), i)][1] if (id(entries), i) in self._saved else t
+                for entries in (self.inputs, self.outputs) for i, (_, t) in enumerate(entries)]
 
     def take_grads(self, grads) -> None:
         n = len(self.inputs)
         self.in_grads, self.out_grads = list(grads[:n]), list(grads[n:])
-        self.inputs = [(name, t.detach()) for name, t in self.inputs]
-        self.outputs = [(name, t.detach()) for name, t in self.outputs]
+
+        def values(entries):
+            return [(name, self._saved[(id(entries), i)][0] if (id(entries), i) in self._saved else t.detach())
+                    for i, (name, t) in enumerate(entries)]
+        self.inputs, self.outputs = values(self.inputs), values(self.outputs)
+        self._saved.clear()
 
     def _batch_first(self, r: torch.Tensor, axis: int | None = None) -> torch.Tensor | None:
         """``r`` with its batch axis first: ``axis`` when known (see :meth:`find_batch_axes`),
@@ -504,7 +545,7 @@ class _Direct(torch.autograd.Function):
     def forward(ctx, x, z, rule, layer, record):
         ctx.rule, ctx.layer, ctx.record = rule, layer, record
         ctx.save_for_backward(x, z)
-        return z[...]
+        return z.clone()  # a tensor of its own: the forward may write into it in place
 
     @staticmethod
     def backward(ctx, grad):
@@ -602,44 +643,55 @@ def _through_views_to_parameter(node) -> bool:
 
 # ---------------------------------------------------------------------------- the run
 
-def lrp(model: nn.Module, x: torch.Tensor, target="predicted", composite="epsilon_plus_flat", *,
-        embedding: str | None = None, **params) -> LRPResult:
+def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", *,
+        embedding=None, **params) -> LRPResult:
     """Layer-wise relevance propagation of the ``target`` score of ``model`` at ``x``.
 
     ``composite``: a name (see :func:`interp.lrp.composites.names`; ``params`` are its
     parameters, e.g. ``epsilon=0.1``), a :class:`~interp.lrp.composites.Composite`, or a
     dict ``{module path, pattern or type: rule}``. ``target``: an output index, one per
     sample, or ``"predicted"``. ``x``: a batch (float values, or token ids explained
-    through the embedding layer that reads them; ``embedding=`` names it).
+    through the embedding layer that reads them; ``embedding=`` names it), or several
+    inputs as a tuple or dict of batches (relevance then comes back per input, in the
+    same structure; inputs that are neither float nor token ids get None).
 
     Returns an :class:`LRPResult`: relevance shaped like ``x`` and per-layer relevance.
-    The model is left as it was: hooks, canonizers and parameter flags are undone,
-    also after an error.
+    Modules with ``inplace=True`` get their rules as their out-of-place twins would, and
+    in-place writes in the forward (``out += identity``) are followed. The model is left
+    as it was: hooks, canonizers, ``inplace`` flags and parameter flags are undone, also
+    after an error.
     """
-    check_batch(model, x, "lrp")
+    structure = check_batch(model, x, "lrp")
     comp = C.get(composite, **params)
-    check_finite(x, "the input")
     if torch.is_inference_mode_enabled():
         raise InterpError("LRP needs autograd, and this call runs inside torch.inference_mode(); call it "
                           "outside that block")
-    _refuse_batch_statistics(model)
+    refuse_batch_statistics(model, "relevance")
     # autograd imports this on its first call with grad_outputs (a quarter of a second): not LRP's time
     importlib.import_module("torch.fx.experimental.symbolic_shapes")
+    start_memory_reuse()
     start = time.perf_counter()
-    with exclusive():
+    with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
         modules = module_names(model)
         reference, pairs = None, {}
         if any(isinstance(m, _REWRITTEN) for m in modules.values()):  # canonizers will change the model
+            checked = _checked_rows(structure)
             with torch.no_grad():
-                reference = scores_of(run_model(model, x)).detach()
+                reference = scores_of(structure.rows(checked).call(model)).detach()
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
-                pairs = trace(model, modules, x[:1])[0]
+                pairs = trace(model, modules, structure.rows(slice(0, 1)))[0]
         with _canonized(model, comp, pairs, modules) as state:
-            run = _propagate(state, x, target, embedding, reference)
+            run = _propagate(state, structure, target, embedding, reference)
     relevance, t, score, space_embedding, the_plan, flow = run
     return LRPResult(relevance=relevance, target=t, score=score, composite=comp.name, plan=the_plan,
                      embedding=space_embedding, seconds=time.perf_counter() - start, options=dict(params),
                      flow=flow)
+
+
+def _checked_rows(structure: Inputs) -> torch.Tensor:
+    """The samples on which the canonized model is checked against the original: the first
+    and the last (the rules act per sample, so a rewrite that is wrong shows on any)."""
+    return torch.tensor(sorted({0, structure.batch - 1}))
 
 
 _REWRITTEN = (nn.RNNBase, nn.MultiheadAttention, nn.modules.batchnorm._BatchNorm)
@@ -662,7 +714,7 @@ def _refuse_unsupported(the_plan: Plan) -> None:
                       f"{hint[0].upper() + hint[1:]}; interp.lrp.plan(model) shows every module's rule")
 
 
-def _propagate(state: _Canonized, x, target, embedding, reference):
+def _propagate(state: _Canonized, structure: Inputs, target, embedding, reference):
     model, composite, modules = state.model, state.composite, state.modules
     # the draft plan gives the first-layer rule only to layers nothing else covers; which
     # layers read the input is seen per call below
@@ -679,8 +731,8 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
                   else R.Layer(modules[p], None, None, None)) for p in tapped}
     hooked = [p for p, rule in chosen.items() if p in candidates or not _is_gradient(rule, modules[p])]
     labels = {p: r.label for p, r in chosen.items()}
-    flow = _Flow(x.shape[0], {p: type(modules[p]).__name__ for p in tapped}, labels,
-                 {p for p in tapped if isinstance(modules[p], C.SHAPES)}, x.device)
+    flow = _Flow(structure.batch, {p: type(modules[p]).__name__ for p in tapped}, labels,
+                 {p for p in tapped if isinstance(modules[p], C.SHAPES)}, structure.tensors[0].device)
     readers: list[str] = []
     called: set[str] = set()
     direct: list[tuple[str, torch.Tensor, torch.Tensor]] = []
@@ -730,8 +782,10 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
     internal: set = set()
 
     hooked_rules = set(hooked)
-    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}):
-        space = _prepare(model, x, embedding, graph=True)
+    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), \
+            watch_writes(flow.before_write):
+        space = prepare(model, structure, embedding, graph=True)
+    flow.check_unwritten()
     if not space.graph.requires_grad:
         held = [n for n in flow.order if isinstance(chosen.get(n), R.HeldConstant)]
         if held:
@@ -754,31 +808,35 @@ def _propagate(state: _Canonized, x, target, embedding, reference):
                           "you give a rule)")
     t = resolve_target(target, space.scores)
     if reference is not None:
-        _check_same(space.scores, reference, draft)
+        _check_same(space.scores[_checked_rows(structure)], reference, draft)
     seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
-    grads = torch.autograd.grad(space.graph, [space.inputs] + flow.tensors(), seed, allow_unused=True)
-    flow.take_grads(grads[1:])
+    grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
+    explained = len(space.inputs)
+    flow.take_grads(grads[explained:])
     if flow.ambiguous():
-        flow.find_batch_axes(_shapes_on_one_sample(model, modules, tapped, x[:1]))
-    inputs = space.inputs.detach()
-    relevance = inputs * grads[0] if grads[0] is not None else torch.zeros_like(inputs)
+        flow.find_batch_axes(_shapes_on_one_sample(model, modules, tapped, structure.rows(slice(0, 1))))
+    inputs = [a.detach() for a in space.inputs]
+    relevance = [a * g if g is not None else torch.zeros_like(a) for a, g in zip(inputs, grads[:explained])]
     for name, layer_input, r_in in direct:
-        if holds(layer_input, inputs):
-            relevance = relevance + r_in.reshape(inputs.shape)
+        reads = [i for i, a in enumerate(inputs) if holds(layer_input, a)]
+        if reads:
+            relevance[reads[0]] = relevance[reads[0]] + r_in.reshape(inputs[reads[0]].shape)
         elif bool(r_in.abs().sum() > 0):
             raise InterpError(f"rule {chosen[name].label} on {name!r} is an input-layer rule, but {name!r} reads "
                               "another layer's output, not the input; give it another rule (e.g. "
                               f"with_rules({{{name!r}: interp.lrp.rules.Epsilon()}})) or use a composite without "
                               "a special first layer")
-    if space.tokens:
-        relevance = relevance.sum(-1)
+    relevance = [r.sum(-1) if e is not None else r for r, e in zip(relevance, space.embeddings)]
     score = space.scores.gather(1, t[:, None])[:, 0]
     the_plan = _not_called(_with_first_layers(draft, readers, labels), called)
-    out_dtype = x.dtype if x.is_floating_point() else torch.float32
-    return relevance.detach().to(out_dtype), t, score, space.embedding, the_plan, flow
+    per_input = []
+    for given, slot in zip(structure.tensors, space.slots):
+        dtype = given.dtype if given.is_floating_point() else torch.float32
+        per_input.append(None if slot is None else relevance[slot].detach().to(dtype))
+    return structure.pack(per_input), t, score, space.embedding, the_plan, flow
 
 
-def _shapes_on_one_sample(model, modules, tapped, x) -> dict[str, tuple[list, list]]:
+def _shapes_on_one_sample(model, modules, tapped, x: Inputs) -> dict[str, tuple[list, list]]:
     """Per tapped layer, its calls' input and output shapes on a batch of one sample."""
     shapes: dict[str, tuple[list, list]] = {p: ([], []) for p in tapped}
 
@@ -792,7 +850,7 @@ def _shapes_on_one_sample(model, modules, tapped, x) -> dict[str, tuple[list, li
 
     with hooked_modules(modules, before={p: before for p in tapped}, after={p: after for p in tapped}), \
             torch.no_grad():
-        run_model(model, x)
+        x.call(model)
     return shapes
 
 

@@ -59,7 +59,7 @@ class _Scaled(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, k):
         ctx.save_for_backward(k)
-        return z[...]
+        return z.clone()  # a tensor of its own: the forward may write into it in place (out += identity)
 
     @staticmethod
     def backward(ctx, grad):
@@ -74,7 +74,7 @@ class _Redirected(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, carrier, k):
         ctx.save_for_backward(k)
-        return z[...]
+        return z.clone()  # a tensor of its own: the forward may write into it in place
 
     @staticmethod
     def backward(ctx, grad):

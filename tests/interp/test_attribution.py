@@ -16,7 +16,7 @@ import interp
 import zoo
 from interp.attribution import as_found, default_cam_layer, spatial_layers
 from interp.capture import intervene
-from interp.errors import InputError, InterpError, TargetError, UnknownNameError
+from interp.errors import ModelError, InputError, InterpError, TargetError, UnknownNameError
 from interp.objectives import OutputPart, ReconstructionError
 from tests.conftest import assert_untouched, hooks_left, snapshot
 
@@ -408,8 +408,9 @@ class FailsInsideCaptum(nn.Module):
 def test_the_model_is_left_as_found_after_an_error(method):
     model = FailsInsideCaptum()
     before = snapshot(model)
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(ModelError, match="runs on an input.*fails under.*boom") as raised:
         interp.attribute(model, torch.rand(2, 1, 4, 4), 0, method)
+    assert isinstance(raised.value.__cause__, RuntimeError)  # the model's own exception, kept as the cause
     assert_untouched(model, before)
     assert not any(a in m.__dict__ for m in model.modules() for a in ("input", "output", "input_ref"))
 
@@ -581,15 +582,29 @@ def test_more_bad_input_gets_clear_errors(tiny_mlp):
         interp.attribute(tiny_mlp, x, 0, "occlusion", window=1, stride=3)
     with pytest.raises(InputError, match="the baseline holds 1 NaN"):
         interp.attribute(tiny_mlp, x, 0, "integrated_gradients", baseline=torch.tensor([0, float("nan"), 0, 0]))
-    relu = nn.ReLU()
-    shared = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu, nn.Linear(4, 2))
-    with pytest.raises(InterpError, match="called once per forward"):
-        interp.attribute(shared, x, 0, "deeplift")
-    assert hooks_left(shared) == 0
     with pytest.raises(InputError, match="empty"):
         interp.attribute(tiny_mlp, torch.randn(0, 4), 0, "gradient")
     with pytest.raises(InputError, match="bool"):
         interp.attribute(tiny_mlp, torch.ones(2, 4, dtype=torch.bool), 0, "gradient")
+
+
+def test_deeplift_follows_an_activation_module_called_several_times():
+    """torchvision's ResNet blocks call one ReLU twice; DeepLIFT (Captum keeps a module's input
+    and output on the module) gets a copy per call while it runs, and equals DeepLIFT on the
+    same network with one ReLU per use."""
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    shared = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu, nn.Linear(4, 2))
+    separate = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    separate.load_state_dict(shared.state_dict())
+    x = torch.randn(5, 4)
+    before = snapshot(shared)
+    a = interp.explain(shared, x, 0, "deeplift")
+    b = interp.explain(separate, x, 0, "deeplift")
+    torch.testing.assert_close(a.values, b.values)
+    assert float(a.delta.abs().max()) < 1e-5  # DeepLIFT's summation to delta holds
+    assert shared[1] is relu and shared[3] is relu  # the copies are gone
+    assert_untouched(shared, before)
 
 
 def test_results_keep_the_input_dtype_and_own_their_memory():

@@ -108,10 +108,21 @@ def test_the_store_keeps_results_by_model_and_request(computed, tmp_path):
     assert len(calls) == 3
     path = store.result_path(identity, {"kind": "noise"})
     assert path.parent == tmp_path / "m" / "results" and store.entries(identity) == []
+    good = path.read_bytes()
     path.write_bytes(b"cut")
-    assert store.cached_result(identity, {"kind": "noise"}) is None  # unreadable: a miss
-    store.result(identity, {"kind": "noise"}, compute)
+    with pytest.warns(RuntimeWarning, match="not a readable result file.*computing it again"):
+        assert store.cached_result(identity, {"kind": "noise"}) is None  # unreadable: a miss
+    with pytest.warns(RuntimeWarning):
+        store.result(identity, {"kind": "noise"}, compute)
     assert len(calls) == 4 and store.cached_result(identity, {"kind": "noise"}) is not None
+    damaged = bytearray(good)
+    damaged[-3] ^= 0xFF  # a flipped byte in the tensors: same size, still a valid safetensors file
+    path.write_bytes(bytes(damaged))
+    with pytest.warns(RuntimeWarning, match="do not match the hash"):
+        assert store.cached_result(identity, {"kind": "noise"}) is None
+    with pytest.warns(RuntimeWarning):
+        store.result(identity, {"kind": "noise"}, compute)
+    assert len(calls) == 5
     other = model_identity(nn.Sequential(nn.Linear(4, 5)), "m")  # same name, another architecture
     with pytest.raises(StoreError, match="different model"):
         store.result(other, {"kind": "noise"}, compute)

@@ -76,7 +76,7 @@ def test_collection_source_uses_stored_labels_and_layout(tmp_path):
     torch.manual_seed(0)
     model = LSTMClassifier(15, 2).eval()
     tokens, labels = torch.randint(0, 15, (30, 5)), torch.randint(0, 2, (30,))
-    col = interp.collect(model, (tokens, labels), store=tmp_path, progress=False)
+    col = interp.collect(model, tokens, store=tmp_path, labels=labels, progress=False)
     s = layer_stats(col, ["lstm.out"], k=2)["lstm.out"]
     assert s.units == 64  # features of the sequence, not its 5 time steps
     v = col["lstm.out"].mean(1)

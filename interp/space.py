@@ -1,0 +1,403 @@
+"""The space explanations live in, shared by attribution, LRP and sensitivity.
+
+Per input of the model (see :mod:`interp.inputs`): a float input is explained as it
+is; integer token ids are explained through the output of the embedding layer that
+reads them (one vector per token, whose values gradients and baselines are defined
+for); any other input (an attention mask, a boolean flag) is a constant, explained by
+nothing. :func:`prepare` finds this in one forward pass and returns a :class:`Space`:
+the tensors to explain, the constants, and ``forward(*inputs, *constants)``, the model
+as a function of them, as Captum wants it (it expands the constants with the batch).
+
+An embedding "reads" token ids when it is given them, or a reshape or transpose of
+them (``tokens.t()`` for a time-major model, ``ids.view(-1, n)``): its output is then
+taken back to the ids' own layout, batch first, whatever order the model embeds in.
+
+Also here: :func:`exclusive` and :func:`as_found`, the guard every analysis that
+runs the model itself runs in (one analysis at a time; the model left exactly as
+found, also after an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._checks import scores_of
+from .capture import intervene, module_names
+from .errors import InputError, UnknownNameError
+from .inputs import Inputs
+
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+
+
+# ---------------------------------------------------------------------------- reading token ids
+
+def holds(t: torch.Tensor, ids: torch.Tensor) -> bool:
+    """Whether ``t`` holds exactly the elements of ``ids`` (the tensor itself, a reshape or a
+    transpose of it; not a slice): what "reads the input" means."""
+    return t.data_ptr() == ids.data_ptr() and t.numel() == ids.numel()
+
+
+def _relation(view: torch.Tensor, ids: torch.Tensor):
+    """How ``view`` (given to an embedding) re-indexes the contiguous token ids ``ids``: None
+    (it is ``ids`` as they are), ``("permute", axes)`` (``ids.permute(axes)``, e.g.
+    ``tokens.t()``), ``("reshape", None)`` (``ids.view(...)``), or ``("gather", order)``
+    with the flat index into ``ids`` of each of its elements."""
+    if view.shape == ids.shape and view.stride() == ids.stride():
+        return None
+    if view.storage_offset() == ids.storage_offset():
+        if view.ndim == ids.ndim:
+            axes: list[int] = []
+            for size, stride in zip(view.shape, view.stride()):
+                match = [j for j in range(ids.ndim) if ids.shape[j] == size and ids.stride(j) == stride
+                         and j not in axes]
+                if len(match) != 1:
+                    break
+                axes.append(match[0])
+            else:
+                return ("permute", tuple(axes))
+        if view.is_contiguous():
+            return ("reshape", None)
+    flat = torch.arange(ids.numel(), device=ids.device)
+    return ("gather", torch.as_strided(flat, view.shape, view.stride(),
+                                       view.storage_offset() - ids.storage_offset()).reshape(-1))
+
+
+def to_ids_layout(output: torch.Tensor, relation, ids_shape: torch.Size) -> torch.Tensor:
+    """An embedding's output (one vector per element of the view it was given, see
+    :func:`_relation`) in the ids' own layout: (batch, ..., dim)."""
+    if relation is None or output.ndim < 1 or output[..., 0].numel() != ids_shape.numel():
+        return output
+    kind, how = relation
+    if kind == "permute":
+        inverse = [0] * len(how)
+        for i, j in enumerate(how):
+            inverse[j] = i
+        return output.permute(*inverse, output.ndim - 1)
+    if kind == "reshape":
+        return output.reshape(*ids_shape, output.shape[-1])
+    flat = output.reshape(-1, output.shape[-1])
+    back = torch.empty_like(flat)
+    back[how] = flat
+    return back.reshape(*ids_shape, output.shape[-1])
+
+
+def to_view_layout(values: torch.Tensor, relation, view_shape: torch.Size) -> torch.Tensor:
+    """The inverse of :func:`to_ids_layout`; a view (a permute or a reshape: the model's first
+    layers still read the explained tensor itself) unless the re-indexing needs a gather."""
+    if relation is None:
+        return values
+    kind, how = relation
+    if kind == "permute":
+        return values.permute(*how, values.ndim - 1)
+    if kind == "reshape":
+        return values.reshape(*view_shape, values.shape[-1])
+    return values.reshape(-1, values.shape[-1])[how].reshape(*view_shape, values.shape[-1])
+
+
+def reads_tokens(given, output, ids: torch.Tensor, graph: bool):
+    """For an embedding call given ``given`` and returning ``output``: None when ``given`` does
+    not hold the ids, else (the output in the ids' layout as a new leaf, what to hand on)."""
+    if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) or not holds(given, ids):
+        return None
+    relation = _relation(given, ids)
+    values = to_ids_layout(output.detach(), relation, ids.shape).clone().requires_grad_(graph)
+    return values, to_view_layout(values, relation, given.shape)
+
+
+# ---------------------------------------------------------------------------- the space
+
+@dataclass
+class Space:
+    """Where explanations happen (see the module docstring).
+
+    ``inputs``: the tensors explained, batch first, in the order of the model's inputs (a
+    float input itself, or the embedding values of token ids). ``constants``: the other
+    arguments ``forward`` needs, in order (token ids, inputs explained by nothing).
+    ``slots``: per model input, its index in ``inputs``, or None for a constant.
+    ``embeddings``: per explained tensor, the embedding layer of token ids, else None."""
+
+    model: nn.Module
+    structure: Inputs
+    forward: nn.Module               # (*inputs, *constants) -> (batch, scores)
+    inputs: tuple[torch.Tensor, ...]
+    constants: tuple[torch.Tensor, ...]
+    slots: tuple[int | None, ...]
+    embeddings: tuple[str | None, ...]
+    scores: torch.Tensor             # (batch, K) at the input, detached
+    graph: torch.Tensor | None       # the same scores with autograd graph, when asked for
+
+    @property
+    def tokens(self) -> bool:
+        """Whether some explained tensor is the embedding of token ids."""
+        return any(e is not None for e in self.embeddings)
+
+    @property
+    def embedding(self):
+        """The embedding layer of the token ids: its name for one input, a dict by input name
+        when several inputs include token ids, else None."""
+        if self.structure.single:
+            return self.embeddings[0]
+        if not self.tokens:
+            return None
+        return {name: self.embeddings[s] for name, s in zip(self.structure.names, self.slots)
+                if s is not None and self.embeddings[s] is not None}
+
+    def run(self, inputs, rows=None) -> torch.Tensor:
+        """The scores at explained tensors ``inputs`` (of the rows ``rows`` of the batch, when
+        they are a sub-batch or repeated copies: an index tensor into the constants)."""
+        constants = self.constants if rows is None else tuple(c[rows] for c in self.constants)
+        return self.forward(*inputs, *constants)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(t.shape[1:]) for t in self.inputs]
+
+
+class Forward(nn.Module):
+    """The model as a function of the explained tensors and the constants: float inputs as
+    given, token ids with the output of their embedding layer replaced by the given values
+    (only the call that reads those ids when ``by_identity``, the layer's one call when the
+    layer was named), the constants as they are."""
+
+    def __init__(self, model: nn.Module, structure: Inputs, plan: tuple, by_identity: bool):
+        super().__init__()
+        self.model, self.structure, self.plan, self.by_identity = model, structure, plan, by_identity
+        self.explained = sum(1 for p in plan if p[0] != "constant")
+
+    def forward(self, *args) -> torch.Tensor:
+        values, constants = args[:self.explained], args[self.explained:]
+        full, replace = [], {}
+        for p in self.plan:
+            if p[0] == "float":
+                full.append(values[p[1]])
+            elif p[0] == "tokens":
+                _, v, c, layer = p
+                full.append(constants[c])
+                replace.setdefault(layer, []).append((constants[c], values[v]))
+            else:
+                full.append(constants[p[1]])
+        if not replace:
+            return scores_of(self.structure.call(self.model, full))
+
+        def swap(name, args, _out):
+            given = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            for ids, v in replace[name]:
+                reads = given is not None and holds(given, ids)
+                if reads or not self.by_identity:
+                    return to_view_layout(v, _relation(given, ids), given.shape) if reads else v
+            return None
+
+        with intervene(self.model, list(replace), swap):
+            return scores_of(self.structure.call(self.model, full))
+
+
+def _embedding_candidates(model: nn.Module, embedding) -> list[str]:
+    modules = module_names(model)
+    found = [n for n, m in modules.items() if isinstance(m, EMBEDDINGS)]
+    if embedding is not None:
+        named = list(embedding.values()) if isinstance(embedding, dict) else [embedding]
+        for e in named:
+            if e not in modules:
+                raise UnknownNameError("embedding layer", e, found or list(modules))
+        return named
+    return found
+
+
+def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = False,
+            at: torch.Tensor | None = None) -> Space:
+    """One forward pass on the inputs: the scores (for the target) and the space to explain
+    in. With ``graph`` the explained tensors require grad and the scores keep their
+    autograd graph. ``embedding``: the embedding layer that reads the token ids (a name; a
+    dict by input name for several inputs), when it cannot be told. ``at``: for one input
+    of token ids, embedding values to explain at instead of the embedding's own output."""
+    tensors = structure.tensors
+    kinds = []
+    for name, t in zip(structure.names, tensors):
+        if t.is_floating_point():
+            kinds.append("float")
+        elif t.is_complex() or t.dtype == torch.bool:
+            if structure.single:
+                raise InputError(f"inputs must be float values or integer token ids; got dtype "
+                                 f"{str(t.dtype).replace('torch.', '')}")
+            kinds.append("constant")
+        else:
+            kinds.append("tokens")
+    if embedding is not None and "tokens" not in kinds:
+        raise InputError(f"embedding={embedding!r} applies to token-id inputs; the input is float, explained "
+                         "directly")
+    leaves = [t.detach().requires_grad_(graph) if k == "float" else t for t, k in zip(tensors, kinds)]
+    token_inputs = [i for i, k in enumerate(kinds) if k == "tokens"]
+    ids = {i: leaves[i].contiguous() for i in token_inputs}
+    for i in token_inputs:
+        leaves[i] = ids[i]
+    candidates = _embedding_candidates(model, embedding) if token_inputs else []
+    if token_inputs and not candidates and structure.single:
+        raise InputError("integer inputs are token ids, which are explained through the nn.Embedding "
+                         "layer that reads them; the model has none (give float inputs, or name the "
+                         "layer whose output to explain with embedding=...)")
+    wanted = _wanted_layers(embedding, structure, token_inputs)
+    seen: dict[int, tuple[str, torch.Tensor]] = {}  # token input -> (layer, values in the ids' layout)
+
+    def take(name, args, output):
+        given = args[0] if args else None
+        for i in token_inputs:
+            named = wanted.get(i)
+            if named is not None and named != name:
+                continue
+            read = reads_tokens(given, output, ids[i], graph)
+            if read is None:
+                if named is None or not isinstance(output, torch.Tensor):
+                    continue
+                leaf = output.detach().clone().requires_grad_(graph)  # the named layer, on ids of its own
+                read = (leaf, leaf)
+            if i in seen:
+                raise InputError(f"embedding layer {name!r} reads the token ids more than once per forward; "
+                                 "name one read once with embedding=...")
+            seen[i] = (name, read[0])
+            return read[1]
+        return None
+
+    grad_mode = torch.enable_grad() if graph else torch.no_grad()
+    with intervene(model, candidates, take) if candidates else contextlib.nullcontext(), grad_mode:
+        out = scores_of(structure.call(model, leaves))
+    for i in token_inputs:
+        if i not in seen:
+            if structure.single or i in wanted:
+                what = f"{structure.names[i]} is read by none of them" if not structure.single else "none of them"
+                raise InputError(f"token ids are explained through the one embedding layer that reads them; "
+                                 f"{what} read the input among {', '.join(candidates) or '(no embedding)'}; "
+                                 "name it with embedding=...")
+            kinds[i] = "constant"  # integer input read by no embedding (e.g. positions, a mask)
+    for i in seen:
+        name, e = seen[i]
+        if not e.is_floating_point() or e.shape[:ids[i].ndim] != ids[i].shape or e.ndim != ids[i].ndim + 1:
+            raise InputError(f"embedding layer {name!r} gives {tuple(e.shape)} for token ids {tuple(ids[i].shape)}; "
+                             "expected one vector per token")
+    if "float" not in kinds and not seen:
+        raise InputError("none of the inputs can be explained: expected float inputs, or integer token ids read "
+                         "by an embedding layer")
+    plan, explained, constants, slots, embeddings = [], [], [], [], []
+    for i, k in enumerate(kinds):
+        if k == "float":
+            plan.append(("float", len(explained)))
+            slots.append(len(explained))
+            explained.append(leaves[i])
+            embeddings.append(None)
+        elif k == "tokens":
+            plan.append(("tokens", len(explained), len(constants), seen[i][0]))
+            slots.append(len(explained))
+            explained.append(seen[i][1])
+            embeddings.append(seen[i][0])
+            constants.append(ids[i])
+        else:
+            plan.append(("constant", len(constants)))
+            slots.append(None)
+            constants.append(leaves[i])
+    forward = Forward(model, structure, tuple(plan), by_identity=embedding is None)
+    if at is not None:
+        if len(explained) != 1 or embeddings[0] is None:
+            raise InputError("embedding values to explain at apply to a model of one input of token ids")
+        e = explained[0]
+        if at.shape != e.shape or not at.is_floating_point():
+            raise InputError(f"embedding values to attribute at must be shaped like the embedding's output "
+                             f"{tuple(e.shape)}; got {tuple(at.shape)}")
+        explained[0] = at.detach().to(e.dtype).requires_grad_(graph)
+        with torch.enable_grad() if graph else torch.no_grad():
+            out = forward(*explained, *constants)
+    return Space(model, structure, forward, tuple(explained), tuple(constants), tuple(slots), tuple(embeddings),
+                 out.detach(), out if graph else None)
+
+
+def _wanted_layers(embedding, structure: Inputs, token_inputs: list[int]) -> dict[int, str]:
+    """Token input -> the embedding layer named for it (``embedding=``), if any."""
+    if embedding is None:
+        return {}
+    if isinstance(embedding, dict):
+        unknown = [k for k in embedding if k not in structure.names]
+        if unknown:
+            raise UnknownNameError("input", unknown[0], structure.names, hint="embedding= maps input names to layers")
+        return {i: embedding[structure.names[i]] for i in token_inputs if structure.names[i] in embedding}
+    if len(token_inputs) != 1:
+        raise InputError(f"embedding={embedding!r} names one layer, and {len(token_inputs)} inputs are token ids; "
+                         "give a dict {input name: embedding layer}")
+    return {token_inputs[0]: embedding}
+
+
+# ---------------------------------------------------------------------------- running analyses safely
+
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_HOOK_DICTS = _HOOKS + ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+_CAPTUM_ATTRIBUTES = ("input", "output", "input_ref")  # what DeepLIFT stores on modules while it runs
+# One analysis at a time in the process: Captum's hooks live on modules, and the modules of
+# one model are reached through many wrappers (objectives, embedding views), so a lock per
+# object would not keep two threads apart.
+_ANALYSIS_LOCK = threading.RLock()
+
+
+def _from_captum(hook) -> bool:
+    fn = getattr(hook, "__func__", hook)
+    return (getattr(fn, "__module__", "") or "").startswith("captum")
+
+
+@contextlib.contextmanager
+def exclusive():
+    """Run the body as the only analysis in the process, with attention's inference fast
+    path off, so every pass computes the same function: nn.MultiheadAttention's fast path
+    (taken without autograd, as in Captum's occlusion and convergence deltas) treats
+    padding differently from the autograd path."""
+    with _ANALYSIS_LOCK:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            yield
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+@contextlib.contextmanager
+def as_found(model: nn.Module):
+    """Run the body :func:`exclusive`-ly, then put back what Captum may have changed: hooks
+    and attributes it left on any module are removed, and every module's train/eval mode,
+    every buffer (e.g. running statistics) and every parameter's ``requires_grad`` and
+    ``.grad`` are restored (also after an error). Hooks of other code (e.g. another
+    thread's ``capture``) stay."""
+    with exclusive():
+        modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones
+        hooks = [{a: set(getattr(m, a, None) or ()) for a in _HOOKS} for m in modules]
+        attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
+        modes = [m.training for m in modules]
+        params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
+        buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values() if b is not None]
+        try:
+            yield
+        finally:
+            for m, before, had, mode in zip(modules, hooks, attributes, modes):
+                for a in _HOOKS:
+                    stale = [k for k, h in (getattr(m, a, None) or {}).items()
+                             if k not in before[a] and _from_captum(h)]
+                    for k in stale:  # what RemovableHandle.remove() does
+                        for d in (getattr(m, name, None) for name in _HOOK_DICTS):
+                            if isinstance(d, dict):
+                                d.pop(k, None)
+                for a in _CAPTUM_ATTRIBUTES:
+                    if a not in had and a in m.__dict__:
+                        del m.__dict__[a]
+                if m.training != mode:
+                    m.training = mode
+            for p, flag, grad in params:
+                if p.requires_grad != flag:
+                    p.requires_grad_(flag)
+                if p.grad is not grad:
+                    p.grad = grad
+            with torch.no_grad():
+                for b, value in buffers:
+                    if not torch.equal(b, value):
+                        b.copy_(value)
+
+
+__all__ = ["Space", "Forward", "prepare", "holds", "reads_tokens", "exclusive", "as_found", "to_ids_layout", "to_view_layout",
+           "EMBEDDINGS"]

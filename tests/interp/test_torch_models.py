@@ -1,0 +1,485 @@
+"""Models as people write them (``tests/torch_models.py``): a VGG with batch-norm, in-place
+ReLU and dropout; a ResNet of torchvision's BasicBlock and Bottleneck (``out += identity``,
+a downsampling conv+BN shortcut, one ReLU shared by a block); a 2-layer LSTM run
+time-major with a Linear on its output; a model of two inputs and one of a dict of inputs.
+
+Each goes through every analysis (capture, collect and its hit, layer statistics, every
+attribution method, every LRP composite, every sensitivity kind, a projection), and is
+left as found after every call, also after calls that raised. The numbers are checked
+against what cannot be argued with: out-of-place twins, conservation, manual forwards,
+and Zennit's own relevance on identical weights (a fixture made outside the project:
+``tests/fixtures/zennit/make_reference.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import interp
+from interp.errors import InputError, InterpError, ModelError, TargetError
+from tests import torch_models as T
+from tests.conftest import assert_untouched, snapshot
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _images(n=4, seed=0):
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def _tokens(n=4, steps=7, seed=0):
+    return torch.randint(0, 20, (n, steps), generator=torch.Generator().manual_seed(seed))
+
+
+def _pair(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randn(n, 5, generator=g)
+
+
+def _lstm():
+    torch.manual_seed(0)
+    return T.TimeMajorLSTM().eval()
+
+
+def _two():
+    torch.manual_seed(0)
+    return T.randomize_batch_norms(T.TwoInput()).eval()
+
+
+def _dict():
+    torch.manual_seed(0)
+    return T.DictInput().eval()
+
+
+# name -> (model, inputs); fresh each time (tests may not share a model another test changes)
+MODELS = {
+    "vgg": lambda: (T.vgg(), _images()),
+    "resnet": lambda: (T.resnet(), _images()),
+    "lstm": lambda: (_lstm(), _tokens()),
+    "two_inputs": lambda: (_two(), _pair()),
+    "dict_inputs": lambda: (_dict(), dict(zip(("image", "table"), _pair()))),
+}
+TARGET = 1
+
+
+def _tensors(x):
+    return list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, tuple) else [x]
+
+
+def _same_structure(values, x) -> None:
+    """``values`` holds one tensor per input of ``x``, shaped like it, in the same structure."""
+    if isinstance(x, dict):
+        assert isinstance(values, dict) and list(values) == list(x)
+    elif isinstance(x, tuple):
+        assert isinstance(values, tuple) and len(values) == len(x)
+    for v, t in zip(_tensors(values), _tensors(x)):
+        assert v is not None and v.shape == t.shape and bool(torch.isfinite(v).all())
+
+
+# ---------------------------------------------------------------------------- every analysis, every model
+
+@pytest.mark.parametrize("name", MODELS)
+def test_capture_collect_a_hit_statistics_and_a_projection(name, tmp_path):
+    model, x = MODELS[name]()
+    before = snapshot(model)
+    rec = interp.record(model, x)
+    assert rec.activations and all(torch.isfinite(t).all() for t in rec.activations.values())
+    col = interp.collect(model, x, store=tmp_path, labels=torch.arange(4) % 3, progress=False, batch_size=3)
+    assert not col.hit and col.n == 4
+    again = interp.collect(model, x, store=tmp_path, labels=torch.arange(4) % 3, progress=False, batch_size=3)
+    assert again.hit and again.path == col.path
+    for out in col.outputs:  # what collect stored is what capture records, batch first
+        recorded = rec.activations[out].movedim(rec.batch_axis[out.split(":")[0]], 0)
+        np.testing.assert_allclose(col[out], recorded.numpy(), rtol=1e-5, atol=1e-6)
+    stats = interp.layer_stats(col, k=2)
+    assert set(stats) == set(col.outputs) and all(s.n_samples == 4 for s in stats.values())
+    deepest = [o for o in col.outputs if col[o][0].size > 1][-1]
+    m = interp.projection.project_layer(model, x, deepest, "pca", store=tmp_path, labels=torch.arange(4) % 3)
+    assert m.coordinates.shape == (4, 2)
+    assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("method", list(interp.methods()))
+@pytest.mark.parametrize("name", MODELS)
+def test_every_attribution_method(name, method):
+    model, x = MODELS[name]()
+    before = snapshot(model)
+    if name == "lstm" and method in ("grad_cam", "guided_backprop"):  # no spatial layer, no ReLU: said, not faked
+        with pytest.raises(InterpError, match="grad_cam needs a spatial layer|no(ne)? .*ReLU|has none"):
+            interp.explain(model, x, TARGET, method)
+        assert_untouched(model, before)
+        return
+    a = interp.explain(model, x, TARGET, method)
+    if method == "grad_cam" and name in ("two_inputs", "dict_inputs"):  # the conv branch's map, on the image
+        image, table = _tensors(a.values)
+        assert image.shape == _tensors(x)[0].shape and table is None
+    else:
+        _same_structure(a.values, x)
+    assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("composite", list(interp.lrp.composites.names()))
+@pytest.mark.parametrize("name", MODELS)
+def test_every_lrp_composite(name, composite):
+    model, x = MODELS[name]()
+    before = snapshot(model)
+    r = interp.lrp(model, x, TARGET, composite=composite)
+    if name == "lstm":
+        assert r.relevance.shape == x.shape  # one value per token
+    else:
+        _same_structure(r.relevance, x)
+    assert r.layers and torch.isfinite(r.score).all()
+    assert_untouched(model, before)
+
+
+SENSITIVITY = {
+    "noise": {"scales": (0.0, 0.1), "draws": 2},
+    "occlusion": {},
+    "layer": {"draws": 2},
+    "explanation": {"draws": 2, "methods": ("gradient", "integrated_gradients")},
+}
+
+
+@pytest.mark.parametrize("kind", SENSITIVITY)
+@pytest.mark.parametrize("name", MODELS)
+def test_every_sensitivity_kind(name, kind):
+    model, x = MODELS[name]()
+    before = snapshot(model)
+    options = dict(SENSITIVITY[kind])
+    if kind == "occlusion" and name in ("two_inputs", "dict_inputs"):
+        options["window"] = {"image": 2, "table": 1} if name == "dict_inputs" else {"input 0": 2, "input 1": 1}
+    s = interp.sensitivity(model, x, TARGET, kind=kind, **options)
+    if kind == "noise":
+        assert torch.equal(s.score_change[0], torch.zeros(4)) and bool((s.score_change[1] > 0).all())
+    elif kind == "occlusion":
+        if name == "lstm":
+            assert s.maps.shape == x.shape
+        else:
+            _same_structure(s.maps, x)
+    elif kind == "layer":
+        assert len(s.layers) >= 3 and torch.isfinite(s.change).all()
+    else:
+        assert s.sensitivity_max.shape[1] == 4 and torch.isfinite(s.infidelity).all()
+    assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_calls_that_raise_leave_the_model_as_found(name):
+    model, x = MODELS[name]()
+    before = snapshot(model)
+    for call in (lambda: interp.lrp(model, x, 99),
+                 lambda: interp.explain(model, x, 99, "integrated_gradients"),
+                 lambda: interp.explain(model, x, 99, "deeplift"),
+                 lambda: interp.sensitivity(model, x, 99, kind="layer", draws=1)):
+        with pytest.raises(TargetError, match="out of range"):
+            call()
+        assert_untouched(model, before)
+    with pytest.raises(InterpError):
+        interp.lrp(model, x, 0, composite={nn.Linear: interp.lrp.rules.Flat(), "nope.*": interp.lrp.rules.Zero()})
+    assert_untouched(model, before)
+
+
+# ---------------------------------------------------------------------------- the numbers
+
+@pytest.mark.parametrize("composite", list(interp.lrp.composites.names()))
+@pytest.mark.parametrize("make", [T.vgg, T.resnet], ids=["vgg", "resnet"])
+def test_in_place_models_give_the_relevance_of_their_out_of_place_twins(make, composite):
+    model = make()
+    twin = T.twin(model, make)
+    x = _images()
+    a = interp.lrp(model, x, "predicted", composite=composite)
+    b = interp.lrp(twin, x, "predicted", composite=composite)
+    torch.testing.assert_close(a.relevance, b.relevance, rtol=0, atol=1e-6 * float(b.relevance.abs().max()))
+    assert list(a.layers) == list(b.layers)
+    for layer in b.layers:
+        torch.testing.assert_close(a.layers[layer].total, b.layers[layer].total, rtol=1e-6, atol=1e-9)
+
+
+def test_the_two_input_twin_too_and_per_input_lrp0_is_gradient_times_input():
+    model = _two()
+    twin = T.twin(model, T.TwoInput)
+    x = _pair()
+    a = interp.lrp(model, x, TARGET, composite="lrp0").relevance
+    b = interp.lrp(twin, x, TARGET, composite="lrp0").relevance
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, rtol=0, atol=1e-7)
+    g = interp.explain(model, x, TARGET, "input_x_gradient").values  # LRP-0 = gradient x input on ReLU nets
+    for u, v in zip(a, g):
+        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [T.vgg, T.resnet], ids=["vgg", "resnet"])
+def test_bias_free_variants_conserve_relevance(make):
+    """LRP-0 on a model without biases (nor batch-norm shifts) conserves relevance end to end
+    and layer by layer; epsilon loses only what epsilon absorbs, at the weighted layers, and
+    every share lost is accounted for."""
+    model = make(bias=False)
+    assert not any(getattr(m, "bias", None) is not None for m in model.modules())
+    x = _images()
+    r = interp.lrp(model, x, "predicted", composite="lrp0")
+    assert float(((r.total - r.score).abs() / r.score.abs()).max()) <= 1e-4
+    for layer in r.layers.values():  # what each layer received, it passed on
+        assert float((layer.absorbed.abs() / r.score.abs()).max()) <= 1e-4, layer.name
+    e = interp.lrp(model, x, "predicted", composite="epsilon")
+    assert float((e.outside_layers.abs() / e.score.abs()).max()) <= 1e-4  # nothing lost unaccounted
+    for layer in e.layers.values():
+        lost = float((layer.absorbed / e.score.abs()).max())
+        if isinstance(dict(model.named_modules())[layer.name], (nn.Linear, nn.Conv2d)):
+            assert float((layer.absorbed / e.score.abs()).min()) >= -1e-4  # epsilon only ever absorbs
+        else:
+            assert abs(lost) <= 1e-4, layer.name  # activations, pools, adds, merged batch-norms conserve
+
+
+def _zennit_reference():
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(__file__).resolve().parents[1] / "fixtures" / "zennit" / "reference.safetensors"))
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box", "alpha2_beta1"])
+@pytest.mark.parametrize("name,make", [("vgg", T.VGG), ("resnet", T.ResNet)])
+def test_relevance_agrees_with_zennit_on_identical_weights(name, make, composite):
+    """Zennit's composites of the same names, with its VGG / ResNet canonizers (its batch-norm
+    merging; ``Sum`` with the norm rule at the residual adds), on torchvision's own blocks."""
+    ref = _zennit_reference()
+    model = make().eval()
+    model.load_state_dict({k[len(name) + 1:]: v for k, v in ref.items()
+                           if k.startswith(f"{name}/") and "/zennit/" not in k and not k.endswith("/target")})
+    x, target = ref["x"], ref[f"{name}/target"]
+    params = {"low": 0.0, "high": 1.0} if composite == "epsilon_gamma_box" else {}
+    ours = interp.lrp(model, x, target, composite=composite, **params).relevance
+    zennit = ref[f"{name}/zennit/{composite}"]
+    for a, b in zip(ours, zennit):
+        corr = float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+        assert corr >= 0.99, corr
+    assert float((ours - zennit).abs().max() / zennit.abs().max()) < 1e-2  # the same numbers, not only alike
+
+
+@pytest.mark.parametrize("steps", [7, 4])  # time longer than the batch, and time == batch (4 samples)
+def test_time_major_outputs_are_found_and_stored_batch_first(steps, tmp_path):
+    model, tokens = _lstm(), _tokens(steps=steps)
+    with torch.no_grad():
+        e = model.embedding(tokens.t())
+        out, (h, c) = model.lstm(e)
+        fc = model.fc(out)
+    rec = interp.record(model, tokens)
+    assert {k: rec.batch_axis[k] for k in ("embedding", "lstm.out", "lstm.h", "fc")} == \
+        {"embedding": 1, "lstm.out": 1, "lstm.h": 1, "fc": 1}
+    col = interp.collect(model, tokens, store=tmp_path, progress=False, batch_size=3)
+    np.testing.assert_allclose(col["fc"], fc.transpose(0, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(col["lstm.out"], out.transpose(0, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(col["embedding"], e.transpose(0, 1).numpy(), atol=1e-6)
+    assert col.batch_axis("fc") == 1 and col.batch_axis("lstm.h") == 1 and col.layout("fc") == "last"
+    with interp.capture(model, ["fc"], reduce="mean") as mean:  # per sample, over time: not over the batch
+        model(tokens)
+    torch.testing.assert_close(mean.activations["fc"], fc.mean(0))
+    s = interp.sensitivity(model, tokens, 0, kind="layer", draws=1)  # noise is added at the embedding's output
+    assert {"fc", "lstm.out", "lstm.h", "lstm.c"} <= set(s.layers) and "embedding" not in s.layers
+
+
+def test_a_float_time_series_model_run_time_major(tmp_path):
+    torch.manual_seed(0)
+    model = T.TimeMajorSequenceLSTM().eval()
+    x = torch.randn(5, 5, 4)  # time == batch
+    col = interp.collect(model, x, store=tmp_path, progress=False)
+    with torch.no_grad():
+        out, _ = model.lstm(x.permute(1, 0, 2))
+    np.testing.assert_allclose(col["fc"], model.fc(out).transpose(0, 1).detach().numpy(), atol=1e-6)
+    r = interp.lrp(model, x, 0)
+    assert r.relevance.shape == x.shape
+    ig = interp.explain(model, x, 0, "integrated_gradients", steps=64)
+    assert float(ig.delta.abs().max()) < 1e-3  # complete, summed over the inputs
+
+
+def test_collected_values_equal_a_manual_forward_of_a_resnet(tmp_path):
+    model, x = T.resnet(), _images()
+    col = interp.collect(model, x, store=tmp_path, progress=False)
+    with torch.no_grad():
+        stem = model.bn1(model.conv1(x))
+        block = model.layer1[0]
+        inner = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(model.maxpool(torch.relu(stem)))))))
+        first = torch.relu(block.bn1(block.conv1(model.maxpool(torch.relu(stem)))))
+    np.testing.assert_allclose(col["bn1"], stem.numpy(), atol=1e-5)  # before the in-place ReLU wrote into it
+    np.testing.assert_allclose(col["layer1.0.bn2"], inner.numpy(), atol=1e-5)  # before out += identity
+    np.testing.assert_allclose(col["layer1.0.relu:0"], first.numpy(), atol=1e-5)  # the shared ReLU's first call
+    assert col.layer_of("layer1.0.relu:1") == "layer1.0.relu"
+
+
+# ---------------------------------------------------------------------------- several inputs
+
+def test_two_inputs_are_attributed_per_input_and_complete():
+    model, x = _two(), _pair()
+    grads = interp.explain(model, x, TARGET, "gradient").values
+    leaves = [t.clone().requires_grad_(True) for t in x]
+    out = model(*leaves)[:, TARGET].sum()
+    manual = torch.autograd.grad(out, leaves)
+    for g, m in zip(grads, manual):
+        torch.testing.assert_close(g, m)
+    with torch.no_grad():
+        gap = model(*x)[:, TARGET] - model(*[torch.zeros_like(t) for t in x])[:, TARGET]
+    errors = []
+    for steps in (8, 256):  # completeness over both inputs, better with more steps
+        ig = interp.explain(model, x, TARGET, "integrated_gradients", steps=steps)
+        errors.append(float((sum(v.flatten(1).sum(1) for v in ig.values) - gap).abs().max()))
+    assert errors[1] < errors[0] and errors[1] < 0.01 * float(gap.abs().max())
+
+
+def test_a_dict_of_inputs_keeps_its_keys_and_baselines_can_be_given_per_input():
+    model = _dict()
+    image, table = _pair()
+    x = {"image": image, "table": table}
+    a = interp.explain(model, x, TARGET, "integrated_gradients", baseline={"table": 1.0}, steps=256)
+    assert list(a.values) == ["image", "table"]
+    with torch.no_grad():
+        gap = model(x)[:, TARGET] - model({"image": torch.zeros_like(image), "table": torch.ones_like(table)})[:, TARGET]
+    total = sum(v.flatten(1).sum(1) for v in a.values.values())
+    assert float((total - gap).abs().max()) < 0.01 * float(gap.abs().max())  # from the baseline given per input
+
+
+def test_keyword_inputs_and_a_mask_that_is_explained_by_nothing():
+    class Masked(nn.Module):  # Hugging Face style: model(input_ids=..., attention_mask=...)
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(20, 6)
+            self.head = nn.Linear(6, 3)
+
+        def forward(self, input_ids, attention_mask):
+            e = self.embedding(input_ids) * attention_mask[..., None]
+            return self.head(e.sum(1) / attention_mask.sum(1, keepdim=True))
+
+    torch.manual_seed(0)
+    model = Masked().eval()
+    x = {"input_ids": _tokens(), "attention_mask": torch.ones(4, 7)}
+    x["attention_mask"][:, 5:] = 0
+    a = interp.explain(model, x, 0, "input_x_gradient")
+    assert a.values["input_ids"].shape == (4, 7) and a.embedding == {"input_ids": "embedding"}
+    assert a.values["attention_mask"] is not None  # a float mask is an input like any other
+    x["attention_mask"] = x["attention_mask"].long()
+    a = interp.explain(model, x, 0, "input_x_gradient")
+    assert a.values["attention_mask"] is None  # integers no embedding reads: constants, explained by nothing
+    assert torch.equal(a.values["input_ids"][:, 5:], torch.zeros(4, 2))  # masked tokens get nothing
+
+
+def test_labels_are_named_never_taken_from_their_position(tmp_path):
+    model, (image, table) = _two(), _pair()
+    y = torch.tensor([0, 1, 2, 0])
+    col = interp.collect(model, (image, table), store=tmp_path, labels=y, progress=False)
+    assert np.array_equal(col.labels, y.numpy()) and col.meta["inputs"]["names"] == ["input 0", "input 1"]
+    loader = [((image[:2], table[:2]), y[:2]), ((image[2:], table[2:]), y[2:])]
+    batches = interp.collect(model, [(i, t, l) for (i, t), l in loader], store=tmp_path, dataset="pairs",
+                             labels=2, progress=False)
+    np.testing.assert_array_equal(batches["head"], col["head"])
+    np.testing.assert_array_equal(batches.labels, y.numpy())
+    with pytest.raises(InputError, match="takes 2 inputs.*labels=y"):
+        interp.collect(model, (image, table, y), store=tmp_path, progress=False)
+
+
+# ---------------------------------------------------------------------------- train mode, errors
+
+def test_train_mode_is_refused_by_every_analysis_that_would_change_the_model(tmp_path):
+    model, x = T.vgg(), _images()
+    model.train()
+    before = snapshot(model)
+    message = "normalises with the statistics of the batch"
+    for call in (lambda: interp.attribute(model, x, 0, "gradient"),
+                 lambda: interp.lrp(model, x, 0),
+                 lambda: interp.sensitivity(model, x, 0, kind="noise", draws=1),
+                 lambda: interp.sensitivity(model, x, 0, kind="layer", draws=1),
+                 lambda: interp.sensitivity(model, x, 0, kind="explanation", draws=1),
+                 lambda: interp.collect(model, x, store=tmp_path, progress=False),
+                 lambda: interp.projection.project_layer(model, x, "classifier.6", store=tmp_path)):
+        with pytest.raises(ModelError, match=message):
+            call()
+        assert_untouched(model, before)  # no running statistic moved
+
+
+def test_failures_inside_the_model_say_whose_fault_they_are(tmp_path):
+    model = T.vgg()
+    before = snapshot(model)
+    unbatched = _images()[0]  # (3, 32, 32): a batch-norm refuses it with a bare ValueError
+    for call in (lambda: interp.attribute(model, unbatched, 0, "gradient"),
+                 lambda: interp.lrp(model, unbatched, 0),
+                 lambda: interp.sensitivity(model, unbatched, 0, kind="noise", draws=1),
+                 lambda: interp.collect(model, unbatched, store=tmp_path, progress=False),
+                 lambda: interp.record(model, unbatched)):
+        with pytest.raises(InputError, match=r"shape \(3, 32, 32\)") as raised:
+            call()
+        assert not isinstance(raised.value, ModelError)
+        assert_untouched(model, before)
+
+    class WritesIntoItsInput(nn.Module):  # runs as it is; fails only where autograd needs the input
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 2)
+
+        def forward(self, x):
+            x -= x.mean(1, keepdim=True)
+            return self.lin(x)
+
+    with pytest.raises(ModelError, match="runs on an input.*fails under.*writes in place") as raised:
+        interp.attribute(WritesIntoItsInput(), torch.randn(3, 4), 0, "gradient")
+    assert isinstance(raised.value.__cause__, RuntimeError)  # torch's exception, kept
+
+    with torch.device("meta"):
+        ghost = T.VGG()
+    with pytest.raises(ModelError, match="meta device"):
+        interp.explain(ghost.eval(), _images(), 0, "gradient")
+    with pytest.raises(ModelError, match="meta device"):
+        interp.lrp(ghost.eval(), _images(), 0)
+
+
+def test_parameters_and_buffers_of_any_shape_and_dtype_are_hashed(tmp_path):
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+            self.register_buffer("count", torch.tensor(7))                  # 0-d long, like num_batches_tracked
+            self.register_buffer("flag", torch.tensor([True, False]))        # bool
+            self.register_buffer("halves", torch.ones(2, dtype=torch.bfloat16))
+            self.register_buffer("phase", torch.ones(2, dtype=torch.complex64))
+
+        def forward(self, x):
+            return self.lin(x)
+
+    from interp.store import model_identity
+
+    model = Odd()
+    first = model_identity(model)
+    model.count += 1
+    second = model_identity(model)
+    assert second.weights != first.weights
+    model.flag[1] = True
+    third = model_identity(model)
+    model.phase[0] = 2j
+    assert len({first.weights, second.weights, third.weights, model_identity(model).weights}) == 4
+    assert interp.collect(model, torch.randn(5, 3), store=tmp_path, progress=False).n == 5
+
+
+# ---------------------------------------------------------------------------- memory
+
+def test_the_library_retains_freed_memory_by_itself_unless_told_not_to():
+    assert callable(interp.memory.retain_freed_memory)  # the README's call, after a plain import interp
+    script = textwrap.dedent("""
+        import torch, interp
+        from interp import memory
+        before = list(memory._started)
+        interp.record(torch.nn.Linear(3, 2), torch.randn(2, 3))
+        print(before, memory._started)
+    """)
+    env = {**os.environ}
+    env.pop(interp.memory.OPT_OUT, None)
+    on = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    env[interp.memory.OPT_OUT] = "1"
+    off = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    expected_on = "[] [True]" if interp.memory._libc() is not None else "[] [False]"
+    assert on.stdout.strip() == expected_on, on.stderr
+    assert off.stdout.strip() == "[] [False]", off.stderr
