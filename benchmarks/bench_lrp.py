@@ -1,4 +1,5 @@
-"""LRP cost: interp.lrp time / one forward+backward to the input, per zoo model, batch 128.
+"""LRP cost: interp.lrp time / one forward+backward to the input, per zoo model, batch 128,
+and on a torchvision-style ResNet (in-place ReLU, ``out += identity``) beside its out-of-place twin.
 
 The baseline is what the plain gradient needs: a forward pass with autograd on and the
 gradient of the target scores with respect to the input (for token models, to the
@@ -74,8 +75,40 @@ def _measure(name: str, size: int, target_ratio: float | None, rounds: int) -> R
                   detail={"batch": len(x), "composite": COMPOSITE, "threads": torch.get_num_threads()})
 
 
+RESNET_BATCH, RESNET_WIDTH = 64, 16
+RESNET_TARGET, TWIN_TARGET = 1.5, 1.05
+
+
+def _resnets() -> list[Result]:
+    """The torchvision-style ResNet of the tests (BasicBlock and Bottleneck, batch-norms,
+    ``ReLU(inplace=True)`` shared within a block, ``out += identity``) at 64 x 3 x 64 x 64:
+    LRP against one forward+backward of the same model, and against LRP on its out-of-place
+    twin (``ReLU()``, ``out = out + identity``; the same weights)."""
+    from tests import torch_models as T
+
+    model = T.resnet(width=RESNET_WIDTH)
+    twin = T.twin(model, T.resnet, width=RESNET_WIDTH)
+    x = torch.randn(RESNET_BATCH, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    target = torch.arange(RESNET_BATCH) % 5
+    detail = {"batch": RESNET_BATCH, "input": [3, 64, 64], "width": RESNET_WIDTH, "composite": COMPOSITE,
+              "threads": torch.get_num_threads()}
+    ratio, ours, base = compare(lambda: interp.lrp(model, x, target, composite=COMPOSITE),
+                                _forward_backward(model, x, target), rounds=9, repeat=2, warmup=2)
+    results = [Result(name=f"lrp {COMPOSITE} / forward+backward, torchvision-style ResNet (in-place) b64x3x64x64",
+                      value=ratio, target=RESNET_TARGET, baseline="one forward+backward to the input",
+                      ours_ms=ours * 1e3, baseline_ms=base * 1e3, detail=detail)]
+    ratio, ours, base = compare(lambda: interp.lrp(model, x, target, composite=COMPOSITE),
+                                lambda: interp.lrp(twin, x, target, composite=COMPOSITE), rounds=9, repeat=2,
+                                warmup=2)
+    results.append(Result(name="lrp on the in-place ResNet / lrp on its out-of-place twin, b64x3x64x64",
+                          value=ratio, target=TWIN_TARGET, baseline="the same LRP on the out-of-place twin",
+                          ours_ms=ours * 1e3, baseline_ms=base * 1e3, detail=detail))
+    return results
+
+
 def run() -> list[Result]:
     retain_freed_memory()
     results = [_measure(name, BATCH, target_ratio, rounds=15) for name, target_ratio in MODELS.items()]
     results += [_measure(name, size, None, rounds=7) for name, size in LARGE.items()]
+    results += _resnets()
     return results

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from .errors import CaptureError, InputError, UnknownNameError
-from .inplace import storage_of, watch_writes
+from .inplace import may_write_in_place, storage_of, unwatched, watch_writes
 from .inputs import as_inputs
 from .memory import start_memory_reuse
 
@@ -90,7 +90,7 @@ def leaf_names(model: nn.Module, modules: dict[str, nn.Module] | None = None) ->
     modules = module_names(model) if modules is None else modules
     inside_atomic = tuple(f"{n}." for n, m in modules.items() if isinstance(m, ATOMIC))
     return [n for n, m in modules.items()
-            if (isinstance(m, ATOMIC) or next(m.children(), None) is None)
+            if (isinstance(m, ATOMIC) or not any(c is not None for c in m._modules.values()))
             and not n.startswith(inside_atomic)]
 
 
@@ -438,7 +438,9 @@ class _BatchAxes:
 
     def start(self, args: tuple, kwargs: dict) -> None:
         """A forward of the model begins: its inputs set the batch size and have axis 0."""
-        tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+        if not tensors:  # inputs nested in a dict or a list
+            tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         if not tensors or tensors[0].ndim == 0:
             return
         self.batch, self.known = tensors[0].shape[0], {}
@@ -451,10 +453,14 @@ class _BatchAxes:
             self.known[(t.data_ptr(), t.numel())] = t.stride(axis)
 
     def _lookup(self, t: torch.Tensor) -> int | None:
-        stride = self.known.get((t.data_ptr(), t.numel())) if t.numel() else None
+        stride = self.known.get((t.data_ptr(), t.numel()))
         if stride is None:
             return None
-        found = [i for i, (n, s) in enumerate(zip(t.shape, t.stride())) if n == self.batch and s == stride]
+        strides = t.stride()
+        if t.ndim and t.shape[0] == self.batch and strides[0] == stride and (
+                t.ndim == 1 or strides[1] != stride or t.shape[1] != self.batch):  # batch first: the usual case
+            return 0
+        found = [i for i, (n, s) in enumerate(zip(t.shape, strides)) if n == self.batch and s == stride]
         return found[0] if len(found) == 1 else None
 
     def of(self, module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> int:
@@ -527,7 +533,8 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     _check_reduce(reduce)
     start_memory_reuse()
     modules = module_names(model)
-    names = select_layers(model, layers, modules)
+    leaves = leaf_names(model, modules)
+    names = leaves if layers is None else select_layers(model, layers, modules)
     do_clone = bool(clone) and reduce is None  # a reduction is a new tensor already
     copy_on_write = clone is None and reduce is None
     rec = Recording(names)
@@ -597,6 +604,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         part_names = _part_names(module)
         attention = attention_weights and isinstance(module, nn.MultiheadAttention)
 
+        @unwatched
         def hook(_module, args, output):
             if threading.get_ident() != owner:
                 return None
@@ -608,6 +616,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             return _caller_view(module, output, wanted) if attention else None
         return hook
 
+    @unwatched
     def track(module, args, output) -> None:
         if threading.get_ident() != owner:
             return
@@ -616,6 +625,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             if tracking[0]:
                 layout_of(module, sub, t, args)
 
+    @unwatched
     def start(_module, args, kwargs) -> None:
         if threading.get_ident() == owner:
             axes.start(args, kwargs)
@@ -627,9 +637,22 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             trackers.pop().remove()
 
     grad_mode = contextlib.nullcontext() if (enable_grad or grads) else torch.no_grad()
-    writes = watch_writes(_protected_writes(rec)) if copy_on_write else contextlib.nullcontext()
+    protect = _protected_writes(rec)
+    # writes by modules (inplace=True) are seen before the module runs; writes in forward code
+    # (out += identity) by watching every operation, where the forwards' source has any
+    watch = copy_on_write and may_write_in_place(modules.values())
+    writes = watch_writes(protect) if watch else contextlib.nullcontext()
+
+    @unwatched
+    def before_in_place(_module, args) -> None:
+        if threading.get_ident() == owner and args and isinstance(args[0], torch.Tensor):
+            protect(args[0])
+
     try:
         handles.append(model.register_forward_pre_hook(start, with_kwargs=True))
+        if copy_on_write:
+            handles.extend(m.register_forward_pre_hook(before_in_place) for m in modules.values()
+                           if m.__dict__.get("inplace") is True)
         for name in names:
             module = modules[name]
             if attention_weights and isinstance(module, nn.MultiheadAttention):
@@ -637,7 +660,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
                                                                 with_kwargs=True))
             handles.append(module.register_forward_hook(make_hook(name, module)))
         chosen = set(names)
-        for leaf in leaf_names(model, modules):
+        for leaf in leaves:
             if leaf not in chosen:
                 trackers.append(modules[leaf].register_forward_hook(track))
         rec._on_clear.append(stop_tracking)

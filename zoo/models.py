@@ -33,22 +33,29 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """Image classifier: conv blocks (``features``) then a dense head (``classifier``)."""
+    """Image classifier: conv blocks (``features``) then a dense head (``classifier``).
+    ``batch_norm`` and ``inplace`` build it the way torchvision writes its models (a
+    batch-norm after each convolution, which then has no bias; ``ReLU(inplace=True)``), so
+    the zoo exercises both every day."""
 
     def __init__(self, in_channels: int, image_size: int, n_classes: int,
-                 channels: tuple[int, ...] = (16, 32), pool_every: bool = False, hidden: int = 64):
+                 channels: tuple[int, ...] = (16, 32), pool_every: bool = False, hidden: int = 64,
+                 batch_norm: bool = False, inplace: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         c, size = in_channels, image_size
         for i, out in enumerate(channels):
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU()]
+            layers.append(nn.Conv2d(c, out, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU(inplace=inplace))
             if pool_every or i == len(channels) - 1:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
             c = out
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * size * size, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+            nn.Flatten(), nn.Linear(c * size * size, hidden), nn.ReLU(inplace=inplace), nn.Linear(hidden, n_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

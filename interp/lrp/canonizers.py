@@ -39,6 +39,7 @@ from torch import nn
 
 from ..capture import hooked
 from ..errors import InterpError
+from ..inplace import unwatched
 from ..inputs import Inputs
 from ..space import holds, reads_tokens
 from . import rules as R
@@ -82,8 +83,10 @@ def _replace_forward(module: nn.Module, forward) -> Undo:
     original = old if had else types.MethodType(type(module).forward, module)
     owner = threading.get_ident()
 
+    ours = unwatched(forward)  # interp's own code: never the user's in-place writes
+
     def dispatch(*args, **kwargs):
-        return (forward if threading.get_ident() == owner else original)(*args, **kwargs)
+        return (ours if threading.get_ident() == owner else original)(*args, **kwargs)
 
     module.__dict__["forward"] = dispatch
 

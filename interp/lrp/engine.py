@@ -31,7 +31,7 @@ from torch import nn
 
 from .._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
 from ..attribution import Attribution
-from ..inplace import out_of_place, storage_of, watch_writes
+from ..inplace import may_write_in_place, out_of_place, storage_of, unwatched, watch_writes
 from ..inputs import Inputs, as_inputs, blame
 from ..memory import start_memory_reuse
 from ..space import exclusive, holds, prepare
@@ -739,6 +739,7 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
 
     first_label: dict[str, str] = {}  # the rule of each layer's first call
 
+    @unwatched  # interp's own operations: never the user's in-place writes
     def tap_in(name, args):
         called.add(name)
         if not args or not isinstance(args[0], torch.Tensor) or not args[0].requires_grad:
@@ -767,6 +768,7 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
             return _Direct.apply(x_in, output.detach(), rule, layers[name], record)
         return None if _is_gradient(rule, modules[name]) else rule.apply(layers[name], x_in, output)
 
+    @unwatched
     def after(name, args, output):
         if not isinstance(output, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor) \
                 or not args[0].requires_grad:
@@ -782,8 +784,8 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     internal: set = set()
 
     hooked_rules = set(hooked)
-    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), \
-            watch_writes(flow.before_write):
+    writes = watch_writes(flow.before_write) if may_write_in_place(model) else contextlib.nullcontext()
+    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), writes:
         space = prepare(model, structure, embedding, graph=True)
     flow.check_unwritten()
     if not space.graph.requires_grad:
