@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent(f"""
 
     ratio, ours, base = compare(captured, plain, rounds={ROUNDS}, repeat=10)
     print(json.dumps({{"ratio": ratio, "ours": ours, "base": base, "layers": len(leaf_names(model)),
-                      "threads": torch.get_num_threads(), "retained": interp.memory._started}}))
+                      "threads": torch.get_num_threads(), "retained": interp.memory.retaining()}}))
 """)
 
 

@@ -11,12 +11,15 @@
     interp.sensitivity(model, x, "predicted", kind="noise")          # the score's response to input noise
     interp.project(features, method="umap", n_components=2)           # (n, 2) map of (n, d) features
 
-Works on any ``nn.Module``; the zoo (``import zoo``) is only a set of examples.
+Works on any ``nn.Module``, as people write them (batch-norm, in-place ReLU, ``out +=
+identity``, time-major recurrent layers, several inputs as a tuple or a dict); the zoo
+(``import zoo``) is only a set of examples. The first analysis in a process keeps freed
+memory for reuse (:mod:`interp.memory`; ``INTERP_MALLOC_DEFAULTS=1`` opts out).
 Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import generative, lrp, objectives, projection, results, sensitivity
+from . import generative, lrp, memory, objectives, projection, results, sensitivity
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
@@ -28,6 +31,6 @@ from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection", "generative", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats",
+__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection", "generative", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats", "memory",
            "summarize", "Architecture",
            "InterpError", "__version__"]

@@ -66,4 +66,10 @@ def start_memory_reuse() -> bool:
     return _started[0]
 
 
-__all__ = ["retain_freed_memory", "start_memory_reuse", "OPT_OUT"]
+def retaining() -> bool | None:
+    """Whether the library has turned freed-memory retention on in this process (None: no
+    analysis has run yet, so it has not decided)."""
+    return _started[0] if _started else None
+
+
+__all__ = ["retain_freed_memory", "start_memory_reuse", "retaining", "OPT_OUT"]
