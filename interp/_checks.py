@@ -40,18 +40,31 @@ def check_batch(model: nn.Module, x, verb: str) -> Inputs:
     return inputs
 
 
-def refuse_batch_statistics(model: nn.Module, verb: str = "attribution") -> None:
-    """ModelError for a batch-norm module that normalises with the batch's own statistics
-    (train mode, or no running statistics): one sample's result would depend on the others,
-    and running statistics would move (the model would change). Every analysis that runs
-    the model itself refuses this, with this message."""
+_DROPOUTS = (nn.modules.dropout._DropoutNd,)
+
+
+def refuse_batch_statistics(model: nn.Module, verb: str = "attribution", *, random: bool = False) -> None:
+    """ModelError for a model whose results or state a run would make depend on the batch:
+    a batch-norm normalising with the batch's own statistics (train mode, or no running
+    statistics: one sample's result would depend on the others), any norm updating running
+    statistics (train mode: the model would change). With ``random`` also for dropout in
+    train mode (the result would be random): what every analysis explaining a score
+    refuses. Every analysis that runs the model itself calls this, so the message is the
+    same everywhere."""
     for name, m in model.named_modules():
+        where = f"module {name or 'model'!r} ({type(m).__name__})"
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None):
             why = "is in train mode" if m.training else "keeps no running statistics (track_running_stats=False)"
-            raise ModelError(f"module {name or 'model'!r} ({type(m).__name__}) {why}: it normalises with the "
-                             f"statistics of the batch, so one sample's {verb} would depend on the others"
-                             f"{' and the model would change' if m.training else ''}; call model.eval() on a model "
-                             "with running statistics")
+            raise ModelError(f"{where} {why}: it normalises with the statistics of the batch, so one sample's "
+                             f"{verb} would depend on the others{' and the model would change' if m.training else ''}"
+                             "; call model.eval() on a model with running statistics")
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.training and m.track_running_stats:
+            raise ModelError(f"{where} is in train mode: it updates its running statistics on every batch, so the "
+                             f"model would change while computing its {verb}; call model.eval()")
+        if random and m.training and (
+                (isinstance(m, _DROPOUTS) and m.p > 0) or (isinstance(m, nn.RNNBase) and m.dropout > 0)):
+            raise ModelError(f"{where} is in train mode: it drops units at random, so the {verb} would be random "
+                             "(and differ from call to call); call model.eval()")
 
 
 def scores_of(output, where: str = "the model") -> torch.Tensor:

@@ -63,8 +63,15 @@ def summarize(model: nn.Module, example: torch.Tensor) -> Architecture:
     leaves = set(leaf_names(model))
     chosen = [n for n, m in modules.items()
               if n in leaves or any(True for _ in m.parameters(recurse=False))]
-    with blame(model, inputs, "summarize"), capture(model, chosen) as rec:
-        inputs.call(model)
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]  # a model in train mode: stats put back
+    try:
+        with blame(model, inputs, "summarize"), capture(model, chosen) as rec:
+            inputs.copy().call(model)
+    finally:
+        with torch.no_grad():
+            for b, value in buffers:
+                if not torch.equal(b, value):
+                    b.copy_(value)
     rows = []
     for name in chosen:
         module = modules[name]

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, check_finite, refuse_batch_statistics, resolve_target
-from .capture import capture, module_names
+from .capture import capture, intervene, module_names
 from .errors import InputError, InterpError, UnknownNameError
 from .inputs import Inputs, as_inputs, blame
 from .memory import start_memory_reuse
@@ -503,7 +503,7 @@ def _maps(model: nn.Module, x, layers=None) -> list[tuple[str, tuple[int, ...], 
     """(layer, output shape, layout, calls) of each tensor output on one sample, in call order."""
     inputs = as_inputs(x, model)
     with capture(model, layers, track_layout=True) as rec:
-        inputs.rows(slice(0, 1)).call(model)
+        inputs.rows(slice(0, 1)).copy().call(model)
     return [(rec.layer_of[n], tuple(t[0].movedim(rec.batch_axis[n], 0).shape), rec.layout[n], len(t))
             for n, t in rec.calls.items() if n == rec.layer_of[n]]
 
@@ -511,6 +511,7 @@ def _maps(model: nn.Module, x, layers=None) -> list[tuple[str, tuple[int, ...], 
 def spatial_layers(model: nn.Module, x) -> list[str]:
     """Module paths whose output on ``x`` is a spatial map (batch, channels, positions...)
     computed once per forward, in call order: the layers Grad-CAM can weight."""
+    refuse_batch_statistics(model, "layer list")
     return [lay for lay, shape, layout, calls in _maps(model, x) if calls == 1 and _spatial(shape, layout)]
 
 
@@ -518,6 +519,7 @@ def default_cam_layer(model: nn.Module, x) -> str | None:
     """Grad-CAM's default layer: the last convolution's output, or the parameter-free module
     right after it when that keeps its shape (the rectified maps, as in Selvaraju et al.);
     ``None`` when the model has no spatial convolution output."""
+    refuse_batch_statistics(model, "layer choice")
     modules = module_names(model)
     order = _maps(model, x)
     convs = [i for i, (lay, shape, layout, calls) in enumerate(order)
@@ -557,6 +559,23 @@ def _cam_layer(space: Space, layer: str | None) -> str:
     return layer
 
 
+def _inputs_reaching(space: Space, layer: str) -> set[int]:
+    """The explained tensors ``layer``'s output depends on (autograd, on one sample)."""
+    leaves = tuple(a.detach()[:1].clone().requires_grad_(True) for a in space.inputs)
+    outputs: list[torch.Tensor] = []
+
+    def take(_name, _args, output):
+        if isinstance(output, torch.Tensor) and not outputs:
+            outputs.append(output)
+
+    with intervene(space.model, [layer], take), torch.enable_grad():
+        space.run(leaves, torch.arange(1))
+    if not outputs or not outputs[0].requires_grad:
+        return set()
+    grads = torch.autograd.grad(outputs[0].sum(), leaves, allow_unused=True)
+    return {i for i, g in enumerate(grads) if g is not None}
+
+
 def _cam_size(shape: tuple[int, ...], tokens: bool) -> tuple[int, ...]:
     """The positions of one input a Grad-CAM map is upsampled to: tokens, features, or space."""
     return shape[:-1] if tokens else shape if len(shape) == 1 else shape[1:]
@@ -573,10 +592,13 @@ def _grad_cam(space, target, opts):
         additional_forward_args=space.constants or None, relu_attributions=opts["relu"])   # (batch, 1, positions...)
     sizes = [_cam_size(shape, e is not None) for shape, e in zip(space.shapes(), space.embeddings)]
     fits = [i for i, size in enumerate(sizes) if len(size) == maps.ndim - 2]
+    if len(space.inputs) > 1:  # the map belongs to the inputs the layer reads, not to any of its rank
+        fits = [i for i in fits if i in _inputs_reaching(space, layer)]
     if not fits:
-        raise InterpError(f"grad_cam: layer {layer!r} has {maps.ndim - 2} positional dimensions, the input "
-                          f"{len(sizes[0])}; choose a layer whose maps match the input")
-    fits = fits[:1]  # several inputs of the map's rank: the first (its branch is the layer's, in the usual case)
+        raise InterpError(f"grad_cam: layer {layer!r} has {maps.ndim - 2} positional dimensions, and no input it "
+                          f"reads has as many ({', '.join(str(len(s)) for s in sizes)}); choose a layer whose maps "
+                          "match the input")
+    fits = fits[:1]
     values: list = [None] * len(space.inputs)
     for i in fits:
         size, shape = sizes[i], space.shapes()[i]
@@ -694,7 +716,7 @@ def explain(model: nn.Module, x, target="predicted", method: str = "integrated_g
     if torch.is_inference_mode_enabled():
         raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
                           "call it outside that block")
-    refuse_batch_statistics(model)
+    refuse_batch_statistics(model, random=True)
     with blame(model, structure, f"{m.name}"):
         space, t, values, delta = _computed(model, structure, target, m, opts, embedding)
     per_explained = []
@@ -742,7 +764,7 @@ def attribute_at_embeddings(model: nn.Module, tokens: torch.Tensor, values: torc
     if torch.is_inference_mode_enabled():
         raise InterpError("attribution needs autograd, and this call runs inside torch.inference_mode(); "
                           "call it outside that block")
-    refuse_batch_statistics(model)
+    refuse_batch_statistics(model, random=True)
     if not structure.single or tokens.is_floating_point():
         raise InputError("attribute_at_embeddings takes one tensor of token ids; float inputs are attributed "
                          "directly")

@@ -46,14 +46,17 @@ import contextlib
 import dataclasses
 import fnmatch
 import threading
+import warnings
+import weakref
 from typing import Any, Callable, Iterator, Sequence, Union
 
 import torch
 from torch import nn
 
+from ._checks import refuse_batch_statistics
 from .errors import CaptureError, InputError, UnknownNameError
-from .inplace import may_write_in_place, storage_of, unwatched, watch_writes
-from .inputs import as_inputs
+from .inplace import may_write_in_place, storage_of, unwatched, watch_always, watch_writes
+from .inputs import as_inputs, blame, check_model
 from .memory import start_memory_reuse
 
 LayerSpec = Union[str, type, Sequence[Union[str, type]], None]
@@ -285,6 +288,10 @@ def reduce_batch_first(t: torch.Tensor, how: str, layout: str) -> torch.Tensor:
     return t.mean(dims) if how == "mean" else t.amax(dims)
 
 
+class UnseenWrite(CaptureError):
+    """A recorded tensor changed in place by a write the source scan did not find."""
+
+
 class Recording:
     """What one :func:`capture` block recorded."""
 
@@ -300,6 +307,7 @@ class Recording:
         self._without_grad: list[str] = []
         self._on_clear: list = []
         self._shared: dict[int, list[tuple[str, int]]] = {}  # storage -> records not copied (copy-on-write)
+        self.ambiguous: set[str] = set()  # outputs whose batch axis was a guess between equal lengths
 
     def _add(self, layer: str, name: str, tensor: torch.Tensor, batch_axis: int) -> int:
         try:
@@ -367,10 +375,11 @@ class Recording:
             for i, (t, v) in enumerate(zip(tensors, self._versions[name])):
                 if t._version != v:
                     where = name if len(tensors) == 1 else f"{name}:{i}"
-                    raise CaptureError(
-                        f"activation {where!r} was modified in place after it was recorded, by code interp does "
-                        "not see as a write (e.g. through .data or a numpy view); the model is at fault: write "
-                        "that step out of place (or record copies with interp.capture(..., clone=True))")
+                    raise UnseenWrite(
+                        f"activation {where!r} was modified in place after it was recorded, by code whose source "
+                        "interp could not read (compiled code, .data, a numpy view); the model is at fault: record "
+                        "again with interp.capture(..., watch=True) (interp.record and interp.collect do so by "
+                        "themselves), copies with clone=True, or write that step out of place")
 
     def __repr__(self) -> str:
         return f"Recording({len(self.calls)} outputs from {len(self.layers)} layers)"
@@ -434,7 +443,7 @@ class _BatchAxes:
 
     def __init__(self):
         self.batch: int | None = None
-        self.known: dict[tuple[int, int], int] = {}  # (data_ptr, numel) -> stride of the batch axis
+        self.known: dict[tuple[int, int], tuple] = {}  # (data_ptr, numel) -> (tensor's weakref, batch stride, certain)
 
     def start(self, args: tuple, kwargs: dict) -> None:
         """A forward of the model begins: its inputs set the batch size and have axis 0."""
@@ -448,38 +457,71 @@ class _BatchAxes:
             if t.ndim and t.shape[0] == self.batch:
                 self._remember(t, 0)
 
-    def _remember(self, t: torch.Tensor, axis: int) -> None:
-        if t.numel():
-            self.known[(t.data_ptr(), t.numel())] = t.stride(axis)
+    def _remember(self, t: torch.Tensor, axis: int, certain: bool = True) -> None:
+        if t.numel():  # a weak reference: memory freed and reused by another tensor is not taken for this one
+            self.known[(t.data_ptr(), t.numel())] = (weakref.ref(t), t.stride(axis), certain)
 
-    def _lookup(self, t: torch.Tensor) -> int | None:
-        stride = self.known.get((t.data_ptr(), t.numel()))
-        if stride is None:
+    def _lookup(self, t: torch.Tensor) -> tuple[int, bool] | None:
+        """(axis, certain) of a tensor in known memory (itself, or a transpose or reshape of it)."""
+        found = self.known.get((t.data_ptr(), t.numel()))
+        if found is None or found[0]() is None:
             return None
+        _, stride, certain = found
         strides = t.stride()
         if t.ndim and t.shape[0] == self.batch and strides[0] == stride and (
                 t.ndim == 1 or strides[1] != stride or t.shape[1] != self.batch):  # batch first: the usual case
-            return 0
-        found = [i for i, (n, s) in enumerate(zip(t.shape, strides)) if n == self.batch and s == stride]
-        return found[0] if len(found) == 1 else None
+            return 0, certain
+        axes = [i for i, (n, s) in enumerate(zip(t.shape, strides)) if n == self.batch and s == stride]
+        return (axes[0], certain) if len(axes) == 1 else None
 
-    def of(self, module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> int:
-        """The batch axis of ``module``'s output part ``sub`` (``t``), given its arguments."""
+    def of(self, module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> tuple[int, bool]:
+        """The batch axis of ``module``'s output part ``sub`` (``t``), given its arguments, and
+        whether it is certain (False: several axes are as long as the batch and nothing told
+        them apart, here or upstream; the first was taken, and :func:`probe_batch_axes` can
+        settle it)."""
         axis = own_batch_axis(module, sub)
-        if self.batch is None:
-            return 0 if axis is None else axis
-        if axis is None and args and isinstance(args[0], torch.Tensor):
-            given = self._lookup(args[0])
-            if given is not None and given < t.ndim and t.shape[given] == args[0].shape[given]:
-                axis = given
+        if self.batch is None:  # the model's own forward was not seen (a submodule called alone)
+            return (0 if axis is None else axis), True
+        certain = True
         if axis is None:
-            axis = self._lookup(t)
+            found = self._lookup(t)  # a view of a known tensor (a transpose inside the module)
+            if found is None and args and isinstance(args[0], torch.Tensor):
+                given = self._lookup(args[0])
+                if given is not None and given[0] < t.ndim and t.shape[given[0]] == args[0].shape[given[0]]:
+                    found = given
+            if found is not None:
+                axis, certain = found
         if axis is None:
             sized = [i for i, n in enumerate(t.shape) if n == self.batch]
             axis = sized[0] if sized else 0
+            certain = len(sized) <= 1
         if axis < t.ndim and t.shape[axis] == self.batch:
-            self._remember(t, axis)
-        return axis
+            self._remember(t, axis, certain)
+        return axis, certain
+
+
+def probe_batch_axes(model: nn.Module, x, layers: LayerSpec = None) -> dict[str, int]:
+    """The batch axis of every recorded output of ``layers``, found by running ``model`` on two
+    and on three copies of the first sample of ``x``: the axis whose length follows the
+    batch (the others keep theirs). What settles outputs whose batch axis the forward alone
+    cannot tell, e.g. a time-major tensor made by a sum or a stack with as many steps as
+    samples. Outputs that do not grow with the batch are left out."""
+    inputs = as_inputs(x, model, at_least_2d=False)
+    shapes = []
+    for k in (2, 3):
+        with capture(model, layers, batch_axes={}) as rec:
+            inputs.rows(torch.zeros(k, dtype=torch.long)).call(model)
+        shapes.append({name: [tuple(t.shape) for t in tensors] for name, tensors in rec.calls.items()})
+    axes = {}
+    for name, two in shapes[0].items():
+        three = shapes[1].get(name)
+        if three is None or len(three) != len(two) or len(two[0]) != len(three[0]):
+            continue
+        grown = [i for i, (a, b) in enumerate(zip(two[0], three[0])) if (a, b) == (2, 3)]
+        same = all(a == b for i, (a, b) in enumerate(zip(two[0], three[0])) if i not in grown)
+        if len(grown) == 1 and same:
+            axes[name] = grown[0]
+    return axes
 
 
 def _protected_writes(rec: "Recording"):
@@ -501,7 +543,8 @@ def _protected_writes(rec: "Recording"):
 @contextlib.contextmanager
 def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None,
             grads: bool = False, enable_grad: bool = False, clone: bool | None = None,
-            attention_weights: bool = True, track_layout: bool = False) -> Iterator[Recording]:
+            attention_weights: bool = True, track_layout: bool = False,
+            batch_axes: dict[str, int] | None = None, watch: bool | None = None) -> Iterator[Recording]:
     """Record the outputs of the chosen layers of ``model`` during the ``with`` body.
 
     ``layers``: ``None`` (every leaf module), a module path, a glob pattern
@@ -515,7 +558,9 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     ``clone``: copy every output as it is recorded (``True``); by default (``None``) a
     record is copied only when the forward is about to write into it in place
     (``ReLU(inplace=True)``, ``out += identity``), so it keeps the layer's values;
-    ``False`` copies nothing and reports a changed record at exit.
+    ``False`` copies nothing and reports a changed record at exit. Writes in forward
+    code are watched where the source of the forwards shows any
+    (:func:`interp.inplace.may_write_in_place`); ``watch=True`` watches every forward.
     ``attention_weights``: record the per-head weights of selected ``nn.MultiheadAttention``
     modules as ``<path>.weights``, also when the caller asked for none; the caller still
     gets what it asked for.
@@ -526,7 +571,11 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
 
     ``rec.batch_axis`` says where each output's batch axis is (1 for a time-major
     recurrent output and the layers applied to it), learned from the model's inputs as
-    the forward runs (see :class:`_BatchAxes`); ``reduce`` moves it first.
+    the forward runs (see :class:`_BatchAxes`); ``reduce`` moves it first. Where several
+    axes are as long as the batch and the forward does not tell them apart, the first is
+    taken and the output is listed in ``rec.ambiguous`` (with a warning when ``reduce``
+    used it): :func:`record` and :func:`interp.collect` then settle it with
+    :func:`probe_batch_axes`, as ``batch_axes={output: axis}`` does when you know it.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"capture needs an nn.Module; got {type(model).__name__}")
@@ -538,29 +587,37 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     do_clone = bool(clone) and reduce is None  # a reduction is a new tensor already
     copy_on_write = clone is None and reduce is None
     rec = Recording(names)
+    given_axes = dict(batch_axes or {})
     handles, trackers = [], []
     owner = threading.get_ident()  # forwards run by other threads (e.g. a server's) are not ours
     tracking = [isinstance(reduce, str) or track_layout]
     watching = [True]  # batch axes of every leaf, until the first clear()
     axes = _BatchAxes()
-    seen_layouts: dict[tuple, str] = {}  # (data_ptr, shape) of outputs seen -> their layout
+    seen_layouts: dict[tuple, tuple] = {}  # (data_ptr, shape) of outputs seen -> (their weakref, layout)
     wanted: dict[int, list] = {}  # nn.MultiheadAttention -> what its callers asked for, per call
 
     def layout_of(module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> str:
         ndim = t.ndim
         lay = own_layout(module, sub, ndim)
         if lay is None and args and isinstance(args[0], torch.Tensor) and args[0].shape == t.shape:
-            lay = seen_layouts.get((args[0].data_ptr(), tuple(args[0].shape)))  # element-wise: inherit
+            seen = seen_layouts.get((args[0].data_ptr(), tuple(args[0].shape)))  # element-wise: inherit
+            lay = seen[1] if seen is not None and seen[0]() is not None else None
         lay = lay or default_layout(ndim)
         if tracking[0]:
-            seen_layouts[(t.data_ptr(), tuple(t.shape))] = lay
+            seen_layouts[(t.data_ptr(), tuple(t.shape))] = (weakref.ref(t), lay)
         return lay
 
     def keep(layer: str, name: str, module: nn.Module, sub: str, output: torch.Tensor, args: tuple) -> None:
-        # an output's batch axis is learned on its first call (with every leaf watched) and kept
+        # an output's batch axis: given, or learned on its first call (with every leaf watched) and kept
         axis = rec.source_axis.get(name)
-        if axis is None or watching[0]:
-            axis = axes.of(module, sub, output, args)
+        if name in given_axes:
+            axis = given_axes[name]
+            if axis < output.ndim:
+                axes._remember(output, axis)
+        elif axis is None or watching[0]:
+            axis, certain = axes.of(module, sub, output, args)
+            if not certain:
+                rec.ambiguous.add(name)
             rec.source_axis.setdefault(name, axis)
         if tracking[0] or name not in rec.layout:
             rec.layout[name] = layout_of(module, sub, output, args)
@@ -640,7 +697,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     protect = _protected_writes(rec)
     # writes by modules (inplace=True) are seen before the module runs; writes in forward code
     # (out += identity) by watching every operation, where the forwards' source has any
-    watch = copy_on_write and may_write_in_place(modules.values())
+    watch = copy_on_write and (watch or may_write_in_place(modules.values()))
     writes = watch_writes(protect) if watch else contextlib.nullcontext()
 
     @unwatched
@@ -672,6 +729,11 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         trackers.clear()
     rec._shared.clear()
     rec._check_unchanged()
+    if reduce is not None and rec.ambiguous:
+        warnings.warn(f"the batch axis of {', '.join(sorted(rec.ambiguous))} could not be told apart from another "
+                      "axis as long as the batch, and the first was reduced over as the batch; record a batch of "
+                      "another size, use interp.record or interp.collect (they probe it), or give "
+                      "batch_axes={output: axis}", UserWarning, stacklevel=3)
     if grads and rec.calls and len(set(rec._without_grad)) == len(rec.calls):
         raise InputError("grads=True, but no recorded output requires grad; give the input "
                          "requires_grad=True or leave the parameters trainable")
@@ -734,11 +796,23 @@ def record(model: nn.Module, x, layers: LayerSpec = None, **options) -> Recordin
     """Run the model once on ``x`` (a tensor, or a tuple or dict of inputs: see
     :mod:`interp.inputs`) under :func:`capture` and return the recording."""
     inputs = as_inputs(x, model, at_least_2d=False)
-    with capture(model, layers, **options) as rec:
-        inputs.call(model)
+    check_model(model, inputs, "record")
+    refuse_batch_statistics(model, "recording")
+    with blame(model, inputs, "record"):
+        try:
+            with capture(model, layers, **options) as rec:
+                inputs.copy().call(model)  # a forward may write into its input: not into the caller's
+        except UnseenWrite:  # a write the source did not show: from now on, every forward is watched
+            watch_always(model)
+            with capture(model, layers, **options) as rec:
+                inputs.copy().call(model)
+        if rec.ambiguous and "batch_axes" not in options:
+            known = probe_batch_axes(model, inputs, layers)
+            with capture(model, layers, batch_axes=known, **options) as rec:
+                inputs.copy().call(model)
     return rec
 
 
 __all__ = ["capture", "record", "intervene", "hooked", "Recording", "select_layers", "module_names", "leaf_names",
            "replace_part",
-           "batch_axis_of", "own_batch_axis", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]
+           "batch_axis_of", "own_batch_axis", "probe_batch_axes", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

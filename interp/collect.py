@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import inspect
+import itertools
 import json
 import queue
 import threading
@@ -44,7 +45,9 @@ from tqdm.auto import tqdm
 
 from ._checks import check_finite, refuse_batch_statistics
 from ._io import write_text
-from .capture import LayerSpec, Reduce, _check_reduce, capture, module_names, select_layers
+from .capture import (LayerSpec, Reduce, UnseenWrite, _check_reduce, capture, module_names, probe_batch_axes,
+                      select_layers)
+from .inplace import watch_always
 from .errors import InputError, StoreError
 from .inputs import Inputs, ModelRaised, as_inputs, blamed, check_model
 from .memory import start_memory_reuse
@@ -122,6 +125,7 @@ class _Data:
     fingerprint: str
     labels: torch.Tensor | None  # known up front (tensor data) or None
     inputs: dict                 # names, shapes and dtypes of the inputs (for the metadata)
+    first: Inputs | None = None  # the first batch (to probe batch axes on), once known
 
 
 def _positional_limit(model: nn.Module) -> float:
@@ -148,6 +152,22 @@ def _check_arity(model: nn.Module, inputs: Inputs) -> None:
         raise InputError(f"the data holds {len(inputs.tensors)} tensors, and {type(model).__name__}.forward takes "
                          f"{int(limit)} input{'s' if limit != 1 else ''}: a tuple is the model's inputs, one per "
                          f"argument.{hint}")
+    last = inputs.tensors[-1]
+    parameter = _positional_parameter(model, len(inputs.tensors) - 1)
+    if last.ndim == 1 and not last.is_floating_point() and parameter is not None \
+            and parameter.default is not inspect.Parameter.empty:
+        warnings.warn(f"the data's last part looks like labels (one integer per sample) and goes to the optional "
+                      f"argument {parameter.name!r} of {type(model).__name__}.forward: a tuple is the model's "
+                      "inputs; name labels with labels=...", UserWarning, stacklevel=4)
+
+
+def _positional_parameter(model: nn.Module, index: int):
+    try:
+        params = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    return params[index] if index < len(params) else None
 
 
 def _describe_inputs(inputs: Inputs) -> dict:
@@ -210,7 +230,7 @@ def _prepare(model: nn.Module, data: Any, labels, batch_size: int, dataset: str 
             for i in range(0, n, batch_size):
                 yield inputs.rows(slice(i, i + batch_size)), None
 
-        return _Data(batches(), n, fingerprint, y, _describe_inputs(inputs))
+        return _Data(batches(), n, fingerprint, y, _describe_inputs(inputs), inputs)
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         if not dataset:
             raise InputError("data is an iterable of batches, which cannot be fingerprinted without "
@@ -220,8 +240,14 @@ def _prepare(model: nn.Module, data: Any, labels, batch_size: int, dataset: str 
             raise InputError("with an iterable of batches, labels= names where the labels are in each batch (an "
                              f"index or a key); got {type(labels).__name__}")
         n = len(data.dataset) if hasattr(data, "dataset") and hasattr(data.dataset, "__len__") else None
-        return _Data((_split_batch(item, labels, model) for item in data), n,
-                     dataset_key(dataset) + f"|labels={labels!r}", None, {})
+        items = iter(data)
+        try:
+            first = _split_batch(next(items), labels, model)
+        except StopIteration:
+            raise InputError("data yielded no samples") from None
+        rest = (_split_batch(item, labels, model) for item in items)
+        return _Data(itertools.chain([first], rest), n, dataset_key(dataset) + f"|labels={labels!r}", None, {},
+                     first[0])
     raise InputError(f"data must be the model's inputs (a tensor, a tuple or a dict of tensors) or an iterable of "
                      f"batches; got {type(data).__name__}")
 
@@ -368,7 +394,12 @@ def collect(model: nn.Module, data: Any, layers: LayerSpec = None, store: str | 
             if found is not None:
                 return Collection(found, hit=True)
     with store.writing(ident, key, replace=refresh) as tmp:
-        meta = _run(model, prepared, names, reduce, tmp, batch_size, progress)
+        try:
+            meta = _run(model, prepared, names, reduce, tmp, batch_size, progress)
+        except UnseenWrite:  # a write the source did not show: watch every forward of this model, again
+            watch_always(model)
+            meta = _run(model, _prepare(model, data, labels, batch_size, dataset), names, reduce, tmp, batch_size,
+                        progress)
         if ids is not None and len(ids) != meta["n"]:
             raise InputError(f"got {len(ids)} sample_ids for {meta['n']} samples")
         if ids is not None:
@@ -402,10 +433,14 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
     writer = _Writer(folder)
     total = None if prepared.n is None else -(-prepared.n // batch_size)
     failed = True
-    current: list[Inputs] = []
+    current: list[Inputs] = [prepared.first]
     try:
+        # where each output's batch is, from copies of the first sample (two forwards of 2 and 3 rows):
+        # what settles time-major outputs as long as the batch
+        _check_arity(model, prepared.first)
+        known = probe_batch_axes(model, prepared.first, names)
         with tqdm(total=total, desc="collect", unit="batch", disable=not progress, leave=False) as bar, \
-                capture(model, names, reduce=reduce, track_layout=True) as rec:  # hooks on for the whole run
+                capture(model, names, reduce=reduce, track_layout=True, batch_axes=known) as rec:
             for inputs, yb in prepared.batches:
                 current[:] = [inputs]
                 if prepared.n is None:
@@ -413,7 +448,7 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                     for part, t in zip(inputs.names, inputs.tensors):
                         check_finite(t, f"batch {bar.n}" + ("" if inputs.single else f" {part}"))
                 size = inputs.batch
-                inputs.call(model)
+                inputs.copy().call(model)  # a forward may write into its input: not into the caller's data
                 arrays = []
                 seen = set()
                 for out, base, t in rec.entries():
@@ -423,6 +458,9 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                     if n == 0 and out not in outputs and out not in skipped:
                         if t.ndim == 0 or t.shape[0] != size:
                             skipped[out] = f"not one row per sample (shape {tuple(t.shape)})"
+                            continue
+                        if known and base not in known:  # the probe saw it keep its length as the batch grew
+                            skipped[out] = f"does not grow with the batch (shape {tuple(t.shape)})"
                             continue
                         outputs[out] = {"layer": rec.layer_of[base], "shape": list(t.shape[1:]),
                                         "dtype": np.dtype(DTYPE).name, "file": output_file(out),

@@ -114,17 +114,16 @@ def unwatched(fn: Callable) -> Callable:
 
 
 _WRITE_CALLS = re.compile(r"^[a-z][a-z0-9_]*_$")
+_OPERATOR_WRITES = frozenset({"iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior",
+                              "ixor", "ilshift", "irshift", "imatmul", "iconcat", "setitem"})
 
 
 class _Writes(ast.NodeVisitor):
     """Finds in-place writes in a function's source: ``x += y``, ``x[i] = v``, ``x.add_(y)``,
-    ``torch.relu_(x)``, ``f(..., inplace=True)``, ``f(..., out=y)``; and names the functions and
-    ``self.<method>`` it calls (to look into them too)."""
+    ``torch.relu_(x)``, ``operator.iadd(x, y)``, ``f(..., inplace=True)``, ``f(..., out=y)``."""
 
     def __init__(self):
         self.found = False
-        self.calls: set[str] = set()
-        self.methods: set[str] = set()
 
     def visit_AugAssign(self, node):
         self.found = True
@@ -134,17 +133,20 @@ class _Writes(ast.NodeVisitor):
             self.found = True
         self.generic_visit(node)
 
+    def visit_Attribute(self, node):
+        if isinstance(node.value, ast.Name) and node.value.id == "operator" and node.attr in _OPERATOR_WRITES:
+            self.found = True
+        self.generic_visit(node)
+
+    def visit_Name(self, node):
+        if node.id in _OPERATOR_WRITES:  # from operator import iadd
+            self.found = True
+
     def visit_Call(self, node):
         f = node.func
-        if isinstance(f, ast.Attribute):
-            if _WRITE_CALLS.match(f.attr) and f.attr not in _NOT_WRITES:
-                self.found = True
-            if isinstance(f.value, ast.Name) and f.value.id == "self":
-                self.methods.add(f.attr)
-        elif isinstance(f, ast.Name):
-            if _WRITE_CALLS.match(f.id):
-                self.found = True
-            self.calls.add(f.id)
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if _WRITE_CALLS.match(name) and name not in _NOT_WRITES:
+            self.found = True
         for k in node.keywords:
             if k.arg == "out" or (k.arg == "inplace" and not (isinstance(k.value, ast.Constant)
                                                                and k.value.value is False)):
@@ -152,51 +154,70 @@ class _Writes(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def _function_writes(fn, cls, depth: int, seen: set) -> bool:
-    fn = getattr(fn, "__func__", fn)
-    if id(fn) in seen:
-        return False
-    seen.add(id(fn))
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return True  # no source to read: assume it may write
-    visitor = _Writes()
-    visitor.visit(tree)
-    if visitor.found:
-        return True
-    if depth <= 0:
-        return False
-    scope = getattr(fn, "__globals__", {})
-    for name in visitor.calls:  # module-level helpers the forward calls
-        target = scope.get(name)
-        if inspect.isfunction(target) and _function_writes(target, None, depth - 1, seen):
-            return True
-    for name in visitor.methods:  # self.<method>(...), not submodules (they are scanned as classes)
-        target = getattr(cls, name, None) if cls is not None else None
-        if inspect.isfunction(target) and _function_writes(target, cls, depth - 1, seen):
-            return True
-    return False
+_SCANNED: dict = {}  # code object -> whether its source writes in place
 
 
-@functools.lru_cache(maxsize=None)
-def _class_writes(cls: type) -> bool:
-    if cls.__module__.startswith("torch.nn.") or cls.forward is nn.Module.forward:
-        return False  # torch's own modules write in place only through their ``inplace`` flag
-    return _function_writes(cls.forward, cls, 2, set())
+def _function_writes(fn) -> bool:
+    code = fn.__code__
+    if code not in _SCANNED:
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        except (OSError, TypeError, SyntaxError, IndentationError):
+            _SCANNED[code] = True  # no source to read (a lambda in a notebook, compiled code): assume it writes
+        else:
+            visitor = _Writes()
+            visitor.visit(tree)
+            _SCANNED[code] = visitor.found
+    return _SCANNED[code]
+
+
+_WATCHED: set[type] = set()  # model classes seen writing in place where the source scan did not tell
+
+
+def watch_always(model: nn.Module) -> None:
+    """Watch every forward of models of ``model``'s class from now on: one was caught writing in
+    place where reading its source did not show it (``.add_`` behind a C extension, say)."""
+    _WATCHED.add(type(model))
+
+
+def watched(model: nn.Module) -> bool:
+    """Whether every forward of ``model``'s class is watched (see :func:`watch_always`)."""
+    return type(model) in _WATCHED
+
+
+def _class_key(m: nn.Module) -> tuple:
+    return (type(m), tuple(id(c.__dict__["forward"]) for c in type(m).__mro__ if "forward" in c.__dict__))
+
+
+_BY_CLASS: dict[tuple, bool] = {}
 
 
 def may_write_in_place(model) -> bool:
-    """Whether the forward of some module of ``model`` (its class's forward, a forward set on the
-    instance, or a function or method they call, two calls deep) may write in place outside a
-    module: ``x += y``, ``x[i] = v``, ``x.add_(y)``, ``inplace=True``, ``out=``. Read from the
-    source, once per class; a forward without readable source is assumed to write. In-place
-    *modules* (``inplace=True`` flags) are not counted: they are seen by their flag."""
-    for m in (model.modules() if isinstance(model, nn.Module) else model):  # a model, or its modules
-        own = m.__dict__.get("forward")
-        if own is not None and _function_writes(own, type(m), 2, set()):
+    """Whether the forward of some module of ``model`` (or of a list of modules) may write in
+    place outside a module: ``x += y``, ``x[i] = v``, ``x.add_(y)``, ``inplace=True``, ``out=``,
+    ``operator.iadd``. Read from the source of the Python functions each forward runs
+    (:func:`interp.code.functions_of`: the forward of the class and its bases, the methods,
+    helpers and lambdas it calls, three calls deep; torch's own code is trusted), once per
+    class; a function without readable source is assumed to write, and so is a model class
+    :func:`watch_always` was told about. In-place *modules* (``inplace=True`` flags) are not
+    counted: they are seen by their flag."""
+    from .code import functions_of
+
+    modules = model.modules() if isinstance(model, nn.Module) else model
+    for m in modules:
+        if type(m) in _WATCHED:
             return True
-        if _class_writes(type(m)):
+        key = _class_key(m)
+        own = m.__dict__.get("forward") is not None or any(callable(v) and not isinstance(v, nn.Module)
+                                                           for v in m.__dict__.values())
+        if own or key not in _BY_CLASS:
+            writes = any(_function_writes(fn) for fn in functions_of(m))
+            if own:
+                if writes:
+                    return True
+                continue
+            _BY_CLASS[key] = writes
+        if _BY_CLASS[key]:
             return True
     return False
 
@@ -220,4 +241,5 @@ def out_of_place(model: nn.Module) -> Iterator[list[str]]:
             m.inplace = True
 
 
-__all__ = ["out_of_place", "watch_writes", "unwatched", "may_write_in_place", "written", "storage_of"]
+__all__ = ["out_of_place", "watch_writes", "unwatched", "may_write_in_place", "watch_always", "watched", "written",
+           "storage_of"]

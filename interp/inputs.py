@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -81,6 +82,11 @@ class Inputs:
     def replace(self, tensors: Sequence[torch.Tensor]) -> "Inputs":
         return Inputs(tuple(tensors), self.keys, self.single, self.spread)
 
+    def copy(self) -> "Inputs":
+        """The same inputs in memory of their own: what an analysis hands a forward it runs
+        plainly, so that a forward writing into its input never writes into the caller's."""
+        return self.replace(t.clone() for t in self.tensors)
+
     def rows(self, index) -> "Inputs":
         """The samples ``index`` (a slice, an index tensor) of every input."""
         return self.replace(t[index] for t in self.tensors)
@@ -98,16 +104,18 @@ def _dtype(t: torch.Tensor) -> str:
 
 
 def _takes_keywords(model: nn.Module, keys) -> bool:
-    """Whether ``model.forward`` takes every key as a keyword argument."""
+    """Whether ``model.forward`` takes the dict's keys as keyword arguments (Hugging Face style):
+    every key names a parameter (or the forward takes ``**kwargs``), and every parameter it
+    needs is among them. Otherwise the dict is one argument (``forward(self, batch)``)."""
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return True
-    named = {n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                          inspect.Parameter.KEYWORD_ONLY)}
-    return set(keys) <= named
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = {n for n, p in params.items() if p.kind in kinds}
+    needed = {n for n, p in params.items() if p.kind in kinds and p.default is inspect.Parameter.empty}
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return needed <= set(keys) and (open_ended or set(keys) <= named)
 
 
 def as_inputs(x, model: nn.Module | None = None, *, at_least_2d: bool = True) -> Inputs:
@@ -198,6 +206,7 @@ def _expected(model: nn.Module, inputs: Inputs) -> str:
 # what autograd says when a forward wrote in place into a tensor it (or an analysis) needs
 _INPLACE = re.compile(r"in-?place|inplace|is a view and is being modified|leaf Variable that requires grad")
 _DETACHED = re.compile(r"does not require grad|does not have a grad_fn")
+_BATCH_SIZE = re.compile(r"is invalid for input of size|doesn't match the broadcast shape|must match the size")
 
 
 def _hint(exc: BaseException) -> str:
@@ -205,6 +214,10 @@ def _hint(exc: BaseException) -> str:
     if _INPLACE.search(text):
         return ("its forward writes in place into a tensor that autograd needs (x += y, x.add_(...), x[i] = v, or "
                 "a write into its input); write that step out of place (x = x + y)")
+    if _BATCH_SIZE.search(text):
+        return ("the analysis runs it on batches of other sizes (copies of the input, steps of a path), and its "
+                "forward fixes the batch size (view(3, ...)); write it with the batch size read from the input "
+                "(view(x.shape[0], ...))")
     if _DETACHED.search(text):
         return ("its forward cuts the autograd graph (torch.no_grad(), .detach(), .item() or .numpy() on the way "
                 "to the output), so there is no gradient to follow")
@@ -218,7 +231,7 @@ def _plain_failure(model: nn.Module, inputs: Inputs) -> BaseException | None:
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         with torch.no_grad():
-            inputs.call(model)
+            inputs.copy().call(model)
     except ModelRaised as raised:
         return raised.exc
     except Exception as exc:  # noqa: BLE001 - whatever the model raises is the answer
@@ -231,15 +244,49 @@ def _plain_failure(model: nn.Module, inputs: Inputs) -> BaseException | None:
     return None
 
 
+def _failing_module(model: nn.Module, inputs: Inputs) -> tuple[str | None, str | None]:
+    """(the module that was running when the plain forward failed, the first leaf module
+    called), by running it once more with a note of each module entered and left."""
+    from .capture import hooked, module_names
+
+    modules = module_names(model)
+    stack: list[str] = []
+    first: list[str] = []
+
+    def enter(name, _args):
+        stack.append(name)
+        if not first and next(modules[name].children(), None) is None:
+            first.append(name)
+
+    def leave(name, _args, _out):
+        if stack and stack[-1] == name:
+            stack.pop()
+
+    try:
+        with hooked(modules, before={n: enter for n in modules}, after={n: leave for n in modules}), \
+                torch.no_grad():
+            inputs.copy().call(model)
+    except Exception:  # noqa: BLE001 - the failure being located
+        pass
+    return (stack[-1] if stack else None), (first[0] if first else None)
+
+
 def blamed(model: nn.Module, inputs: Inputs, analysis: str, exc: BaseException) -> InterpError:
     """The error to raise for ``exc``, raised inside the user's model during ``analysis``:
-    an InputError when the model fails on the input as it is, a ModelError when only the
-    analysis makes it fail."""
+    an InputError when the model fails on the input as it is (naming the module that
+    refused it), a ModelError when only the analysis makes it fail."""
     inner = exc.exc if isinstance(exc, ModelRaised) else exc
     plain = _plain_failure(model, inputs)
     if plain is not None:
-        return InputError(f"the model failed on {inputs.describe()} ({_first_line(plain)}); expected "
-                          f"{_expected(model, inputs)}")
+        where, first = _failing_module(model, inputs)
+        if where is None or where == first or where in ("model", "(model)"):
+            return InputError(f"the model failed on {inputs.describe()} ({_first_line(plain)}); expected "
+                              f"{_expected(model, inputs)}")
+        module = dict(model.named_modules()).get(where)
+        return InputError(f"the model failed on {inputs.describe()} inside {where!r} ({module}): "
+                          f"{_first_line(plain)}. Its first layer takes {_expected(model, inputs)}, and got this "
+                          "input, so either the input's size is not the one the model was built for, or the "
+                          "model's layers do not fit each other")
     return ModelError(f"the model runs on {inputs.describe()}, but fails under {analysis} ({_first_line(inner)}): "
                       f"{_hint(inner)}")
 
@@ -253,10 +300,28 @@ def blame(model: nn.Module, inputs: Inputs, analysis: str) -> Iterator[None]:
         yield
     except ModelRaised as raised:
         raise blamed(model, inputs, analysis, raised) from raised.exc
-    except RuntimeError as exc:
-        if isinstance(exc, InterpError) or not (_INPLACE.search(str(exc)) or _DETACHED.search(str(exc))):
-            raise
+    except InterpError:
+        raise
+    except Exception as exc:
+        known = isinstance(exc, RuntimeError) and (_INPLACE.search(str(exc)) or _DETACHED.search(str(exc)))
+        if not (known or _raised_in_user_code(exc)):
+            raise  # interp's, Captum's or torch's own failure: not the model's, nor the input's
         raise blamed(model, inputs, analysis, exc) from exc
+
+
+_LIBRARIES = tuple(str(Path(m.__file__).resolve().parent) for m in (torch,)) + (str(Path(__file__).resolve().parent),)
+
+
+def _raised_in_user_code(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of ``exc`` is neither interp's, nor torch's, nor a
+    library's: the user's own code (a custom autograd function's backward, say)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
+    return not (filename.startswith(_LIBRARIES) or "site-packages" in filename or filename.startswith("<frozen"))
 
 
 def check_model(model: nn.Module, inputs: Inputs | None = None, verb: str = "the analysis") -> None:

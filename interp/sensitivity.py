@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
-from .capture import batch_axis_of, capture, intervene, module_names, replace_part, select_layers
+from .capture import capture, intervene, module_names, probe_batch_axes, replace_part, select_layers
 from .errors import InputError, InterpError, UnknownNameError
+from .inplace import out_of_place
 from .inputs import Inputs, blame
 from .space import Space, exclusive, prepare
 
@@ -235,7 +236,8 @@ def spread(model: nn.Module, x, embedding=None):
     against (give a dataset's, so that one noise level means the same for a sample and for
     the whole set). A float for one input, a tuple for several."""
     structure = check_batch(model, x, "sensitivity")
-    with blame(model, structure, "sensitivity"), exclusive():
+    refuse_batch_statistics(model, "spread")
+    with blame(model, structure, "sensitivity"), exclusive(), out_of_place(model):
         return _std(_inputs(model, structure, embedding), None)
 
 
@@ -326,16 +328,21 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     spread = _std(space, std)
     names = [name for name in select_layers(model, layers) if not _is_embedding_of(space, name)]
     n = len(base[0])
-    with torch.no_grad(), capture(model, names) as rec:
+    known = probe_batch_axes(model, space.space.structure, names)  # time-major outputs included
+
+    def axis(rec, key: str) -> int:
+        base_name = key.split(":")[0]
+        return known.get(base_name, rec.batch_axis.get(base_name, 0))
+
+    with torch.no_grad(), capture(model, names, batch_axes=known) as rec:
         clean = space.run(base)
     # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first,
     # less those that do not depend on the input (e.g. position embeddings of a constant range)
-    outputs = {key: _batch_first(t, rec.batch_axis.get(key.split(":")[0], 0))
-               for key, t in rec.activations.items()}
-    with torch.no_grad(), capture(model, names) as doubled:  # which outputs grow with the batch
+    outputs = {key: _batch_first(t, axis(rec, key)) for key, t in rec.activations.items()}
+    with torch.no_grad(), capture(model, names, batch_axes=known) as doubled:  # which outputs grow with the batch
         space.run(tuple(torch.cat([b, b]) for b in base))
     outputs = {key: a for key, a in outputs.items() if key in doubled.activations and len(a) == n and len(
-        _batch_first(doubled.activations[key], doubled.batch_axis.get(key.split(":")[0], 0))) == 2 * n}
+        _batch_first(doubled.activations[key], axis(doubled, key))) == 2 * n}
     if not outputs:
         raise InterpError("no layer output was recorded on this input; name layers with layers=...")
     label = _labels(labels, n, clean.shape[1])
@@ -354,10 +361,10 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     for step in range(1, draws + 1):
         noisy = tuple(b + _noise(b.shape, noise * sp, generator, b) for b, sp in zip(base, _scales(spread))) \
             if noise > 0 else base
-        with torch.no_grad(), capture(model, names) as rec:
+        with torch.no_grad(), capture(model, names, batch_axes=known) as rec:
             space.run(noisy)
         for key, a in outputs.items():
-            b = _batch_first(rec.activations[key], rec.batch_axis.get(key.split(":")[0], 0))
+            b = _batch_first(rec.activations[key], axis(rec, key))
             diff = (b - a).reshape(n, -1).norm(dim=1) / a.reshape(n, -1).norm(dim=1).clamp(min=1e-12)
             changes[key].append(diff)
         _tick(progress, step, steps)
@@ -372,7 +379,7 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
             _tick(progress, step, steps)
             continue
         sub = _part_of(key, layer)
-        scores = _ablated(model, space, base, layer, sub, batch_axis_of(modules[layer], sub), outputs[key],
+        scores = _ablated(model, space, base, layer, sub, axis(rec, key), outputs[key],
                           ablate, generator)
         ablation.append(_relative(scores.gather(1, t[:, None])[:, 0] - at_target, at_target) if by_score
                         else (scores.argmax(1) == reference).double().mean())
@@ -524,7 +531,7 @@ def _sweep(model, x: Inputs, target, feature, grid, progress=None) -> FeatureSwe
             raise InputError("grid must be a number of points or finite values")
     n = x.batch
     with torch.no_grad():
-        clean = scores_of(x.call(model))
+        clean = scores_of(x.copy().call(model))
         t = resolve_target(target, clean)
         copies = [v.detach().repeat((len(values),) + (1,) * (v.ndim - 1)) for v in x.tensors]
         copies[which] = copies[which].clone()
@@ -692,8 +699,8 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
         _check_seed(options["seed"])
     if options.get("progress") is not None and not callable(options["progress"]):
         raise InputError(f"progress must be a function progress(done, total) or None; got {options['progress']!r}")
-    refuse_batch_statistics(model, "sensitivity")
-    with blame(model, structure, f"sensitivity (kind {kind!r})"), exclusive():
+    refuse_batch_statistics(model, "sensitivity", random=True)
+    with blame(model, structure, f"sensitivity (kind {kind!r})"), exclusive(), out_of_place(model):
         return KINDS[kind](model, structure, target, **options)
 
 

@@ -8,9 +8,10 @@ nothing. :func:`prepare` finds this in one forward pass and returns a :class:`Sp
 the tensors to explain, the constants, and ``forward(*inputs, *constants)``, the model
 as a function of them, as Captum wants it (it expands the constants with the batch).
 
-An embedding "reads" token ids when it is given them, or a reshape or transpose of
-them (``tokens.t()`` for a time-major model, ``ids.view(-1, n)``): its output is then
-taken back to the ids' own layout, batch first, whatever order the model embeds in.
+An embedding "reads" token ids when it is given them, a reshape or transpose of them
+(``tokens.t()`` for a time-major model, ``ids.view(-1, n)``), or a copy of one
+(``tokens.t().contiguous()``): its output is then taken back to the ids' own layout,
+batch first, whatever order the model embeds in.
 
 Also here: :func:`exclusive` and :func:`as_found`, the guard every analysis that
 runs the model itself runs in (one analysis at a time; the model left exactly as
@@ -20,6 +21,7 @@ found, also after an error).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ from torch import nn
 from ._checks import scores_of
 from .capture import intervene, module_names
 from .errors import InputError, UnknownNameError
+from .inplace import out_of_place
 from .inputs import Inputs
 
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
@@ -99,12 +102,40 @@ def to_view_layout(values: torch.Tensor, relation, view_shape: torch.Size) -> to
     return values.reshape(-1, values.shape[-1])[how].reshape(*view_shape, values.shape[-1])
 
 
+_SAME = ("same", None)
+
+
+def relation_to(given, ids: torch.Tensor):
+    """How ``given`` (what an embedding was handed) holds the token ids ``ids``: the ids
+    themselves or a view of them (:func:`_relation`; ``_SAME`` for the ids as they are), or
+    a copy of a transpose or reshape of them (``tokens.t().contiguous()``, as the PyTorch
+    tutorials write it), found by value; None when it does not hold them."""
+    if not isinstance(given, torch.Tensor) or given.numel() != ids.numel():
+        return None
+    if holds(given, ids):
+        return _relation(given, ids) or _SAME
+    if given.dtype != ids.dtype or given.device != ids.device:
+        return None
+    if given.shape == ids.shape and torch.equal(given, ids):
+        return _SAME
+    if given.ndim == ids.ndim:
+        for axes in itertools.permutations(range(ids.ndim)):
+            permuted = ids.permute(axes)
+            if permuted.shape == given.shape and torch.equal(permuted, given):
+                return ("permute", tuple(axes))
+    if torch.equal(given.reshape(-1), ids.reshape(-1)):
+        return ("reshape", None)
+    return None
+
+
 def reads_tokens(given, output, ids: torch.Tensor, graph: bool):
     """For an embedding call given ``given`` and returning ``output``: None when ``given`` does
-    not hold the ids, else (the output in the ids' layout as a new leaf, what to hand on)."""
-    if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) or not holds(given, ids):
+    not hold the ids (see :func:`relation_to`), else (the output in the ids' layout as a new
+    leaf, what to hand on)."""
+    relation = relation_to(given, ids) if isinstance(output, torch.Tensor) else None
+    if relation is None:
         return None
-    relation = _relation(given, ids)
+    relation = None if relation == _SAME else relation
     values = to_ids_layout(output.detach(), relation, ids.shape).clone().requires_grad_(graph)
     return values, to_view_layout(values, relation, given.shape)
 
@@ -186,9 +217,11 @@ class Forward(nn.Module):
         def swap(name, args, _out):
             given = args[0] if args and isinstance(args[0], torch.Tensor) else None
             for ids, v in replace[name]:
-                reads = given is not None and holds(given, ids)
-                if reads or not self.by_identity:
-                    return to_view_layout(v, _relation(given, ids), given.shape) if reads else v
+                relation = relation_to(given, ids)
+                if relation is not None:
+                    return to_view_layout(v, None if relation == _SAME else relation, given.shape)
+                if not self.by_identity:
+                    return v
             return None
 
         with intervene(self.model, list(replace), swap):
@@ -229,9 +262,11 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
     if embedding is not None and "tokens" not in kinds:
         raise InputError(f"embedding={embedding!r} applies to token-id inputs; the input is float, explained "
                          "directly")
-    leaves = [t.detach().requires_grad_(graph) if k == "float" else t for t, k in zip(tensors, kinds)]
+    # the tensors handed to the model have memory of their own: a forward that writes into its input
+    # (an in-place first layer, x -= mean) never writes into the caller's
+    leaves = [t.detach().clone().requires_grad_(graph) if k == "float" else t.clone() for t, k in zip(tensors, kinds)]
     token_inputs = [i for i, k in enumerate(kinds) if k == "tokens"]
-    ids = {i: leaves[i].contiguous() for i in token_inputs}
+    ids = {i: leaves[i] for i in token_inputs}
     for i in token_inputs:
         leaves[i] = ids[i]
     candidates = _embedding_candidates(model, embedding) if token_inputs else []
@@ -263,7 +298,10 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
 
     grad_mode = torch.enable_grad() if graph else torch.no_grad()
     with intervene(model, candidates, take) if candidates else contextlib.nullcontext(), grad_mode:
-        out = scores_of(structure.call(model, leaves))
+        # without a graph the forward gets copies again: the explained tensors stay as given (with one,
+        # a write into a leaf that requires grad is autograd's error, blamed on the model)
+        given = leaves if graph else [t.clone() if k == "float" else t for t, k in zip(leaves, kinds)]
+        out = scores_of(structure.call(model, given))
     for i in token_inputs:
         if i not in seen:
             if structure.single or i in wanted:
@@ -360,12 +398,17 @@ def exclusive():
 
 @contextlib.contextmanager
 def as_found(model: nn.Module):
-    """Run the body :func:`exclusive`-ly, then put back what Captum may have changed: hooks
-    and attributes it left on any module are removed, and every module's train/eval mode,
-    every buffer (e.g. running statistics) and every parameter's ``requires_grad`` and
-    ``.grad`` are restored (also after an error). Hooks of other code (e.g. another
-    thread's ``capture``) stay."""
-    with exclusive():
+    """Run the body :func:`exclusive`-ly, with in-place modules run as their out-of-place twins
+    (:func:`interp.inplace.out_of_place`) and the parameters not requiring grad (the
+    analyses take gradients for the inputs only, so autograd keeps nothing for the weights,
+    and a forward writing in place into a tensor a layer read, ``a = lin1(x); a +=
+    lin2(a)``, stays differentiable; other threads see this too, so do not train the
+    model meanwhile). Then put back what it or Captum changed: hooks and attributes
+    Captum left on any module are removed, and every module's train/eval mode and
+    ``inplace`` flag, every buffer (e.g. running statistics) and every parameter's
+    ``requires_grad`` and ``.grad`` are restored (also after an error). Hooks of other code
+    (e.g. another thread's ``capture``) stay."""
+    with exclusive(), out_of_place(model):
         modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones
         hooks = [{a: set(getattr(m, a, None) or ()) for a in _HOOKS} for m in modules]
         attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
@@ -373,6 +416,9 @@ def as_found(model: nn.Module):
         params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
         buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values() if b is not None]
         try:
+            for p, flag, _ in params:
+                if flag:
+                    p.requires_grad_(False)
             yield
         finally:
             for m, before, had, mode in zip(modules, hooks, attributes, modes):

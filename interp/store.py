@@ -137,24 +137,19 @@ def code_digest(h, code) -> None:
 
 
 def forward_code(model: nn.Module) -> str:
-    """A hash of the code that runs ``model``: the ``forward`` of every module class in it
-    (and any forward set on an instance), so a class with an edited forward and the same
-    weights is another model to the store."""
+    """A hash of the code that runs ``model``: for every module, its class and the Python
+    functions its forward runs (:func:`interp.code.functions_of`: the forward of the class
+    and its bases, a forward set on the instance, the methods and helpers it calls, a few
+    calls deep) with the plain class constants they read. A class with an edited forward,
+    helper or constant, and the same weights, is another model to the store."""
+    from .code import constants_of, functions_of
+
     h = hashlib.sha256()
-    seen: set = set()
     for m in model.modules():
-        forward = m.__dict__.get("forward") or type(m).forward
-        fn = getattr(forward, "__func__", forward)
-        key = (type(m), id(fn))
-        if key in seen:
-            continue
-        seen.add(key)
         h.update(f"{type(m).__module__}.{type(m).__qualname__}|".encode())
-        code = getattr(fn, "__code__", None)
-        if code is not None:
-            code_digest(h, code)
-        else:
-            h.update(repr(fn).encode())
+        for fn in functions_of(m):
+            code_digest(h, fn.__code__)
+            h.update(repr(constants_of(m, fn)).encode())
     return h.hexdigest()[:32]
 
 
@@ -162,11 +157,13 @@ def model_identity(model: nn.Module, name: str | None = None) -> ModelIdentity:
     arch, weights = hashlib.sha256(), hashlib.sha256()
     for path, module in model.named_modules():
         arch.update(f"{path}:{type(module).__qualname__};".encode())
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(model.named_buffers(remove_duplicate=False))  # non-persistent buffers too
     for key, value in model.state_dict().items():
         if not isinstance(value, torch.Tensor):  # extra state of some modules
             arch.update(f"{key}:{type(value).__name__};".encode())
             weights.update(repr(value).encode())
-            continue
+    for key, value in tensors.items():
         arch.update(f"{key}{tuple(value.shape)}{value.dtype};".encode())
         weights.update(_digest(_tensor_bytes(value)))
     name = name or type(model).__name__

@@ -227,10 +227,10 @@ def trace(model: nn.Module, modules: dict[str, nn.Module],
     tokens = []
     for t in x.tensors:
         if t.is_floating_point():
-            t = t.detach().requires_grad_(True)
+            t = t.detach().clone().requires_grad_(True)  # memory of its own: the caller's input is never written
             inputs.append(t)
         elif not (t.is_complex() or t.dtype == torch.bool):
-            t = t.contiguous()
+            t = t.clone()
             tokens.append(t)
         given.append(t)
     with hooked(modules, after=after), torch.enable_grad():

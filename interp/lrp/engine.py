@@ -31,8 +31,9 @@ from torch import nn
 
 from .._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
 from ..attribution import Attribution
-from ..inplace import may_write_in_place, out_of_place, storage_of, unwatched, watch_writes
-from ..inputs import Inputs, as_inputs, blame
+from ..inplace import (may_write_in_place, out_of_place, storage_of, unwatched, watch_always, watch_writes,
+                       watched)
+from ..inputs import Inputs, as_inputs, blame, check_model
 from ..memory import start_memory_reuse
 from ..space import exclusive, holds, prepare
 from ..capture import hooked as hooked_modules
@@ -320,7 +321,10 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> P
     if not isinstance(model, nn.Module):
         raise InputError(f"plan needs an nn.Module; got {type(model).__name__}")
     comp = C.get(composite, **params)
-    one = as_inputs(x, model).rows(slice(0, 1)) if x is not None else None
+    one = as_inputs(x, model).rows(slice(0, 1)).copy() if x is not None else None
+    if one is not None:
+        check_model(model, one, "the LRP plan")
+        refuse_batch_statistics(model, "plan")
     with blame(model, one, "the LRP plan") if one is not None else contextlib.nullcontext(), exclusive(), \
             out_of_place(model):
         modules = module_names(model)
@@ -364,6 +368,10 @@ def _reads_input(t: torch.Tensor) -> bool:
             return False
         node = node.next_functions[0][0]
     return False
+
+
+class _UnseenWrite(ModelError):
+    """A tapped tensor changed in place by a write the source scan did not find."""
 
 
 class _Flow:
@@ -410,9 +418,9 @@ class _Flow:
             for index, (name, t) in enumerate(entries):
                 key = (id(entries), index)
                 if key not in self._saved and t._version != self._versions.get(key, t._version):
-                    raise ModelError(f"the forward changed the {'input' if entries is self.inputs else 'output'} of "
-                                     f"{name!r} in place in a way LRP cannot follow (through .data or a numpy view); "
-                                     "write that step out of place")
+                    raise _UnseenWrite(f"the forward changed the {'input' if entries is self.inputs else 'output'} "
+                                       f"of {name!r} in place in a way LRP cannot follow (through .data or a numpy "
+                                       "view); write that step out of place")
         self._storage.clear()
 
     def add_input(self, name: str, given: torch.Tensor, alias: torch.Tensor) -> None:
@@ -666,7 +674,7 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     if torch.is_inference_mode_enabled():
         raise InterpError("LRP needs autograd, and this call runs inside torch.inference_mode(); call it "
                           "outside that block")
-    refuse_batch_statistics(model, "relevance")
+    refuse_batch_statistics(model, "relevance", random=True)
     # autograd imports this on its first call with grad_outputs (a quarter of a second): not LRP's time
     importlib.import_module("torch.fx.experimental.symbolic_shapes")
     start_memory_reuse()
@@ -680,8 +688,15 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
                 reference = scores_of(structure.rows(checked).call(model)).detach()
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
                 pairs = trace(model, modules, structure.rows(slice(0, 1)))[0]
-        with _canonized(model, comp, pairs, modules) as state:
-            run = _propagate(state, structure, target, embedding, reference)
+        try:
+            with _canonized(model, comp, pairs, modules) as state:
+                run = _propagate(state, structure, target, embedding, reference)
+        except _UnseenWrite:
+            if watched(model):
+                raise  # watched, and still unseen: .data or numpy
+            watch_always(model)  # a write the source scan did not show: watch every forward, once more
+            with _canonized(model, comp, pairs, modules) as state:
+                run = _propagate(state, structure, target, embedding, reference)
     relevance, t, score, space_embedding, the_plan, flow = run
     return LRPResult(relevance=relevance, target=t, score=score, composite=comp.name, plan=the_plan,
                      embedding=space_embedding, seconds=time.perf_counter() - start, options=dict(params),
@@ -852,7 +867,7 @@ def _shapes_on_one_sample(model, modules, tapped, x: Inputs) -> dict[str, tuple[
 
     with hooked_modules(modules, before={p: before for p in tapped}, after={p: after for p in tapped}), \
             torch.no_grad():
-        x.call(model)
+        x.copy().call(model)
     return shapes
 
 

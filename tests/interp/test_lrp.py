@@ -758,7 +758,7 @@ def test_silent_fallbacks_are_refused():
     with pytest.raises(InterpError, match="'1' \\(Softmax\\).*logits"):
         interp.lrp(nn.Sequential(nn.Linear(3, 2), nn.Softmax(-1)).eval(), torch.randn(2, 3))
     dropout = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 2))  # in train mode
-    with pytest.raises(InterpError, match="dropout in train mode.*model.eval"):
+    with pytest.raises(InterpError, match="Dropout.*train mode.*drops units at random.*model.eval"):
         interp.lrp(dropout, torch.randn(2, 3))
 
     class OwnParameter(nn.Module):

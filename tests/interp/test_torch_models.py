@@ -377,7 +377,7 @@ def test_labels_are_named_never_taken_from_their_position(tmp_path):
     loader = [((image[:2], table[:2]), y[:2]), ((image[2:], table[2:]), y[2:])]
     batches = interp.collect(model, [(i, t, l) for (i, t), l in loader], store=tmp_path, dataset="pairs",
                              labels=2, progress=False)
-    np.testing.assert_array_equal(batches["head"], col["head"])
+    np.testing.assert_allclose(batches["head"], col["head"], atol=1e-6)  # batches of 2 vs one of 4
     np.testing.assert_array_equal(batches.labels, y.numpy())
     with pytest.raises(InputError, match="takes 2 inputs.*labels=y"):
         interp.collect(model, (image, table, y), store=tmp_path, progress=False)
@@ -482,3 +482,294 @@ def test_the_library_retains_freed_memory_by_itself_unless_told_not_to():
     glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
     assert on.stdout.strip() == f"None {glibc}", on.stderr
     assert off.stdout.strip() == "None False", off.stderr
+
+
+# ---------------------------------------------------------------------------- what an independent review tried
+
+def test_time_major_outputs_of_sums_and_stacks_are_probed_when_time_equals_batch(tmp_path):
+    """A time-major tensor made by a residual sum or a stack, as long in time as the batch:
+    the forward alone cannot tell the axes apart, so record and collect probe them."""
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)  # batch_first=False: (time, batch, d)
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):  # (batch, time, d)
+            return self.fc(self.enc(x.transpose(0, 1)))[-1]
+
+    torch.manual_seed(0)
+    model = Encoder().eval()
+    x = torch.randn(5, 5, 8)  # time == batch
+    with torch.no_grad():
+        truth = model.fc(model.enc(x.transpose(0, 1))).transpose(0, 1)  # (batch, time, 2)
+    rec = interp.record(model, x)
+    assert rec.batch_axis["fc"] == 1 and rec.batch_axis["enc.norm2"] == 1
+    col = interp.collect(model, x, store=tmp_path, progress=False)
+    np.testing.assert_allclose(col["fc"], truth.numpy(), atol=1e-5)
+    assert col.batch_axis("fc") == 1
+    with pytest.warns(UserWarning, match="could not be told apart"):  # capture alone says it guessed
+        with interp.capture(model, ["fc"], reduce="mean") as rec:
+            model(x)
+    with interp.capture(model, ["fc"], reduce="mean", batch_axes={"fc": 1}) as rec:
+        model(x)
+    torch.testing.assert_close(rec.activations["fc"], truth.mean(1))
+
+
+def test_grad_cam_gives_its_map_to_the_input_its_layer_reads():
+    class TwoImages(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rgb = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.depth = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, rgb, depth):
+            return self.head(torch.cat([self.rgb(rgb), self.depth(depth)], 1))
+
+    torch.manual_seed(0)
+    model = TwoImages().eval()
+    x = (torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8))
+    a = interp.explain(model, x, 0, "grad_cam")  # default: the last convolution's maps, the depth branch's
+    assert a.options["layer"].startswith("depth") and a.values[0] is None and a.values[1].shape == x[1].shape
+    b = interp.explain(model, x, 0, "grad_cam", layer="rgb.1")
+    assert b.values[0].shape == x[0].shape and b.values[1] is None
+
+
+def test_token_ids_copied_time_major_are_still_the_tokens():
+    class Contiguous(T.TimeMajorLSTM):  # the PyTorch tutorials' idiom: tokens.t().contiguous()
+        def forward(self, tokens):
+            out, _ = self.lstm(self.embedding(tokens.t().contiguous()))
+            return self.fc(out)[-1]
+
+    for steps in (7, 4):  # time longer than the batch, and as long
+        twin, model = _lstm(), Contiguous().eval()
+        model.load_state_dict(twin.state_dict())
+        tokens = _tokens(steps=steps)
+        for method in ("input_x_gradient", "integrated_gradients"):
+            torch.testing.assert_close(interp.attribute(model, tokens, 0, method),
+                                       interp.attribute(twin, tokens, 0, method))
+        torch.testing.assert_close(interp.lrp(model, tokens, 0).relevance, interp.lrp(twin, tokens, 0).relevance)
+
+
+def test_an_in_place_first_layer_never_writes_into_the_callers_input(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.LeakyReLU(0.1, inplace=True), nn.Linear(4, 2)).eval()
+    twin = nn.Sequential(nn.LeakyReLU(0.1), nn.Linear(4, 2)).eval()
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(6, 4)
+    kept = x.clone()
+    for method in ("gradient", "integrated_gradients", "deeplift", "smoothgrad"):
+        torch.testing.assert_close(interp.attribute(model, x, 0, method), interp.attribute(twin, x, 0, method))
+    torch.testing.assert_close(interp.lrp(model, x, 0).relevance, interp.lrp(twin, x, 0).relevance)
+    a = interp.sensitivity(model, x, 0, kind="noise", draws=2)
+    b = interp.sensitivity(twin, x, 0, kind="noise", draws=2)
+    torch.testing.assert_close(a.score_change, b.score_change)
+    torch.testing.assert_close(interp.record(model, x).activations["1"], interp.record(twin, x).activations["1"])
+    interp.collect(model, x, store=tmp_path, progress=False)
+    assert torch.equal(x, kept)
+
+
+def test_a_forward_writing_into_a_tensor_a_layer_saved_is_explained_like_its_twin():
+    class Saved(nn.Module):
+        def __init__(self, in_place=True):
+            super().__init__()
+            self.lin1, self.lin2, self.head = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+            self.in_place = in_place
+
+        def forward(self, x):
+            a = self.lin1(x)
+            b = self.lin2(a)  # lin2 keeps a for its weights' gradient
+            if self.in_place:
+                a += b
+            else:
+                a = a + b
+            return self.head(a)
+
+    torch.manual_seed(0)
+    model, twin = Saved().eval(), Saved(in_place=False).eval()
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(3, 4)
+    for method in ("gradient", "integrated_gradients", "deeplift"):
+        torch.testing.assert_close(interp.attribute(model, x, 0, method), interp.attribute(twin, x, 0, method))
+    assert all(p.requires_grad for p in model.parameters())  # put back
+
+
+def test_writes_the_source_hides_are_found_or_caught_and_watched(tmp_path):
+    """The source scan follows super().forward, helpers of other modules, operator.iadd,
+    lambdas on the instance, helpers three calls deep; a write it cannot read (a torch
+    method held in a dict) is caught, and the model watched from then on."""
+    import operator
+
+    from interp.inplace import may_write_in_place
+
+    hidden = {"add_": torch.Tensor.add_}
+
+    class Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.a(x)
+            h += 1.0
+            return self.b(h)
+
+    class Sub(Base):
+        def forward(self, x):
+            return super().forward(x)
+
+    class ViaOperator(Base):
+        def forward(self, x):
+            h = operator.iadd(self.a(x), 1.0)
+            return self.b(h)
+
+    class ViaLambda(Base):
+        def __init__(self):
+            super().__init__()
+            self.shift = lambda h: h.add_(1.0)
+
+        def forward(self, x):
+            h = self.a(x)
+            self.shift(h)
+            return self.b(h)
+
+    class Hidden(Base):
+        def forward(self, x):
+            h = self.a(x)
+            hidden["add_"](h, 1.0)
+            return self.b(h)
+
+    class Twin(Base):
+        def forward(self, x):
+            return self.b(self.a(x) + 1.0)
+
+    torch.manual_seed(0)
+    twin = Twin().eval()
+    x = torch.randn(3, 4)
+    expected = interp.record(twin, x).activations["a"]
+    relevance = interp.lrp(twin, x, 0, composite="lrp0").relevance
+    for make in (Sub, ViaOperator, ViaLambda):
+        model = make().eval()
+        model.load_state_dict(twin.state_dict())
+        assert may_write_in_place(model), make.__name__
+        torch.testing.assert_close(interp.record(model, x).activations["a"], expected)
+        torch.testing.assert_close(interp.lrp(model, x, 0, composite="lrp0").relevance, relevance)
+    for call in ("record", "collect", "lrp"):  # each on a class not yet watched
+        cls = type(f"Hidden{call}", (Hidden,), {})
+        model = cls().eval()
+        model.load_state_dict(twin.state_dict())
+        assert not may_write_in_place(model)
+        if call == "record":
+            torch.testing.assert_close(interp.record(model, x).activations["a"], expected)
+        elif call == "collect":
+            np.testing.assert_allclose(interp.collect(model, x, store=tmp_path, progress=False)["a"], expected)
+        else:
+            torch.testing.assert_close(interp.lrp(model, x, 0, composite="lrp0").relevance, relevance)
+        assert may_write_in_place(model)  # watched from now on
+
+
+def test_the_store_key_covers_what_the_forward_runs(tmp_path):
+    """torchvision's ResNet runs ``self._forward_impl``; helpers, class constants and
+    non-persistent buffers change the result too: each edit is a miss."""
+    class Net(nn.Module):
+        SCALE = 1.0
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+            self.register_buffer("shift", torch.zeros(3), persistent=False)
+
+        def forward(self, x):
+            return self._forward_impl(x)
+
+        def _forward_impl(self, x):
+            return _helper(self.lin(x)) * self.SCALE + self.shift
+
+    def _helper(t):
+        return t
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = torch.randn(5, 4)
+
+    def collected():
+        return interp.collect(net, x, "model", store=tmp_path, progress=False, name="net")
+
+    first = collected()
+    assert collected().hit
+    edits = [lambda: setattr(Net, "_forward_impl", lambda self, x: _helper(self.lin(x)) * 2 * self.SCALE + self.shift),
+             lambda: globals().__setitem__("_unused", None) or setattr(Net, "SCALE", 3.0),
+             lambda: net.shift.fill_(1.0)]
+    for edit in edits:
+        edit()
+        again = collected()
+        assert not again.hit
+        with torch.no_grad():
+            np.testing.assert_allclose(again["model"], net(x).numpy(), rtol=1e-6)
+    assert first.meta["model"]["architecture"] == again.meta["model"]["architecture"]
+
+
+def test_norms_that_would_change_and_dropout_that_would_be_random_are_refused(tmp_path):
+    norm = nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, track_running_stats=True), nn.Flatten(),
+                         nn.Linear(4 * 30 * 30, 2)).train()
+    before = snapshot(norm)
+    x = _images()
+    for call in (lambda: interp.record(norm, x), lambda: interp.collect(norm, x, store=tmp_path, progress=False),
+                 lambda: interp.attribute(norm, x, 0, "gradient"), lambda: interp.lrp(norm, x, 0),
+                 lambda: interp.lrp.plan(norm, x=x), lambda: interp.sensitivity.spread(norm, x)):
+        with pytest.raises(ModelError, match="updates its running statistics"):
+            call()
+        assert_untouched(norm, before)
+    vgg = T.vgg()
+    vgg.train()
+    before = snapshot(vgg)
+    for call in (lambda: interp.record(vgg, x), lambda: interp.lrp.plan(vgg, x=x),
+                 lambda: interp.attribution.spatial_layers(vgg, x), lambda: interp.sensitivity.spread(vgg, x)):
+        with pytest.raises(ModelError, match="normalises with the statistics of the batch"):
+            call()
+    interp.summarize(vgg, x[:2])  # shapes only: runs, and puts the running statistics back
+    assert_untouched(vgg, before)
+    dropout = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2)).train()
+    for call in (lambda: interp.attribute(dropout, torch.randn(3, 4), 0, "gradient"),
+                 lambda: interp.lrp(dropout, torch.randn(3, 4), 0),
+                 lambda: interp.sensitivity(dropout, torch.randn(3, 4), 0, kind="noise")):
+        with pytest.raises(ModelError, match=r"'1' \(Dropout\) is in train mode: it drops units at random"):
+            call()
+
+
+def test_blame_names_the_module_and_keyword_inputs_are_used_only_when_the_forward_takes_them():
+    broken = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(10, 2))
+    with pytest.raises(InputError, match=r"inside '2' \(Linear\(in_features=10.*do not fit each other"):
+        interp.attribute(broken, torch.randn(3, 4), 0, "gradient")
+
+    class Bad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError("bug in my backward")
+
+    class CustomBackward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.lin(Bad.apply(x))
+
+    with pytest.raises(ModelError, match="runs on an input.*bug in my backward"):
+        interp.attribute(CustomBackward(), torch.randn(3, 4), 0, "gradient")
+
+    class OneDict(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 2)
+
+        def forward(self, batch, **options):
+            return self.lin(batch["x"])
+
+    a = interp.attribute(OneDict(), {"x": torch.randn(3, 4)}, 0, "gradient")
+    assert a["x"].shape == (3, 4)

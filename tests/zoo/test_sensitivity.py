@@ -69,8 +69,10 @@ def test_other_settings_miss_and_damaged_files_are_computed_again():
     path = cache.path_of(entry, sens.dataset_request(entry, layer))
     path.write_bytes(b"not a result")
     again = zoo.load("mlp-cancer")
-    assert sens.dataset_cached(again, layer) is None  # unreadable: a miss, not an error
-    recomputed = sens.dataset_result(again, layer)
+    with pytest.warns(RuntimeWarning, match="not a readable result file.*computing it again"):
+        assert sens.dataset_cached(again, layer) is None  # unreadable: a miss (said), not an error
+    with pytest.warns(RuntimeWarning):
+        recomputed = sens.dataset_result(again, layer)
     assert torch.equal(recomputed.change, first.change)
     assert sens.dataset_cached(zoo.load("mlp-cancer"), layer) is not None  # replaced on disk
 
