@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import types
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -169,11 +170,23 @@ def _merged(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm, layer_path: s
     return weight.detach(), bias.detach()
 
 
-def trace(model: nn.Module, modules: dict[str, nn.Module],
-          x: Inputs) -> tuple[dict[str, str], list[str], set[str]]:
-    """Run the model once on the inputs ``x`` (one sample is enough) and return
-    ``({batch-norm path: path of the Linear/Conv whose output it reads}, [paths of the
-    weighted layers that read the input], {paths of the modules called})``. Reading the input means being given the
+@dataclass(frozen=True)
+class Traced:
+    """What :func:`trace` saw: batch-norm pairs, the layers reading the input, the modules
+    called, each module's calls' input and output shapes, and the model's output."""
+
+    pairs: dict[str, str]
+    readers: list[str]
+    called: set[str]
+    shapes: dict[str, tuple[list, list]]
+    output: object
+
+
+def trace(model: nn.Module, modules: dict[str, nn.Module], x: Inputs) -> Traced:
+    """Run the model once on the inputs ``x`` (one sample is enough) and return, as a
+    :class:`Traced`: ``{batch-norm path: path of the Linear/Conv whose output it reads}``,
+    ``[paths of the weighted layers that read the input]``, ``{paths of the modules
+    called}``, the shapes of each call, and the output. Reading the input means being given the
     input or a re-indexing of all its elements (a reshape, not a slice); the input of
     token models is the output of the embedding that reads the ids. A batch-norm stays
     unpaired (a diagonal affine map of its own) when it reads anything but a layer's
@@ -213,16 +226,30 @@ def trace(model: nn.Module, modules: dict[str, nn.Module],
     def on_other(name, _args, _out):
         calls[name] = calls.get(name, 0) + 1
 
+    shapes: dict[str, tuple[list, list]] = {}
+
+    def shaped(fn):
+        def note(name, args, out):
+            ins, outs = shapes.setdefault(name, ([], []))
+            if args and isinstance(args[0], torch.Tensor):
+                ins.append(tuple(args[0].shape))
+            replaced = fn(name, args, out)
+            final = out if replaced is None else replaced
+            if isinstance(final, torch.Tensor):
+                outs.append(tuple(final.shape))
+            return replaced
+        return note
+
     after = {}
     for name, m in modules.items():
         if isinstance(m, WEIGHTED):
-            after[name] = on_layer
+            after[name] = shaped(on_layer)
         elif id(m) in norms:
-            after[name] = on_norm
+            after[name] = shaped(on_norm)
         elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-            after[name] = on_embedding
+            after[name] = shaped(on_embedding)
         else:
-            after[name] = on_other
+            after[name] = shaped(on_other)
     given = []
     tokens = []
     for t in x.tensors:
@@ -242,8 +269,8 @@ def trace(model: nn.Module, modules: dict[str, nn.Module],
     pairs = {bn: layer for bn, (layer, t) in pairs.items()
              if calls.get(bn) == 1 and calls.get(layer) == 1 and len(used[layer]) == 1
              and t.grad_fn is not None and users.get(t.grad_fn, 0) == 1}
-    return pairs, readers, set(calls) | {n for n, m in modules.items() if isinstance(m, (nn.Embedding,))
-                                         and n in after}
+    called = set(calls) | {n for n, m in modules.items() if isinstance(m, (nn.Embedding,)) and n in after}
+    return Traced(pairs, readers, called, shapes, out)
 
 
 def _users(output) -> dict:
@@ -533,4 +560,4 @@ class LayerActivation(Canonizer):
 CANONIZERS = (MergeBatchNorm(), UnrollRecurrent(), Attention(), LayerActivation())
 
 __all__ = ["Canonizer", "MergeBatchNorm", "UnrollRecurrent", "Attention", "LayerActivation", "CANONIZERS",
-           "trace", "holds"]
+           "trace", "Traced", "holds"]

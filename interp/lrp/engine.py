@@ -328,11 +328,12 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> P
     with blame(model, one, "the LRP plan") if one is not None else contextlib.nullcontext(), exclusive(), \
             out_of_place(model):
         modules = module_names(model)
-        pairs = trace(model, modules, one)[0] if one is not None else _sequential_pairs(modules)
+        pairs = trace(model, modules, one).pairs if one is not None else _sequential_pairs(modules)
         with _canonized(model, comp, pairs) as state:
             if one is None:
                 return state.plan(None)[0]
-            _pairs, readers, called = trace(model, state.modules, one)
+            traced = trace(model, state.modules, one)
+            readers, called = traced.readers, traced.called
             the_plan, chosen = state.plan(readers)
     rows = tuple(dataclasses.replace(r, role="unsupported", note=f"{r.rule} is an input-layer rule, and this "
                                      "layer does not read the input")
@@ -681,32 +682,29 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     start = time.perf_counter()
     with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
         modules = module_names(model)
-        reference, pairs = None, {}
+        reference, pairs, one_sample = None, {}, None
         if any(isinstance(m, _REWRITTEN) for m in modules.values()):  # canonizers will change the model
-            checked = _checked_rows(structure)
-            with torch.no_grad():
-                reference = scores_of(structure.rows(checked).call(model)).detach()
+            first = structure.rows(slice(0, 1)).copy()
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
-                pairs = trace(model, modules, structure.rows(slice(0, 1)))[0]
+                traced = trace(model, modules, first)  # one pass: the pairs, the shapes, the original's output
+                pairs, one_sample = traced.pairs, traced.shapes
+                reference = scores_of(traced.output).detach()
+            else:
+                with torch.no_grad():
+                    reference = scores_of(first.call(model)).detach()
         try:
             with _canonized(model, comp, pairs, modules) as state:
-                run = _propagate(state, structure, target, embedding, reference)
+                run = _propagate(state, structure, target, embedding, reference, one_sample)
         except _UnseenWrite:
             if watched(model):
                 raise  # watched, and still unseen: .data or numpy
             watch_always(model)  # a write the source scan did not show: watch every forward, once more
             with _canonized(model, comp, pairs, modules) as state:
-                run = _propagate(state, structure, target, embedding, reference)
+                run = _propagate(state, structure, target, embedding, reference, one_sample)
     relevance, t, score, space_embedding, the_plan, flow = run
     return LRPResult(relevance=relevance, target=t, score=score, composite=comp.name, plan=the_plan,
                      embedding=space_embedding, seconds=time.perf_counter() - start, options=dict(params),
                      flow=flow)
-
-
-def _checked_rows(structure: Inputs) -> torch.Tensor:
-    """The samples on which the canonized model is checked against the original: the first
-    and the last (the rules act per sample, so a rewrite that is wrong shows on any)."""
-    return torch.tensor(sorted({0, structure.batch - 1}))
 
 
 _REWRITTEN = (nn.RNNBase, nn.MultiheadAttention, nn.modules.batchnorm._BatchNorm)
@@ -729,7 +727,7 @@ def _refuse_unsupported(the_plan: Plan) -> None:
                       f"{hint[0].upper() + hint[1:]}; interp.lrp.plan(model) shows every module's rule")
 
 
-def _propagate(state: _Canonized, structure: Inputs, target, embedding, reference):
+def _propagate(state: _Canonized, structure: Inputs, target, embedding, reference, one_sample=None):
     model, composite, modules = state.model, state.composite, state.modules
     # the draft plan gives the first-layer rule only to layers nothing else covers; which
     # layers read the input is seen per call below
@@ -824,14 +822,15 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
                           "it through a module (an nn.Linear sharing the weight, or a small module whose type "
                           "you give a rule)")
     t = resolve_target(target, space.scores)
-    if reference is not None:
-        _check_same(space.scores[_checked_rows(structure)], reference, draft)
+    if reference is not None:  # the canonized model against the original, on the first sample
+        _check_same(space.scores[:1], reference, draft)
     seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
     grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
     explained = len(space.inputs)
     flow.take_grads(grads[explained:])
-    if flow.ambiguous():
-        flow.find_batch_axes(_shapes_on_one_sample(model, modules, tapped, structure.rows(slice(0, 1))))
+    if flow.ambiguous():  # shapes on one sample: seen by the trace already where it saw every tapped layer
+        known = one_sample if one_sample is not None and all(p in one_sample for p in tapped) else None
+        flow.find_batch_axes(known or _shapes_on_one_sample(model, modules, tapped, structure.rows(slice(0, 1))))
     inputs = [a.detach() for a in space.inputs]
     relevance = [a * g if g is not None else torch.zeros_like(a) for a, g in zip(inputs, grads[:explained])]
     for name, layer_input, r_in in direct:
