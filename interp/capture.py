@@ -585,7 +585,12 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     leaves = leaf_names(model, modules)
     names = leaves if layers is None else select_layers(model, layers, modules)
     do_clone = bool(clone) and reduce is None  # a reduction is a new tensor already
-    copy_on_write = clone is None and reduce is None
+    # copy-on-write, where something may write into a record: a module with inplace=True (seen before
+    # it runs), or forward code whose source writes in place (out += identity; every operation watched)
+    in_place_modules = [m for m in modules.values() if m.__dict__.get("inplace") is True]
+    watch = clone is None and reduce is None and (watch or may_write_in_place(modules.values()))
+    copy_on_write = clone is None and reduce is None and (watch or bool(in_place_modules))
+    ours = unwatched if watch else (lambda fn: fn)  # interp's own hooks skip the watch
     rec = Recording(names)
     given_axes = dict(batch_axes or {})
     handles, trackers = [], []
@@ -661,7 +666,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         part_names = _part_names(module)
         attention = attention_weights and isinstance(module, nn.MultiheadAttention)
 
-        @unwatched
+        @ours
         def hook(_module, args, output):
             if threading.get_ident() != owner:
                 return None
@@ -673,7 +678,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             return _caller_view(module, output, wanted) if attention else None
         return hook
 
-    @unwatched
+    @ours
     def track(module, args, output) -> None:
         if threading.get_ident() != owner:
             return
@@ -682,7 +687,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             if tracking[0]:
                 layout_of(module, sub, t, args)
 
-    @unwatched
+    @ours
     def start(_module, args, kwargs) -> None:
         if threading.get_ident() == owner:
             axes.start(args, kwargs)
@@ -695,21 +700,16 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
 
     grad_mode = contextlib.nullcontext() if (enable_grad or grads) else torch.no_grad()
     protect = _protected_writes(rec)
-    # writes by modules (inplace=True) are seen before the module runs; writes in forward code
-    # (out += identity) by watching every operation, where the forwards' source has any
-    watch = copy_on_write and (watch or may_write_in_place(modules.values()))
     writes = watch_writes(protect) if watch else contextlib.nullcontext()
 
-    @unwatched
+    @ours
     def before_in_place(_module, args) -> None:
         if threading.get_ident() == owner and args and isinstance(args[0], torch.Tensor):
             protect(args[0])
 
     try:
         handles.append(model.register_forward_pre_hook(start, with_kwargs=True))
-        if copy_on_write:
-            handles.extend(m.register_forward_pre_hook(before_in_place) for m in modules.values()
-                           if m.__dict__.get("inplace") is True)
+        handles.extend(m.register_forward_pre_hook(before_in_place) for m in in_place_modules if copy_on_write)
         for name in names:
             module = modules[name]
             if attention_weights and isinstance(module, nn.MultiheadAttention):

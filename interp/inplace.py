@@ -19,8 +19,12 @@ mechanisms, both scoped to one call and undone after it:
 Written here, not taken from a library: PyTorch has no hook on in-place writes. A
 ``TorchFunctionMode`` costs a few microseconds per operation (5% of a capture of the
 zoo CNN, measured), so it is only entered where :func:`may_write_in_place` finds an
-in-place write in the source of the model's forwards (``out += identity`` in
-torchvision's blocks); in-place *modules* are seen by their flag, before they run.
+in-place write in the source of what the model's forwards run (``out += identity`` in
+torchvision's blocks; :mod:`interp.code` follows methods, helpers and ``super()``);
+in-place *modules* are seen by their flag, before they run. A write the source does not
+show (compiled code) is still caught afterwards, by the tensors' version counters: the
+analyses that run the model themselves then run it again with every forward watched,
+and :func:`watch_always` remembers the class.
 """
 
 from __future__ import annotations
@@ -207,16 +211,13 @@ def may_write_in_place(model) -> bool:
     for m in modules:
         if type(m) in _WATCHED:
             return True
-        key = _class_key(m)
-        own = m.__dict__.get("forward") is not None or any(callable(v) and not isinstance(v, nn.Module)
-                                                           for v in m.__dict__.values())
-        if own or key not in _BY_CLASS:
-            writes = any(_function_writes(fn) for fn in functions_of(m))
-            if own:
-                if writes:
-                    return True
-                continue
-            _BY_CLASS[key] = writes
+        if "forward" in m.__dict__:  # a forward of its own: read for this module alone
+            if any(_function_writes(fn) for fn in functions_of(m)):
+                return True
+            continue
+        key = _class_key(m)  # read once per class (and again when its forward is replaced)
+        if key not in _BY_CLASS:
+            _BY_CLASS[key] = any(_function_writes(fn) for fn in functions_of(m))
         if _BY_CLASS[key]:
             return True
     return False
