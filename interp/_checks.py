@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .errors import InputError, ModelError, TargetError
+from .code import calls_any
 from .inputs import Inputs, as_inputs, check_model, expected_input  # noqa: F401  (expected_input: re-exported)
 
 
@@ -41,6 +42,8 @@ def check_batch(model: nn.Module, x, verb: str) -> Inputs:
 
 
 _DROPOUTS = (nn.modules.dropout._DropoutNd,)
+_RANDOM_CALLS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+                           "rrelu", "bernoulli", "rand", "randn", "randn_like", "rand_like", "normal", "multinomial"})
 
 
 def refuse_batch_statistics(model: nn.Module, verb: str = "attribution", *, random: bool = False) -> None:
@@ -61,10 +64,19 @@ def refuse_batch_statistics(model: nn.Module, verb: str = "attribution", *, rand
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.training and m.track_running_stats:
             raise ModelError(f"{where} is in train mode: it updates its running statistics on every batch, so the "
                              f"model would change while computing its {verb}; call model.eval()")
+        if m.training and (type(m).__name__ == "_SpectralNorm" or any(
+                type(h).__name__ == "SpectralNorm" for h in m._forward_pre_hooks.values())):
+            raise ModelError(f"{where} is in train mode: its spectral norm updates its power-iteration vectors on "
+                             f"every forward, so the model would change while computing its {verb}; call "
+                             "model.eval()")
         if random and m.training and (
                 (isinstance(m, _DROPOUTS) and m.p > 0) or (isinstance(m, nn.RNNBase) and m.dropout > 0)):
             raise ModelError(f"{where} is in train mode: it drops units at random, so the {verb} would be random "
                              "(and differ from call to call); call model.eval()")
+        if random and m.training and not type(m).__module__.startswith("torch.") and calls_any(m, _RANDOM_CALLS):
+            raise ModelError(f"{where} is in train mode, and its forward draws at random (F.dropout(..., "
+                             f"training=self.training), torch.rand...), so the {verb} would be random (and differ "
+                             "from call to call); call model.eval()")
 
 
 def scores_of(output, where: str = "the model") -> torch.Tensor:

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, check_finite, refuse_batch_statistics, resolve_target
-from .capture import capture, intervene, module_names
+from .capture import intervene, module_names, recording
 from .errors import InputError, InterpError, UnknownNameError
 from .inputs import Inputs, as_inputs, blame
 from .memory import start_memory_reuse
@@ -385,8 +385,9 @@ def _one_module_per_call(space: Space, types: tuple):
 
     from .capture import hooked
 
+    rows = torch.zeros(2, dtype=torch.long)  # copies of the first sample (a squeezing forward keeps a batch)
     with hooked(candidates, after={n: count for n in candidates}), torch.no_grad():
-        space.run(tuple(a.detach()[:1] for a in space.inputs), torch.arange(1))
+        space.run(tuple(a.detach()[rows] for a in space.inputs), rows)
     reused = {i: c for i, c in counts.items() if c > 1}
     swaps, wrappers = [], {}
     for parent in model.modules():
@@ -500,10 +501,10 @@ def _spatial(shape: tuple[int, ...], layout: str) -> bool:
 
 
 def _maps(model: nn.Module, x, layers=None) -> list[tuple[str, tuple[int, ...], str, int]]:
-    """(layer, output shape, layout, calls) of each tensor output on one sample, in call order."""
+    """(layer, output shape, layout, calls) of each tensor output on copies of the first
+    sample, in call order."""
     inputs = as_inputs(x, model)
-    with capture(model, layers, track_layout=True) as rec:
-        inputs.rows(slice(0, 1)).copy().call(model)
+    rec = recording(model, lambda: inputs.probe().call(model), layers, track_layout=True)
     return [(rec.layer_of[n], tuple(t[0].movedim(rec.batch_axis[n], 0).shape), rec.layout[n], len(t))
             for n, t in rec.calls.items() if n == rec.layer_of[n]]
 
@@ -561,7 +562,8 @@ def _cam_layer(space: Space, layer: str | None) -> str:
 
 def _inputs_reaching(space: Space, layer: str) -> set[int]:
     """The explained tensors ``layer``'s output depends on (autograd, on one sample)."""
-    leaves = tuple(a.detach()[:1].clone().requires_grad_(True) for a in space.inputs)
+    rows = torch.zeros(2, dtype=torch.long)  # copies of the first sample (a squeezing forward keeps a batch)
+    leaves = tuple(a.detach()[rows].requires_grad_(True) for a in space.inputs)
     outputs: list[torch.Tensor] = []
 
     def take(_name, _args, output):
@@ -569,7 +571,7 @@ def _inputs_reaching(space: Space, layer: str) -> set[int]:
             outputs.append(output)
 
     with intervene(space.model, [layer], take), torch.enable_grad():
-        space.run(leaves, torch.arange(1))
+        space.run(leaves, rows)
     if not outputs or not outputs[0].requires_grad:
         return set()
     grads = torch.autograd.grad(outputs[0].sum(), leaves, allow_unused=True)

@@ -54,9 +54,9 @@ import torch
 from torch import nn
 
 from ._checks import refuse_batch_statistics
-from .errors import CaptureError, InputError, UnknownNameError
-from .inplace import may_write_in_place, storage_of, unwatched, watch_always, watch_writes
-from .inputs import as_inputs, blame, check_model
+from .errors import CaptureError, InputError, ModelError, UnknownNameError
+from .inplace import may_write_in_place, storage_of, unwatched, watch_always, watch_writes, watched
+from .inputs import ModelRaised, as_inputs, blame, check_model
 from .memory import start_memory_reuse
 
 LayerSpec = Union[str, type, Sequence[Union[str, type]], None]
@@ -288,7 +288,7 @@ def reduce_batch_first(t: torch.Tensor, how: str, layout: str) -> torch.Tensor:
     return t.mean(dims) if how == "mean" else t.amax(dims)
 
 
-class UnseenWrite(CaptureError):
+class UnseenWrite(CaptureError, ModelError):
     """A recorded tensor changed in place by a write the source scan did not find."""
 
 
@@ -376,10 +376,11 @@ class Recording:
                 if t._version != v:
                     where = name if len(tensors) == 1 else f"{name}:{i}"
                     raise UnseenWrite(
-                        f"activation {where!r} was modified in place after it was recorded, by code whose source "
-                        "interp could not read (compiled code, .data, a numpy view); the model is at fault: record "
-                        "again with interp.capture(..., watch=True) (interp.record and interp.collect do so by "
-                        "themselves), copies with clone=True, or write that step out of place")
+                        f"activation {where!r} was modified in place after it was recorded, by a write interp did "
+                        "not see coming (in code it could not read or did not follow, through .data or a numpy "
+                        "view); the model is at fault: record again with interp.capture(..., watch=True) "
+                        "(interp.record and interp.collect do so by themselves), copies with clone=True, or write "
+                        "that step out of place")
 
     def __repr__(self) -> str:
         return f"Recording({len(self.calls)} outputs from {len(self.layers)} layers)"
@@ -509,8 +510,11 @@ def probe_batch_axes(model: nn.Module, x, layers: LayerSpec = None) -> dict[str,
     inputs = as_inputs(x, model, at_least_2d=False)
     shapes = []
     for k in (2, 3):
-        with capture(model, layers, batch_axes={}) as rec:
-            inputs.rows(torch.zeros(k, dtype=torch.long)).call(model)
+        try:
+            rec = recording(model, lambda: inputs.rows(torch.zeros(k, dtype=torch.long)).call(model), layers,
+                            batch_axes={})
+        except ModelRaised:  # a forward that fixes its batch size: nothing to learn from other sizes
+            return {}
         shapes.append({name: [tuple(t.shape) for t in tensors] for name, tensors in rec.calls.items()})
     axes = {}
     for name, two in shapes[0].items():
@@ -588,8 +592,9 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     # copy-on-write, where something may write into a record: a module with inplace=True (seen before
     # it runs), or forward code whose source writes in place (out += identity; every operation watched)
     in_place_modules = [m for m in modules.values() if m.__dict__.get("inplace") is True]
-    watch = clone is None and reduce is None and (watch or may_write_in_place(modules.values()))
-    copy_on_write = clone is None and reduce is None and (watch or bool(in_place_modules))
+    # (a reduction may be a view of the output: a 2-D output's mean over no positions is itself)
+    watch = clone is None and bool(watch or may_write_in_place(modules.values()))
+    copy_on_write = clone is None and (watch or bool(in_place_modules))
     ours = unwatched if watch else (lambda fn: fn)  # interp's own hooks skip the watch
     rec = Recording(names)
     given_axes = dict(batch_axes or {})
@@ -792,6 +797,23 @@ def intervene(model: nn.Module, layers: LayerSpec, fn: Callable[[str, tuple, Any
         yield
 
 
+def recording(model: nn.Module, run: Callable[[], Any], layers: LayerSpec = None, **options) -> Recording:
+    """``run()`` (a forward of ``model``) under :func:`capture`, for analyses that run the model
+    themselves: a write the source scan did not show is caught by the recordings' version
+    counters, and the run is done again with every forward of the model's classes watched
+    (:func:`interp.inplace.watch_always`)."""
+    try:
+        with capture(model, layers, **options) as rec:
+            run()
+    except UnseenWrite:
+        if watched(model):
+            raise  # watched, and still unseen: .data or a numpy view
+        watch_always(model)
+        with capture(model, layers, **options) as rec:
+            run()
+    return rec
+
+
 def record(model: nn.Module, x, layers: LayerSpec = None, **options) -> Recording:
     """Run the model once on ``x`` (a tensor, or a tuple or dict of inputs: see
     :mod:`interp.inputs`) under :func:`capture` and return the recording."""
@@ -799,20 +821,13 @@ def record(model: nn.Module, x, layers: LayerSpec = None, **options) -> Recordin
     check_model(model, inputs, "record")
     refuse_batch_statistics(model, "recording")
     with blame(model, inputs, "record"):
-        try:
-            with capture(model, layers, **options) as rec:
-                inputs.copy().call(model)  # a forward may write into its input: not into the caller's
-        except UnseenWrite:  # a write the source did not show: from now on, every forward is watched
-            watch_always(model)
-            with capture(model, layers, **options) as rec:
-                inputs.copy().call(model)
+        rec = recording(model, lambda: inputs.copy().call(model), layers, **options)  # not into the caller's input
         if rec.ambiguous and "batch_axes" not in options:
             known = probe_batch_axes(model, inputs, layers)
-            with capture(model, layers, batch_axes=known, **options) as rec:
-                inputs.copy().call(model)
+            rec = recording(model, lambda: inputs.copy().call(model), layers, batch_axes=known, **options)
     return rec
 
 
 __all__ = ["capture", "record", "intervene", "hooked", "Recording", "select_layers", "module_names", "leaf_names",
            "replace_part",
-           "batch_axis_of", "own_batch_axis", "probe_batch_axes", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]
+           "batch_axis_of", "own_batch_axis", "probe_batch_axes", "recording", "UnseenWrite", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

@@ -51,8 +51,8 @@ from .inplace import watch_always
 from .errors import InputError, StoreError
 from .inputs import Inputs, ModelRaised, as_inputs, blamed, check_model
 from .memory import start_memory_reuse
-from .store import (FORMAT_VERSION, Damaged, Entry, Store, code_digest, file_sha256, model_identity,
-                    tensor_fingerprint)
+from .store import (FORMAT_VERSION, Damaged, Entry, Store, code_digest, file_sha256, model_identity, stamp,
+                    tensor_fingerprint, trust)
 
 DTYPE = np.float32
 
@@ -414,6 +414,9 @@ def collect(model: nn.Module, data: Any, layers: LayerSpec = None, store: str | 
                      "dataset": dataset, "created": datetime.datetime.now().isoformat(timespec="seconds"),
                      "torch": torch.__version__})
         write_text(tmp / "meta.json", json.dumps(meta, indent=1))
+        files = [info["file"] for info in meta["outputs"].values()] + list(meta["hashes"])
+        written = stamp(tmp, files)
+    trust(store.model_dir(ident) / key, files, written)  # hashed as written: not hashed again to be read
     entry = store.lookup(ident, key, {"identity": identity})
     if entry is None:
         raise StoreError(f"store {str(store.root)!r} did not keep the entry just written; "
@@ -468,10 +471,14 @@ def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, fo
                                         "batch_axis": rec.source_axis.get(base, axis)}
                     if out in skipped:
                         continue
-                    if out not in outputs or list(t.shape[1:]) != outputs[out]["shape"] or t.shape[0] != size:
-                        raise InputError(f"output {out!r} has shape {tuple(t.shape)} in this batch but "
-                                         f"{outputs.get(out, {}).get('shape')} per sample before; collect "
-                                         "needs outputs with one fixed-shape row per sample")
+                    if out not in outputs or t.ndim == 0 or list(t.shape[1:]) != outputs[out]["shape"] \
+                            or t.shape[0] != size:
+                        lost = " (a batch of one sample lost its batch axis: a squeeze in the forward?)" \
+                            if size == 1 or t.ndim == 0 else ""
+                        raise InputError(f"output {out!r} has shape {tuple(t.shape)} in this batch of {size} but "
+                                         f"{outputs.get(out, {}).get('shape')} per sample before{lost}; collect "
+                                         "needs outputs with one fixed-shape row per sample (choose a batch_size "
+                                         "that leaves no batch of one)")
                     arrays.append((outputs[out]["file"], np.ascontiguousarray(t.numpy(), dtype=DTYPE)))
                 missing = set(outputs) - seen
                 if missing:

@@ -175,25 +175,27 @@ def _function_writes(fn) -> bool:
     return _SCANNED[code]
 
 
-_WATCHED: set[type] = set()  # model classes seen writing in place where the source scan did not tell
+_WATCHED: set[type] = set()  # module classes seen writing in place where the source scan did not tell
 
 
 def watch_always(model: nn.Module) -> None:
-    """Watch every forward of models of ``model``'s class from now on: one was caught writing in
-    place where reading its source did not show it (``.add_`` behind a C extension, say)."""
-    _WATCHED.add(type(model))
+    """Watch every forward of ``model``'s own module classes from now on (not torch's, which
+    only write through their ``inplace`` flags): one of them was caught writing in place
+    where reading its source did not show it (compiled code, say)."""
+    own = {type(m) for m in model.modules() if not type(m).__module__.startswith("torch.")}
+    _WATCHED.update(own or {type(model)})
 
 
 def watched(model: nn.Module) -> bool:
-    """Whether every forward of ``model``'s class is watched (see :func:`watch_always`)."""
-    return type(model) in _WATCHED
+    """Whether some module class of ``model`` is watched (see :func:`watch_always`)."""
+    return any(type(m) in _WATCHED for m in model.modules())
 
 
 def _class_key(m: nn.Module) -> tuple:
     return (type(m), tuple(id(c.__dict__["forward"]) for c in type(m).__mro__ if "forward" in c.__dict__))
 
 
-_BY_CLASS: dict[tuple, bool] = {}
+_BY_CLASS: dict[tuple, tuple[bool, set]] = {}  # class key -> (its code writes, the names its code uses)
 
 
 def may_write_in_place(model) -> bool:
@@ -201,26 +203,63 @@ def may_write_in_place(model) -> bool:
     place outside a module: ``x += y``, ``x[i] = v``, ``x.add_(y)``, ``inplace=True``, ``out=``,
     ``operator.iadd``. Read from the source of the Python functions each forward runs
     (:func:`interp.code.functions_of`: the forward of the class and its bases, the methods,
-    helpers and lambdas it calls, three calls deep; torch's own code is trusted), once per
-    class; a function without readable source is assumed to write, and so is a model class
-    :func:`watch_always` was told about. In-place *modules* (``inplace=True`` flags) are not
-    counted: they are seen by their flag."""
-    from .code import functions_of
+    helpers, static methods, partials and lambdas it calls, four calls deep; torch's own
+    code is trusted), once per class, and again for an instance that keeps code of its own
+    (a forward, a lambda, a helper object); a function without readable source is assumed
+    to write, and so is a class :func:`watch_always` was told about. In-place *modules*
+    (``inplace=True`` flags) are not counted: they are seen by their flag."""
+    from .code import functions_of, instance_reads, names_of
 
     modules = model.modules() if isinstance(model, nn.Module) else model
     for m in modules:
         if type(m) in _WATCHED:
             return True
-        if "forward" in m.__dict__:  # a forward of its own: read for this module alone
-            if any(_function_writes(fn) for fn in functions_of(m)):
-                return True
-            continue
-        key = _class_key(m)  # read once per class (and again when its forward is replaced)
+        key = _class_key(m)
         if key not in _BY_CLASS:
-            _BY_CLASS[key] = any(_function_writes(fn) for fn in functions_of(m))
-        if _BY_CLASS[key]:
+            _BY_CLASS[key] = (any(_function_writes(fn) for fn in functions_of(m, instance=False)), names_of(m))
+        writes, names = _BY_CLASS[key]
+        if writes:
+            return True
+        if ("forward" in m.__dict__ or instance_reads(m, names)) and any(
+                _function_writes(fn) for fn in functions_of(m)):  # code of the instance's own
             return True
     return False
+
+
+class _Saved:
+    """A tensor autograd saved for the backward pass, replaced by a copy before it is written."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+
+@contextlib.contextmanager
+def saved_copy_on_write() -> Iterator[Callable[[torch.Tensor], None]]:
+    """Copy-on-write of what autograd saves for the backward pass (a layer's input, kept for
+    its weights' gradient, or a convolution's) while the body runs: yields ``before_write``,
+    to be called (by :func:`watch_writes`) before each in-place write, which replaces the
+    saved tensors in that memory by copies. So ``h = conv(x); h += conv2(h)`` has the
+    gradient of its out-of-place twin, where autograd alone refuses it ("modified by an
+    inplace operation"). Entered only where writes are watched."""
+    held: dict[int, list[_Saved]] = {}
+
+    def pack(t: torch.Tensor) -> _Saved:
+        box = _Saved(t)
+        if t.numel():
+            held.setdefault(storage_of(t), []).append(box)
+        return box
+
+    def unpack(box: _Saved) -> torch.Tensor:
+        return box.tensor
+
+    def before_write(target: torch.Tensor) -> None:
+        for box in held.pop(storage_of(target), ()):
+            box.tensor = box.tensor.clone()
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield before_write
 
 
 def storage_of(t: torch.Tensor) -> int:
@@ -242,5 +281,6 @@ def out_of_place(model: nn.Module) -> Iterator[list[str]]:
             m.inplace = True
 
 
-__all__ = ["out_of_place", "watch_writes", "unwatched", "may_write_in_place", "watch_always", "watched", "written",
+__all__ = ["out_of_place", "watch_writes", "saved_copy_on_write", "unwatched", "may_write_in_place", "watch_always",
+           "watched", "written",
            "storage_of"]

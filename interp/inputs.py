@@ -87,6 +87,12 @@ class Inputs:
         plainly, so that a forward writing into its input never writes into the caller's."""
         return self.replace(t.clone() for t in self.tensors)
 
+    def probe(self) -> "Inputs":
+        """Copies of the first sample, two (three for a batch of two): a small batch for passes
+        that look at the model's structure, which a forward squeezing its batch axis cannot
+        collapse, and whose size tells the batch axis from one as long as the batch."""
+        return self.rows(torch.zeros(2 if self.batch != 2 else 3, dtype=torch.long))
+
     def rows(self, index) -> "Inputs":
         """The samples ``index`` (a slice, an index tensor) of every input."""
         return self.replace(t[index] for t in self.tensors)
@@ -287,8 +293,13 @@ def blamed(model: nn.Module, inputs: Inputs, analysis: str, exc: BaseException) 
                           f"{_first_line(plain)}. Its first layer takes {_expected(model, inputs)}, and got this "
                           "input, so either the input's size is not the one the model was built for, or the "
                           "model's layers do not fit each other")
+    hint = _hint(inner)
+    if inputs.batch > 1 and _plain_failure(model, inputs.probe()) is not None:  # other batch sizes fail
+        hint = ("its forward runs on this batch but not on a batch of another size (a size fixed in the model, "
+                "e.g. an initial state or a view with the batch written in); the analysis runs it on copies and "
+                "sub-batches, so read the batch size from the input")
     return ModelError(f"the model runs on {inputs.describe()}, but fails under {analysis} ({_first_line(inner)}): "
-                      f"{_hint(inner)}")
+                      f"{hint}")
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
-from .capture import capture, intervene, module_names, probe_batch_axes, replace_part, select_layers
+from .capture import intervene, module_names, probe_batch_axes, recording, replace_part, select_layers
 from .errors import InputError, InterpError, UnknownNameError
 from .inplace import out_of_place
 from .inputs import Inputs, blame
@@ -222,11 +222,11 @@ def _std(space: _Inputs, std):
         if g is not None:
             spreads.append(_number("std", g, " (the data's spread)", strict=True))
             continue
-        s = float(values.std()) if values.numel() > 1 else 0.0
-        if not s > 0:
-            raise InputError("the input holds one value (or one sample of constants), so its spread is 0; give the "
-                             "data's spread with std=...")
-        spreads.append(s)
+        spreads.append(float(values.std()) if values.numel() > 1 else 0.0)
+    if not any(s > 0 for s in spreads) or (len(spreads) == 1 and not spreads[0] > 0):
+        raise InputError("the input holds one value (or one sample of constants), so its spread is 0; give the "
+                         "data's spread with std=...")
+    # of several inputs, one that holds one value (a mask of ones) gets no noise
     return spreads[0] if len(spreads) == 1 else tuple(spreads)
 
 
@@ -334,13 +334,16 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
         base_name = key.split(":")[0]
         return known.get(base_name, rec.batch_axis.get(base_name, 0))
 
-    with torch.no_grad(), capture(model, names, batch_axes=known) as rec:
-        clean = space.run(base)
+    results = []
+    with torch.no_grad():
+        rec = recording(model, lambda: results.append(space.run(base)), names, batch_axes=known)
+    clean = results[-1]
     # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first,
     # less those that do not depend on the input (e.g. position embeddings of a constant range)
     outputs = {key: _batch_first(t, axis(rec, key)) for key, t in rec.activations.items()}
-    with torch.no_grad(), capture(model, names, batch_axes=known) as doubled:  # which outputs grow with the batch
-        space.run(tuple(torch.cat([b, b]) for b in base))
+    with torch.no_grad():  # which outputs grow with the batch
+        doubled = recording(model, lambda: space.run(tuple(torch.cat([b, b]) for b in base)), names,
+                            batch_axes=known)
     outputs = {key: a for key, a in outputs.items() if key in doubled.activations and len(a) == n and len(
         _batch_first(doubled.activations[key], axis(doubled, key))) == 2 * n}
     if not outputs:
@@ -361,8 +364,8 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
     for step in range(1, draws + 1):
         noisy = tuple(b + _noise(b.shape, noise * sp, generator, b) for b, sp in zip(base, _scales(spread))) \
             if noise > 0 else base
-        with torch.no_grad(), capture(model, names, batch_axes=known) as rec:
-            space.run(noisy)
+        with torch.no_grad():
+            rec = recording(model, lambda: space.run(noisy), names, batch_axes=known)
         for key, a in outputs.items():
             b = _batch_first(rec.activations[key], axis(rec, key))
             diff = (b - a).reshape(n, -1).norm(dim=1) / a.reshape(n, -1).norm(dim=1).clamp(min=1e-12)

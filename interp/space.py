@@ -31,7 +31,7 @@ from torch import nn
 from ._checks import scores_of
 from .capture import intervene, module_names
 from .errors import InputError, UnknownNameError
-from .inplace import out_of_place
+from .inplace import may_write_in_place, out_of_place, saved_copy_on_write, watch_writes
 from .inputs import Inputs
 
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
@@ -161,6 +161,8 @@ class Space:
     embeddings: tuple[str | None, ...]
     scores: torch.Tensor             # (batch, K) at the input, detached
     graph: torch.Tensor | None       # the same scores with autograd graph, when asked for
+    handed: tuple = ()               # what the first forward was given for the explained tensors (copies on
+                                     # the graph where the forward may write into its input)
 
     @property
     def tokens(self) -> bool:
@@ -194,9 +196,10 @@ class Forward(nn.Module):
     (only the call that reads those ids when ``by_identity``, the layer's one call when the
     layer was named), the constants as they are."""
 
-    def __init__(self, model: nn.Module, structure: Inputs, plan: tuple, by_identity: bool):
+    def __init__(self, model: nn.Module, structure: Inputs, plan: tuple, by_identity: bool, copies: bool = False):
         super().__init__()
         self.model, self.structure, self.plan, self.by_identity = model, structure, plan, by_identity
+        self.copies = copies  # hand the model copies of float inputs: its forward may write into them
         self.explained = sum(1 for p in plan if p[0] != "constant")
 
     def forward(self, *args) -> torch.Tensor:
@@ -204,7 +207,7 @@ class Forward(nn.Module):
         full, replace = [], {}
         for p in self.plan:
             if p[0] == "float":
-                full.append(values[p[1]])
+                full.append(values[p[1]].clone() if self.copies else values[p[1]])
             elif p[0] == "tokens":
                 _, v, c, layer = p
                 full.append(constants[c])
@@ -297,10 +300,12 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
         return None
 
     grad_mode = torch.enable_grad() if graph else torch.no_grad()
+    writes = may_write_in_place(model)
     with intervene(model, candidates, take) if candidates else contextlib.nullcontext(), grad_mode:
-        # without a graph the forward gets copies again: the explained tensors stay as given (with one,
-        # a write into a leaf that requires grad is autograd's error, blamed on the model)
-        given = leaves if graph else [t.clone() if k == "float" else t for t, k in zip(leaves, kinds)]
+        # the forward gets copies (with a graph: copies on it) where it could write into them, so the
+        # explained tensors stay as given (x -= x.mean() in a forward, an in-place first layer)
+        copies = not graph or writes
+        given = [t.clone() if k == "float" and copies else t for t, k in zip(leaves, kinds)]
         out = scores_of(structure.call(model, given))
     for i in token_inputs:
         if i not in seen:
@@ -315,6 +320,7 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
         if not e.is_floating_point() or e.shape[:ids[i].ndim] != ids[i].shape or e.ndim != ids[i].ndim + 1:
             raise InputError(f"embedding layer {name!r} gives {tuple(e.shape)} for token ids {tuple(ids[i].shape)}; "
                              "expected one vector per token")
+    handed = tuple(g for g, k in zip(given, kinds) if k == "float") + tuple(e for _, e in seen.values())
     if "float" not in kinds and not seen:
         raise InputError("none of the inputs can be explained: expected float inputs, or integer token ids read "
                          "by an embedding layer")
@@ -335,7 +341,7 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
             plan.append(("constant", len(constants)))
             slots.append(None)
             constants.append(leaves[i])
-    forward = Forward(model, structure, tuple(plan), by_identity=embedding is None)
+    forward = Forward(model, structure, tuple(plan), by_identity=embedding is None, copies=writes)
     if at is not None:
         if len(explained) != 1 or embeddings[0] is None:
             raise InputError("embedding values to explain at apply to a model of one input of token ids")
@@ -347,7 +353,7 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
         with torch.enable_grad() if graph else torch.no_grad():
             out = forward(*explained, *constants)
     return Space(model, structure, forward, tuple(explained), tuple(constants), tuple(slots), tuple(embeddings),
-                 out.detach(), out if graph else None)
+                 out.detach(), out if graph else None, handed)
 
 
 def _wanted_layers(embedding, structure: Inputs, token_inputs: list[int]) -> dict[int, str]:
@@ -399,16 +405,18 @@ def exclusive():
 @contextlib.contextmanager
 def as_found(model: nn.Module):
     """Run the body :func:`exclusive`-ly, with in-place modules run as their out-of-place twins
-    (:func:`interp.inplace.out_of_place`) and the parameters not requiring grad (the
-    analyses take gradients for the inputs only, so autograd keeps nothing for the weights,
-    and a forward writing in place into a tensor a layer read, ``a = lin1(x); a +=
-    lin2(a)``, stays differentiable; other threads see this too, so do not train the
-    model meanwhile). Then put back what it or Captum changed: hooks and attributes
-    Captum left on any module are removed, and every module's train/eval mode and
-    ``inplace`` flag, every buffer (e.g. running statistics) and every parameter's
-    ``requires_grad`` and ``.grad`` are restored (also after an error). Hooks of other code
-    (e.g. another thread's ``capture``) stay."""
-    with exclusive(), out_of_place(model):
+    (:func:`interp.inplace.out_of_place`) and, where the forward writes in place
+    (:func:`interp.inplace.may_write_in_place`), what autograd saves copied before it is
+    written (:func:`interp.inplace.saved_copy_on_write`: ``a = lin1(x); a += lin2(a)`` is
+    then differentiable as its out-of-place twin). Then put back what it or Captum
+    changed: hooks and attributes Captum left on any module are removed, and every
+    module's train/eval mode and ``inplace`` flag, every buffer (e.g. running statistics)
+    and every parameter's ``requires_grad`` and ``.grad`` are restored (also after an
+    error). Hooks of other code (e.g. another thread's ``capture``) stay."""
+    watched = may_write_in_place(model)
+    with exclusive(), out_of_place(model), \
+            (saved_copy_on_write() if watched else contextlib.nullcontext()) as saved, \
+            (watch_writes(saved) if watched else contextlib.nullcontext()):
         modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones
         hooks = [{a: set(getattr(m, a, None) or ()) for a in _HOOKS} for m in modules]
         attributes = [{a for a in _CAPTUM_ATTRIBUTES if a in m.__dict__} for m in modules]
@@ -416,9 +424,6 @@ def as_found(model: nn.Module):
         params = [(p, p.requires_grad, p.grad) for m in modules for p in m._parameters.values() if p is not None]
         buffers = [(b, b.detach().clone()) for m in modules for b in m._buffers.values() if b is not None]
         try:
-            for p, flag, _ in params:
-                if flag:
-                    p.requires_grad_(False)
             yield
         finally:
             for m, before, had, mode in zip(modules, hooks, attributes, modes):

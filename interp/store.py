@@ -137,19 +137,21 @@ def code_digest(h, code) -> None:
 
 
 def forward_code(model: nn.Module) -> str:
-    """A hash of the code that runs ``model``: for every module, its class and the Python
-    functions its forward runs (:func:`interp.code.functions_of`: the forward of the class
-    and its bases, a forward set on the instance, the methods and helpers it calls, a few
-    calls deep) with the plain class constants they read. A class with an edited forward,
-    helper or constant, and the same weights, is another model to the store."""
-    from .code import constants_of, functions_of
+    """A hash of the code that runs ``model``: for every module, its class and settings
+    (``extra_repr``: a convolution's padding, a LeakyReLU's slope) and the Python functions
+    its forward runs (:func:`interp.code.functions_of`: the forward of the class and its
+    bases, a forward set on the instance, the methods and helpers it calls, a few calls
+    deep) with the plain values they read (class and module constants, the instance's own
+    settings). A model whose forward, helpers or settings changed, with the same weights,
+    is another model to the store."""
+    from .code import functions_of, values_of
 
     h = hashlib.sha256()
     for m in model.modules():
-        h.update(f"{type(m).__module__}.{type(m).__qualname__}|".encode())
+        h.update(f"{type(m).__module__}.{type(m).__qualname__}|{m.extra_repr()}|".encode())  # Conv2d's padding
         for fn in functions_of(m):
             code_digest(h, fn.__code__)
-            h.update(repr(constants_of(m, fn)).encode())
+            h.update(repr(values_of(m, fn)).encode())
     return h.hexdigest()[:32]
 
 
@@ -216,6 +218,20 @@ def _stamp(path: Path, files: list[str]) -> tuple:
         st = (path / name).stat()
         out.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
     return tuple(out)
+
+
+def stamp(path: Path, files) -> tuple:
+    """The size, mtime and inode of ``files`` in ``path``: what tells a file changed since."""
+    return _stamp(Path(path), sorted(files))
+
+
+def trust(path: Path, files, written: tuple) -> None:
+    """Count ``files`` in ``path`` as checked in this process when they are the ones this
+    process just wrote and hashed (their :func:`stamp` is ``written``, taken before they were
+    renamed into place): a first read right after a write does not hash them again."""
+    if stamp(path, files) == written:
+        with _VERIFIED_LOCK:
+            _VERIFIED[str(Path(path))] = written
 
 
 def verify(path: Path, hashes: dict[str, str]) -> None:
@@ -436,5 +452,5 @@ def _remove_stale(folder: Path) -> None:
             continue
 
 
-__all__ = ["Store", "Entry", "Damaged", "ModelIdentity", "model_identity", "forward_code", "code_digest",
+__all__ = ["Store", "Entry", "Damaged", "stamp", "trust", "ModelIdentity", "model_identity", "forward_code", "code_digest",
            "tensor_fingerprint", "file_sha256", "verify", "default_root", "FORMAT_VERSION"]

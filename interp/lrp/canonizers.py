@@ -183,7 +183,7 @@ class Traced:
 
 
 def trace(model: nn.Module, modules: dict[str, nn.Module], x: Inputs) -> Traced:
-    """Run the model once on the inputs ``x`` (one sample is enough) and return, as a
+    """Run the model once on the inputs ``x`` (copies of one sample are enough) and return, as a
     :class:`Traced`: ``{batch-norm path: path of the Linear/Conv whose output it reads}``,
     ``[paths of the weighted layers that read the input]``, ``{paths of the modules
     called}``, the shapes of each call, and the output. Reading the input means being given the

@@ -31,8 +31,8 @@ from torch import nn
 
 from .._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
 from ..attribution import Attribution
-from ..inplace import (may_write_in_place, out_of_place, storage_of, unwatched, watch_always, watch_writes,
-                       watched)
+from ..inplace import (may_write_in_place, out_of_place, saved_copy_on_write, storage_of, unwatched, watch_always,
+                       watch_writes, watched)
 from ..inputs import Inputs, as_inputs, blame, check_model
 from ..memory import start_memory_reuse
 from ..space import exclusive, holds, prepare
@@ -321,7 +321,7 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> P
     if not isinstance(model, nn.Module):
         raise InputError(f"plan needs an nn.Module; got {type(model).__name__}")
     comp = C.get(composite, **params)
-    one = as_inputs(x, model).rows(slice(0, 1)).copy() if x is not None else None
+    one = as_inputs(x, model).probe() if x is not None else None
     if one is not None:
         check_model(model, one, "the LRP plan")
         refuse_batch_statistics(model, "plan")
@@ -346,7 +346,8 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> P
 
 # operations that only re-index their input (every element kept once): a layer reading the
 # input through them reads the input
-_VIEWS = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "TransposeBackward0",
+_VIEWS = frozenset({"CloneBackward0",  # the copy of the input handed to a forward that may write into it
+                    "ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "TransposeBackward0",
                     "PermuteBackward0", "AliasBackward0", "TBackward0", "UnsqueezeBackward0", "UnsqueezeBackward1",
                     "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "SqueezeBackward3",
                     "SqueezeBackward4"})
@@ -488,14 +489,14 @@ class _Flow:
             return t.ndim == 0 or t.shape[0] != self.batch or sum(s == self.batch for s in t.shape) > 1
         return self.batch > 1 and any(unclear(t) for _, t in self.inputs + self.outputs)
 
-    def find_batch_axes(self, shapes: dict[str, tuple[list, list]]) -> None:
+    def find_batch_axes(self, shapes: dict[str, tuple[list, list]], size: int) -> None:
         """The batch axis of every tapped tensor, from the shapes the same calls had on a
-        batch of one (``shapes``: per layer, its calls' input and output shapes): the axis
-        whose size went from 1 to the batch."""
-        def axis(full, one):
-            if one is None or len(one) != len(full):
+        batch of ``size`` copies of one sample (``shapes``: per layer, its calls' input and
+        output shapes): the axis whose size went from ``size`` to the batch."""
+        def axis(full, small):
+            if small is None or len(small) != len(full):
                 return None
-            return next((a for a, (f, o) in enumerate(zip(full, one)) if f == self.batch and o == 1), None)
+            return next((a for a, (f, o) in enumerate(zip(full, small)) if f == self.batch and o == size), None)
 
         seen: dict[tuple[str, int], int] = {}
         for entries, side, axes in ((self.inputs, 0, self.in_axes), (self.outputs, 1, self.out_axes)):
@@ -684,14 +685,14 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
         modules = module_names(model)
         reference, pairs, one_sample = None, {}, None
         if any(isinstance(m, _REWRITTEN) for m in modules.values()):  # canonizers will change the model
-            first = structure.rows(slice(0, 1)).copy()
+            first = structure.probe()  # copies of the first sample
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
                 traced = trace(model, modules, first)  # one pass: the pairs, the shapes, the original's output
                 pairs, one_sample = traced.pairs, traced.shapes
-                reference = scores_of(traced.output).detach()
+                reference = scores_of(traced.output).detach()[:1]
             else:
                 with torch.no_grad():
-                    reference = scores_of(first.call(model)).detach()
+                    reference = scores_of(first.call(model)).detach()[:1]
         try:
             with _canonized(model, comp, pairs, modules) as state:
                 run = _propagate(state, structure, target, embedding, reference, one_sample)
@@ -797,8 +798,10 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     internal: set = set()
 
     hooked_rules = set(hooked)
-    writes = watch_writes(flow.before_write) if may_write_in_place(model) else contextlib.nullcontext()
-    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), writes:
+    watching = may_write_in_place(model)
+    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), \
+            (saved_copy_on_write() if watching else contextlib.nullcontext()) as saved, \
+            (watch_writes(lambda t: (flow.before_write(t), saved(t))) if watching else contextlib.nullcontext()):
         space = prepare(model, structure, embedding, graph=True)
     flow.check_unwritten()
     if not space.graph.requires_grad:
@@ -828,13 +831,15 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
     explained = len(space.inputs)
     flow.take_grads(grads[explained:])
-    if flow.ambiguous():  # shapes on one sample: seen by the trace already where it saw every tapped layer
+    if flow.ambiguous():  # shapes on copies of one sample: the trace saw them where it saw every tapped layer
         known = one_sample if one_sample is not None and all(p in one_sample for p in tapped) else None
-        flow.find_batch_axes(known or _shapes_on_one_sample(model, modules, tapped, structure.rows(slice(0, 1))))
+        probe = structure.probe()
+        flow.find_batch_axes(known or _shapes_on_copies(model, modules, tapped, probe), probe.batch)
     inputs = [a.detach() for a in space.inputs]
     relevance = [a * g if g is not None else torch.zeros_like(a) for a, g in zip(inputs, grads[:explained])]
     for name, layer_input, r_in in direct:
-        reads = [i for i, a in enumerate(inputs) if holds(layer_input, a)]
+        reads = [i for i, (a, h) in enumerate(zip(inputs, space.handed or inputs))
+                 if holds(layer_input, a) or holds(layer_input, h)]
         if reads:
             relevance[reads[0]] = relevance[reads[0]] + r_in.reshape(inputs[reads[0]].shape)
         elif bool(r_in.abs().sum() > 0):
@@ -852,8 +857,8 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     return structure.pack(per_input), t, score, space.embedding, the_plan, flow
 
 
-def _shapes_on_one_sample(model, modules, tapped, x: Inputs) -> dict[str, tuple[list, list]]:
-    """Per tapped layer, its calls' input and output shapes on a batch of one sample."""
+def _shapes_on_copies(model, modules, tapped, x: Inputs) -> dict[str, tuple[list, list]]:
+    """Per tapped layer, its calls' input and output shapes on ``x`` (copies of one sample)."""
     shapes: dict[str, tuple[list, list]] = {p: ([], []) for p in tapped}
 
     def before(name, args):

@@ -42,7 +42,8 @@ class FailsOnBatch(nn.Module):
         self.inner, self.batch, self.seen = inner, batch, 0
 
     def forward(self, x):
-        self.seen += 1
+        if not (len(x) in (2, 3) and bool((x == x[:1]).all())):  # collect's probe of batch axes: not a batch
+            self.seen += 1
         if self.seen == self.batch:
             raise RuntimeError("interrupted")
         return self.inner(x)

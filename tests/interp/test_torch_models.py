@@ -416,17 +416,39 @@ def test_failures_inside_the_model_say_whose_fault_they_are(tmp_path):
         assert not isinstance(raised.value, ModelError)
         assert_untouched(model, before)
 
-    class WritesIntoItsInput(nn.Module):  # runs as it is; fails only where autograd needs the input
+    class Centred(nn.Module):
+        def __init__(self, in_place=True):
+            super().__init__()
+            self.lin, self.in_place = nn.Linear(4, 2), in_place
+
+        def forward(self, x):
+            if self.in_place:
+                x -= x.mean(1, keepdim=True)  # into its input: it gets a copy on the graph, the caller's stays
+            else:
+                x = x - x.mean(1, keepdim=True)
+            return self.lin(x)
+
+    torch.manual_seed(0)
+    centred, twin = Centred(), Centred(in_place=False)
+    twin.load_state_dict(centred.state_dict())
+    x = torch.randn(3, 4)
+    kept = x.clone()
+    for method in ("gradient", "integrated_gradients"):
+        torch.testing.assert_close(interp.attribute(centred, x, 0, method), interp.attribute(twin, x, 0, method))
+    torch.testing.assert_close(interp.lrp(centred, x, 0, composite="lrp0").relevance,
+                               interp.lrp(twin, x, 0, composite="lrp0").relevance)
+    assert torch.equal(x, kept)
+
+    class Numpy(nn.Module):  # runs as it is; cuts the graph, so it fails only where autograd runs
         def __init__(self):
             super().__init__()
             self.lin = nn.Linear(4, 2)
 
         def forward(self, x):
-            x -= x.mean(1, keepdim=True)
-            return self.lin(x)
+            return self.lin(torch.as_tensor(x.numpy()))
 
-    with pytest.raises(ModelError, match="runs on an input.*fails under.*writes in place") as raised:
-        interp.attribute(WritesIntoItsInput(), torch.randn(3, 4), 0, "gradient")
+    with pytest.raises(ModelError, match="runs on an input.*fails under.*numpy") as raised:
+        interp.attribute(Numpy(), torch.randn(3, 4), 0, "gradient")
     assert isinstance(raised.value.__cause__, RuntimeError)  # torch's exception, kept
 
     with torch.device("meta"):
@@ -773,3 +795,195 @@ def test_blame_names_the_module_and_keyword_inputs_are_used_only_when_the_forwar
 
     a = interp.attribute(OneDict(), {"x": torch.randn(3, 4)}, 0, "gradient")
     assert a["x"].shape == (3, 4)
+
+
+# ---------------------------------------------------------------------------- what a second review tried
+
+def test_reductions_that_are_views_keep_their_values_before_an_in_place_relu(tmp_path):
+    model, x = T.vgg(), _images()
+    twin = T.twin(model, T.vgg)
+    for reduce in ("mean", lambda t: t.flatten(1)):
+        a = interp.collect(model, x, ["classifier.0"], store=tmp_path / "a", reduce=reduce, progress=False)
+        b = interp.collect(twin, x, ["classifier.0"], store=tmp_path / "b", reduce=reduce, progress=False)
+        np.testing.assert_allclose(a["classifier.0"], b["classifier.0"], atol=1e-6)  # not the ReLU's output
+
+
+def test_the_store_key_covers_settings_instance_values_and_helpers(tmp_path):
+    import types
+
+    helpers = types.ModuleType("helpers")
+    exec("SCALE = 1.0\nclass Ops:\n    @staticmethod\n    def act(t):\n        return t * SCALE\n", helpers.__dict__)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.temperature = nn.Conv2d(3, 4, 3, padding=1), 1.0
+
+        def forward(self, x):
+            return helpers.Ops.act(self.conv(x)) / self.temperature
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = _images()
+
+    def collected():
+        return interp.collect(net, x, "model", store=tmp_path, progress=False, name="net")
+
+    collected()
+    assert collected().hit
+    for edit in (lambda: setattr(net.conv, "padding", (0, 0)), lambda: setattr(net, "temperature", 2.0),
+                 lambda: helpers.__dict__.__setitem__("SCALE", 3.0)):
+        edit()
+        again = collected()
+        assert not again.hit
+        with torch.no_grad():
+            np.testing.assert_allclose(again["model"], net(x).numpy(), rtol=1e-5)
+
+
+def test_models_that_squeeze_and_models_with_a_fixed_batch_size(tmp_path):
+    class Squeezed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(self.pool(torch.relu(self.bn(self.conv(x)))).squeeze())
+
+    torch.manual_seed(0)
+    model = T.randomize_batch_norms(Squeezed()).eval()
+    x = _images()
+    assert interp.lrp(model, x, 0).relevance.shape == x.shape  # the checks on copies of one sample keep a batch
+    assert interp.attribute(model, x, 0, "grad_cam").shape == x.shape
+
+    class FixedBatch(nn.Module):  # a tutorial LSTM with its initial state sized for a batch of 8
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.fc = nn.LSTM(3, 6, batch_first=True), nn.Linear(6, 2)
+
+        def forward(self, x):
+            h0 = torch.zeros(1, 8, 6)
+            out, _ = self.lstm(x, (h0, h0))
+            return self.fc(out[:, -1])
+
+    fixed = FixedBatch().eval()
+    x = torch.randn(8, 5, 3)
+    assert interp.collect(fixed, x, store=tmp_path, progress=False, batch_size=8).n == 8
+    with pytest.raises(ModelError, match="not on a batch of another size"):
+        interp.lrp(fixed, x, 0)
+
+
+def test_in_place_writes_into_what_a_layer_read_are_explained_like_the_twin():
+    class ConvReads(nn.Module):
+        def __init__(self, in_place=True):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+            self.head, self.in_place = nn.Linear(4 * 32 * 32, 2), in_place
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            if self.in_place:
+                h += self.b(h)  # b keeps h for its backward pass
+            else:
+                h = h + self.b(h)
+            return self.head(h.flatten(1))
+
+    torch.manual_seed(0)
+    model, twin = ConvReads().eval(), ConvReads(in_place=False).eval()
+    twin.load_state_dict(model.state_dict())
+    x = _images()
+    for method in ("gradient", "deeplift", "integrated_gradients"):
+        torch.testing.assert_close(interp.attribute(model, x, 0, method), interp.attribute(twin, x, 0, method))
+    for composite in ("epsilon_plus_flat", "lrp0"):
+        torch.testing.assert_close(interp.lrp(model, x, 0, composite=composite).relevance,
+                                   interp.lrp(twin, x, 0, composite=composite).relevance)
+
+
+def test_the_scan_follows_helpers_and_keeps_apart_instances_with_code_of_their_own():
+    import functools
+
+    from interp.inplace import may_write_in_place
+
+    class Helper:
+        def merge(self, h, x):
+            h.add_(x)
+            return h
+
+    class Ops:
+        @staticmethod
+        def shift(h):
+            h += 1.0
+            return h
+
+    def level4(h):
+        h.mul_(2.0)
+        return h
+
+    def level3(h):
+        return level4(h)
+
+    def level2(h):
+        return level3(h)
+
+    class Block(nn.Module):
+        def __init__(self, how):
+            super().__init__()
+            self.lin, self.how, self.helper = nn.Linear(4, 4), how, Helper()
+            self.scaled = functools.partial(level2) if how == "partial" else (lambda h: h)
+
+        def forward(self, x):
+            h = self.lin(x)
+            if self.how == "helper":
+                return self.helper.merge(h, x)
+            if self.how == "static":
+                return Ops.shift(h)
+            return self.scaled(h)
+
+    for how in ("helper", "static", "partial"):
+        assert may_write_in_place(Block(how)), how
+
+    class Kept(nn.Module):  # the class's code writes nothing; what an instance keeps may
+        def __init__(self):
+            super().__init__()
+            self.lin, self.scaled = nn.Linear(4, 4), (lambda h: h)
+
+        def forward(self, x):
+            return self.scaled(self.lin(x))
+
+    plain = Kept()
+    assert not may_write_in_place(plain)
+    writer = Kept()
+    writer.scaled = lambda h: h.add_(1.0)
+    assert may_write_in_place(writer) and not may_write_in_place(plain)
+
+
+def test_models_whose_train_mode_would_change_them_or_draw_at_random_are_refused():
+    from tests.conftest import hooks_left
+
+    conv = nn.utils.spectral_norm(nn.Conv2d(3, 4, 3))
+    model = nn.Sequential(conv, nn.Flatten(), nn.Linear(4 * 30 * 30, 2)).train()
+    state, hooks = {k: v.clone() for k, v in model.state_dict().items()}, hooks_left(model)  # its own hook stays
+    for call in (lambda: interp.lrp(model, _images(), 0), lambda: interp.record(model, _images()),
+                 lambda: interp.attribute(model, _images(), 0, "gradient")):
+        with pytest.raises(ModelError, match="spectral norm"):
+            call()
+        assert hooks_left(model) == hooks and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+    class FunctionalDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.lin(nn.functional.dropout(x, 0.5, training=self.training))
+
+    with pytest.raises(ModelError, match="draws at random"):
+        interp.attribute(FunctionalDropout().train(), torch.randn(3, 4), 0, "gradient")
+    interp.attribute(FunctionalDropout().eval(), torch.randn(3, 4), 0, "gradient")  # in eval mode: fine
+
+
+def test_an_input_that_holds_one_value_gets_no_noise_among_several():
+    model = _dict()
+    image, table = _pair()
+    s = interp.sensitivity(model, {"image": image, "table": torch.ones_like(table)}, 0, kind="noise", draws=2)
+    assert s.std[1] == 0.0 and bool((s.score_change[1] > 0).all())
