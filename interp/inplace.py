@@ -122,18 +122,83 @@ _OPERATOR_WRITES = frozenset({"iadd", "isub", "imul", "itruediv", "ifloordiv", "
                               "ixor", "ilshift", "irshift", "imatmul", "iconcat", "setitem"})
 
 
+_CONTAINER_CALLS = frozenset({"list", "dict", "set", "collections.OrderedDict", "OrderedDict",
+                              "collections.defaultdict", "defaultdict"})
+
+
+def _is_container(value: ast.expr) -> bool:
+    """Whether ``value`` always makes a Python list, dict or set (``[]``, ``[None] * n``,
+    ``{}``, a comprehension, ``list(...)``), never a tensor."""
+    if isinstance(value, (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)):
+        return True
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mult):
+        return isinstance(value.left, ast.List) or isinstance(value.right, ast.List)
+    if isinstance(value, ast.Call):
+        return ast.unparse(value.func) in _CONTAINER_CALLS
+    return False
+
+
+def _containers(tree: ast.AST) -> set[str]:
+    """The names every binding of which (in this source) is a Python container: ``steps[t] = h``
+    on such a name fills a list slot, where ``x[i] = v`` on a tensor writes into it."""
+    verdict: dict[str, bool] = {}
+
+    def bind(target, container: bool) -> None:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):  # not ``steps`` of steps[s] = h
+                verdict[node.id] = verdict.get(node.id, True) and container and node is target
+
+    def assign(target, value) -> None:
+        if (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
+                and len(target.elts) == len(value.elts)):  # outs, names = [], {}
+            for t, v in zip(target.elts, value.elts):
+                assign(t, v)
+        else:
+            bind(target, _is_container(value))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                assign(t, node.value)
+        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
+            bind(node.target, node.value is not None and _is_container(node.value))
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            bind(node.target, False)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            bind(node.optional_vars, False)
+        elif isinstance(node, ast.arg):
+            verdict[node.arg] = False
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            verdict.update(dict.fromkeys(node.names, False))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            verdict.update({(a.asname or a.name).split(".")[0]: False for a in node.names})
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            verdict[node.name] = False
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            verdict[node.name] = False
+    return {name for name, container in verdict.items() if container}
+
+
 class _Writes(ast.NodeVisitor):
     """Finds in-place writes in a function's source: ``x += y``, ``x[i] = v``, ``x.add_(y)``,
-    ``torch.relu_(x)``, ``operator.iadd(x, y)``, ``f(..., inplace=True)``, ``f(..., out=y)``."""
+    ``torch.relu_(x)``, ``operator.iadd(x, y)``, ``f(..., inplace=True)``, ``f(..., out=y)``.
+    Filling a slot of a name only ever bound to a list or dict (``steps = [None] * t; ...;
+    steps[s] = h``, as hand-written RNNs do), and ``outs += [h]`` on one, are not writes."""
 
-    def __init__(self):
+    def __init__(self, containers: set[str] = frozenset()):
         self.found = False
+        self.containers = containers
+
+    def _container(self, target) -> bool:
+        return isinstance(target, ast.Name) and target.id in self.containers
 
     def visit_AugAssign(self, node):
-        self.found = True
+        if not self._container(node.target):
+            self.found = True
+        self.generic_visit(node)
 
     def visit_Assign(self, node):
-        if any(isinstance(t, ast.Subscript) for t in node.targets):
+        if any(isinstance(t, ast.Subscript) and not self._container(t.value) for t in node.targets):
             self.found = True
         self.generic_visit(node)
 
@@ -169,7 +234,7 @@ def _function_writes(fn) -> bool:
         except (OSError, TypeError, SyntaxError, IndentationError):
             _SCANNED[code] = True  # no source to read (a lambda in a notebook, compiled code): assume it writes
         else:
-            visitor = _Writes()
+            visitor = _Writes(_containers(tree))
             visitor.visit(tree)
             _SCANNED[code] = visitor.found
     return _SCANNED[code]
@@ -220,7 +285,10 @@ def may_write_in_place(model) -> bool:
         writes, names = _BY_CLASS[key]
         if writes:
             return True
-        if ("forward" in m.__dict__ or instance_reads(m, names)) and any(
+        own = m.__dict__.get("forward")
+        if getattr(own, "interp_own", False):  # a forward of interp's canonizers, run unwatched
+            continue
+        if (own is not None or instance_reads(m, names)) and any(
                 _function_writes(fn) for fn in functions_of(m)):  # code of the instance's own
             return True
     return False
@@ -246,7 +314,9 @@ def saved_copy_on_write() -> Iterator[Callable[[torch.Tensor], None]]:
     held: dict[int, list[_Saved]] = {}
 
     def pack(t: torch.Tensor) -> _Saved:
-        box = _Saved(t)
+        # detached: a saved output keeps no reference to the node that saved it (a cycle
+        # through C++ the collector cannot see); autograd re-attaches the graph on unpack
+        box = _Saved(t.detach())
         if t.numel():
             held.setdefault(storage_of(t), []).append(box)
         return box
@@ -258,8 +328,13 @@ def saved_copy_on_write() -> Iterator[Callable[[torch.Tensor], None]]:
         for box in held.pop(storage_of(target), ()):
             box.tensor = box.tensor.clone()
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        yield before_write
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            yield before_write
+    finally:
+        # the graph keeps ``pack`` (with each saved tensor's hooks), ``pack`` keeps ``held``,
+        # ``held`` keeps tensors of the graph: a cycle through C++ the collector cannot see
+        held.clear()
 
 
 def storage_of(t: torch.Tensor) -> int:

@@ -89,6 +89,7 @@ def _replace_forward(module: nn.Module, forward) -> Undo:
     def dispatch(*args, **kwargs):
         return (ours if threading.get_ident() == owner else original)(*args, **kwargs)
 
+    dispatch.interp_own = True  # read by may_write_in_place: no user code runs here, nothing to scan
     module.__dict__["forward"] = dispatch
 
     def undo():

@@ -401,6 +401,13 @@ class _Flow:
         self._versions: dict[tuple[int, int], int] = {}          # (id(entries), index) -> version when tapped
         self._saved: dict[tuple[int, int], tuple] = {}           # -> (value, gradient edge) before the write
 
+    def release(self) -> None:
+        """Drop every tensor of the run (after an error: nothing of its graph may outlive it)."""
+        self.inputs, self.outputs, self.in_grads, self.out_grads = [], [], [], []
+        self.direct.clear()
+        self._storage.clear()
+        self._saved.clear()
+
     def _watch(self, entries: list, index: int, t: torch.Tensor) -> None:
         self._storage.setdefault(storage_of(t), []).append((entries, index))
         self._versions[(id(entries), index)] = t._version
@@ -561,7 +568,10 @@ class _Direct(torch.autograd.Function):
     def backward(ctx, grad):
         x, z = ctx.saved_tensors
         r_in = ctx.rule.relevance(ctx.layer, x, z * grad)
-        ctx.record(x, r_in)
+        ctx.record(x.detach(), r_in)
+        # ``record`` holds what the run keeps; the graph holds this node: no cycle through C++
+        # (which Python's collector cannot see) may outlive the run
+        ctx.rule = ctx.layer = ctx.record = None
         return None, None, None, None, None
 
 
@@ -797,64 +807,72 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
 
     internal: set = set()
 
-    hooked_rules = set(hooked)
-    watching = may_write_in_place(model)
-    with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), \
-            (saved_copy_on_write() if watching else contextlib.nullcontext()) as saved, \
-            (watch_writes(lambda t: (flow.before_write(t), saved(t))) if watching else contextlib.nullcontext()):
-        space = prepare(model, structure, embedding, graph=True)
-    flow.check_unwritten()
-    if not space.graph.requires_grad:
-        held = [n for n in flow.order if isinstance(chosen.get(n), R.HeldConstant)]
-        if held:
-            raise InterpError(f"the model's output comes through {held[-1]!r} ({type(modules[held[-1]]).__name__}), "
-                              "which LRP holds constant (as attention weights); explain the scores before it (the "
-                              "logits): drop the final softmax, or give that module another rule")
-        raise InterpError("the model's output does not depend on its input through autograd (is it detached "
-                          "inside the forward?); LRP needs the path from input to output")
-    crossed, functional = _crossed_ops(space.graph, internal)
-    if crossed:
-        raise InterpError(f"the forward computes {', '.join(crossed)} outside any module LRP has a rule for "
-                          "(a function call such as torch.tanh or an element-wise product of two signals); "
-                          "relevance crossing it would not be conserved. Compute it in a module (nn.Tanh, "
-                          "nn.Softmax, ...) so a rule applies, or wrap it in a module and give that a rule")
-    if functional:
-        raise InterpError(f"the forward multiplies by a parameter outside a module ({', '.join(functional)}, e.g. "
-                          "F.linear(h, self.embedding.weight) for a tied weight, or x * self.scale); LRP gives "
-                          "rules to modules, so this would get plain LRP-0 instead of the composite's rule. Apply "
-                          "it through a module (an nn.Linear sharing the weight, or a small module whose type "
-                          "you give a rule)")
-    t = resolve_target(target, space.scores)
-    if reference is not None:  # the canonized model against the original, on the first sample
-        _check_same(space.scores[:1], reference, draft)
-    seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
-    grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
-    explained = len(space.inputs)
-    flow.take_grads(grads[explained:])
-    if flow.ambiguous():  # shapes on copies of one sample: the trace saw them where it saw every tapped layer
-        known = one_sample if one_sample is not None and all(p in one_sample for p in tapped) else None
-        probe = structure.probe()
-        flow.find_batch_axes(known or _shapes_on_copies(model, modules, tapped, probe), probe.batch)
-    inputs = [a.detach() for a in space.inputs]
-    relevance = [a * g if g is not None else torch.zeros_like(a) for a, g in zip(inputs, grads[:explained])]
-    for name, layer_input, r_in in direct:
-        reads = [i for i, (a, h) in enumerate(zip(inputs, space.handed or inputs))
-                 if holds(layer_input, a) or holds(layer_input, h)]
-        if reads:
-            relevance[reads[0]] = relevance[reads[0]] + r_in.reshape(inputs[reads[0]].shape)
-        elif bool(r_in.abs().sum() > 0):
-            raise InterpError(f"rule {chosen[name].label} on {name!r} is an input-layer rule, but {name!r} reads "
-                              "another layer's output, not the input; give it another rule (e.g. "
-                              f"with_rules({{{name!r}: interp.lrp.rules.Epsilon()}})) or use a composite without "
-                              "a special first layer")
-    relevance = [r.sum(-1) if e is not None else r for r, e in zip(relevance, space.embeddings)]
-    score = space.scores.gather(1, t[:, None])[:, 0]
-    the_plan = _not_called(_with_first_layers(draft, readers, labels), called)
-    per_input = []
-    for given, slot in zip(structure.tensors, space.slots):
-        dtype = given.dtype if given.is_floating_point() else torch.float32
-        per_input.append(None if slot is None else relevance[slot].detach().to(dtype))
-    return structure.pack(per_input), t, score, space.embedding, the_plan, flow
+    try:
+        hooked_rules = set(hooked)
+        watching = may_write_in_place(model)
+        with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), \
+                (saved_copy_on_write() if watching else contextlib.nullcontext()) as saved, \
+                (watch_writes(lambda t: (flow.before_write(t), saved(t))) if watching else contextlib.nullcontext()):
+            space = prepare(model, structure, embedding, graph=True)
+        flow.check_unwritten()
+        if not space.graph.requires_grad:
+            held = [n for n in flow.order if isinstance(chosen.get(n), R.HeldConstant)]
+            if held:
+                kind = type(modules[held[-1]]).__name__
+                raise InterpError(f"the model's output comes through {held[-1]!r} ({kind}), "
+                                  "which LRP holds constant (as attention weights); explain the scores before it (the "
+                                  "logits): drop the final softmax, or give that module another rule")
+            raise InterpError("the model's output does not depend on its input through autograd (is it detached "
+                              "inside the forward?); LRP needs the path from input to output")
+        crossed, functional = _crossed_ops(space.graph, internal)
+        if crossed:
+            raise InterpError(f"the forward computes {', '.join(crossed)} outside any module LRP has a rule for "
+                              "(a function call such as torch.tanh or an element-wise product of two signals); "
+                              "relevance crossing it would not be conserved. Compute it in a module (nn.Tanh, "
+                              "nn.Softmax, ...) so a rule applies, or wrap it in a module and give that a rule")
+        if functional:
+            raise InterpError(f"the forward multiplies by a parameter outside a module ({', '.join(functional)}, e.g. "
+                              "F.linear(h, self.embedding.weight) for a tied weight, or x * self.scale); LRP gives "
+                              "rules to modules, so this would get plain LRP-0 instead of the composite's rule. Apply "
+                              "it through a module (an nn.Linear sharing the weight, or a small module whose type "
+                              "you give a rule)")
+        t = resolve_target(target, space.scores)
+        if reference is not None:  # the canonized model against the original, on the first sample
+            _check_same(space.scores[:1], reference, draft)
+        seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
+        grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
+        explained = len(space.inputs)
+        flow.take_grads(grads[explained:])
+        if flow.ambiguous():  # shapes on copies of one sample: the trace saw them where it saw every tapped layer
+            known = one_sample if one_sample is not None and all(p in one_sample for p in tapped) else None
+            probe = structure.probe()
+            flow.find_batch_axes(known or _shapes_on_copies(model, modules, tapped, probe), probe.batch)
+        inputs = [a.detach() for a in space.inputs]
+        relevance = [a * g if g is not None else torch.zeros_like(a) for a, g in zip(inputs, grads[:explained])]
+        for name, layer_input, r_in in direct:
+            reads = [i for i, (a, h) in enumerate(zip(inputs, space.handed or inputs))
+                     if holds(layer_input, a) or holds(layer_input, h)]
+            if reads:
+                relevance[reads[0]] = relevance[reads[0]] + r_in.reshape(inputs[reads[0]].shape)
+            elif bool(r_in.abs().sum() > 0):
+                raise InterpError(f"rule {chosen[name].label} on {name!r} is an input-layer rule, but {name!r} reads "
+                                  "another layer's output, not the input; give it another rule (e.g. "
+                                  f"with_rules({{{name!r}: interp.lrp.rules.Epsilon()}})) or use a composite without "
+                                  "a special first layer")
+        relevance = [r.sum(-1) if e is not None else r for r, e in zip(relevance, space.embeddings)]
+        score = space.scores.gather(1, t[:, None])[:, 0]
+        the_plan = _not_called(_with_first_layers(draft, readers, labels), called)
+        per_input = []
+        for given, slot in zip(structure.tensors, space.slots):
+            dtype = given.dtype if given.is_floating_point() else torch.float32
+            per_input.append(None if slot is None else relevance[slot].detach().to(dtype))
+        return structure.pack(per_input), t, score, space.embedding, the_plan, flow
+    except BaseException:
+        # the graph holds _Direct's record, which holds the flow and ``direct``, which hold the
+        # graph: a cycle through C++ the collector cannot see, dropped by hand
+        flow.release()
+        direct.clear()
+        raise
 
 
 def _shapes_on_copies(model, modules, tapped, x: Inputs) -> dict[str, tuple[list, list]]:
