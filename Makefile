@@ -22,6 +22,7 @@ dashboard: $(STAMP)
 	$(BIN)/interp dashboard --port $(PORT)
 
 test: $(STAMP) browser-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # Debian's Chromium for the browser tests (never a browser download).
@@ -35,7 +36,7 @@ report: $(STAMP)
 	$(BIN)/interp report --all --out $(OUT)
 
 zoo: $(STAMP)
-	$(BIN)/interp zoo train --all
+	$(BIN)/interp zoo train --all --weights-dir zoo/weights --force
 
 evaluate: $(STAMP)
 	$(BIN)/interp zoo evaluate --all

@@ -32,11 +32,14 @@ def main(argv: list[str]) -> int:
         results += importlib.import_module(f"benchmarks.{name}").run()
     width = max(len(r.name) for r in results)
     print(f"{'benchmark':<{width}}  {'value':>9}  {'target':>9}  {'ours ms':>9}  {'base ms':>9}  ok")
+
+    def ms(v: float | None) -> str:
+        return f"{v:9.2f}" if v is not None else f"{'-':>9}"
+
     for r in results:
         sign = "<=" if r.better == "lower" else ">="
         target = f"{sign}{r.target:g}" if r.target is not None else "-"
         ok = {True: "yes", False: "NO", None: "-"}[r.ok]
-        ms = lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9}"
         print(f"{r.name:<{width}}  {r.value:>8.3f}{r.unit[:1] if r.unit == 'x' else ''}"
               f"{'' if r.unit == 'x' else ' ' + r.unit}  {target:>9}  {ms(r.ours_ms)}  {ms(r.baseline_ms)}  {ok}")
     payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__,

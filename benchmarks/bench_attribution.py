@@ -40,7 +40,7 @@ def run() -> list[Result]:
     for method in interp.methods():
         options = OPTIONS.get(method, {})
         heavy = method in ("smoothgrad", "integrated_gradients", "occlusion", "deeplift")
-        ratio, ours, base = compare(lambda: interp.attribute(model, x, target, method, **options),
+        ratio, ours, base = compare(lambda: interp.attribute(model, x, target, method, **options),  # noqa: B023
                                     forward_backward, rounds=9 if heavy else 30, repeat=1 if heavy else 10)
         shown = ", ".join(f"{k}={v}" for k, v in options.items())
         results.append(Result(

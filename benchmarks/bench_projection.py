@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from interp import projection as P
+from interp.layer_projection import project_layer
 
 from .harness import Result
 
@@ -64,8 +65,8 @@ def run() -> list[Result]:
     model = nn.Sequential(nn.Linear(32, D), nn.ReLU()).eval()
     inputs = torch.randn(N, 32)
     with tempfile.TemporaryDirectory() as store:
-        P.project_layer(model, inputs, "1", "pca", store=store, name="bench")
-        hit = _seconds(lambda: P.project_layer(model, inputs, "1", "pca", store=store, name="bench"), repeat=11)
+        project_layer(model, inputs, "1", "pca", store=store, name="bench")
+        hit = _seconds(lambda: project_layer(model, inputs, "1", "pca", store=store, name="bench"), repeat=11)
     size = f"{N} x {D}"
     return [
         Result(name=f"PCA fit, {size}", value=pca * 1e3, target=None, baseline="-", unit="ms"),

@@ -5,9 +5,9 @@ Written here rather than taken from Dash's background callbacks: Dash's
 ``DiskcacheManager`` runs every job in a new forked process (through ``multiprocess``)
 and passes results through ``diskcache``, which pickles them. Forking a process whose
 torch has started its thread pools is unsafe (OpenMP after fork), a fresh process would
-load the zoo again for every job, and three more dependencies would come along. A
+load the models again for every job, and three more dependencies would come along. A
 thread in the server's process shares the loaded models, needs nothing new, and the
-results it produces are kept on disk by :mod:`zoo.cache` (safetensors, never pickle).
+results it produces are kept on disk by :mod:`interp.study.cache` (safetensors, never pickle).
 
 A job is keyed by what it computes: asking again for a running or finished job returns
 it, so a page reload or a second tab attaches to the same work instead of starting it
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from interp.errors import InterpError
 
-MAX_KEPT = 64  # finished jobs remembered (their results also live in zoo.cache)
+MAX_KEPT = 64  # finished jobs remembered (their results also live in interp.study.cache)
 
 
 @dataclass

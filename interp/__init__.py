@@ -19,7 +19,7 @@ Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import generative, lrp, memory, objectives, projection, results, sensitivity
+from . import generative, layer_projection, lrp, memory, objectives, projection, results, sensitivity
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
@@ -28,9 +28,11 @@ from .errors import InterpError
 from .projection import project
 from .stats import LayerStats, layer_stats
 from .store import Store
+from .subject import Subject
 
 __version__ = "0.1.0"
 
-__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection", "generative", "Attribution", "objectives", "capture", "record", "Recording", "collect", "Collection", "Store", "layer_stats", "LayerStats", "memory",
-           "summarize", "Architecture",
-           "InterpError", "__version__"]
+__all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection",
+           "layer_projection", "generative", "Attribution", "objectives", "capture", "record", "Recording",
+           "collect", "Collection", "Store", "layer_stats", "LayerStats", "memory", "summarize", "Architecture",
+           "Subject", "InterpError", "__version__"]

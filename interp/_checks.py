@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import InputError, ModelError, TargetError
 from .code import calls_any
+from .errors import InputError, ModelError, TargetError
 from .inputs import Inputs, as_inputs, check_model, expected_input  # noqa: F401  (expected_input: re-exported)
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .inputs import as_inputs, blame
 from .capture import capture, leaf_names, module_names
 from .errors import InputError
+from .inputs import as_inputs, blame
 
 
 @dataclass(frozen=True)

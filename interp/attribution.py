@@ -33,8 +33,9 @@ import importlib
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,8 +43,9 @@ from torch import nn
 from ._checks import check_batch, check_finite, refuse_batch_statistics, resolve_target
 from .capture import intervene, module_names, recording
 from .errors import InputError, InterpError, UnknownNameError
-from .inputs import Inputs, as_inputs, blame
+from .inputs import Inputs, as_inputs, blame, per_input
 from .memory import start_memory_reuse
+from .modules import hooked
 from .space import Space, as_found, exclusive, prepare
 
 # Captum announces, on every call, hooks that it removes again (and we check that it does)
@@ -203,29 +205,9 @@ def _total(values) -> torch.Tensor:
     return sum(v.detach().flatten(1).sum(1) for v in values)
 
 
-def per_input(option, structure: Inputs, what: str) -> list:
-    """An option given once, or per input of a model of several (a dict by input name, or a
-    tuple or list with one entry per input), as one value per input."""
-    n = len(structure.tensors)
-    if structure.single:
-        return [option]
-    if isinstance(option, dict):
-        unknown = [k for k in option if k not in structure.names]
-        if unknown:
-            raise UnknownNameError(f"input in {what}", unknown[0], structure.names)
-        return [option.get(name) for name in structure.names]
-    if isinstance(option, list) or (isinstance(option, tuple) and len(option) == n
-                                    and not all(isinstance(v, int) for v in option)):
-        if len(option) != n:
-            raise InputError(f"{what} gives {len(option)} values for {n} inputs; expected one per input "
-                             f"({', '.join(structure.names)}) or a dict by name")
-        return list(option)
-    return [option] * n
-
-
 def _references(space: Space, baseline) -> tuple[torch.Tensor, ...]:
     """The baseline of each explained tensor, shaped like it (``baseline``: given once, or per
-    input, see :func:`per_input`)."""
+    input, see :func:`interp.inputs.per_input`)."""
     given = per_input(baseline, space.structure, "baseline")
     out = []
     for name, slot, b in zip(space.structure.names, space.slots, given):
@@ -382,8 +364,6 @@ def _one_module_per_call(space: Space, types: tuple):
 
     def count(name, _args, _out):
         counts[id(candidates[name])] = counts.get(id(candidates[name]), 0) + 1
-
-    from .capture import hooked
 
     rows = torch.zeros(2, dtype=torch.long)  # copies of the first sample (a squeezing forward keeps a batch)
     with hooked(candidates, after={n: count for n in candidates}), torch.no_grad():
@@ -783,4 +763,4 @@ def attribute(model: nn.Module, x, target="predicted", method: str = "integrated
 
 
 __all__ = ["attribute", "attribute_at_embeddings", "explain", "methods", "method_options", "spatial_layers",
-           "default_cam_layer", "per_input", "Attribution", "Method", "METHODS", "Option", "as_found", "exclusive"]
+           "default_cam_layer", "Attribution", "Method", "METHODS", "Option", "as_found", "exclusive"]

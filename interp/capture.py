@@ -32,7 +32,9 @@ types (``None``: every leaf module). Names follow ``model.named_modules()``.
   parameters and train/eval mode are never touched.
 
 ``intervene`` uses the same hooks to read or replace a layer's output while the
-model runs (attribution through an embedding layer, layer ablation).
+model runs (attribution through an embedding layer, layer ablation). The module
+names and :func:`hooked`, the helper that registers hooks which change values, live
+in :mod:`interp.modules` (the input checks need them too) and are re-exported here.
 
 Written here rather than taken from a library: Captum's layer hooks record one
 layer per call, TorchLens traces every tensor operation at large overhead; what
@@ -48,7 +50,8 @@ import fnmatch
 import threading
 import warnings
 import weakref
-from typing import Any, Callable, Iterator, Sequence, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -58,8 +61,9 @@ from .errors import CaptureError, InputError, ModelError, UnknownNameError
 from .inplace import may_write_in_place, storage_of, unwatched, watch_always, watch_writes, watched
 from .inputs import ModelRaised, as_inputs, blame, check_model
 from .memory import start_memory_reuse
+from .modules import ROOT_NAME, hooked, is_pattern, module_names
 
-LayerSpec = Union[str, type, Sequence[Union[str, type]], None]
+LayerSpec = str | type | Sequence[str | type] | None
 
 # readable names of the parts of well-known tuple outputs
 _TUPLE_NAMES: list[tuple[type, tuple]] = [
@@ -69,17 +73,6 @@ _TUPLE_NAMES: list[tuple[type, tuple]] = [
     (nn.RNN, ("out", "h")),
     (nn.MultiheadAttention, ("out", "weights")),
 ]
-
-ROOT_NAME = "model"
-
-
-def module_names(model: nn.Module) -> dict[str, nn.Module]:
-    """Every module of ``model`` by its path (the root is called ``"model"``, or
-    ``"(model)"`` when a child is itself called ``model``, as in wrappers)."""
-    named = list(model.named_modules())
-    root = ROOT_NAME if ROOT_NAME not in model._modules else f"({ROOT_NAME})"
-    return {(name or root): module for name, module in named}
-
 
 # modules whose children are parameter holders, not called as modules: treated as leaves
 ATOMIC = (nn.MultiheadAttention,)
@@ -95,10 +88,6 @@ def leaf_names(model: nn.Module, modules: dict[str, nn.Module] | None = None) ->
     return [n for n, m in modules.items()
             if (isinstance(m, ATOMIC) or not any(c is not None for c in m._modules.values()))
             and not n.startswith(inside_atomic)]
-
-
-def _is_pattern(s: str) -> bool:
-    return any(c in s for c in "*?[")
 
 
 def select_layers(model: nn.Module, layers: LayerSpec = None,
@@ -124,7 +113,7 @@ def select_layers(model: nn.Module, layers: LayerSpec = None,
                 types = sorted({type(m).__name__ for m in modules.values()})
                 raise UnknownNameError("layer type", spec.__name__, types,
                                        hint="no module of that type in the model")
-        elif isinstance(spec, str) and _is_pattern(spec):
+        elif isinstance(spec, str) and is_pattern(spec):
             found = {n for n in modules if fnmatch.fnmatchcase(n, spec)}
             if not found:
                 raise UnknownNameError("layer pattern", spec, list(modules),
@@ -222,7 +211,7 @@ FEATURES_LAST = (
     nn.TransformerDecoder,
 )
 REDUCTIONS = ("mean", "max")
-Reduce = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
+Reduce = str | Callable[[torch.Tensor], torch.Tensor] | None
 
 # How an output's axes are laid out once the batch axis is first:
 #   "channels"   (N, C, *positions)  units are channels (convolutions, pooling, ...)
@@ -386,7 +375,8 @@ class Recording:
         return f"Recording({len(self.calls)} outputs from {len(self.layers)} layers)"
 
 
-def _check_reduce(reduce: Reduce) -> None:
+def check_reduce(reduce: Reduce) -> None:
+    """An InputError unless ``reduce`` is None, one of REDUCTIONS or a function."""
     if reduce is None or callable(reduce) or reduce in REDUCTIONS:
         return
     raise InputError(f"reduce must be None, one of {', '.join(map(repr, REDUCTIONS))}, or a function "
@@ -510,9 +500,9 @@ def probe_batch_axes(model: nn.Module, x, layers: LayerSpec = None) -> dict[str,
     inputs = as_inputs(x, model, at_least_2d=False)
     shapes = []
     for k in (2, 3):
+        rows = torch.zeros(k, dtype=torch.long)
         try:
-            rec = recording(model, lambda: inputs.rows(torch.zeros(k, dtype=torch.long)).call(model), layers,
-                            batch_axes={})
+            rec = recording(model, lambda: inputs.rows(rows).call(model), layers, batch_axes={})  # noqa: B023 - run here
         except ModelRaised:  # a forward that fixes its batch size: nothing to learn from other sizes
             return {}
         shapes.append({name: [tuple(t.shape) for t in tensors] for name, tensors in rec.calls.items()})
@@ -528,7 +518,7 @@ def probe_batch_axes(model: nn.Module, x, layers: LayerSpec = None) -> dict[str,
     return axes
 
 
-def _protected_writes(rec: "Recording"):
+def _protected_writes(rec: Recording):
     """Copy-on-write of recorded tensors: before the forward writes in place into memory a
     recorded tensor lives in (``ReLU(inplace=True)`` after a recorded batch-norm, ``out +=
     identity``), that record is replaced by a copy, so it keeps the values the layer gave."""
@@ -583,7 +573,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"capture needs an nn.Module; got {type(model).__name__}")
-    _check_reduce(reduce)
+    check_reduce(reduce)
     start_memory_reuse()
     modules = module_names(model)
     leaves = leaf_names(model, modules)
@@ -752,37 +742,6 @@ def _sub_name(name: str, sub: str, modules: dict) -> str:
 
 
 @contextlib.contextmanager
-def hooked(modules: dict[str, nn.Module], before: dict[str, Callable] | None = None,
-           after: dict[str, Callable] | None = None) -> Iterator[None]:
-    """The one place hooks that change values are registered: ``before[name](name, args)``
-    may return new positional arguments for module ``name``, ``after[name](name, args,
-    output)`` a new output; ``None`` keeps them. Only forwards of the entering thread are
-    seen, and every hook is removed on exit."""
-    owner = threading.get_ident()
-
-    def make_pre(name, fn):
-        def pre_hook(_module, args):
-            return fn(name, args) if threading.get_ident() == owner else None
-        return pre_hook
-
-    def make_post(name, fn):
-        def hook(_module, args, output):
-            return fn(name, args, output) if threading.get_ident() == owner else None
-        return hook
-
-    handles = []
-    try:
-        for name, fn in (before or {}).items():
-            handles.append(modules[name].register_forward_pre_hook(make_pre(name, fn)))
-        for name, fn in (after or {}).items():
-            handles.append(modules[name].register_forward_hook(make_post(name, fn)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@contextlib.contextmanager
 def intervene(model: nn.Module, layers: LayerSpec, fn: Callable[[str, tuple, Any], Any]) -> Iterator[None]:
     """Let ``fn(layer, args, output)`` see, and optionally replace, the output of each chosen
     layer during the ``with`` body: whatever it returns other than ``None`` is used in place
@@ -829,5 +788,5 @@ def record(model: nn.Module, x, layers: LayerSpec = None, **options) -> Recordin
 
 
 __all__ = ["capture", "record", "intervene", "hooked", "Recording", "select_layers", "module_names", "leaf_names",
-           "replace_part",
-           "batch_axis_of", "own_batch_axis", "probe_batch_axes", "recording", "UnseenWrite", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]
+           "replace_part", "check_reduce", "batch_axis_of", "own_batch_axis", "probe_batch_axes", "recording",
+           "UnseenWrite", "reduce_batch_first", "REDUCTIONS", "LAYOUTS"]

@@ -2,7 +2,9 @@
 
 This is the composition root: the only module of ``interp`` that may import
 ``zoo``, ``dashboard`` and ``reports``, and it does so lazily, inside each
-command. Errors users can cause print one line and exit with status 2; no
+command. The dashboard and reports take the user's models (``--subject``,
+``--model-file``) and the zoo's, all as :class:`interp.Subject` objects. Errors
+users can cause print one line and exit with status 2; no
 traceback.
 """
 
@@ -72,25 +74,71 @@ def _check_port_free(host: str, port: int) -> None:
                           "free the port or pick another --port / --host") from None
 
 
+def _own_subjects(args) -> list:
+    """The user's subjects: from ``--subject FILE.py:function`` (repeatable) and from
+    ``--model-file FILE.py:factory --weights W --data D [--names N.json]``."""
+    from .loaders import subject_from_files, subjects_from
+    from .subject import subjects as checked
+
+    out = []
+    for spec in args.subject or []:
+        out += subjects_from(spec)
+    if args.model_file or args.data or args.weights:
+        if not (args.model_file and args.data):
+            raise InterpError("--model-file and --data go together (with --weights for trained weights): "
+                              "--model-file FILE.py:factory --weights W.safetensors --data D.npz")
+        classes = args.classes.split(",") if args.classes else None
+        features = args.features.split(",") if args.features else None
+        out.append(subject_from_files(args.model_file, args.weights, args.data, args.names, name=args.name,
+                                      task=args.task, modality=args.modality, classes=classes, features=features))
+    elif args.names or args.classes or args.features or args.task or args.modality or args.name:
+        raise InterpError("--names, --classes, --features, --task, --modality and --name describe a --model-file; "
+                          "give --model-file FILE.py:factory and --data D.npz too")
+    return checked(out) if out else []
+
+
+def _zoo_lazy(names: list[str], taken: set[str]) -> list:
+    import zoo
+    from dashboard.catalog import Lazy
+
+    return [Lazy(n, f"{n}  ·  zoo {zoo.spec(n).kind}, {zoo.spec(n).task}", lambda n=n: zoo.subject(n))
+            for n in names if n not in taken]
+
+
 def cmd_dashboard(args) -> int:
     import zoo
 
-    if args.model is not None and args.model not in zoo.names():
-        raise UnknownNameError("zoo model", args.model, zoo.names())
+    own = _own_subjects(args)
+    shown = [s.name for s in own] + ([] if args.no_zoo else zoo.names())
+    if args.model is not None and args.model not in shown:
+        raise UnknownNameError("model", args.model, shown)
+    clash = [] if args.no_zoo else sorted({s.name for s in own} & set(zoo.names()))
+    if clash:
+        raise InterpError(f"subject names {', '.join(clash)} are also zoo models; rename yours (--name) or pass "
+                          "--no-zoo")
+    if args.no_zoo and not own:
+        raise InterpError("--no-zoo leaves nothing to show: give --subject or --model-file")
+    taken = {s.name for s in own}
+    items = own + ([] if args.no_zoo else _zoo_lazy(zoo.names(), taken))
     _check_port_free(args.host, args.port)
-    from dashboard.app import create_app
+    from dashboard.app import serve
 
-    app = create_app(model=args.model)
-    print(f"interp dashboard on http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
-    app.run(host=args.host, port=args.port, debug=args.debug)
+    serve(items, selected=args.model or (own[0].name if own else None), host=args.host, port=args.port,
+          debug=args.debug)
     return 0
 
 
 def cmd_report(args) -> int:
-    names = _zoo_names(args.model, args.all)
+    own = _own_subjects(args)
+    names = _zoo_names(args.model, args.all) if (args.model or args.all or not own) else []
+    import zoo
     from reports.build import build
 
-    paths = build(names, args.out, progress=not args.quiet)
+    clash = sorted({s.name for s in own} & set(names))
+    if clash:
+        raise InterpError(f"subject names {', '.join(clash)} are also zoo models; pass --name to rename yours")
+    zoo_subjects = [zoo.subject(n) for n in names]
+    paths = build(own + zoo_subjects, args.out, progress=not args.quiet)
     print(f"wrote {len(paths)} files to {args.out}: open {paths[-1]}")
     return 0
 
@@ -115,16 +163,22 @@ def _headline(card: dict) -> str:
 
 def cmd_zoo_train(args) -> int:
     names = _zoo_names(args.names, args.all)
-    from zoo.train import train
+    from zoo.train import BelowBar, train
 
     start = time.perf_counter()
     failed = []
     for name in names:
-        card = train(name, seed=args.seed, epochs=args.epochs, weights_dir=args.weights_dir,
-                     progress=not args.quiet)
+        try:
+            card = train(name, seed=args.seed, epochs=args.epochs, weights_dir=args.weights_dir,
+                         progress=not args.quiet, force=args.force, keep_below_bar=args.keep_below_bar)
+        except BelowBar as exc:
+            print(f"{name:<24}NOT SAVED: " + " ".join(str(exc).split()), flush=True)
+            failed.append(name)
+            continue
         bars = card.pop("quality_failures")
         print(f"{name:<24}{card['training']['seconds']:>7.1f}s  {card['weights']['bytes'] / 1024:>6.0f} KiB  "
-              f"{_headline(card)}" + (f"  BELOW BAR: {'; '.join(bars)}" if bars else ""), flush=True)
+              f"{_headline(card)}" + (f"  BELOW BAR: {'; '.join(bars)}" if bars else "")
+              + f"  -> {card['written_to']}", flush=True)
         failed += bars
     print(f"trained {len(names)} model(s) in {time.perf_counter() - start:.1f}s")
     return 1 if failed else 0
@@ -153,13 +207,32 @@ def cmd_zoo_evaluate(args) -> int:
     return 1 if problems else 0
 
 
+def _own_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("your own model")
+    g.add_argument("--subject", action="append", metavar="FILE.py:FUNCTION",
+                   help="a function returning an interp.Subject or a list of them (repeatable)")
+    g.add_argument("--model-file", metavar="FILE.py:FACTORY", help="a function building your nn.Module")
+    g.add_argument("--weights", metavar="W.safetensors", help="its weights (.safetensors, or a .pt state_dict)")
+    g.add_argument("--data", metavar="D.npz", help="inputs x and labels y (.npz, .safetensors or .pt)")
+    g.add_argument("--names", metavar="N.json", help="JSON with any of name, task, modality, classes, features, "
+                   "vocab, objective, pad_id, description")
+    g.add_argument("--name", help="the model's name (default: the factory file's name)")
+    g.add_argument("--classes", metavar="A,B,...", help="class names, comma-separated")
+    g.add_argument("--features", metavar="A,B,...", help="feature names, comma-separated")
+    g.add_argument("--task", choices=("classification", "regression", "reconstruction", "generation"))
+    g.add_argument("--modality", choices=("image", "tabular", "tokens", "series"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="interp", description="See inside PyTorch models: dashboard, reports, zoo.")
     p.add_argument("--version", action="version", version=f"interp {__import__('interp').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    d = sub.add_parser("dashboard", help="serve the Dash dashboard on the zoo")
-    d.add_argument("--model", help="zoo model selected at start (default: the first)")
+    d = sub.add_parser("dashboard", help="serve the Dash dashboard on your models and the zoo")
+    d.add_argument("--model", help="model selected at start, yours or the zoo's (default: your first, else the zoo's "
+                   "first)")
+    _own_model_options(d)
+    d.add_argument("--no-zoo", action="store_true", help="show only your models, not the zoo's beside them")
     d.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     d.add_argument("--port", type=_port, default=8050)
     d.add_argument("--debug", action="store_true", help="Dash debug mode (never on a shared host)")
@@ -170,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write self-contained HTML reports")
     r.add_argument("--model", action="append", metavar="NAME", help="zoo model (repeatable)")
     r.add_argument("--all", action="store_true", help="every zoo model")
+    _own_model_options(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--cache", metavar="DIR", help="store for dataset-wide results "
@@ -185,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--all", action="store_true")
     zt.add_argument("--seed", type=int, default=None, help="override the spec's seed")
     zt.add_argument("--epochs", type=_positive, default=None, help="override the spec's epochs")
-    zt.add_argument("--weights-dir", default=None, help="write here instead of zoo/weights")
+    zt.add_argument("--weights-dir", default=None, help="write here (default: <cache>/zoo-weights, e.g. "
+                    "~/.cache/interp/zoo-weights; never the shipped zoo/weights without --force)")
+    zt.add_argument("--force", action="store_true", help="allow replacing the shipped weights in zoo/weights")
+    zt.add_argument("--keep-below-bar", action="store_true", help="save a model even below its quality bar")
     zt.add_argument("--quiet", action="store_true", help="no progress bars")
     zt.set_defaults(func=cmd_zoo_train)
     ze = zsub.add_parser("evaluate", help="recompute card metrics from the weights")

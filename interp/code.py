@@ -17,7 +17,7 @@ import inspect
 import sys
 import sysconfig
 import types
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

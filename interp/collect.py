@@ -34,9 +34,10 @@ import queue
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,14 +46,33 @@ from tqdm.auto import tqdm
 
 from ._checks import check_finite, refuse_batch_statistics
 from ._io import write_text
-from .capture import (LayerSpec, Reduce, UnseenWrite, _check_reduce, capture, module_names, probe_batch_axes,
-                      select_layers)
-from .inplace import watch_always
+from .capture import (
+    LayerSpec,
+    Reduce,
+    UnseenWrite,
+    capture,
+    check_reduce,
+    module_names,
+    probe_batch_axes,
+    select_layers,
+)
 from .errors import InputError, StoreError
+from .hashing import tensor_fingerprint
+from .inplace import watch_always
 from .inputs import Inputs, ModelRaised, as_inputs, blamed, check_model
 from .memory import start_memory_reuse
-from .store import (FORMAT_VERSION, Damaged, Entry, Store, code_digest, file_sha256, model_identity, stamp,
-                    tensor_fingerprint, trust)
+from .store import (
+    FORMAT_VERSION,
+    Damaged,
+    Entry,
+    Store,
+    code_digest,
+    file_sha256,
+    model_identity,
+    output_file,
+    stamp,
+    trust,
+)
 
 DTYPE = np.float32
 
@@ -367,7 +387,7 @@ def collect(model: nn.Module, data: Any, layers: LayerSpec = None, store: str | 
         raise InputError(f"collect needs an nn.Module; got {type(model).__name__}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer; got {batch_size!r}")
-    _check_reduce(reduce)
+    check_reduce(reduce)
     check_model(model, None, "collect")
     refuse_batch_statistics(model, "activations")
     start_memory_reuse()
@@ -426,8 +446,6 @@ def collect(model: nn.Module, data: Any, layers: LayerSpec = None, store: str | 
 
 def _run(model: nn.Module, prepared: _Data, names: list[str], reduce: Reduce, folder: Path,
          batch_size: int, progress: bool) -> dict:
-    from .store import output_file
-
     outputs: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     labels: list[torch.Tensor] = []

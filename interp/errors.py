@@ -9,7 +9,7 @@ and what was expected; the CLI prints them as one line, without a traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class InterpError(ValueError):

@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import functools
 import inspect
 import re
 import textwrap
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from .code import functions_of, instance_reads, names_of
 
 # in-place methods whose trailing underscore does not mean "writes the tensor's values"
 _NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "retain_grad", "register_hook", "_version"})
@@ -273,8 +274,6 @@ def may_write_in_place(model) -> bool:
     (a forward, a lambda, a helper object); a function without readable source is assumed
     to write, and so is a class :func:`watch_always` was told about. In-place *modules*
     (``inplace=True`` flags) are not counted: they are seen by their flag."""
-    from .code import functions_of, instance_reads, names_of
-
     modules = model.modules() if isinstance(model, nn.Module) else model
     for m in modules:
         if type(m) in _WATCHED:

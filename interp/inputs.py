@@ -24,14 +24,16 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import InputError, InterpError, ModelError
+from .errors import InputError, InterpError, ModelError, UnknownNameError
+from .modules import hooked, module_names
 
 
 @dataclass(frozen=True)
@@ -79,21 +81,21 @@ class Inputs:
             return values[0]
         return dict(zip(self.keys, values)) if self.keys is not None else values
 
-    def replace(self, tensors: Sequence[torch.Tensor]) -> "Inputs":
+    def replace(self, tensors: Sequence[torch.Tensor]) -> Inputs:
         return Inputs(tuple(tensors), self.keys, self.single, self.spread)
 
-    def copy(self) -> "Inputs":
+    def copy(self) -> Inputs:
         """The same inputs in memory of their own: what an analysis hands a forward it runs
         plainly, so that a forward writing into its input never writes into the caller's."""
         return self.replace(t.clone() for t in self.tensors)
 
-    def probe(self) -> "Inputs":
+    def probe(self) -> Inputs:
         """Copies of the first sample, two (three for a batch of two): a small batch for passes
         that look at the model's structure, which a forward squeezing its batch axis cannot
         collapse, and whose size tells the batch axis from one as long as the batch."""
         return self.rows(torch.zeros(2 if self.batch != 2 else 3, dtype=torch.long))
 
-    def rows(self, index) -> "Inputs":
+    def rows(self, index) -> Inputs:
         """The samples ``index`` (a slice, an index tensor) of every input."""
         return self.replace(t[index] for t in self.tensors)
 
@@ -122,6 +124,26 @@ def _takes_keywords(model: nn.Module, keys) -> bool:
     needed = {n for n, p in params.items() if p.kind in kinds and p.default is inspect.Parameter.empty}
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     return needed <= set(keys) and (open_ended or set(keys) <= named)
+
+
+def per_input(option, structure: Inputs, what: str) -> list:
+    """An option given once, or per input of a model of several (a dict by input name, or a
+    tuple or list with one entry per input), as one value per input."""
+    n = len(structure.tensors)
+    if structure.single:
+        return [option]
+    if isinstance(option, dict):
+        unknown = [k for k in option if k not in structure.names]
+        if unknown:
+            raise UnknownNameError(f"input in {what}", unknown[0], structure.names)
+        return [option.get(name) for name in structure.names]
+    if isinstance(option, list) or (isinstance(option, tuple) and len(option) == n
+                                    and not all(isinstance(v, int) for v in option)):
+        if len(option) != n:
+            raise InputError(f"{what} gives {len(option)} values for {n} inputs; expected one per input "
+                             f"({', '.join(structure.names)}) or a dict by name")
+        return list(option)
+    return [option] * n
 
 
 def as_inputs(x, model: nn.Module | None = None, *, at_least_2d: bool = True) -> Inputs:
@@ -253,8 +275,6 @@ def _plain_failure(model: nn.Module, inputs: Inputs) -> BaseException | None:
 def _failing_module(model: nn.Module, inputs: Inputs) -> tuple[str | None, str | None]:
     """(the module that was running when the plain forward failed, the first leaf module
     called), by running it once more with a note of each module entered and left."""
-    from .capture import hooked, module_names
-
     modules = module_names(model)
     stack: list[str] = []
     first: list[str] = []
@@ -356,4 +376,4 @@ def check_model(model: nn.Module, inputs: Inputs | None = None, verb: str = "the
                                  f"input (x.to('{p.device}')) or the model")
 
 
-__all__ = ["Inputs", "as_inputs", "ModelRaised", "blame", "blamed", "check_model", "expected_input"]
+__all__ = ["Inputs", "as_inputs", "per_input", "ModelRaised", "blame", "blamed", "check_model", "expected_input"]

@@ -19,9 +19,9 @@ variable ``INTERP_MALLOC_DEFAULTS=1`` to keep glibc's defaults. Bounded: at most
 from __future__ import annotations
 
 import ctypes
-import os
 import ctypes.util
 import functools
+import os
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -36,10 +36,9 @@ def _libc():
     try:
         libc = ctypes.CDLL(name)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.gnu_get_libc_version  # only glibc has it
     except (OSError, AttributeError):
         return None
-    return libc
+    return libc if hasattr(libc, "gnu_get_libc_version") else None  # only glibc has it
 
 
 def retain_freed_memory(limit_mb: int = 256) -> bool:

@@ -15,7 +15,7 @@ A GAN's discriminator already gives one score per sample (its "real" logit).
 
 from __future__ import annotations
 
-from typing import Hashable
+from collections.abc import Hashable
 
 import torch
 from torch import nn

@@ -4,7 +4,6 @@
     est = interp.projection.UMAPProjection(n_neighbors=15).fit(train)        # scikit-learn style
     est.transform(test)                                                      # new points, same map
     q = interp.projection.quality(features, xy, labels)                      # trustworthiness, k-NN agreement
-    m = interp.projection.project_layer(model, x, "features.4", method="pca", labels=y)  # kept in the store
 
 The maps themselves are scikit-learn's ``PCA`` and ``TSNE`` and umap-learn's ``UMAP``.
 What this module adds around them:
@@ -20,10 +19,9 @@ What this module adds around them:
 - :func:`quality`: trustworthiness (scikit-learn's) and k-nearest-neighbour label
   agreement in the map beside the same in the original space, so a map comes with
   how far to trust it;
-- :func:`project_layer`: a layer's activations over a dataset (through
-  :func:`interp.collect`, flattened or pooled), projected, scored and kept in the
-  store (:meth:`interp.store.Store.result`), keyed by the model's weights, the data,
-  the layer, the method and its parameters, so a second request is read back.
+- :class:`LayerProjection`: the result of projecting one layer over a dataset, which
+  :func:`interp.layer_projection.project_layer` computes (it collects activations, so it
+  lives above :mod:`interp.collect`; this module works on arrays only).
 
 Same seed, same map: every estimator takes ``random_state`` (UMAP then runs on one
 thread, as umap-learn does for reproducibility).
@@ -33,12 +31,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from . import results
 from .errors import InputError, InterpError, UnknownNameError
 
 METHODS = ("pca", "tsne", "umap")
@@ -102,7 +99,7 @@ class _Projection:
     def get_params(self, deep: bool = True) -> dict:
         return {p: getattr(self, p) for p in self._PARAMS}
 
-    def set_params(self, **params) -> "_Projection":
+    def set_params(self, **params) -> _Projection:
         for k, v in params.items():
             if k not in self._PARAMS:
                 raise UnknownNameError(f"parameter of {type(self).__name__}", k, self._PARAMS)
@@ -139,7 +136,7 @@ class _Projection:
     def _reduce(self, x: np.ndarray) -> np.ndarray:
         return x if self.pca_ is None else self.pca_.transform(x)
 
-    def fit(self, x, y=None) -> "_Projection":
+    def fit(self, x, y=None) -> _Projection:
         """Learn the map of ``x`` (samples, features); the map of ``x`` itself is ``embedding_``."""
         a = _features(x)
         self._check_common(a)
@@ -218,7 +215,8 @@ class TSNEProjection(_Projection):
 
     def _check(self, x):
         p = self.perplexity
-        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.number)) or not np.isfinite(p) or p <= 0:
+        if (isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.number)) or not np.isfinite(p)
+                or p <= 0):
             raise InputError(f"perplexity must be a number > 0; got {p!r}")
         if self.init not in ("pca", "random"):
             raise InputError(f"init must be 'pca' or 'random'; got {self.init!r}")
@@ -365,6 +363,7 @@ def quality(features, embedding, labels=None, k: int = DEFAULT_K, random_state: 
 
 # ---------------------------------------------------------------------------- layers
 
+@results.register
 @dataclass(frozen=True)
 class LayerProjection:
     """The map of one layer's activations over a dataset: ``coordinates`` (n, k), the
@@ -392,71 +391,5 @@ class LayerProjection:
                           self.scored or len(self.coordinates))
 
 
-def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_components: int = 2,
-                  random_state: int | None = 0, *, labels=None, reduce: str | None = None, store=None,
-                  name: str | None = None, dataset: str | None = None, k: int | None = None,
-                  progress: bool = False, **params) -> LayerProjection:
-    """Project ``layer``'s output over ``data`` (the model's inputs, as :func:`interp.collect`
-    takes them; ``labels`` as there: they colour nothing here but score the map). ``reduce``: None
-    flattens each sample's output, "mean" or "max" pools it over positions (space or
-    time) first. ``dataset``: the name of an iterable of batches (as for collect). ``k``:
-    neighbours for the quality numbers (default 10, fewer on small sets). Kept in the
-    store: the same model, data, layer, method and parameters are read back."""
-    from .collect import collect
-    from .store import Store, model_identity
-
-    est = estimator(method, n_components, random_state, **params)  # names checked before any work
-    if reduce not in (None, "mean", "max"):
-        raise InputError(f"reduce must be None (flatten), 'mean' or 'max' (pool over positions); got {reduce!r}")
-    store = store if isinstance(store, Store) else Store(store)
-    module = _module_of(model, layer)
-    collection = collect(model, data, [module], store, labels=labels, reduce=reduce, name=name, dataset=dataset,
-                         progress=progress)
-    n = collection.n
-    k = max(1, min(DEFAULT_K, min(n, QUALITY_SAMPLES) // 2 - 1)) if k is None else k
-    outputs = [o for o in collection.outputs if o == layer or (module == layer and (
-        o.startswith(f"{layer}.") or o.startswith(f"{layer}[")))]
-    if len(outputs) != 1:
-        raise InputError(f"layer {layer!r} gives {len(outputs)} outputs ({', '.join(outputs)}); name one of them"
-                         if outputs else f"{layer!r} recorded nothing; it gave {', '.join(collection.outputs)}")
-    output = outputs[0]
-    request = {"kind": "projection", "collection": collection.meta["key"], "output": output, "method": method,
-               "params": {k_: _plain(v) for k_, v in est.get_params().items()}, "k": k}
-
-    def compute() -> LayerProjection:
-        features = np.asarray(collection[output]).reshape(collection.n, -1)
-        labels = collection.labels
-        start = time.perf_counter()
-        coords = est.fit_transform(features)
-        seconds = time.perf_counter() - start
-        q = quality(features, coords, labels, k=k)
-        return LayerProjection(coordinates=torch.from_numpy(np.ascontiguousarray(coords)),
-                               labels=None if labels is None else torch.as_tensor(np.asarray(labels)),
-                               layer=output, method=method, params=request["params"], reduce=reduce,
-                               features=features.shape[1], trustworthiness=q.trustworthiness,
-                               agreement_map=q.agreement_map, agreement_original=q.agreement_original, k=q.k,
-                               seconds=seconds, scored=q.samples)
-
-    return store.result(model_identity(model, name), request, compute)
-
-
-def _module_of(model: nn.Module, layer: str) -> str:
-    """The module whose output ``layer`` names: itself, or for a part of a tuple output
-    ("lstm.h", "lstm[h]") the module it belongs to."""
-    from .capture import module_names
-
-    modules = module_names(model)
-    if layer in modules:
-        return layer
-    owners = [m for m in modules if layer.startswith(f"{m}.") or layer.startswith(f"{m}[")]
-    if not owners:
-        raise UnknownNameError("layer", layer, list(modules))
-    return max(owners, key=len)
-
-
-def _plain(v: Any):
-    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
-
-
 __all__ = ["project", "estimator", "PCAProjection", "TSNEProjection", "UMAPProjection", "ESTIMATORS", "METHODS",
-           "quality", "knn_agreement", "MapQuality", "project_layer", "LayerProjection", "PCA_FIRST"]
+           "quality", "knn_agreement", "MapQuality", "LayerProjection", "PCA_FIRST", "QUALITY_SAMPLES", "DEFAULT_K"]

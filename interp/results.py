@@ -7,11 +7,16 @@ The results are frozen dataclasses of tensors and plain values. One safetensors 
 holds them: the tensors as tensors (also inside tuples and dicts, as results of
 several inputs hold them), everything else as JSON in the file's metadata, with the
 result's type and a sha256 of the tensors' bytes, checked on load, so a file damaged
-even without changing its size is refused, never read as numbers. Loading never unpickles: it builds only the result types
-registered here, from tensors and JSON values, so a file from anywhere is safe to
-open (pickle, which ``torch.save`` and diskcache use, runs code on load). Written
-atomically. The store keeps small results this way beside the activations it
-collects (:meth:`interp.store.Store.result`), so a second look is instant.
+even without changing its size is refused, never read as numbers. Loading never
+unpickles: it builds only the result types registered with :func:`register`, from tensors
+and JSON values, so a file from anywhere is safe to open (pickle, which ``torch.save`` and
+diskcache use, runs code on load). Written atomically. The store keeps small results this
+way beside the activations it collects (:meth:`interp.store.Store.result`), so a second
+look is instant.
+
+A result type registers itself where it is defined (``@results.register`` in
+:mod:`interp.sensitivity`, :mod:`interp.projection`), so this module imports none of the
+analyses and sits below them and the store.
 """
 
 from __future__ import annotations
@@ -26,26 +31,23 @@ import torch
 
 from ._io import write_with
 from .errors import InterpError
+from .hashing import tensor_bytes
 
 FORMAT = "interp.results/2"  # 2: tensors inside tuples and dicts, a content hash
 _REGISTRY: dict[str, type] = {}
 
 
 def register(cls: type) -> type:
-    """Allow ``load`` to build ``cls`` (a frozen dataclass of tensors and JSON values)."""
+    """Allow ``save`` and ``load`` to handle ``cls`` (a frozen dataclass of tensors and JSON
+    values), under its class name; used as a decorator by the module defining ``cls``."""
     if not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):
         raise TypeError(f"{cls.__name__} is not a frozen dataclass")
+    known = _REGISTRY.get(cls.__name__)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise TypeError(f"a result type named {cls.__name__} is registered already ({known.__module__}."
+                        f"{known.__qualname__}); result files name their type by class name alone")
     _REGISTRY[cls.__name__] = cls
     return cls
-
-
-def _registered() -> dict[str, type]:
-    from . import projection, sensitivity
-
-    for cls in (sensitivity.NoiseSensitivity, sensitivity.OcclusionSensitivity, sensitivity.FeatureSweep,
-                sensitivity.LayerSensitivity, sensitivity.ExplanationSensitivity, projection.LayerProjection):
-        _REGISTRY.setdefault(cls.__name__, cls)
-    return _REGISTRY
 
 
 def _plain(v, field: str, tensors: dict):
@@ -77,13 +79,11 @@ def _tupled(v, tensors: dict):
 
 
 def _content_hash(tensors: dict) -> str:
-    from .store import _tensor_bytes
-
     h = hashlib.sha256()
     for key in sorted(tensors):
         t = tensors[key]
         h.update(f"{key}|{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(_tensor_bytes(t))
+        h.update(tensor_bytes(t))
     return h.hexdigest()
 
 
@@ -92,8 +92,8 @@ def save(result, path: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
     name = type(result).__name__
-    if _registered().get(name) is not type(result):
-        raise InterpError(f"cannot save a {name}; expected one of {', '.join(sorted(_registered()))}")
+    if _REGISTRY.get(name) is not type(result):
+        raise InterpError(f"cannot save a {name}; expected one of {', '.join(sorted(_REGISTRY))}")
     tensors, plain = {}, {}
     for f in dataclasses.fields(result):
         v = getattr(result, f.name)
@@ -119,7 +119,7 @@ def load(path: str | os.PathLike):
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise InterpError(f"{str(path)!r} is not a readable result file ({exc}); expected a file written by "
                           "interp.results.save") from None
-    cls = _registered().get(meta.get("type", ""))
+    cls = _REGISTRY.get(meta.get("type", ""))
     if meta.get("format") != FORMAT or cls is None:
         raise InterpError(f"{str(path)!r} is not an interp result file (format {meta.get('format')!r}, type "
                           f"{meta.get('type')!r}); expected format {FORMAT!r}")

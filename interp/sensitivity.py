@@ -5,15 +5,16 @@
 
 Written here, not taken from Captum: Captum measures the sensitivity of
 *explanations* (``sensitivity_max``, ``infidelity``: the ``explanation`` kind uses them,
-with perturbations drawn from our seeded generator), not of outputs and layers. What this module adds: Gaussian input noise scaled
-to the data's spread, drawn from a seeded generator of its own (the same seed gives the
-same result, and the global RNG is left alone), token models perturbed in the space of
-the embedding that reads the ids, layer responses read through :func:`interp.capture`
-and layer ablation through :func:`interp.capture.intervene`. Results are frozen
-dataclasses of tensors, plotted by :mod:`interp.figures`.
+with perturbations drawn from our seeded generator), not of outputs and layers. What this
+module adds: Gaussian input noise scaled to the data's spread, drawn from a seeded
+generator of its own (the same seed gives the same result, and the global RNG is left
+alone), token models perturbed in the space of the embedding that reads the ids, layer
+responses read through :func:`interp.capture` and layer ablation through
+:func:`interp.capture.intervene`. Results are frozen dataclasses of tensors, plotted by
+:mod:`interp.figures`, and registered with :mod:`interp.results` so they can be saved.
 
 Figures: :mod:`interp.figures.sensitivity`; the dashboard's Sensitivity view and the
-reports compose them through :mod:`zoo.sensitivity`.
+reports compose them through :mod:`interp.study.sensitivity`.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ import inspect
 import math
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
+from . import lrp as lrp_module
+from . import results
 from ._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
+from .attribution import attribute, attribute_at_embeddings, explain
+from .attribution import methods as attribution_methods
 from .capture import intervene, module_names, probe_batch_axes, recording, replace_part, select_layers
 from .errors import InputError, InterpError, UnknownNameError
 from .inplace import out_of_place
-from .inputs import Inputs, blame
+from .inputs import Inputs, blame, per_input
 from .space import Space, exclusive, prepare
 
 DEFAULT_SCALES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -41,6 +46,7 @@ ROWS_PER_EVAL = 512  # perturbed copies per forward
 
 # ---------------------------------------------------------------------------- results
 
+@results.register
 @dataclass(frozen=True)
 class NoiseSensitivity:
     """How the target score moves under Gaussian input noise, per noise scale and sample.
@@ -69,6 +75,7 @@ class NoiseSensitivity:
     embedding: str | None = None
 
 
+@results.register
 @dataclass(frozen=True)
 class LayerSensitivity:
     """How each layer responds to input noise, and how much the output needs it.
@@ -98,6 +105,7 @@ class LayerSensitivity:
     ablated_by: str = "batch mean"
 
 
+@results.register
 @dataclass(frozen=True)
 class OcclusionSensitivity:
     """How much the target score drops when a window of the input is set to a baseline
@@ -114,6 +122,7 @@ class OcclusionSensitivity:
     stride: object
 
 
+@results.register
 @dataclass(frozen=True)
 class FeatureSweep:
     """Individual conditional expectation (ICE) curves of one feature of tabular inputs:
@@ -129,6 +138,7 @@ class FeatureSweep:
     target: torch.Tensor
 
 
+@results.register
 @dataclass(frozen=True)
 class ExplanationSensitivity:
     """How robust explanations are, per method (attribution methods by name, LRP as
@@ -213,8 +223,6 @@ def _check_count(name: str, v) -> int:
 def _std(space: _Inputs, std):
     """The data's spread noise is scaled to, per explained input: ``std`` as given (once, or per
     input of several, by name), else the batch's own. A float for one input, a tuple for several."""
-    from .attribution import per_input
-
     structure = space.space.structure
     given = [g for g, slot in zip(per_input(std, structure, "std"), space.space.slots) if slot is not None]
     spreads = []
@@ -334,10 +342,10 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
         base_name = key.split(":")[0]
         return known.get(base_name, rec.batch_axis.get(base_name, 0))
 
-    results = []
+    runs = []
     with torch.no_grad():
-        rec = recording(model, lambda: results.append(space.run(base)), names, batch_axes=known)
-    clean = results[-1]
+        rec = recording(model, lambda: runs.append(space.run(base)), names, batch_axes=known)
+    clean = runs[-1]
     # every recorded output (sub-names for tuple outputs, e.g. lstm.out / lstm.h), batch first,
     # less those that do not depend on the input (e.g. position embeddings of a constant range)
     outputs = {key: _batch_first(t, axis(rec, key)) for key, t in rec.activations.items()}
@@ -365,7 +373,7 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
         noisy = tuple(b + _noise(b.shape, noise * sp, generator, b) for b, sp in zip(base, _scales(spread))) \
             if noise > 0 else base
         with torch.no_grad():
-            rec = recording(model, lambda: space.run(noisy), names, batch_axes=known)
+            rec = recording(model, lambda: space.run(noisy), names, batch_axes=known)  # noqa: B023 - run here
         for key, a in outputs.items():
             b = _batch_first(rec.activations[key], axis(rec, key))
             diff = (b - a).reshape(n, -1).norm(dim=1) / a.reshape(n, -1).norm(dim=1).clamp(min=1e-12)
@@ -393,7 +401,8 @@ def _layer_kind(model, x, target, *, layers=None, noise: float = 0.1, draws: int
                             draws=draws, seed=seed,
                             measured_against="score" if by_score else "labels" if label is not None
                             else "clean predictions",
-                            ablated_by="batch mean" if ablate == "mean" else f"noise {float(ablate):g} x the output's std")
+                            ablated_by="batch mean" if ablate == "mean"
+                            else f"noise {float(ablate):g} x the output's std")
 
 
 def _batch_first(t: torch.Tensor, axis: int) -> torch.Tensor:
@@ -442,8 +451,6 @@ def _ablated(model, space: _Inputs, base, layer: str, sub: str, axis: int, outpu
 
 def _occlusion_kind(model, x, target, *, window=None, stride=None, baseline="zero", feature=None, grid=20,
                     embedding=None, progress=None):
-    from .attribution import explain
-
     if feature is not None:
         return _sweep(model, x, target, feature, grid, progress)
     first = x.tensors[0]
@@ -556,9 +563,6 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
                       seed: int = 0, embedding=None, progress=None) -> ExplanationSensitivity:
     from captum.metrics import infidelity, sensitivity_max
 
-    from . import lrp as lrp_module
-    from .attribution import attribute, attribute_at_embeddings, methods as known
-
     space = _inputs(model, x, embedding)  # token ids: perturbed in the embedding space
     tokens = space.space.tokens
     if tokens and not x.single:
@@ -572,8 +576,8 @@ def _explanation_kind(model, x, target, *, methods=("gradient", "input_x_gradien
     _number("radius", radius, " (relative to the data's std)")
     draws = _check_count("draws", draws)
     for m in methods:
-        if m not in known():
-            raise UnknownNameError("attribution method", m, known())
+        if m not in attribution_methods():
+            raise UnknownNameError("attribution method", m, attribution_methods())
     for c in composites:
         lrp_module.composites.get(c)  # an unknown name fails here, before any work
     values = space.values

@@ -252,7 +252,7 @@ def prepare(model: nn.Module, structure: Inputs, embedding=None, graph: bool = F
     of token ids, embedding values to explain at instead of the embedding's own output."""
     tensors = structure.tensors
     kinds = []
-    for name, t in zip(structure.names, tensors):
+    for t in tensors:
         if t.is_floating_point():
             kinds.append("float")
         elif t.is_complex() or t.dtype == torch.bool:
@@ -450,5 +450,5 @@ def as_found(model: nn.Module):
                         b.copy_(value)
 
 
-__all__ = ["Space", "Forward", "prepare", "holds", "reads_tokens", "exclusive", "as_found", "to_ids_layout", "to_view_layout",
-           "EMBEDDINGS"]
+__all__ = ["Space", "Forward", "prepare", "holds", "reads_tokens", "exclusive", "as_found", "to_ids_layout",
+           "to_view_layout", "EMBEDDINGS"]

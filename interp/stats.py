@@ -15,11 +15,12 @@ variances are merged across chunks in float64 (Chan et al.'s parallel update).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
+from .collect import Collection
 from .errors import InputError, UnknownNameError
 
 CHUNK_BYTES = 64 * 2**20
@@ -140,8 +141,6 @@ def layer_stats(source, outputs: list[str] | None = None, labels: np.ndarray | N
     it; the unit axis comes from its metadata) or a mapping ``{name: (n, *shape) array}``
     (units on the first per-sample axis unless ``channels_first`` says otherwise).
     """
-    from .collect import Collection
-
     if isinstance(source, Collection):
         names = source.outputs
         get = source.__getitem__

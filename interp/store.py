@@ -42,16 +42,19 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import results
 from ._io import write_text
-from .errors import StoreError
+from .code import functions_of, values_of
+from .errors import InterpError, StoreError, UnknownNameError
+from .hashing import digest, tensor_bytes, tensor_fingerprint
 
 FORMAT_VERSION = 2  # 2: content hashes per array, the forward code in the key
 RESULTS = "results"  # the folder of small results in a model's folder
@@ -64,55 +67,6 @@ def default_root() -> Path:
         return Path(os.environ["INTERP_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "interp"
-
-
-_PARALLEL_BYTES = 1 << 20
-
-
-def _digest(data: memoryview) -> bytes:
-    """sha256 of ``data``; above 1 MB as a two-level hash over parts hashed on parallel
-    threads (hashlib releases the GIL), so fingerprinting a dataset costs ~2 ms per 10 MB."""
-    if data.nbytes <= _PARALLEL_BYTES:
-        return hashlib.sha256(data).digest()
-    parts = min(4, os.cpu_count() or 1, -(-data.nbytes // _PARALLEL_BYTES))
-    step = -(-data.nbytes // parts)
-    chunks = [data[i:i + step] for i in range(0, data.nbytes, step)]
-    digests: list[bytes] = [b""] * len(chunks)
-
-    def work(i: int) -> None:
-        digests[i] = hashlib.sha256(chunks[i]).digest()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(1, len(chunks))]
-    for t in threads:
-        t.start()
-    work(0)
-    for t in threads:
-        t.join()
-    return hashlib.sha256(b"tree" + b"".join(digests)).digest()
-
-
-def _tensor_bytes(t: torch.Tensor) -> memoryview:
-    """The bytes of ``t``'s values, whatever its shape (0-d included), dtype, layout or device."""
-    t = t.detach()
-    if t.layout != torch.strided:  # sparse
-        t = t.to_dense()
-    if t.is_quantized:
-        t = t.int_repr()
-    if t.device.type == "meta" or not t.numel():
-        return memoryview(b"")
-    t = t.cpu().contiguous().reshape(-1)
-    if t.dtype == torch.bool:
-        t = t.to(torch.uint8)
-    return memoryview(t.view(torch.uint8).numpy())
-
-
-def tensor_fingerprint(*tensors: torch.Tensor) -> str:
-    """A hash of the values, shapes and dtypes of ``tensors``."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(f"{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(_digest(_tensor_bytes(t)))
-    return h.hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -144,8 +98,6 @@ def forward_code(model: nn.Module) -> str:
     deep) with the plain values they read (class and module constants, the instance's own
     settings). A model whose forward, helpers or settings changed, with the same weights,
     is another model to the store."""
-    from .code import functions_of, values_of
-
     h = hashlib.sha256()
     for m in model.modules():
         h.update(f"{type(m).__module__}.{type(m).__qualname__}|{m.extra_repr()}|".encode())  # Conv2d's padding
@@ -167,7 +119,7 @@ def model_identity(model: nn.Module, name: str | None = None) -> ModelIdentity:
             weights.update(repr(value).encode())
     for key, value in tensors.items():
         arch.update(f"{key}{tuple(value.shape)}{value.dtype};".encode())
-        weights.update(_digest(_tensor_bytes(value)))
+        weights.update(digest(tensor_bytes(value)))
     name = name or type(model).__name__
     return ModelIdentity(name=name, model_class=type(model).__qualname__,
                          architecture=arch.hexdigest()[:32], weights=weights.hexdigest()[:32],
@@ -277,8 +229,6 @@ class Entry:
         """``(n, *shape)`` array of ``output``, memory-mapped (nothing is read until used)."""
         info = self.meta["outputs"].get(output)
         if info is None:
-            from .errors import UnknownNameError
-
             raise UnknownNameError("stored output", output, self.outputs)
         shape = (self.n, *info["shape"])
         if self.n == 0 or int(np.prod(shape)) == 0:
@@ -404,9 +354,6 @@ class Store:
         """The stored result of ``request``, or None (never computed, or damaged: cut short,
         another format, content that does not match its hash; damage is warned about). A
         folder owned by another architecture is refused."""
-        from . import results
-        from .errors import InterpError
-
         path = self.result_path(identity, request)
         if not path.is_file():
             return None
@@ -420,8 +367,6 @@ class Store:
 
     def keep_result(self, identity: ModelIdentity, request: dict, value) -> Path:
         """Write ``value`` (an :mod:`interp.results` type) as the result of ``request``, atomically."""
-        from . import results
-
         self._claim(identity)
         return results.save(value, self.result_path(identity, request))
 
@@ -452,5 +397,6 @@ def _remove_stale(folder: Path) -> None:
             continue
 
 
-__all__ = ["Store", "Entry", "Damaged", "stamp", "trust", "ModelIdentity", "model_identity", "forward_code", "code_digest",
-           "tensor_fingerprint", "file_sha256", "verify", "default_root", "FORMAT_VERSION"]
+__all__ = ["Store", "Entry", "Damaged", "stamp", "trust", "ModelIdentity", "model_identity", "forward_code",
+           "code_digest", "output_file", "tensor_fingerprint", "file_sha256", "verify", "default_root",
+           "FORMAT_VERSION"]

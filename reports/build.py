@@ -1,24 +1,32 @@
-"""Static reports: one self-contained HTML file per zoo model, plus an index.
+"""Static reports: one self-contained HTML file per subject, plus an index.
 
-Each model page embeds plotly.js once, inline, and every figure as a div that
-calls it, so the file opens offline, by itself, anywhere (no CDN, no external
-URL). The figures are the dashboard's: both come from :mod:`zoo.overview`, which
-draws with :mod:`interp.figures`. Every file is written atomically.
+    import reports, interp
+    reports.build([interp.Subject(model, (x, y))], out="reports-out")
+
+Each page embeds plotly.js once, inline, and every figure as a div that calls it, so
+the file opens offline, by itself, anywhere (no CDN, no external URL). The figures are
+the dashboard's: both come from :mod:`interp.study`, which draws with
+:mod:`interp.figures`; a report reads only :class:`interp.Subject` objects, whoever
+made them (a user's model, the zoo's). Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import datetime
 import html
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import plotly.graph_objects as go
 from tqdm.auto import tqdm
 
 import interp
 from interp._io import write_text
-from zoo import activations, latent, lrp, overview, saliency, sensitivity
+from interp.errors import InputError
+from interp.study import activations, latent, lrp, overview, saliency, sensitivity
+from interp.subject import Subject
+from interp.subject import subjects as checked
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -54,9 +62,9 @@ def _figure(fig: go.Figure, div_id: str) -> str:
                        div_id=div_id, config=FIGURE_CONFIG)
 
 
-def _card_table(card: dict) -> str:
+def _card_table(subject: Subject) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in overview.card_rows(card))
+                   for k, v in overview.card_rows(subject))
     return f"<table class=\"card\">{rows}</table>"
 
 
@@ -73,9 +81,9 @@ def _activations_section(entry) -> str:
         "activations-top": activations.top_figure(entry, output, unit),
         "activations-heatmap": activations.heatmap_figure(entry, output),
     }
-    body = "".join(f"<div>{_figure(fig, f'{entry.name}-{key}')}</div>" for key, fig in figs.items())
+    body = "".join(f"<div>{_figure(fig, f'{_file_name(entry)}-{key}')}</div>" for key, fig in figs.items())
     return (f"<section><h2>Activations</h2><p class=\"muted\">Every leaf module recorded over the "
-            f"{len(entry.test[0])} test samples. Figures show <b>{html.escape(output)}</b>; unit "
+            f"{len(entry.inputs)} samples. Figures show <b>{html.escape(output)}</b>; unit "
             f"{unit} is its most active unit.</p><div class=\"grid\">{body}</div></section>")
 
 
@@ -83,7 +91,7 @@ def _saliency_section(entry) -> str:
     """The methods × samples grid for the showcased test samples (for the GAN, each real
     sample beside a generated one), with the numbers beside it."""
     indices = overview.showcase_samples(entry)
-    if entry.card["task"] == "generation":
+    if entry.task == "generation":
         indices = indices[:3]
     grid, summary, attrs = saliency.comparison(entry, indices)
     obj = saliency.objective(entry, None)
@@ -91,16 +99,15 @@ def _saliency_section(entry) -> str:
     note = (f"Explaining the {html.escape(obj.label)}"
             + (" of the predicted class" if obj.key == "class" else "")
             + f" with {', '.join(html.escape(a.label) for a in attrs)}. "
-            + ("Real test samples, each beside a generated one. " if entry.card["task"] == "generation" else
-               "Samples as above: the first correctly handled ones of distinct classes, then the first "
-               "misclassified ones. ")
+            + ("Real samples, each beside a generated one. " if entry.task == "generation" else
+               "Samples as above. ")
             + "Each map is "
             "scaled to its own largest magnitude (red: evidence for the target, blue: against)"
             + (f"; largest completeness gap |Σ attribution − (f(x) − f(baseline))|: {max(gaps):.3g}" if gaps else "")
             + ".")
     return (f"<section><h2>Saliency</h2><p class=\"muted\">{note}</p>"
-            f"<div>{_figure(grid, f'{entry.name}-saliency-grid')}</div>"
-            f"<div>{_figure(summary, f'{entry.name}-saliency-summary')}</div></section>")
+            f"<div>{_figure(grid, f'{_file_name(entry)}-saliency-grid')}</div>"
+            f"<div>{_figure(summary, f'{_file_name(entry)}-saliency-summary')}</div></section>")
 
 
 def _lrp_section(entry) -> str:
@@ -108,7 +115,7 @@ def _lrp_section(entry) -> str:
     the first one flows layer by layer (and, for convolutions, where it lies in each
     layer), the rule plan and the numbers."""
     indices = overview.showcase_samples(entry)
-    if entry.card["task"] == "generation":
+    if entry.task == "generation":
         indices = indices[:3]
     c = lrp.comparison(entry, indices)
     obj = lrp.objective(entry, None)
@@ -121,12 +128,12 @@ def _lrp_section(entry) -> str:
             f"Largest gap |Σ relevance − score|: {float(gaps.max()):.3g}; biases and epsilon absorb relevance, "
             "the flow figure shows where."
             + (" The reconstruction error is not explained with LRP: it squares its terms, which no LRP rule "
-               "covers." if entry.card["task"] == "reconstruction" else ""))
+               "covers." if entry.task == "reconstruction" else ""))
     figs = {"lrp-grid": c.grid, "lrp-flow": c.flow, "lrp-plan": c.plan}
     if c.has_layer_maps:
         figs["lrp-layer-maps"] = c.layer_maps
     figs["lrp-summary"] = c.summary
-    body = "".join(f"<div>{_figure(fig, f'{entry.name}-{key}')}</div>" for key, fig in figs.items())
+    body = "".join(f"<div>{_figure(fig, f'{_file_name(entry)}-{key}')}</div>" for key, fig in figs.items())
     return f"<section><h2>LRP</h2><p class=\"muted\">{note}</p>{body}</section>"
 
 
@@ -139,23 +146,23 @@ def _sensitivity_section(entry) -> str:
     figs = sensitivity.report_figures(entry, indices)
     base = sensitivity.settings(entry)
     obj = sensitivity.objective_of(entry, base)
-    n = len(entry.test[0])
+    n = len(entry.inputs)
     note = (f"Explaining the {html.escape(obj)}. Noise is Gaussian, scaled to the test set's spread "
             f"({sensitivity.data_std(entry, base.objective):.3g}"
-            + (" in the embedding space" if entry.dataset.modality == "tokens" else "")
+            + (" in the embedding space" if entry.modality == "tokens" else "")
             + f"), over the {n} test samples. "
             + ("Occlusion maps: the score's drop when a window is set to zero, for the first showcased samples. "
-               if entry.dataset.modality != "tabular" else
+               if entry.modality != "tabular" else
                "ICE curves: the feature whose sweep moves the score most; the first showcased sample in colour. ")
             + f"Layer profile: each layer's relative change under noise {base.noise:g} × std, and what the output "
             "loses when the layer's output is replaced by its batch mean. "
             + f"Explanation robustness: Captum's sensitivity_max and infidelity on the first "
             f"{min(n, sensitivity.EXPLANATION_SAMPLES)} test samples (lower is better)"
             + ("; token models are perturbed, and explained, in their embedding space, where LRP does not start, "
-               "so LRP is not rated" if entry.dataset.modality == "tokens" else "") + ".")
-    maps = "".join(f"<div>{_figure(fig, f'{entry.name}-sensitivity-{key}')}</div>" for key, fig in figs.items()
+               "so LRP is not rated" if entry.modality == "tokens" else "") + ".")
+    maps = "".join(f"<div>{_figure(fig, f'{_file_name(entry)}-sensitivity-{key}')}</div>" for key, fig in figs.items()
                    if key.startswith("occlusion-"))  # side by side; the wider figures one per row
-    rows = [f"<div>{_figure(fig, f'{entry.name}-sensitivity-{key}')}</div>" for key, fig in figs.items()
+    rows = [f"<div>{_figure(fig, f'{_file_name(entry)}-sensitivity-{key}')}</div>" for key, fig in figs.items()
             if not key.startswith("occlusion-")]
     body = rows[0] + (f"<div class=\"grid\">{maps}</div>" if maps else "") + "".join(rows[1:])
     return f"<section><h2>Sensitivity</h2><p class=\"muted\">{note}</p>{body}</section>"
@@ -166,7 +173,7 @@ def _latent_section(entry) -> str:
     layer: how the classes separate with depth."""
     layer = latent.default_layer(entry)
     result = latent.projection(entry, layer, "umap")
-    figs = {"latent-map": latent.map_figure(entry, result, "label"),
+    figs = {"latent-map": latent.map_figure(entry, result),
             "latent-layers": latent.layer_by_layer(entry, "pca")}
     sample = overview.showcase_samples(entry)[0]
     figs.update({f"latent-{key}": fig for key, fig in latent.generative_figures(entry, sample).items()})
@@ -176,72 +183,111 @@ def _latent_section(entry) -> str:
             + (f"; {q.agreement_map:.0%} of each sample's {q.k} nearest neighbours share its label in the map, "
                f"{q.agreement_original:.0%} in the layer itself" if q.agreement_map is not None else "")
             + ". Below, PCA of several layers from the input side to that one"
-            + {"autoencoder": f"; then a traversal decoding around sample {sample}'s code along two latent units",
-               "vae": f"; then a traversal decoding around sample {sample}'s code along its two most informative "
-                      "units, and the KL divergence per unit (grey: collapsed units)",
-               "gan": "; then the generator between two latent vectors, scored by the discriminator"}.get(entry.kind, "")
+            + _generative_note(entry, sample)
             + ".")
-    body = "".join(f"<div>{_figure(fig, f'{entry.name}-{key}')}</div>" for key, fig in figs.items())
+    body = "".join(f"<div>{_figure(fig, f'{_file_name(entry)}-{key}')}</div>" for key, fig in figs.items())
     return f"<section><h2>Latent space</h2><p class=\"muted\">{note}</p>{body}</section>"
 
 
-def model_page(name: str, plotly_js: str) -> str:
-    """The HTML of one model's report."""
-    entry = overview.cached_entry(name)
+def _showcase_note(subject: Subject) -> str:
+    if overview.class_labels(subject) is None:
+        return "Chosen deterministically: the first samples."
+    if subject.is_classifier:
+        return ("Chosen deterministically: the first correctly handled samples of distinct classes, then the first "
+                "misclassified ones.")
+    return "Chosen deterministically: the first samples of distinct labels."
+
+
+def _generative_note(subject: Subject, sample: int) -> str:
+    if {"encoder", "decoder"} <= set(subject.parts):
+        if subject.latent_is_distribution:
+            return (f"; then a traversal decoding around sample {sample}'s code along its two most informative "
+                    "units, and the KL divergence per unit (grey: collapsed units)")
+        return f"; then a traversal decoding around sample {sample}'s code along two latent units"
+    if subject.task == "generation":
+        return "; then the generator between two latent vectors, scored by the discriminator"
+    return ""
+
+
+SECTIONS = ("activations", "saliency", "lrp", "sensitivity", "latent")
+
+
+def _file_name(subject: Subject) -> str:
+    """A file name for the subject's page: its name, with anything but letters, digits,
+    dots, dashes and underscores replaced."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", subject.name).strip("._") or "subject"
+    return name + "_" if name.lower() == "index" else name  # index.html is the index
+
+
+def model_page(subject: Subject, plotly_js: str, progress=None) -> str:
+    """The HTML of one subject's report; ``progress(section)`` is called as each section starts."""
+    entry = subject
+    name = subject.name
     figs = overview.overview_figures(entry)
     parts = [f"<header><h1>{html.escape(name)}</h1><div class=\"muted\" style=\"color:#cfd8e3\">"
-             f"{html.escape(entry.card['kind'])} · {html.escape(entry.card['task'])} · "
+             f"{html.escape(entry.task)} · {html.escape(entry.modality)} · "
              f"<a href=\"index.html\">all models</a></div></header><main>"]
-    parts.append(f"<section><h2>Model card</h2>{_card_table(entry.card)}</section>")
+    parts.append(f"<section><h2>Model card</h2>{_card_table(entry)}</section>")
     parts.append("<section><h2>Overview</h2><div class=\"grid\">")
     for key, fig in figs.items():
-        parts.append(f"<div>{_figure(fig, f'{name}-{key}')}</div>")
+        parts.append(f"<div>{_figure(fig, f'{_file_name(entry)}-{key}')}</div>")
     parts.append("</div></section>")
-    parts.append("<section><h2>Test samples</h2><p class=\"muted\">Chosen deterministically: "
-                 "the first correctly handled samples of distinct classes, then the first "
-                 "misclassified ones.</p>")
+    parts.append(f"<section><h2>Samples</h2><p class=\"muted\">{_showcase_note(entry)}</p>")
     for index in overview.showcase_samples(entry):
         sample_figs = overview.sample_figures(entry, index)
         parts.append(f"<p class=\"caption\">{html.escape(overview.sample_caption(entry, index))}</p>"
                      "<div class=\"grid\">")
         for key, fig in sample_figs.items():
-            parts.append(f"<div>{_figure(fig, f'{name}-sample{index}-{key}')}</div>")
+            parts.append(f"<div>{_figure(fig, f'{_file_name(entry)}-sample{index}-{key}')}</div>")
         parts.append("</div>")
     parts.append("</section>")
-    parts.append(_activations_section(entry))
-    parts.append(_saliency_section(entry))
-    parts.append(_lrp_section(entry))
-    parts.append(_sensitivity_section(entry))
-    parts.append(_latent_section(entry))
+    for section in SECTIONS:
+        if progress is not None:
+            progress(section)
+        parts.append(_SECTIONS[section](entry))
     parts.append(f"<p class=\"muted\">interp {interp.__version__} · generated "
                  f"{datetime.datetime.now().isoformat(timespec='seconds')}</p></main>")
     return _page(f"interp report: {name}", "".join(parts), plotly_js)
 
 
-def index_page(names: Iterable[str]) -> str:
+_SECTIONS = {"activations": _activations_section, "saliency": _saliency_section, "lrp": _lrp_section,
+             "sensitivity": _sensitivity_section, "latent": _latent_section}
+
+
+def index_page(subjects: Iterable[Subject]) -> str:
     rows = []
-    for name in names:
-        card = overview.cached_entry(name).card
-        m = card["metrics"]
-        headline = next((f"{k} {m[k]:.4g}" for k in ("accuracy", "mse_ratio", "gen_confidence")
-                         if k in m), "")
-        rows.append(f"<tr><td><a href=\"{html.escape(name)}.html\">{html.escape(name)}</a></td>"
-                    f"<td>{html.escape(card['kind'])}</td><td>{html.escape(card['task'])}</td>"
-                    f"<td>{html.escape(headline)}</td><td>{html.escape(card.get('description', ''))}</td></tr>")
+    for subject in subjects:
+        page = f"{_file_name(subject)}.html"
+        rows.append(f"<tr><td><a href=\"{html.escape(page)}\">{html.escape(subject.name)}</a></td>"
+                    f"<td>{html.escape(subject.task)}</td><td>{html.escape(subject.modality)}</td>"
+                    f"<td>{html.escape(overview.headline(subject))}</td>"
+                    f"<td>{html.escape(subject.description)}</td></tr>")
     body = ("<header><h1>interp reports</h1></header><main><section><h2>Models</h2>"
-            "<table class=\"card\"><tr><td>model</td><td>kind</td><td>task</td><td>headline metric</td>"
+            "<table class=\"card\"><tr><td>model</td><td>task</td><td>input</td><td>headline metric</td>"
             f"<td>description</td></tr>{''.join(rows)}</table></section></main>")
     return _page("interp reports", body, None)
 
 
-def build(names: list[str], out_dir: str | Path, progress: bool = True) -> list[Path]:
-    """Write ``NAME.html`` for each model and ``index.html`` into ``out_dir``; returns the paths."""
+def build(subjects, out: str | Path, progress: bool = True) -> list[Path]:
+    """Write one page per subject (``NAME.html``) and ``index.html`` into ``out``; returns
+    the paths. ``subjects``: one :class:`interp.Subject` or several."""
     from plotly.offline import get_plotlyjs
 
-    out = Path(out_dir)
+    items = checked(subjects)
+    files = [_file_name(s) for s in items]
+    clash = sorted({f for f in files if files.count(f) > 1})
+    if clash:
+        raise InputError(f"subject names {', '.join(clash)} give the same file name; rename them")
+    folder = Path(out)
     plotly_js = get_plotlyjs()
     paths = []
-    for name in tqdm(names, desc="reports", unit="model", disable=not progress):
-        paths.append(write_text(out / f"{name}.html", model_page(name, plotly_js)))
-    paths.append(write_text(out / "index.html", index_page(names)))
+    with tqdm(total=len(items) * (len(SECTIONS) + 1), desc="reports", unit="section", disable=not progress) as bar:
+        for subject, file in zip(items, files):
+            def step(section, subject=subject):
+                bar.set_postfix_str(f"{subject.name}: {section}")
+                bar.update(1)
+
+            step("overview")
+            paths.append(write_text(folder / f"{file}.html", model_page(subject, plotly_js, step)))
+    paths.append(write_text(folder / "index.html", index_page(items)))
     return paths

@@ -63,3 +63,20 @@ def _private_store(tmp_path_factory):
 def tiny_mlp() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def fresh_subject(name: str):
+    """The zoo model ``name`` as a new :class:`interp.Subject` (``zoo.subject`` keeps one per
+    process): nothing of an earlier analysis in memory, so results come from the store."""
+    import zoo
+
+    return zoo.subject.__wrapped__(name)
+
+
+def subject_modules(subject) -> list[nn.Module]:
+    """What an analysis of ``subject`` must leave as it was: the user's model and parts, and
+    the faces' shared working copy of them (the views run it on several threads)."""
+    from interp.study import overview
+
+    model, parts = overview.working(subject)
+    return [subject.model, *subject.parts.values(), model, *parts.values()]

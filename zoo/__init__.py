@@ -5,6 +5,7 @@
     ['mlp-cancer', 'cnn-digits', ...]
     >>> entry = zoo.load("cnn-digits")     # weights from safetensors, model in eval mode
     >>> x, y = entry.test
+    >>> subject = zoo.subject("cnn-digits")  # what the dashboard and reports inspect
 
 Weights ship in ``zoo/weights/NAME.safetensors`` beside a model card
 ``NAME.json`` (kind, task, input shape, names, training settings, test metrics,
@@ -13,6 +14,7 @@ the weights' sha256). Loading never unpickles anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from .registry import KINDS, SPECS, Spec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-__all__ = ["names", "load", "Entry", "KINDS", "WEIGHTS_DIR", "spec", "card_path", "weights_path"]
+__all__ = ["names", "load", "subject", "Entry", "KINDS", "WEIGHTS_DIR", "spec", "card_path", "weights_path"]
 
 
 def names() -> list[str]:
@@ -167,3 +169,43 @@ def load(name: str, weights_dir: str | Path | None = None) -> Entry:
         p.requires_grad_(True)
     return Entry(name=name, card=card, model=s.model_of(full), parts=s.parts_of(full),
                  dataset=ds, full=full)
+
+
+def _about(entry: Entry) -> list[tuple[str, str]]:
+    """The card's rows a subject does not say itself: data, split, training, weights."""
+    card = entry.card
+    ds, tr = card.get("dataset", {}), card.get("training", {})
+    rows = [("kind", card["kind"]),
+            ("dataset", f"{ds.get('name')}: {ds.get('description', '')}"),
+            ("split", f"{ds.get('n_train')} train / {ds.get('n_test')} test (the test split is inspected)")]
+    if "ground_truth" in ds:
+        rows.append(("ground truth", ds["ground_truth"]))
+    keys = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "seed", "seconds", "torch")
+    rows.append(("training", ", ".join(f"{k}={tr[k]}" for k in keys if k in tr)))
+    weights = card.get("weights", {})
+    if weights:
+        rows.append(("weights", f"{weights.get('file')} ({weights.get('bytes', 0) / 1024:.0f} KiB, "
+                                f"sha256 {weights.get('sha256', '')[:12]}…)"))
+    return rows
+
+
+@functools.lru_cache(maxsize=16)
+def subject(name: str, weights_dir: str | Path | None = None):
+    """The zoo entry ``name`` as an :class:`interp.Subject`: its model and parts, the test
+    split, the card's names, metrics and quality bars (kept per process: the dashboard
+    switches between models often)."""
+    from interp import Subject
+
+    from .evaluate import QUALITY_BARS
+
+    entry = load(name, weights_dir)
+    ds = entry.dataset
+    scaling = None
+    if "feature_mean" in ds.extra:
+        scaling = (torch.tensor(ds.extra["feature_mean"]), torch.tensor(ds.extra["feature_std"]))
+    judge = load("cnn-digits", weights_dir).model if entry.kind == "gan" else None
+    return Subject(entry.model, entry.test, name=entry.name, task=entry.card["task"], modality=ds.modality,
+                   classes=ds.classes, features=ds.feature_names, vocab=ds.vocab, truth=entry.truth,
+                   parts=entry.parts, metrics=entry.card["metrics"], bars=QUALITY_BARS.get(entry.kind),
+                   reference=entry.train[0], judge=judge, pad_id=0 if ds.modality == "tokens" else None,
+                   scaling=scaling, description=entry.card.get("description", ""), about=_about(entry))

@@ -74,7 +74,7 @@ def _split(n: int, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.nda
     return np.sort(train), np.sort(test)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits() -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1,797 images), scaled to [0, 1]."""
     from sklearn.datasets import load_digits
@@ -93,7 +93,7 @@ def digits() -> Dataset:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def breast_cancer() -> Dataset:
     """scikit-learn's Wisconsin breast cancer table, standardised with training statistics."""
     from sklearn.datasets import load_breast_cancer
@@ -185,7 +185,7 @@ def _synthetic(make, n_train: int, n_test: int, seeds: tuple[int, int], **fields
                    test_truth=t(mte), **fields)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shapes(n_train: int = 3000, n_test: int = 1000) -> Dataset:
     """Synthetic shapes on clutter, with the shape's pixel mask as ground truth."""
     return _synthetic(
@@ -244,7 +244,7 @@ def make_sentiment(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return tokens.astype(np.int64), labels, masks
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sentiment(n_train: int = 4000, n_test: int = 1000) -> Dataset:
     """Synthetic token sentiment with negation, with the deciding positions as ground truth."""
     return _synthetic(

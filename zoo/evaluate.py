@@ -140,9 +140,11 @@ def metrics(kind: str, full: nn.Module, model: nn.Module, ds: zdata.Dataset,
     if kind == "vae":
         return variational(full, ds)
     if kind == "gan":
-        from . import load
+        from . import card_path, load
 
-        return generation(full, ds, load("cnn-digits", weights_dir).model)
+        # the judge from the same folder where one was trained there, else the shipped one
+        judge_dir = weights_dir if weights_dir is not None and card_path("cnn-digits", weights_dir).is_file() else None
+        return generation(full, ds, load("cnn-digits", judge_dir).model)
     raise ValueError(kind)
 
 

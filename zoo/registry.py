@@ -6,8 +6,8 @@ class in ``models.py`` if new), then ``interp zoo train NAME``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from torch import nn
 

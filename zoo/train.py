@@ -1,8 +1,11 @@
 """Training of zoo models: deterministic under a seed, on the CPU, with progress bars.
 
 ``train(name)`` builds the model, trains it with the settings in its spec, computes
-its test metrics and writes ``weights/NAME.safetensors`` and ``weights/NAME.json``
-atomically. The same seed on the same machine gives bit-identical weights:
+its test metrics and writes ``NAME.safetensors`` and ``NAME.json`` atomically into a
+folder of the user's (:func:`default_dir`: ``<store root>/zoo-weights``, e.g.
+``~/.cache/interp/zoo-weights``), never into the shipped ``zoo/weights`` unless told
+to (``force=True``), and only when the model clears its quality bar (unless
+``keep_below_bar=True``). The same seed on the same machine gives bit-identical weights:
 every random draw (initialisation, shuffling, noise, latent vectors) comes from
 generators seeded here, and deterministic algorithms are enforced for the run.
 """
@@ -13,8 +16,8 @@ import contextlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +26,7 @@ from tqdm.auto import tqdm
 
 from interp._io import write_text, write_with
 from interp.errors import InterpError
+from interp.store import default_root
 
 from . import WEIGHTS_DIR, _sha256, build, card_path, names, spec, weights_path
 from . import data as zdata
@@ -188,36 +192,64 @@ def _card(name: str, full: nn.Module, training: dict, model_metrics: dict) -> di
     return card
 
 
-def save(name: str, full: nn.Module, training: dict, weights_dir: Path | None = None) -> dict:
-    """Compute the test metrics, write weights and card atomically; returns the card."""
+class BelowBar(InterpError):
+    """A trained model that misses its quality bar, and was therefore not saved."""
+
+
+def default_dir() -> Path:
+    """Where ``interp zoo train`` writes by default: ``<store root>/zoo-weights``."""
+    return default_root() / "zoo-weights"
+
+
+def _target(weights_dir: Path | None, force: bool) -> Path:
+    folder = Path(weights_dir) if weights_dir is not None else default_dir()
+    if folder.resolve() == WEIGHTS_DIR.resolve() and not force:
+        raise InterpError(f"{folder} holds the shipped weights; training writes to {default_dir()} by default. "
+                          "Pass force=True (`interp zoo train --weights-dir zoo/weights --force`) to replace them")
+    return folder
+
+
+def save(name: str, full: nn.Module, training: dict, weights_dir: Path | None = None, *, force: bool = False,
+         keep_below_bar: bool = False) -> dict:
+    """Compute the test metrics, then write weights and card atomically into ``weights_dir``
+    (default :func:`default_dir`; the shipped folder only with ``force``); returns the card.
+    A model below its quality bar raises :class:`BelowBar` and is not written, unless
+    ``keep_below_bar``."""
     from safetensors.torch import save_file
 
+    folder = _target(weights_dir, force)
     s = spec(name)
     ds = zdata.load(s.dataset)
-    model_metrics = metrics(s.kind, full, s.model_of(full), ds, weights_dir)
+    model_metrics = metrics(s.kind, full, s.model_of(full), ds, folder)
+    failures = check_bars(s.kind, model_metrics)
+    if failures and not keep_below_bar:
+        raise BelowBar(f"{name} is below its quality bar ({'; '.join(failures)}), so it was not saved; train "
+                       "longer, or pass --keep-below-bar to save it anyway")
     state = {k: v.detach().contiguous() for k, v in full.state_dict().items()}
-    wpath = weights_path(name, weights_dir)
+    wpath = weights_path(name, folder)
     write_with(wpath, lambda tmp: save_file(state, str(tmp), metadata={"name": name}))
     card = _card(name, full, training, model_metrics)
     card["weights"] = {"file": wpath.name, "bytes": wpath.stat().st_size, "sha256": _sha256(wpath),
                        "format": "safetensors"}
-    write_text(card_path(name, weights_dir), json.dumps(card, indent=2) + "\n")
+    write_text(card_path(name, folder), json.dumps(card, indent=2) + "\n")
+    card["quality_failures"] = failures
+    card["written_to"] = str(folder)
     return card
 
 
-def train(name: str, *, seed: int | None = None, epochs: int | None = None,
-          weights_dir: Path | None = None, progress: bool = True) -> dict:
-    """Train, evaluate and save entry ``name``; returns its card."""
+def train(name: str, *, seed: int | None = None, epochs: int | None = None, weights_dir: Path | None = None,
+          progress: bool = True, force: bool = False, keep_below_bar: bool = False) -> dict:
+    """Train, evaluate and save entry ``name`` (see :func:`save`); returns its card."""
+    _target(weights_dir, force)  # refuse before training, not after
     full, training = fit(name, seed=seed, epochs=epochs, progress=progress)
-    card = save(name, full, training, weights_dir)
-    card["quality_failures"] = check_bars(card["kind"], card["metrics"])
-    return card
+    return save(name, full, training, weights_dir, force=force, keep_below_bar=keep_below_bar)
 
 
-def train_all(*, seed: int | None = None, weights_dir: Path | None = None,
-              progress: bool = True) -> list[dict]:
+def train_all(*, seed: int | None = None, weights_dir: Path | None = None, progress: bool = True,
+              force: bool = False, keep_below_bar: bool = False) -> list[dict]:
     """Train every entry in registry order (the digit CNN before the GAN it judges)."""
-    return [train(n, seed=seed, weights_dir=weights_dir, progress=progress) for n in names()]
+    return [train(n, seed=seed, weights_dir=weights_dir, progress=progress, force=force,
+                  keep_below_bar=keep_below_bar) for n in names()]
 
 
-__all__ = ["fit", "save", "train", "train_all", "WEIGHTS_DIR"]
+__all__ = ["fit", "save", "train", "train_all", "default_dir", "BelowBar", "WEIGHTS_DIR"]

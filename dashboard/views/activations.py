@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from zoo import activations, overview
+from interp.study import activations
 
 from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
 
@@ -41,11 +41,11 @@ def layout() -> html.Div:
     ])
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Input(MODEL, "value"))
     def layers(name):
-        entry = overview.cached_entry(name)
-        return activations.outputs(entry), activations.default_output(entry)
+        subject = catalog.get(name)
+        return activations.outputs(subject), activations.default_output(subject)
 
     @app.callback(
         Output(UNIT, "value"),
@@ -53,13 +53,13 @@ def register(app) -> None:
         Input(UNIT, "value"), State(MODEL, "value"),
     )
     def unit(output, stats_click, map_click, typed, name):
-        entry = overview.cached_entry(name)
-        if output not in activations.outputs(entry):
+        subject = catalog.get(name)
+        if output not in activations.outputs(subject):
             return no_update
-        n_units = activations.units(entry, output)
+        n_units = activations.units(subject, output)
         trigger = ctx.triggered_id
         if trigger == LAYER:
-            chosen = activations.most_active_unit(entry, output)
+            chosen = activations.most_active_unit(subject, output)
         elif trigger in (STATS, SAMPLE_MAP):
             chosen = clicked_id(stats_click if trigger == STATS else map_click)
             if chosen is None or not 0 <= chosen < n_units:  # e.g. a gap between feature maps
@@ -76,15 +76,16 @@ def register(app) -> None:
         Input(LAYER, "value"), Input(UNIT, "value"), Input(CURRENT_SAMPLE, "data"), State(MODEL, "value"),
     )
     def show(output, unit, current, name):
-        entry = overview.cached_entry(name)
-        if output not in activations.outputs(entry) or current.get("model") != name:
+        subject = catalog.get(name)
+        if output not in activations.outputs(subject) or current.get("model") != name:
             return (no_update,) * 6
-        unit = min(max(int(unit or 0), 0), activations.units(entry, output) - 1)
+        unit = min(max(int(unit or 0), 0), activations.units(subject, output) - 1)
         index = int(current["index"])
-        s = activations.stats(entry, output)
+        s = activations.stats(subject, output)
         caption = (f"{output}: {s.units} units · unit {unit}: mean {s.mean[unit]:.3f}, "
                    f"zero on {s.frac_zero[unit]:.0%} of test samples · click a unit to pick it, "
                    f"a sample to select it everywhere")
-        return (activations.sample_figure(entry, output, index, unit), activations.stats_figure(entry, output, unit),
-                activations.top_figure(entry, output, unit), activations.histogram_figure(entry, output, unit),
-                activations.heatmap_figure(entry, output), caption)
+        return (activations.sample_figure(subject, output, index, unit),
+                activations.stats_figure(subject, output, unit),
+                activations.top_figure(subject, output, unit), activations.histogram_figure(subject, output, unit),
+                activations.heatmap_figure(subject, output), caption)

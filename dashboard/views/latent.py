@@ -10,7 +10,7 @@ same test set mapped by PCA layer by layer: how classes separate with depth. For
 autoencoder and the VAE, a traversal decodes a grid around the current sample's code
 along its two most informative units (the VAE's KL per unit beside it); for the GAN,
 the generator between two latent vectors, scored by the discriminator. Composed in
-:mod:`zoo.latent`, the same as in the reports.
+:mod:`interp.study.latent`, the same as in the reports.
 """
 
 from __future__ import annotations
@@ -19,11 +19,20 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from interp.errors import InterpError
 from interp.projection import METHODS
-from zoo import latent, overview
+from interp.study import latent, overview
 
 from ..jobs import JOBS
-from .shell import (CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SAMPLE_PICKER, SHOWN, clicked_id, message_figure,
-                    selected_ids)
+from .shell import (
+    CURRENT_SAMPLE,
+    GRAPH_CONFIG,
+    HIDDEN,
+    MODEL,
+    SAMPLE_PICKER,
+    SHOWN,
+    clicked_id,
+    message_figure,
+    selected_ids,
+)
 
 LAYER = "latent-layer"
 METHOD = "latent-method"
@@ -79,13 +88,13 @@ def layout() -> html.Div:
     ])
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Output(COLOUR, "options"),
                   Output(COLOUR, "value"), Input(MODEL, "value"))
     def choices(name):
-        entry = overview.cached_entry(name)
-        colours = [{"label": text, "value": key} for key, text in latent.colourings(entry).items()]
-        return latent.layers(entry), latent.default_layer(entry), colours, "label"
+        subject = catalog.get(name)
+        colours = [{"label": text, "value": key} for key, text in latent.colourings(subject).items()]
+        return latent.layers(subject), latent.default_layer(subject), colours, "label"
 
     @app.callback(Output(MAP, "figure"), Output(CAPTION, "children"), Output(PROGRESS_TEXT, "children"),
                   Output(POLL, "disabled"), Output(PROGRESS, "style"),
@@ -93,18 +102,18 @@ def register(app) -> None:
                   Input(UNIT, "value"), Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"),
                   State(MODEL, "value"))
     def show(layer, method, colour, dims, unit, current, _ticks, name):
-        entry = overview.cached_entry(name)
-        if layer not in latent.layers(entry) or colour not in latent.colourings(entry):
+        subject = catalog.get(name)
+        if layer not in latent.layers(subject) or colour not in latent.colourings(subject):
             return (no_update,) * 5  # another model's choices, about to be replaced
         index = int(current["index"]) if current.get("model") == name else None
-        label = f"{METHOD_LABELS.get(method, method)} of {layer} over {len(entry.test[0])} test samples"
+        label = f"{METHOD_LABELS.get(method, method)} of {layer} over {len(subject.inputs)} test samples"
         scores = colour == latent.ATTRIBUTION  # integrated gradients over the test set: also in the background
-        result = latent.cached_projection(entry, layer, method, dims)
-        if result is None or (scores and not latent.has_attribution_scores(entry)):
+        result = latent.cached_projection(subject, layer, method, dims)
+        if result is None or (scores and not latent.has_attribution_scores(subject)):
             def compute(_progress):
                 if scores:
-                    latent.attribution_scores(entry)
-                return latent.projection(entry, layer, method, dims)
+                    latent.attribution_scores(subject)
+                return latent.projection(subject, layer, method, dims)
 
             job = JOBS.for_view(f"latent:{name}:{layer}:{method}:{dims}:{scores}", label, compute,
                                 ctx.triggered_id == POLL)
@@ -118,12 +127,12 @@ def register(app) -> None:
                 return figure, no_update, f"{label}{what}: fitting, {job.elapsed:.0f} s{first}", False, SHOWN
             result = job.result
         try:
-            units = latent.units(entry, result.layer)
+            units = latent.units(subject, result.layer)
             unit = min(max(int(unit), 0), units - 1) if isinstance(unit, (int, float)) else 0  # out of range: nearest
-            figure = latent.map_figure(entry, result, colour, selected=None if index is None else [index], unit=unit)
+            figure = latent.map_figure(subject, result, colour, selected=None if index is None else [index], unit=unit)
         except InterpError as exc:
             return no_update, f"{name} · cannot draw this map: {exc}", "", True, HIDDEN
-        caption = (f"{name} · {overview.sample_caption(entry, index) if index is not None else ''} · "
+        caption = (f"{name} · {overview.sample_caption(subject, index) if index is not None else ''} · "
                    f"fitted in {result.seconds:.2f} s · click a point to make it the current sample, "
                    "lasso to select several")
         return figure, caption, f"{label}: done, kept in the store", True, HIDDEN
@@ -132,15 +141,15 @@ def register(app) -> None:
                   State(MODEL, "value"))
     def hovered(hover, current, name):
         """The sample under the pointer as what it is (the current one when none is)."""
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         index = clicked_id(hover) if ctx.triggered_id == MAP else None
         if index is None:
             if current.get("model") != name:
                 return no_update
             index = int(current["index"])
-        if not 0 <= index < overview.sample_count(entry):
+        if not 0 <= index < overview.sample_count(subject):
             return no_update
-        return overview.sample_figures(entry, index)["sample"]
+        return overview.sample_figures(subject, index)["sample"]
 
     @app.callback(Output(SELECTION, "figure"), Output(SELECTION_PANEL, "style"), Input(MAP, "selectedData"),
                   State(MODEL, "value"))
@@ -148,16 +157,16 @@ def register(app) -> None:
         ids = selected_ids(selected)
         if not ids:
             return message_figure(""), HIDDEN
-        return latent.selection_figure(overview.cached_entry(name), ids), SHOWN
+        return latent.selection_figure(catalog.get(name), ids), SHOWN
 
     @app.callback(Output(GENERATIVE, "children"), Output(GENERATIVE, "style"), Input(CURRENT_SAMPLE, "data"),
                   State(MODEL, "value"))
     def generative(current, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         if current.get("model") != name:
             return no_update, no_update
         try:
-            figs = latent.generative_figures(entry, int(current["index"]))
+            figs = latent.generative_figures(subject, int(current["index"]))
         except InterpError as exc:
             return [html.Div(f"cannot decode around this sample: {exc}", className="caption panel")], SHOWN
         if not figs:
@@ -167,4 +176,4 @@ def register(app) -> None:
 
     @app.callback(Output(LAYERS, "figure"), Input(MODEL, "value"))
     def layer_by_layer(name):
-        return latent.layer_by_layer(overview.cached_entry(name), "pca")
+        return latent.layer_by_layer(catalog.get(name), "pca")

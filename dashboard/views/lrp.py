@@ -5,7 +5,7 @@ give any weighted layer another rule (a layer, a rule; "reset" drops every
 override). The rule plan shows what each module gets before anything runs, so a
 rule that cannot apply is seen in the plan and explained in the caption. The figures
 (relevance beside the chosen saliency methods, relevance flow, per-layer maps of
-convolutions, the numbers) come from :func:`zoo.lrp.comparison`, the same as in the
+convolutions, the numbers) come from :func:`interp.study.lrp.comparison`, the same as in the
 reports.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from interp import methods as method_descriptions
 from interp import figures
+from interp import methods as method_descriptions
 from interp.errors import InterpError
-from zoo import lrp, overview
-from zoo import saliency as sal
+from interp.study import lrp, overview
+from interp.study import saliency as sal
 
 from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, target_options
 
@@ -107,32 +107,32 @@ def layout() -> html.Div:
     ])
 
 
-def _layers(entry, key=None) -> list[str]:
-    return [path for path, _ in lrp.overridable_layers(entry, key)]
+def _layers(subject, key=None) -> list[str]:
+    return [path for path, _ in lrp.overridable_layers(subject, key)]
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(
         Output(OBJECTIVE, "options"), Output(OBJECTIVE, "value"), Output(LAYER, "options"), Output(LAYER, "value"),
         Output(SALIENCY, "options"), Output(SALIENCY, "value"), Output(COMPOSITE, "value"),
         Input(MODEL, "value"),
     )
     def choices(name):
-        entry = overview.cached_entry(name)
-        objectives = [{"label": o.label, "value": o.key} for o in lrp.objectives(entry)]
-        layers = [{"label": f"{path} ({kind})", "value": path} for path, kind in lrp.overridable_layers(entry)]
+        subject = catalog.get(name)
+        objectives = [{"label": o.label, "value": o.key} for o in lrp.objectives(subject)]
+        layers = [{"label": f"{path} ({kind})", "value": path} for path, kind in lrp.overridable_layers(subject)]
         described = method_descriptions()
-        usable = sal.available_methods(entry)
+        usable = sal.available_methods(subject)
         methods = [{"label": m, "value": m, "title": described[m]} for m in usable]
         return (objectives, objectives[0]["value"], layers, layers[0]["value"], methods,
-                [m for m in lrp.DEFAULT_SALIENCY if m in usable], lrp.default_composite(entry))
+                [m for m in lrp.DEFAULT_SALIENCY if m in usable], lrp.default_composite(subject))
 
     @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
                   State(MODEL, "value"))
     def targets(key, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         try:
-            obj = lrp.objective(entry, key)
+            obj = lrp.objective(subject, key)
         except InterpError:
             return no_update, no_update
         return target_options(obj)
@@ -147,8 +147,8 @@ def register(app) -> None:
         State(OVERRIDES, "data"),
     )
     def override(layer, rule, _reset, name, overrides):
-        entry = overview.cached_entry(name)
-        layers = _layers(entry)
+        subject = catalog.get(name)
+        layers = _layers(subject)
         triggered = set(ctx.triggered_prop_ids.values())
         if not triggered or RESET in triggered or MODEL in triggered:  # a new model starts without overrides
             return ({} if overrides else no_update), COMPOSITE_RULE, overrides_text({})
@@ -168,30 +168,30 @@ def register(app) -> None:
         Input(TARGET, "value"), Input(OVERRIDES, "data"), Input(SALIENCY, "value"), State(MODEL, "value"),
     )
     def show(current, composite, key, target, overrides, methods, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         if current.get("model") != name:
             return (no_update,) * 7
-        obj = next((o for o in lrp.objectives(entry) if o.key == key), lrp.objectives(entry)[0])
+        obj = next((o for o in lrp.objectives(subject) if o.key == key), lrp.objectives(subject)[0])
         if target not in [v for _, v in obj.targets]:  # a model switch may leave another model's target
             target = obj.targets[0][1]
-        usable = sal.available_methods(entry)
+        usable = sal.available_methods(subject)
         chosen = [m for m in (methods or []) if m in usable]
-        overrides = with_override(overrides, None, None, _layers(entry, obj.key))
+        overrides = with_override(overrides, None, None, _layers(subject, obj.key))
         index = int(current["index"])
         try:
-            plan = lrp.plan(entry, composite, overrides, obj.key)
+            plan = lrp.plan(subject, composite, overrides, obj.key)
         except InterpError as exc:  # e.g. a composite name typed into the URL state
             return (no_update,) * 6 + (f"{name} · cannot explain this: {exc}",)
         plan_figure = figures.lrp_plan_table(plan)
         try:
-            c = lrp.comparison(entry, index, composite, obj.key, target, overrides, chosen)
+            c = lrp.comparison(subject, index, composite, obj.key, target, overrides, chosen)
         except InterpError as exc:  # e.g. an input-layer rule given to a hidden layer
             return (plan_figure,) + (no_update,) * 5 + (
                 f"{name} · cannot explain this: {exc} · the figures below are from the last settings that "
                 "worked; the plan shows these",)
         r = c.result
         score, total = float(r.score[0]), float(r.total[0])
-        caption = (f"{name} · {overview.sample_caption(entry, index)} · {r.composite} · explaining {obj.label}"
+        caption = (f"{name} · {overview.sample_caption(subject, index)} · {r.composite} · explaining {obj.label}"
                    f"{'' if len(obj.targets) == 1 else f', target {target}'} · Σ relevance {total:.4g} of "
                    f"score {score:.4g} (gap {total - score:+.3g}) · {overrides_text(overrides)} · each map "
                    "scaled to its own largest magnitude; hover for raw values")

@@ -1,10 +1,11 @@
-"""Overview view: model card, test metrics, architecture, and the task's figure."""
+"""Overview view: the subject's card, metrics, architecture, and the task's figure."""
 
 from __future__ import annotations
 
 from dash import Input, Output, dcc, html
 
-from zoo import overview
+from interp.errors import InterpError
+from interp.study import overview
 
 from .shell import GRAPH_CONFIG, MODEL
 
@@ -19,17 +20,21 @@ def layout() -> html.Div:
     ])
 
 
-def card_table(card: dict) -> html.Table:
+def card_table(subject) -> html.Table:
     return html.Table(className="card-table", children=[
-        html.Tr([html.Td(k), html.Td(v)]) for k, v in overview.card_rows(card)
+        html.Tr([html.Td(k), html.Td(v)]) for k, v in overview.card_rows(subject)
     ])
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(Output(CARD, "children"), Output(FIGURES, "children"), Input(MODEL, "value"))
     def show(name):
-        entry = overview.cached_entry(name)
+        try:
+            subject = catalog.get(name)
+            figures = overview.overview_figures(subject)
+        except InterpError as exc:  # e.g. a model made on first use that fails its check: said in the page
+            return [html.H3(f"Model card: {name}"), html.P(str(exc), className="error")], []
         graphs = [html.Div(dcc.Graph(id=f"overview-{key}", figure=fig, config=GRAPH_CONFIG),
                            className="panel")
-                  for key, fig in overview.overview_figures(entry).items()]
-        return [html.H3(f"Model card: {name}"), card_table(entry.card)], graphs
+                  for key, fig in figures.items()]
+        return [html.H3(f"Model card: {name}"), card_table(subject)], graphs

@@ -4,7 +4,7 @@ Pick the methods (any number), what to explain (a class score, for autoencoders 
 reconstruction error or a latent unit) and the target, and each method's options
 (integrated-gradients steps, SmoothGrad noise and samples, occlusion window,
 Grad-CAM layer). The grid and the numbers beside it come from
-:func:`zoo.saliency.comparison`, the same as in the reports.
+:func:`interp.study.saliency.comparison`, the same as in the reports.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from interp import methods as method_descriptions
 from interp.errors import InterpError
-from zoo import overview, saliency
+from interp.study import overview, saliency
 
 from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, target_options
 
@@ -77,28 +77,28 @@ def layout() -> html.Div:
     ])
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(
         Output(METHODS, "options"), Output(METHODS, "value"), Output(OBJECTIVE, "options"),
         Output(OBJECTIVE, "value"), Output(LAYER, "options"), Output(LAYER, "value"), Output(LAYER, "disabled"),
         Input(MODEL, "value"),
     )
     def choices(name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         described = method_descriptions()
-        methods = [{"label": m, "value": m, "title": described[m]} for m in saliency.available_methods(entry)]
-        objectives = [{"label": o.label, "value": o.key} for o in saliency.objectives(entry)]
-        layers = saliency.cam_layers(entry)
-        return (methods, saliency.default_methods(entry), objectives, objectives[0]["value"],
+        methods = [{"label": m, "value": m, "title": described[m]} for m in saliency.available_methods(subject)]
+        objectives = [{"label": o.label, "value": o.key} for o in saliency.objectives(subject)]
+        layers = saliency.cam_layers(subject)
+        return (methods, saliency.default_methods(subject), objectives, objectives[0]["value"],
                 [{"label": la, "value": la} for la in layers] or [{"label": "(no convolution)", "value": ""}],
                 layers[0] if layers else "", not layers)
 
     @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
                   State(MODEL, "value"))
     def targets(key, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         try:
-            obj = saliency.objective(entry, key)
+            obj = saliency.objective(subject, key)
         except InterpError:
             return no_update, no_update
         return target_options(obj)
@@ -110,14 +110,14 @@ def register(app) -> None:
         Input(WINDOW, "value"), Input(LAYER, "value"), State(MODEL, "value"),
     )
     def show(current, methods, key, target, steps, samples, noise, window, layer, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         if current.get("model") != name:
             return no_update, no_update, no_update
-        usable = saliency.available_methods(entry)
+        usable = saliency.available_methods(subject)
         chosen = [m for m in (methods or []) if m in usable]  # a model switch may leave others behind
         if not chosen:
             return no_update, no_update, "Choose at least one method."
-        obj = next((o for o in saliency.objectives(entry) if o.key == key), saliency.objectives(entry)[0])
+        obj = next((o for o in saliency.objectives(subject) if o.key == key), saliency.objectives(subject)[0])
         if target not in [v for _, v in obj.targets]:
             target = obj.targets[0][1]
         options = {  # clamped here too: a browser's min/max are only a hint
@@ -129,10 +129,10 @@ def register(app) -> None:
         }
         index = int(current["index"])
         try:
-            grid, summary, _ = saliency.comparison(entry, index, chosen, obj.key, target, options)
+            grid, summary, _ = saliency.comparison(subject, index, chosen, obj.key, target, options)
         except InterpError as exc:  # e.g. an occlusion window larger than the input
             return no_update, no_update, f"Cannot explain this: {exc}"
-        caption = (f"{name} · {overview.sample_caption(entry, index)} · explaining {obj.label}"
+        caption = (f"{name} · {overview.sample_caption(subject, index)} · explaining {obj.label}"
                    f"{'' if len(obj.targets) == 1 else f', target {target}'} · {len(chosen)} methods · "
                    "each map scaled to its own largest magnitude; hover for raw values")
         return grid, summary, caption

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from zoo import overview
+from interp.study import overview
 
 from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id, selected_ids
 
@@ -46,7 +46,7 @@ def _step(candidates: list[int], current: int, direction: int) -> int:
     return next((i for i in reversed(candidates) if i < current), candidates[-1])
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(
         Output(CURRENT_SAMPLE, "data"), Output(INDEX, "value"), Output(INDEX, "max"),
         Input(MODEL, "value"), Input(PREV, "n_clicks"), Input(NEXT, "n_clicks"),
@@ -56,10 +56,10 @@ def register(app) -> None:
         State(CURRENT_SAMPLE, "data"),
     )
     def choose(name, _prev, _next, typed, only_wrong, _picked, _selected, current):
-        entry = overview.cached_entry(name)
-        n = overview.sample_count(entry)
+        subject = catalog.get(name)
+        n = overview.sample_count(subject)
         index = current["index"] if current and current.get("model") == name else 0
-        candidates = overview.misclassified(entry) if only_wrong else list(range(n))
+        candidates = overview.misclassified(subject) if only_wrong else list(range(n))
         trigger = ctx.triggered_id
         if trigger == INDEX and typed is not None:
             index = min(max(int(typed), 0), n - 1)
@@ -84,6 +84,6 @@ def register(app) -> None:
         Input(CURRENT_SAMPLE, "data"),
     )
     def show(current):
-        entry = overview.cached_entry(current["model"])
-        figs = overview.sample_figures(entry, current["index"])
-        return figs["sample"], figs["prediction"], overview.sample_caption(entry, current["index"])
+        subject = catalog.get(current["model"])
+        figs = overview.sample_figures(subject, current["index"])
+        return figs["sample"], figs["prediction"], overview.sample_caption(subject, current["index"])

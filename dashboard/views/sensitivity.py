@@ -4,8 +4,8 @@ Pick a kind (input noise; occlusion, or for tabular models a feature sweep; laye
 explanations), what to explain and the target, and the kind's options. The left panel
 shows the current sample (computed at once); the right panel the test set, computed in
 the background (:mod:`dashboard.jobs`) with a progress bar that a ``dcc.Interval``
-polls, and kept on disk (:mod:`zoo.cache`) so a second look is instant. Everything is
-composed in :mod:`zoo.sensitivity`, the same as in the reports.
+polls, and kept on disk (:mod:`interp.study.cache`) so a second look is instant. Everything is
+composed in :mod:`interp.study.sensitivity`, the same as in the reports.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from interp.errors import InterpError
-from zoo import cache, overview
-from zoo import sensitivity as sens
+from interp.study import cache, overview
+from interp.study import sensitivity as sens
 
 from ..jobs import JOBS
 from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, message_figure, target_options
@@ -44,28 +44,28 @@ SETTINGS = [Input(KIND, "value"), Input(OBJECTIVE, "value"), Input(TARGET, "valu
             Input(WINDOW, "value"), Input(FEATURE, "value"), Input(NOISE, "value"), Input(ABLATE, "value")]
 
 
-def window_options(entry) -> list[dict]:
+def window_options(subject) -> list[dict]:
     return [{"label": "default" if w is None else f"{w}", "value": DEFAULT_WINDOW if w is None else w}
-            for w in sens.windows(entry)]
+            for w in sens.windows(subject)]
 
 
 def ablate_label(a) -> str:
     return "batch mean" if a == "mean" else f"noise {a:g} × the output's std"
 
 
-def settings_of(entry, kind, key, target, baseline, window, feature, noise, ablate) -> sens.Settings:
+def settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate) -> sens.Settings:
     """Checked settings from the pickers; values another model left behind (during a model
     switch) fall back to this model's defaults."""
-    kinds = dict(sens.kinds(entry))
-    objectives = {o.key: o for o in sens.objectives(entry)}
+    kinds = dict(sens.kinds(subject))
+    objectives = {o.key: o for o in sens.objectives(subject)}
     obj = objectives.get(key) or next(iter(objectives.values()))
     return sens.settings(
-        entry, kind=kind if kind in kinds else "noise", objective=obj.key,
+        subject, kind=kind if kind in kinds else "noise", objective=obj.key,
         target=target if target in [v for _, v in obj.targets] else obj.targets[0][1],
-        baseline=baseline if baseline in dict(sens.baselines(entry)) else "zero",
-        window=None if window == DEFAULT_WINDOW or window not in sens.windows(entry) else window,
-        feature=feature if isinstance(feature, int) and entry.dataset.modality == "tabular"
-        and 0 <= feature < entry.test[0].shape[1] else 0,
+        baseline=baseline if baseline in dict(sens.baselines(subject)) else "zero",
+        window=None if window == DEFAULT_WINDOW or window not in sens.windows(subject) else window,
+        feature=feature if isinstance(feature, int) and subject.modality == "tabular"
+        and 0 <= feature < subject.inputs.shape[1] else 0,
         noise=noise if noise in sens.NOISE_LEVELS else 0.1, ablate=ablate if ablate in sens.ABLATIONS else "mean")
 
 
@@ -111,7 +111,7 @@ def layout() -> html.Div:
     ])
 
 
-def register(app) -> None:
+def register(app, catalog) -> None:
     @app.callback(
         Output(KIND, "options"), Output(KIND, "value"), Output(OBJECTIVE, "options"), Output(OBJECTIVE, "value"),
         Output(BASELINE, "options"), Output(BASELINE, "value"), Output(WINDOW, "options"), Output(WINDOW, "value"),
@@ -119,20 +119,20 @@ def register(app) -> None:
         Input(MODEL, "value"), State(KIND, "value"),
     )
     def choices(name, kind):
-        entry = overview.cached_entry(name)
-        kinds = [{"label": label, "value": value} for value, label in sens.kinds(entry)]
-        objectives = [{"label": o.label, "value": o.key} for o in sens.objectives(entry)]
-        baselines = [{"label": label, "value": value} for value, label in sens.baselines(entry)]
-        names = entry.dataset.feature_names or []
+        subject = catalog.get(name)
+        kinds = [{"label": label, "value": value} for value, label in sens.kinds(subject)]
+        objectives = [{"label": o.label, "value": o.key} for o in sens.objectives(subject)]
+        baselines = [{"label": label, "value": value} for value, label in sens.baselines(subject)]
+        names = subject.features or []
         features = [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)]
-        return (kinds, kind if kind in dict(sens.kinds(entry)) else "noise", objectives, objectives[0]["value"],
-                baselines, "zero", window_options(entry), DEFAULT_WINDOW, features, 0 if features else None)
+        return (kinds, kind if kind in dict(sens.kinds(subject)) else "noise", objectives, objectives[0]["value"],
+                baselines, "zero", window_options(subject), DEFAULT_WINDOW, features, 0 if features else None)
 
     @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
                   State(MODEL, "value"))
     def targets(key, name):
-        entry = overview.cached_entry(name)
-        found = {o.key: o for o in sens.objectives(entry)}
+        subject = catalog.get(name)
+        found = {o.key: o for o in sens.objectives(subject)}
         if key not in found:
             return no_update, no_update
         return target_options(found[key])
@@ -140,7 +140,7 @@ def register(app) -> None:
     @app.callback(Output(OCCLUSION_OPTIONS, "style"), Output(SWEEP_OPTIONS, "style"), Output(LAYER_OPTIONS, "style"),
                   Input(KIND, "value"), Input(MODEL, "value"))
     def option_groups(kind, name):
-        tabular = overview.cached_entry(name).dataset.modality == "tabular"
+        tabular = catalog.get(name).modality == "tabular"
         return (SHOWN if kind == "occlusion" and not tabular else HIDDEN,
                 SHOWN if kind == "occlusion" and tabular else HIDDEN,
                 SHOWN if kind == "layer" else HIDDEN)
@@ -148,17 +148,17 @@ def register(app) -> None:
     @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), *SETTINGS,
                   Input(CURRENT_SAMPLE, "data"), State(MODEL, "value"))
     def sample(kind, key, target, baseline, window, feature, noise, ablate, current, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         if current.get("model") != name or kind is None:
             return no_update, no_update
         index = int(current["index"])
         try:
-            s = settings_of(entry, kind, key, target, baseline, window, feature, noise, ablate)
-            figure = sens.sample_figure(entry, index, s)
+            s = settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate)
+            figure = sens.sample_figure(subject, index, s)
         except InterpError as exc:
             return no_update, f"{name} · cannot compute this: {exc}"
-        kinds = dict(sens.kinds(entry))
-        caption = f"{name} · {overview.sample_caption(entry, index)} · {kinds[s.kind]}"
+        kinds = dict(sens.kinds(subject))
+        caption = f"{name} · {overview.sample_caption(subject, index)} · {kinds[s.kind]}"
         if s.kind == "layer":
             caption += (f" · left: this sample, its layers perturbed by noise 1 × their std where the test set "
                         f"uses {ablate_label(s.ablate)}" if s.ablate == "mean" else "")
@@ -170,23 +170,23 @@ def register(app) -> None:
                   Output(PROGRESS_TEXT, "children"), Output(POLL, "disabled"), *SETTINGS,
                   Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"), State(MODEL, "value"))
     def dataset(kind, key, target, baseline, window, feature, noise, ablate, current, _ticks, name):
-        entry = overview.cached_entry(name)
+        subject = catalog.get(name)
         if kind is None:
             return (no_update,) * 5
         try:
-            s = settings_of(entry, kind, key, target, baseline, window, feature, noise, ablate)
+            s = settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate)
         except InterpError as exc:
             return message_figure(str(exc)), SHOWN, {"width": "0%"}, "", True
-        request = sens.dataset_request(entry, s)
+        request = sens.dataset_request(subject, s)
         if request is None:
             return message_figure(""), HIDDEN, {"width": "0%"}, "", True
         index = int(current["index"]) if current.get("model") == name else None
-        label = sens.dataset_label(entry, s)
-        result = sens.dataset_cached(entry, s)
+        label = sens.dataset_label(subject, s)
+        result = sens.dataset_cached(subject, s)
         if result is None:
             polled = ctx.triggered_id == POLL
-            job = JOBS.for_view(cache.key_of(entry, request), label,
-                                lambda progress: sens.dataset_result(entry, s, progress), polled)
+            job = JOBS.for_view(cache.key_of(subject, request), label,
+                                lambda progress: sens.dataset_result(subject, s, progress), polled)
             if job.state == "failed":
                 return message_figure("could not compute the test set: see above"), SHOWN, {"width": "0%"}, \
                     f"{label}: failed: {job.error}", True
@@ -195,5 +195,5 @@ def register(app) -> None:
                 return (no_update if polled else message_figure(f"computing the {label} …"), SHOWN,
                         {"width": f"{100 * job.fraction:.0f}%"}, f"{label}: {done}", False)
             result = job.result
-        return (sens.dataset_figure(entry, s, result, index), SHOWN, {"width": "100%"},
+        return (sens.dataset_figure(subject, s, result, index), SHOWN, {"width": "100%"},
                 f"{label}: done, kept on disk for next time", True)

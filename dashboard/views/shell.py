@@ -5,8 +5,6 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from dash import dcc, html
 
-import zoo
-
 MODEL = "model-picker"
 TABS = "view-tabs"
 CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample every view shows
@@ -50,22 +48,18 @@ def selected_ids(selection) -> list[int]:
 
 
 def target_options(objective) -> tuple[list[dict], object]:
-    """A target picker's options and first value for a zoo objective (saliency, LRP)."""
+    """A target picker's options and first value for an objective (saliency, LRP)."""
     return [{"label": label, "value": value} for label, value in objective.targets], objective.targets[0][1]
 
 
-def _option(name: str) -> dict:
-    s = zoo.spec(name)
-    return {"label": f"{name}  ·  {s.kind}, {s.task}", "value": name}
-
-
-def layout(names: list[str], selected: str, tabs: list[tuple[str, str, object]]) -> html.Div:
+def layout(catalog, selected: str, tabs: list[tuple[str, str, object]]) -> html.Div:
     return html.Div(className="app", children=[
         html.Header(className="topbar", children=[
             html.Div("interp", className="brand"),
             html.Div(className="picker", children=[
                 html.Label("model", htmlFor=MODEL),
-                dcc.Dropdown(id=MODEL, options=[_option(n) for n in names], value=selected,
+                dcc.Dropdown(id=MODEL, options=[{"label": catalog.label(n), "value": n} for n in catalog.names()],
+                             value=selected,
                              clearable=False, searchable=True),
             ]),
         ]),

@@ -24,8 +24,10 @@ from .attribution import (
     attribution_tokens,
     attribution_view,
 )
+from .generative import interpolation_path, kl_bars, traversal_grid
 from .lrp import layer_relevance_maps, lrp_plan_table, lrp_summary, relevance_flow
 from .metrics import confusion_matrix, metrics_table
+from .projection import layer_maps, projection_map, quality_text
 from .samples import (
     class_probabilities,
     image_grid,
@@ -36,8 +38,6 @@ from .samples import (
     tabular_sample,
     token_sample,
 )
-from .generative import interpolation_path, kl_bars, traversal_grid
-from .projection import layer_maps, projection_map, quality_text
 from .sensitivity import explanation_robustness, ice_curves, layer_profile, noise_curves, occlusion_view
 
 __all__ = [

@@ -6,7 +6,7 @@ click can select a unit or a sample (the dashboard reads it back).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,9 +14,8 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 from ..stats import LayerStats
-from ._style import (ACCENT, ACTIVATION_SCALE, DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish,
-                     table_height)
-from .samples import _array
+from ._style import ACCENT, ACTIVATION_SCALE, DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from .arrays import as_array
 
 
 def _scale(values: np.ndarray) -> dict:
@@ -31,7 +30,7 @@ def _scale(values: np.ndarray) -> dict:
 
 def _stack(x, what: str) -> np.ndarray:
     """A (k, rows, cols) float array from (k, rows, cols) or a single (rows, cols)."""
-    a = _array(x).astype(float)
+    a = as_array(x).astype(float)
     a = a[None] if a.ndim == 2 else a
     if a.ndim != 3:
         raise InputError(f"{what}; got {a.shape}")
@@ -71,14 +70,14 @@ def unit_heatmap(values, labels=None, classes: Sequence[str] | None = None, titl
                  sort_by_class: bool = True, max_units: int = 256) -> go.Figure:
     """Samples (rows) x units (columns); rows grouped by class with the class named at
     each group. Hover and click give the sample index (customdata)."""
-    v = _array(values).astype(float)
+    v = as_array(values).astype(float)
     if v.ndim != 2:
         raise InputError(f"values must be shaped (samples, units); got {v.shape}")
     n, u = v.shape
     v = v[:, :max_units]
     order = np.arange(n)
     if labels is not None:
-        labels = _array(labels).astype(int).reshape(-1)
+        labels = as_array(labels).astype(int).reshape(-1)
         if len(labels) != n:
             raise InputError(f"got {len(labels)} labels for {n} samples")
         if sort_by_class:
@@ -106,15 +105,16 @@ def unit_heatmap(values, labels=None, classes: Sequence[str] | None = None, titl
 def sequence_heatmap(values, tokens: Sequence[str] | None = None, title: str | None = None,
                      max_units: int = 256) -> go.Figure:
     """One sequence's hidden states: time steps (rows, labelled by token) x units."""
-    v = _array(values).astype(float)
+    v = as_array(values).astype(float)
     if v.ndim != 2:
         raise InputError(f"hidden states must be shaped (time, units); got {v.shape}")
     t = len(v)
     if tokens is not None and len(tokens) != t:
         raise InputError(f"got {len(tokens)} tokens for {t} time steps")
     labels = [f"{i}: {tok}" for i, tok in enumerate(tokens)] if tokens is not None else list(range(t))
-    fig = go.Figure(go.Heatmap(z=v[:, :max_units], y=labels, x=np.arange(min(max_units, v.shape[1])),
-                               customdata=np.broadcast_to(np.arange(min(max_units, v.shape[1])), (t, min(max_units, v.shape[1]))),
+    units = np.arange(min(max_units, v.shape[1]))
+    fig = go.Figure(go.Heatmap(z=v[:, :max_units], y=labels, x=units,
+                               customdata=np.broadcast_to(units, (t, len(units))),
                                hovertemplate="%{y}, unit %{x}: %{z:.3f}<extra></extra>",
                                colorbar=dict(title="activation", thickness=12), **_scale(v)))
     fig.update_yaxes(autorange="reversed", type="category", title="time step: token")
@@ -146,7 +146,7 @@ def attention_maps(weights, tokens: Sequence[str] | None = None, title: str | No
 
 def unit_bars(values, title: str | None = None, highlight: int | None = None) -> go.Figure:
     """One sample's activation of every unit of a layer; click a bar to pick the unit."""
-    v = _array(values).astype(float).reshape(-1)
+    v = as_array(values).astype(float).reshape(-1)
     colors = [POSITIVE if i == highlight else (ACCENT if x >= 0 else NEGATIVE) for i, x in enumerate(v)]
     fig = go.Figure(go.Bar(x=np.arange(len(v)), y=v, marker_color=colors, customdata=np.arange(len(v)),
                            hovertemplate="unit %{x}: %{y:.3f}<extra></extra>"))
@@ -180,7 +180,7 @@ def unit_statistics(stats: LayerStats, unit: int | None = None, title: str | Non
 
 def unit_histogram(values, unit: int, title: str | None = None, bins: int = 40) -> go.Figure:
     """Distribution of one unit's value over the samples."""
-    v = _array(values).astype(float).reshape(-1)
+    v = as_array(values).astype(float).reshape(-1)
     fig = go.Figure(go.Histogram(x=v, nbinsx=bins, marker_color=ACCENT,
                                  hovertemplate="%{x}: %{y} samples<extra></extra>"))
     fig.update_xaxes(title=f"unit {unit} value")

@@ -10,7 +10,7 @@ units can sit side by side; hover gives the raw values.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -19,7 +19,8 @@ from plotly.subplots import make_subplots
 from ..attribution import Attribution
 from ..errors import InputError
 from ._style import DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
-from .samples import _array, _image_axes, _image_traces, _to_hw
+from .arrays import as_array, color_bound
+from .images import image_axes, image_traces, to_hw
 
 MASK_COLOR = "#1a9641"  # ground-truth outline: green, apart from the red and blue of attributions
 
@@ -30,18 +31,13 @@ OVERLAY_SCALE = [
 ]
 
 
-def _bound(v: np.ndarray) -> float:
-    finite = np.abs(v[np.isfinite(v)])
-    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-
-
 def _map(values, like_shape: tuple[int, ...]) -> np.ndarray:
     """An image's attribution as (H, W): channels summed (as Captum's visualiser does)."""
-    a = _array(values).astype(float)
+    a = as_array(values).astype(float)
     if a.ndim == 3:
         a = a.sum(0)
     if a.ndim != 2 or a.shape != like_shape:
-        raise InputError(f"attribution of shape {_array(values).shape} does not match the image "
+        raise InputError(f"attribution of shape {as_array(values).shape} does not match the image "
                          f"{like_shape}; expected (H, W) or (C, H, W)")
     return a
 
@@ -59,11 +55,11 @@ def attribution_image(image, values, title: str | None = None, mask=None, height
                       label: str = "attribution") -> go.Figure:
     """An attribution laid over its image (zero-centred, transparent at zero); ``mask``
     (ground truth) outlined."""
-    base, note = _image_traces(image, mask, None, None, mask_color=MASK_COLOR)
-    hw, _ = _to_hw(image)
+    base, note = image_traces(image, mask, None, None, mask_color=MASK_COLOR)
+    hw, _ = to_hw(image)
     a = _map(values, hw.shape[:2])
-    fig = go.Figure([base[0], _overlay(a, _bound(a), label=label), *base[1:]])
-    _image_axes(fig)
+    fig = go.Figure([base[0], _overlay(a, color_bound(a), label=label), *base[1:]])
+    image_axes(fig)
     return finish(fig, (title or "") + note or None, height=height, width=height + 80)
 
 
@@ -71,7 +67,7 @@ def attribution_bars(values, feature_names: Sequence[str], title: str | None = N
                      top: int | None = None, label: str = "attribution") -> go.Figure:
     """Attribution per feature as horizontal bars, largest magnitude first (``top``: only
     the largest few)."""
-    v = _array(values).astype(float).reshape(-1)
+    v = as_array(values).astype(float).reshape(-1)
     if len(v) != len(feature_names):
         raise InputError(f"got {len(v)} attributions for {len(feature_names)} feature names")
     order = np.argsort(-np.abs(v), kind="stable")[:top]
@@ -85,7 +81,7 @@ def attribution_bars(values, feature_names: Sequence[str], title: str | None = N
 
 
 def _token_text(tokens: Sequence[str], mask) -> list[str]:
-    m = np.zeros(len(tokens), bool) if mask is None else _array(mask).astype(bool).reshape(-1)
+    m = np.zeros(len(tokens), bool) if mask is None else as_array(mask).astype(bool).reshape(-1)
     if len(m) != len(tokens):
         raise InputError(f"mask has {len(m)} positions for {len(tokens)} tokens")
     return [f"<b>{t}</b>" if on else str(t) for t, on in zip(tokens, m)]
@@ -95,10 +91,10 @@ def attribution_tokens(values, tokens: Sequence[str], title: str | None = None, 
                        label: str = "attribution") -> go.Figure:
     """A token sequence as a strip of words coloured by their attribution; ground-truth
     positions (``mask``) in bold."""
-    v = _array(values).astype(float).reshape(-1)
+    v = as_array(values).astype(float).reshape(-1)
     if len(v) != len(tokens):
         raise InputError(f"got {len(v)} attributions for {len(tokens)} tokens")
-    b = _bound(v)
+    b = color_bound(v)
     fig = go.Figure(go.Heatmap(
         z=[v], x=list(range(len(v))), y=[""], text=[_token_text(tokens, mask)], texttemplate="%{text}",
         textfont=dict(size=14), colorscale=DIVERGING_SCALE, zmin=-b, zmax=b, zmid=0.0, xgap=3,
@@ -106,12 +102,12 @@ def attribution_tokens(values, tokens: Sequence[str], title: str | None = None, 
         hovertemplate=f"position %{{x}}: %{{text}}, {label} %{{z:.4g}}<extra></extra>"))
     fig.update_xaxes(title="position", dtick=1, showgrid=False)
     fig.update_yaxes(showticklabels=False, showgrid=False)
-    note = " (bold: ground-truth positions)" if mask is not None and np.any(_array(mask)) else ""
+    note = " (bold: ground-truth positions)" if mask is not None and np.any(as_array(mask)) else ""
     return finish(fig, (title or "") + note or None, height=170)
 
 
 def _words(x, vocab) -> list[str]:
-    ids = _array(x).astype(int).reshape(-1)
+    ids = as_array(x).astype(int).reshape(-1)
     if vocab is not None and len(ids) and not (0 <= ids.min() and ids.max() < len(vocab)):
         raise InputError(f"token ids must lie in [0, {len(vocab) - 1}] for a vocabulary of {len(vocab)}")
     return [vocab[i] if vocab is not None else str(i) for i in ids]
@@ -124,7 +120,7 @@ def attribution_view(x, values, modality: str, *, title: str | None = None, feat
     if modality == "image":
         return attribution_image(x, values, title, mask=truth, label=label)
     if modality == "tabular":
-        names = feature_names if feature_names is not None else [f"x{i}" for i in range(_array(x).size)]
+        names = feature_names if feature_names is not None else [f"x{i}" for i in range(as_array(x).size)]
         return attribution_bars(values, names, title, label=label)
     if modality == "tokens":
         return attribution_tokens(values, _words(x, vocab), title, mask=truth, label=label)
@@ -132,7 +128,7 @@ def attribution_view(x, values, modality: str, *, title: str | None = None, feat
 
 
 def _check_grid(inputs, attributions: Sequence[Attribution], titles) -> np.ndarray:
-    x = _array(inputs)
+    x = as_array(inputs)
     if not attributions:
         raise InputError("the comparison grid needs at least one attribution")
     for a in attributions:
@@ -154,7 +150,7 @@ def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str,
     x = _check_grid(inputs, attributions, sample_titles)
     n = len(x)
     titles = list(sample_titles) if sample_titles is not None else [f"sample {i}" for i in range(n)]
-    masks = [None] * n if truth is None else list(_array(truth))
+    masks = [None] * n if truth is None else list(as_array(truth))
     if modality == "image":
         return _image_grid(x, attributions, titles, masks, title)
     if modality not in ("tokens", "tabular"):
@@ -162,8 +158,8 @@ def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str,
     labels = [a.label for a in attributions]
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles, vertical_spacing=0.5 / max(n, 1) if n > 1 else 0)
     for i in range(n):
-        raw = np.stack([_array(a.values[i]).astype(float).reshape(-1) for a in attributions])
-        scaled = raw / np.array([_bound(r) for r in raw])[:, None]
+        raw = np.stack([as_array(a.values[i]).astype(float).reshape(-1) for a in attributions])
+        scaled = raw / np.array([color_bound(r) for r in raw])[:, None]
         if modality == "tokens":
             words = _token_text(_words(x[i], vocab), masks[i])
             cols, text = list(range(len(words))), [words] * len(attributions)
@@ -193,16 +189,16 @@ def _image_grid(x, attributions, titles, masks, title) -> go.Figure:
     lo, hi = float(np.min(x)), float(np.max(x))
     for r in range(rows):
         for c in range(cols):
-            base, _ = _image_traces(x[r], masks[r], lo, hi, mask_color=MASK_COLOR)
+            base, _ = image_traces(x[r], masks[r], lo, hi, mask_color=MASK_COLOR)
             traces = [base[0]]
             if c > 0:
                 a = attributions[c - 1]
-                raw = _map(a.values[r], _to_hw(x[r])[0].shape[:2])
-                traces.append(_overlay(raw / _bound(raw), 1.0, coloraxis="coloraxis", raw=raw, label=a.method))
+                raw = _map(a.values[r], to_hw(x[r])[0].shape[:2])
+                traces.append(_overlay(raw / color_bound(raw), 1.0, coloraxis="coloraxis", raw=raw, label=a.method))
             traces += base[1:]
             for t in traces:
                 fig.add_trace(t, row=r + 1, col=c + 1)
-            _image_axes(fig, r + 1, c + 1)
+            image_axes(fig, r + 1, c + 1)
         fig.update_yaxes(title_text=titles[r], title_font=dict(size=12), row=r + 1, col=1)
     fig.update_annotations(font_size=11)
     fig.update_layout(coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=-1, cmax=1, cmid=0,
@@ -218,9 +214,9 @@ def attribution_summary(attributions: Sequence[Attribution], sample_titles: Sequ
     attribution magnitude on ground-truth positions (where known) and the time taken."""
     header = ["method", "sample", "target", "score", "Σ attribution", "completeness gap", "on ground truth", "ms"]
     rows = []
-    masks = None if truth is None else _array(truth).astype(bool)
+    masks = None if truth is None else as_array(truth).astype(bool)
     for a in attributions:
-        v = _array(a.values).astype(float).reshape(len(a.values), -1)
+        v = as_array(a.values).astype(float).reshape(len(a.values), -1)
         for i, name in enumerate(sample_titles):
             share = ""
             if masks is not None:

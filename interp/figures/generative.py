@@ -11,7 +11,9 @@ from plotly.subplots import make_subplots
 from ..errors import InputError
 from ..generative import COLLAPSED, Interpolation, Traversal
 from ._style import ACCENT, IMAGE_SCALE, NEGATIVE, finish
-from .samples import _array, _image_axes, _image_traces, image_grid
+from .arrays import as_array
+from .images import image_axes, image_traces
+from .samples import image_grid
 
 
 def traversal_grid(t: Traversal, title: str | None = None, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
@@ -19,11 +21,11 @@ def traversal_grid(t: Traversal, title: str | None = None, zmin: float = 0.0, zm
     each labelled with its offset; the centre is the base code."""
     if not isinstance(t, Traversal):
         raise InputError(f"expected a Traversal (interp.generative.traverse); got {type(t).__name__}")
-    out = _array(t.outputs)
+    out = as_array(t.outputs)
     rows, cols = out.shape[:2]
     if out.ndim not in (4, 5):
         raise InputError(f"traversal_grid draws image outputs; got outputs shaped {out.shape[2:]} per code")
-    offsets = np.where(np.abs(_array(t.offsets).astype(float)) < 1e-6, 0.0, _array(t.offsets).astype(float))
+    offsets = np.where(np.abs(as_array(t.offsets).astype(float)) < 1e-6, 0.0, as_array(t.offsets).astype(float))
     names = ([f"unit {u}" for u in t.units] if t.units else [f"direction {k + 1}" for k in range(len(t.directions))])
     titles = [(f"{names[0]} {offsets[i]:+.2g}" if j == 0 else "") + ("<br>" if j == 0 and rows > 1 else "")
               + (f"{names[-1]} {offsets[j]:+.2g}" if i == 0 or rows == 1 else "")
@@ -32,13 +34,14 @@ def traversal_grid(t: Traversal, title: str | None = None, zmin: float = 0.0, zm
     fig.update_annotations(font_size=10)
     head = title or ("Latent traversal: " + (" × ".join(names)) + " around the base code")
     return finish(fig, f"{head}<br><sup>offsets in units of each latent's spread over the data; the centre "
-                       "decodes the base code</sup>", height=fig.layout.height + 40, margin=dict(l=20, r=20, t=90, b=20))
+                       "decodes the base code</sup>", height=fig.layout.height + 40,
+                  margin=dict(l=20, r=20, t=90, b=20))
 
 
 def kl_bars(kl, title: str | None = None) -> go.Figure:
     """The mean KL divergence to the prior per latent unit: tall bars carry information
     about the input; bars under COLLAPSED (grey) are collapsed units."""
-    v = _array(kl).astype(float).reshape(-1)
+    v = as_array(kl).astype(float).reshape(-1)
     if len(v) == 0 or not np.isfinite(v).all():
         raise InputError("kl must be finite values, one per latent unit")
     used = v >= COLLAPSED
@@ -57,7 +60,7 @@ def interpolation_path(p: Interpolation, title: str | None = None, score_name: s
     critic's score of each (e.g. the discriminator's real logit)."""
     if not isinstance(p, Interpolation):
         raise InputError(f"expected an Interpolation (interp.generative.interpolate); got {type(p).__name__}")
-    out, alphas = _array(p.outputs), _array(p.alphas).astype(float)
+    out, alphas = as_array(p.outputs), as_array(p.alphas).astype(float)
     n = len(out)
     with_scores = p.scores is not None
     specs = [[{} for _ in range(n)]] + ([[{"colspan": n}] + [None] * (n - 1)] if with_scores else [])
@@ -65,16 +68,17 @@ def interpolation_path(p: Interpolation, title: str | None = None, score_name: s
                         horizontal_spacing=0.01, vertical_spacing=0.12,
                         subplot_titles=[f"{a:.2f}" for a in alphas] + ([""] if with_scores else []))
     for i, img in enumerate(out):
-        traces, _ = _image_traces(img, zmin=zmin, zmax=zmax, coloraxis="coloraxis")
+        traces, _ = image_traces(img, zmin=zmin, zmax=zmax, coloraxis="coloraxis")
         for t in traces:
             fig.add_trace(t, row=1, col=i + 1)
-        _image_axes(fig, 1, i + 1)
+        image_axes(fig, 1, i + 1)
     fig.update_layout(coloraxis=dict(colorscale=IMAGE_SCALE, cmin=zmin, cmax=zmax, showscale=False))
     if with_scores:
-        s = _array(p.scores).astype(float).reshape(n, -1)[:, 0]
+        s = as_array(p.scores).astype(float).reshape(n, -1)[:, 0]
         fig.add_trace(go.Scatter(x=alphas, y=s, mode="lines+markers", line=dict(color=NEGATIVE, width=2),
                                  name=score_name, showlegend=False,
-                                 hovertemplate="α %{x:.2f}<br>" + score_name + " %{y:.3f}<extra></extra>"), row=2, col=1)
+                                 hovertemplate="α %{x:.2f}<br>" + score_name + " %{y:.3f}<extra></extra>"),
+                      row=2, col=1)
         fig.update_xaxes(title="α (0: start code, 1: end code)", row=2, col=1)
         fig.update_yaxes(title=score_name, row=2, col=1)
     fig.update_annotations(font_size=10)

@@ -12,7 +12,7 @@ numbers beside the figures. The relevance of the input itself is not drawn here:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,8 +21,7 @@ from plotly.subplots import make_subplots
 from ..errors import InputError
 from ..lrp import LayerRelevance, LRPResult, Plan
 from ._style import ACCENT, DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
-from .attribution import _bound
-from .samples import _array
+from .arrays import as_array, color_bound
 
 ABSORBED, CREATED, CONSERVED = "#ff7f0e", "#9467bd", "#b8c2cf"   # apart from the red/blue of relevance
 UNSUPPORTED_TEXT, UNSUPPORTED_FILL = "#c0182b", "#fde3e1"
@@ -51,15 +50,15 @@ def _conserved(change: float, scale: float) -> bool:
 
 # ---------------------------------------------------------------------------- flow
 
-def _layer_hover(l: LayerRelevance, i: int, scale: float) -> str:
-    received, passed, absorbed = float(l.received[i]), float(l.total[i]), float(l.absorbed[i])
+def _layer_hover(layer: LayerRelevance, i: int, scale: float) -> str:
+    received, passed, absorbed = float(layer.received[i]), float(layer.total[i]), float(layer.absorbed[i])
     share = f" ({100 * absorbed / received:+.2f}% of received)" if received != 0 else ""
     what = "conserved" if _conserved(absorbed, scale) else "absorbed" if absorbed > 0 else "created"
-    calls = f", {l.calls} calls (summed)" if l.calls > 1 else ""
-    return (f"<b>{l.name}</b> ({l.kind}{calls})<br>rule {l.rule}<br>"
+    calls = f", {layer.calls} calls (summed)" if layer.calls > 1 else ""
+    return (f"<b>{layer.name}</b> ({layer.kind}{calls})<br>rule {layer.rule}<br>"
             f"received at its output: {received:.6g}<br>passed to its input: {passed:.6g}<br>"
             f"{what}: {absorbed:+.4g}{share}<br>"
-            f"positive part {float(l.positive[i]):.6g}, negative part {float(l.negative[i]):.6g}")
+            f"positive part {float(layer.positive[i]):.6g}, negative part {float(layer.negative[i]):.6g}")
 
 
 def _listed(names: list[str], most: int = 3) -> str:
@@ -79,24 +78,24 @@ def relevance_flow(result: LRPResult, sample: int = 0, title: str | None = None)
     i = _sample_index(result, sample)
     every = list(result.layers.values())
     # layers off the target's path (attention's queries and keys, a VAE's other head) carry nothing
-    layers = [l for l in every if float(l.received[i]) != 0 or float(l.total[i]) != 0]
-    idle = [l.name for l in every if l not in layers]
+    layers = [layer for layer in every if float(layer.received[i]) != 0 or float(layer.total[i]) != 0]
+    idle = [layer.name for layer in every if layer not in layers]
     score, total = float(result.score[i]), float(result.total[i])
     n = len(layers)
-    names = ["output (score)"] + [l.name for l in layers] + ["input"]
+    names = ["output (score)"] + [layer.name for layer in layers] + ["input"]
     x = list(range(n + 2))
-    passed = [score] + [float(l.total[i]) for l in layers] + [total]
-    received = [float(l.received[i]) for l in layers]
-    change = [float(l.absorbed[i]) for l in layers]
-    relevance = _array(result.relevance[i]).astype(float)
-    positive = [None] + [float(l.positive[i]) for l in layers] + [float(relevance[relevance > 0].sum())]
-    negative = [None] + [float(l.negative[i]) for l in layers] + [float(relevance[relevance < 0].sum())]
+    passed = [score] + [float(layer.total[i]) for layer in layers] + [total]
+    received = [float(layer.received[i]) for layer in layers]
+    change = [float(layer.absorbed[i]) for layer in layers]
+    relevance = as_array(result.relevance[i]).astype(float)
+    positive = [None] + [float(layer.positive[i]) for layer in layers] + [float(relevance[relevance > 0].sum())]
+    negative = [None] + [float(layer.negative[i]) for layer in layers] + [float(relevance[relevance < 0].sum())]
     target = int(result.target[i])
     scale = max([abs(score)] + [abs(r) for r in received])
     hover = ([f"<b>output</b>: target {target}<br>score {score:.6g} (the relevance put in at the top)"]
-             + [_layer_hover(l, i, scale) for l in layers]
+             + [_layer_hover(layer, i, scale) for layer in layers]
              + [f"<b>input</b><br>Σ relevance {total:.6g}<br>score {score:.6g}<br>{_gap_text(total, score)}"])
-    paths = [""] + [l.name for l in layers] + [""]
+    paths = [""] + [layer.name for layer in layers] + [""]
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.64, 0.36], vertical_spacing=0.1,
                         subplot_titles=["", "received − passed on, per layer: "
@@ -149,7 +148,7 @@ def relevance_flow(result: LRPResult, sample: int = 0, title: str | None = None)
            f"{RESIDUAL_NOTE[0].upper() + RESIDUAL_NOTE[1:]}")
     bottom = 40 + (int(4.6 * longest) if n > 3 else 20)
     notes = []
-    repeated = [f"{l.name} ×{l.calls}" for l in layers if l.calls > 1]
+    repeated = [f"{layer.name} ×{layer.calls}" for layer in layers if layer.calls > 1]
     if repeated:  # a recurrent cell's calls sit at different depths: their sum can exceed the score
         notes.append(f"called several times, shown summed over their calls: {_listed(repeated)}")
     if idle:
@@ -165,12 +164,12 @@ def relevance_flow(result: LRPResult, sample: int = 0, title: str | None = None)
 
 # ---------------------------------------------------------------------------- per-layer maps
 
-def _spatial_map(l: LayerRelevance, i: int) -> np.ndarray | None:
+def _spatial_map(layer: LayerRelevance, i: int) -> np.ndarray | None:
     """One sample's relevance at a layer as a 2-D map: (C, H, W) summed over channels, a
     2-D (channels × positions, or positions × features) map as it is; None otherwise."""
-    if l.relevance is None:
+    if layer.relevance is None:
         return None
-    a = _array(l.relevance[i]).astype(float)
+    a = as_array(layer.relevance[i]).astype(float)
     if a.ndim == 3:
         return a.sum(0)
     return a if a.ndim == 2 else None
@@ -179,9 +178,9 @@ def _spatial_map(l: LayerRelevance, i: int) -> np.ndarray | None:
 def _layer_maps(result: LRPResult, i: int, layers, max_layers: int) -> tuple[list, str]:
     found = result.layers
     if layers is None:
-        chosen = [(l, m) for l in found.values() if (m := _spatial_map(l, i)) is not None]
-        zero = [l for l, m in chosen if not np.any(m)]
-        chosen = [(l, m) for l, m in chosen if np.any(m)]
+        chosen = [(layer, m) for layer in found.values() if (m := _spatial_map(layer, i)) is not None]
+        zero = [layer for layer, m in chosen if not np.any(m)]
+        chosen = [(layer, m) for layer, m in chosen if np.any(m)]
         note = f"; {len(zero)} with no relevance left out" if zero else ""
     else:
         names = [layers] if isinstance(layers, str) else list(layers)
@@ -190,13 +189,13 @@ def _layer_maps(result: LRPResult, i: int, layers, max_layers: int) -> tuple[lis
             if name not in found:
                 valid = ", ".join(found) if len(found) <= 20 else ", ".join(list(found)[:20]) + ", ..."
                 raise InputError(f"no layer {name!r} in this LRP result; layers: {valid or '(none)'}")
-            l = found[name]
-            m = _spatial_map(l, i)
+            layer = found[name]
+            m = _spatial_map(layer, i)
             if m is None:
-                shape = "differs between calls" if l.relevance is None else f"is {tuple(l.relevance.shape[1:])}"
+                shape = "differs between calls" if layer.relevance is None else f"is {tuple(layer.relevance.shape[1:])}"
                 raise InputError(f"layer {name!r} is not spatial: its relevance per sample {shape}; expected "
                                  "(channels, H, W) or a 2-D (channels, length) map")
-            chosen.append((l, m))
+            chosen.append((layer, m))
         note = ""
     if max_layers < 1:
         raise InputError(f"max_layers must be at least 1; got {max_layers}")
@@ -226,20 +225,20 @@ def layer_relevance_maps(result: LRPResult, sample: int = 0, layers=None, title:
     k = len(chosen)
     cols = min(k, 4)
     rows = -(-k // cols)
-    titles = [f"<b>{l.name}</b><br>{l.rule} · Σ {float(l.total[i]):.4g}" for l, _ in chosen]
+    titles = [f"<b>{layer.name}</b><br>{layer.rule} · Σ {float(layer.total[i]):.4g}" for layer, _ in chosen]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.06,
                         vertical_spacing=0.14 / rows if rows > 1 else 0)
-    for j, (l, m) in enumerate(chosen):
+    for j, (layer, m) in enumerate(chosen):
         r, c = divmod(j, cols)
-        b = _bound(m)
-        summed = l.relevance[i].ndim == 3
-        what = f"Σ over {l.relevance.shape[1]} channels" if summed else "relevance"
+        b = color_bound(m)
+        summed = layer.relevance[i].ndim == 3
+        what = f"Σ over {layer.relevance.shape[1]} channels" if summed else "relevance"
         where = "row %{y}, col %{x}" if summed else "dim 1 = %{y}, dim 2 = %{x}"
         bar = dict(title="relevance<br>(each panel<br>to its own<br>max |R|)", thickness=12,
                    tickvals=[-b, 0, b], ticktext=["−max", "0", "+max"])
         fig.add_trace(go.Heatmap(z=m, zmin=-b, zmax=b, colorscale=DIVERGING_SCALE, showscale=j == 0,
-                                 colorbar=bar if j == 0 else None, name=l.name,
-                                 hovertemplate=f"{l.name}<br>{where}: {what} %{{z:.4g}}<extra></extra>"),
+                                 colorbar=bar if j == 0 else None, name=layer.name,
+                                 hovertemplate=f"{layer.name}<br>{where}: {what} %{{z:.4g}}<extra></extra>"),
                       row=r + 1, col=c + 1)
         anchor = "x" if j == 0 else f"x{r * cols + c + 1}"
         fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain",
@@ -248,7 +247,7 @@ def layer_relevance_maps(result: LRPResult, sample: int = 0, layers=None, title:
                          constrain="domain", scaleanchor=anchor if summed else None, row=r + 1, col=c + 1)
     fig.update_annotations(font_size=11)
     cell = 230 if cols <= 3 else 200
-    dims = {l.relevance[i].ndim for l, _ in chosen}
+    dims = {layer.relevance[i].ndim for layer, _ in chosen}
     how = ("(C, H, W) maps summed over channels; " if 3 in dims else "") + \
         ("2-D maps as they are (rows: dim 1, columns: dim 2 of the layer's input); " if 2 in dims else "")
     return finish(fig, f"{head}<br><sup>{how}red: for the target, blue: against{note}</sup>",
@@ -334,7 +333,7 @@ def lrp_summary(results_or_result, sample_titles: Sequence[str] | None = None,
     for r in results:
         flat = r.relevance.flatten(1)
         positive, negative = flat.clamp(min=0).sum(1), flat.clamp(max=0).sum(1)
-        absorbed = [l.absorbed for l in r.layers.values()]
+        absorbed = [layer.absorbed for layer in r.layers.values()]
         outside = r.outside_layers if absorbed else None
         for i, name in enumerate(names):
             score, total = float(r.score[i]), float(r.total[i])

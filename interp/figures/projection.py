@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from ..errors import InputError
 from ..projection import LayerProjection, MapQuality
 from ._style import ACTIVATION_SCALE, DIVERGING_SCALE, finish
-from .samples import _array
+from .arrays import as_array
 
 PALETTE = qualitative.D3 + qualitative.Set2  # 18 categories before colours repeat
 WEBGL_ABOVE = 5000  # points drawn as SVG up to here (hover and selection are crisper), WebGL above;
@@ -35,7 +35,7 @@ METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
 def _coordinates(coordinates) -> np.ndarray:
-    c = _array(coordinates).astype(float)
+    c = as_array(coordinates).astype(float)
     if c.ndim != 2 or c.shape[1] not in (2, 3):
         raise InputError(f"coordinates must be (samples, 2) or (samples, 3); got {c.shape}")
     return c
@@ -69,7 +69,7 @@ def projection_map(coordinates, color=None, *, categorical: bool | None = None, 
     texts = [f"sample {i}" for i in ids] if hover is None else [str(h) for h in hover]
     if len(texts) != n:
         raise InputError(f"hover must be one text per point ({n}); got {len(texts)}")
-    values = None if color is None else _array(color).reshape(-1)
+    values = None if color is None else as_array(color).reshape(-1)
     if values is not None and len(values) != n:
         raise InputError(f"color must be one value per point ({n}); got {len(values)}")
     if categorical is None:
@@ -134,7 +134,7 @@ def layer_maps(projections: list[LayerProjection], labels=None, class_names=None
         raise InputError("layer_maps needs at least one LayerProjection")
     for p in projections:
         if not isinstance(p, LayerProjection):
-            raise InputError(f"expected LayerProjection results (interp.projection.project_layer); "
+            raise InputError(f"expected LayerProjection results (interp.layer_projection.project_layer); "
                              f"got {type(p).__name__}")
     cols = min(cols, len(projections))
     rows = math.ceil(len(projections) / cols)
@@ -145,7 +145,7 @@ def layer_maps(projections: list[LayerProjection], labels=None, class_names=None
     seen = set()
     for k, p in enumerate(projections):
         c = _coordinates(p.coordinates)[:, :2]
-        y = _array(labels if labels is not None else p.labels) if (labels is not None or p.labels is not None) \
+        y = as_array(labels if labels is not None else p.labels) if (labels is not None or p.labels is not None) \
             else np.zeros(len(c), int)
         y = y.reshape(-1)
         for j, v in enumerate(np.unique(y)):

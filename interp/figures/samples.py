@@ -8,7 +8,7 @@ reconstruction, or a discriminator's "real" probability.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,69 +16,16 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 from ._style import ACCENT, IMAGE_SCALE, NEGATIVE, POSITIVE, finish
-
-
-def _array(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _to_hw(image) -> tuple[np.ndarray, str]:
-    """(H, W) or (H, W, 3) array from (H, W), (1, H, W), (3, H, W), (H, W, 3) or (C, H, W)."""
-    a = _array(image).astype(float)
-    if a.ndim == 2:
-        return a, ""
-    if a.ndim == 3 and a.shape[0] == 1:
-        return a[0], ""
-    if a.ndim == 3 and a.shape[0] == 3:
-        return np.moveaxis(a, 0, -1), ""
-    if a.ndim == 3 and a.shape[-1] == 3:  # channels-last RGB
-        return a, ""
-    if a.ndim == 3:
-        return a.mean(0), f" (mean of {a.shape[0]} channels)"
-    raise InputError(f"an image must be shaped (H, W) or (C, H, W); got {a.shape}")
-
-
-def _image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None = None,
-                  mask_color: str = POSITIVE):
-    hw, note = _to_hw(image)
-    traces = []
-    if hw.ndim == 3:  # RGB
-        lo, hi = (hw.min(), hw.max()) if zmin is None else (zmin, zmax)
-        rgb = np.clip((hw - lo) / max(hi - lo, 1e-12), 0, 1) * 255
-        traces.append(go.Image(z=rgb.astype(np.uint8), hoverinfo="x+y"))
-    else:
-        kw = dict(coloraxis=coloraxis) if coloraxis else dict(colorscale=IMAGE_SCALE, showscale=False)
-        traces.append(go.Heatmap(z=hw, zmin=zmin, zmax=zmax,
-                                 hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>", **kw))
-    if mask is not None:
-        m, _ = _to_hw(mask)
-        if m.ndim == 3:
-            m = m.max(-1)
-        if m.shape != hw.shape[:2]:
-            raise InputError(f"mask of size {m.shape} does not match the image's {hw.shape[:2]}")
-        traces.append(go.Contour(
-            z=m.astype(float), showscale=False, hoverinfo="skip", name="ground truth",
-            contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
-            line=dict(color=mask_color, width=2), showlegend=False,
-        ))
-    return traces, note
-
-
-def _image_axes(fig: go.Figure, row=None, col=None) -> None:
-    kw = dict(row=row, col=col) if row else {}
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", **kw)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x" if not row else None, constrain="domain", **kw)
+from .arrays import as_array
+from .images import image_axes, image_traces
 
 
 def image_sample(image, title: str | None = None, mask=None, zmin: float | None = 0.0,
                  zmax: float | None = 1.0, height: int = 320) -> go.Figure:
     """One image; ``mask`` (same size, bool) is outlined in red as the ground truth."""
-    traces, note = _image_traces(image, mask, zmin, zmax)
+    traces, note = image_traces(image, mask, zmin, zmax)
     fig = go.Figure(traces)
-    _image_axes(fig)
+    image_axes(fig)
     return finish(fig, (title or "") + note or None, height=height, width=height + 20)
 
 
@@ -87,7 +34,7 @@ def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
                ids: Sequence[int] | None = None) -> go.Figure:
     """Several images in a grid sharing one colour scale (e.g. input vs reconstruction);
     ``ids`` (e.g. sample indices) are put in each image's customdata for clicks."""
-    imgs = _array(images)
+    imgs = as_array(images)
     if imgs.ndim not in (3, 4) or len(imgs) == 0:
         raise InputError(f"images must be a non-empty batch shaped (N, H, W) or (N, C, H, W); "
                          f"got {imgs.shape}")
@@ -102,13 +49,13 @@ def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
                         horizontal_spacing=0.02, vertical_spacing=0.08 if titles else 0.02)
     for i, img in enumerate(imgs):
         r, c = divmod(i, cols)
-        traces, _ = _image_traces(img, zmin=zmin, zmax=zmax, coloraxis="coloraxis")
+        traces, _ = image_traces(img, zmin=zmin, zmax=zmax, coloraxis="coloraxis")
         if ids is not None and isinstance(traces[0], go.Heatmap):
             traces[0].customdata = np.full(np.shape(traces[0].z), int(ids[i]))
             traces[0].hovertemplate = f"sample {int(ids[i])}<br>row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>"
         for t in traces:
             fig.add_trace(t, row=r + 1, col=c + 1)
-        _image_axes(fig, r + 1, c + 1)
+        image_axes(fig, r + 1, c + 1)
     fig.update_layout(coloraxis=dict(colorscale=IMAGE_SCALE, cmin=zmin, cmax=zmax, showscale=False))
     cell = 90 if cols > 4 else 150
     return finish(fig, title, height=60 + cell * rows + (20 * rows if titles else 0))
@@ -117,10 +64,10 @@ def image_grid(images, titles: Sequence[str] | None = None, cols: int = 8,
 def tabular_sample(values, feature_names: Sequence[str], title: str | None = None,
                    raw_values=None, value_label: str = "standardised value") -> go.Figure:
     """One table row as horizontal bars per feature (hover shows the raw value if given)."""
-    v = _array(values).astype(float).reshape(-1)
+    v = as_array(values).astype(float).reshape(-1)
     if len(v) != len(feature_names):
         raise InputError(f"got {len(v)} values for {len(feature_names)} feature names")
-    raw = _array(raw_values).astype(float).reshape(-1) if raw_values is not None else v
+    raw = as_array(raw_values).astype(float).reshape(-1) if raw_values is not None else v
     if len(raw) != len(v):
         raise InputError(f"got {len(raw)} raw values for {len(v)} features")
     fig = go.Figure(go.Bar(
@@ -136,7 +83,7 @@ def tabular_sample(values, feature_names: Sequence[str], title: str | None = Non
 def token_sample(tokens: Sequence[str], title: str | None = None, mask=None) -> go.Figure:
     """A token sequence as a strip of words; ``mask`` positions (ground truth) are shaded."""
     toks = [str(t) for t in tokens]
-    m = np.zeros(len(toks)) if mask is None else _array(mask).astype(float).reshape(-1)
+    m = np.zeros(len(toks)) if mask is None else as_array(mask).astype(float).reshape(-1)
     if len(m) != len(toks):
         raise InputError(f"mask has {len(m)} positions for {len(toks)} tokens")
     fig = go.Figure(go.Heatmap(
@@ -157,10 +104,10 @@ def sample_view(x, modality: str, *, title: str | None = None, feature_names=Non
         return image_sample(x, title, mask=truth)
     if modality == "tabular":
         if feature_names is None:
-            feature_names = [f"x{i}" for i in range(_array(x).size)]
+            feature_names = [f"x{i}" for i in range(as_array(x).size)]
         return tabular_sample(x, feature_names, title, raw_values=raw_values)
     if modality == "tokens":
-        ids = _array(x).astype(int).reshape(-1)
+        ids = as_array(x).astype(int).reshape(-1)
         if vocab is not None and len(ids) and not (0 <= ids.min() and ids.max() < len(vocab)):
             raise InputError(f"token ids must lie in [0, {len(vocab) - 1}] for a vocabulary of "
                              f"{len(vocab)}; got ids from {ids.min()} to {ids.max()}")
@@ -172,7 +119,7 @@ def sample_view(x, modality: str, *, title: str | None = None, feature_names=Non
 def class_probabilities(probs, classes: Sequence[str], true: int | None = None,
                         title: str | None = None) -> go.Figure:
     """Bar chart of class probabilities; the predicted class is filled, the true class marked."""
-    p = _array(probs).astype(float).reshape(-1)
+    p = as_array(probs).astype(float).reshape(-1)
     if len(p) != len(classes):
         raise InputError(f"got {len(p)} probabilities for {len(classes)} classes")
     if true is not None and not 0 <= int(true) < len(classes):
@@ -208,7 +155,7 @@ def sample_grid(samples, modality: str, ids: Sequence[int], titles: Sequence[str
                 title: str | None = None, vocab=None, feature_names=None) -> go.Figure:
     """Several samples shown as what they are, each clickable (customdata = its id):
     images in a grid, token sequences as rows of words, table rows as a heatmap."""
-    x = _array(samples)
+    x = as_array(samples)
     if len(x) != len(ids):
         raise InputError(f"got {len(ids)} ids for {len(x)} samples")
     if modality == "image":

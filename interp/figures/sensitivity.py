@@ -25,8 +25,8 @@ from ..sensitivity import (
     OcclusionSensitivity,
 )
 from ._style import ACCENT, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from .arrays import as_array
 from .attribution import attribution_view
-from .samples import _array
 
 ICE_COLOR = "rgba(120,120,120,0.35)"
 BAND_FILL = "rgba(31,119,180,0.18)"  # ACCENT, light
@@ -46,7 +46,7 @@ def _sample_index(sample, n: int) -> int:
 
 
 def _floats(t) -> np.ndarray:
-    return _array(t).astype(float)
+    return as_array(t).astype(float)
 
 
 def _listed(values) -> list:
@@ -91,7 +91,8 @@ def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str
     fig = make_subplots(rows=1, cols=2, subplot_titles=[left, "predictions under noise"], horizontal_spacing=0.1)
     fig.update_annotations(font_size=12)
     _band(fig, x, centre, spread, name, 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=_floats(result.agreement), mode="lines+markers", name="agrees with clean prediction",
+    fig.add_trace(go.Scatter(x=x, y=_floats(result.agreement), mode="lines+markers",
+                             name="agrees with clean prediction",
                              line=dict(color=POSITIVE, width=2),
                              hovertemplate="noise %{x:.3g} × std<br>agreement %{y:.1%}<extra></extra>"), row=1, col=2)
     if result.accuracy is not None:
@@ -132,7 +133,7 @@ def occlusion_view(x, result: OcclusionSensitivity, modality: str, sample: int =
     each position is set to the baseline) in the attribution view of its modality: an
     overlay on the image, a strip of tokens. ``x``: the batch the result was computed on."""
     _check(result, OcclusionSensitivity, "occlusion")
-    inputs = _array(x)
+    inputs = as_array(x)
     n = len(result.maps)
     if len(inputs) != n:
         raise InputError(f"x holds {len(inputs)} samples but the occlusion result {n}; give the batch it was "
@@ -216,10 +217,10 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
     right = ("predicted right" if result.measured_against == "labels" else "predicted as before")
     what = "relative change of the target score" if by_score else f"share {right}"
     how = ("set to its batch mean" if result.ablated_by == "batch mean" else f"perturbed by {result.ablated_by}")
+    dotted = "" if by_score else f"<br>(dotted: nothing replaced, {result.baseline:.1%})"
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"relative change<br>under noise {result.noise:g} × std",
-                                        f"{what}<br>with the layer's output {how}"
-                                        + ("" if by_score else f"<br>(dotted: nothing replaced, {result.baseline:.1%})")])
+                                        f"{what}<br>with the layer's output {how}{dotted}"])
     fig.update_annotations(font_size=12)
     fig.add_trace(go.Bar(x=change, y=names, orientation="h", name="relative change", marker_color=ACCENT,
                          error_x=dict(type="data", array=spread, visible=True, color="#555", thickness=1.2),

@@ -19,7 +19,7 @@ Residual adds need no canonizer here: relevance travels as a modified gradient
 contribution. Nor do modules called several times: rules act per call.
 
 Nothing is written into parameters or added to the model: canonizers add forward hooks
-(through :func:`interp.capture.hooked`) or an instance ``forward``, both only for the
+(through :func:`interp.modules.hooked`) or an instance ``forward``, both only for the
 calling thread, and call modules of their own (kept beside the model, named under the
 module they rewrite, e.g. ``lstm.input_l0``); ``undo`` records how to take each change
 back. The engine checks, on the call's inputs, that
@@ -31,17 +31,17 @@ from __future__ import annotations
 import math
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..capture import hooked
 from ..errors import InterpError
 from ..inplace import unwatched
 from ..inputs import Inputs
+from ..modules import hooked
 from ..space import holds, reads_tokens
 from . import rules as R
 from .composites import WEIGHTED

@@ -17,11 +17,12 @@ convolutions and epsilon on dense layers, and so on (see :data:`COMPOSITES`).
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from torch import nn
 
 from ..errors import InterpError, UnknownNameError
+from ..modules import is_pattern
 from . import rules as R
 
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -75,7 +76,7 @@ class Composite:
         self.rules, self.first, self.name, self.description = dict(rules), first, name, description
         self.first_types = first_types  # the layer types the first-layer rule is for
 
-    def with_rules(self, rules: Mapping, name: str | None = None) -> "Composite":
+    def with_rules(self, rules: Mapping, name: str | None = None) -> Composite:
         """This composite with some entries added or replaced (e.g. one layer's rule); the
         new entries come first, so they win over the type entries they refine."""
         merged = {**dict(rules), **{k: v for k, v in self.rules.items() if k not in rules}}
@@ -86,7 +87,7 @@ class Composite:
     def path_rule(self, path: str) -> R.Rule | None:
         """The rule given to ``path`` by name or pattern, if any."""
         for key, rule in self.rules.items():
-            if isinstance(key, str) and (key == path or (_pattern(key) and fnmatch.fnmatchcase(path, key))):
+            if isinstance(key, str) and (key == path or (is_pattern(key) and fnmatch.fnmatchcase(path, key))):
                 return rule
         return None
 
@@ -111,10 +112,6 @@ class Composite:
         inner = ", ".join(f"{_key(k)}: {v!r}" for k, v in self.rules.items())
         first = f", first={self.first!r}" if self.first is not None else ""
         return f"Composite({self.name!r}, {{{inner}}}{first})"
-
-
-def _pattern(s: str) -> bool:
-    return any(c in s for c in "*?[")
 
 
 def _key(k) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -31,14 +32,22 @@ from torch import nn
 
 from .._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
 from ..attribution import Attribution
-from ..inplace import (may_write_in_place, out_of_place, saved_copy_on_write, storage_of, unwatched, watch_always,
-                       watch_writes, watched)
+from ..errors import InputError, InterpError, ModelError, UnknownNameError
+from ..inplace import (
+    may_write_in_place,
+    out_of_place,
+    saved_copy_on_write,
+    storage_of,
+    unwatched,
+    watch_always,
+    watch_writes,
+    watched,
+)
 from ..inputs import Inputs, as_inputs, blame, check_model
 from ..memory import start_memory_reuse
+from ..modules import hooked as hooked_modules
+from ..modules import is_pattern, module_names
 from ..space import exclusive, holds, prepare
-from ..capture import hooked as hooked_modules
-from ..capture import module_names
-from ..errors import InputError, InterpError, ModelError, UnknownNameError
 from . import composites as C
 from . import rules as R
 from .canonizers import CANONIZERS, trace
@@ -131,7 +140,7 @@ class LRPResult:
     embedding: str | None = None
     seconds: float = 0.0
     options: dict = field(default_factory=dict)
-    flow: "_Flow | None" = field(default=None, repr=False, compare=False)
+    flow: _Flow | None = field(default=None, repr=False, compare=False)
 
     @property
     def layers(self) -> dict[str, LayerRelevance]:
@@ -196,7 +205,7 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
         if composite.first is not None else []
     for key in composite.rules:  # a path or pattern that names nothing is a typo, not a rule
         if isinstance(key, str) and key not in modules and not (
-                C._pattern(key) and any(C.fnmatch.fnmatchcase(p, key) for p in modules)):
+                is_pattern(key) and any(fnmatch.fnmatchcase(p, key) for p in modules)):
             raise UnknownNameError("module path in the composite", key, list(modules))
     canonized = {p: name for name, paths in applied.items() for p in paths}
     replacing = {c.name for c in CANONIZERS if c.replaces_forward}

@@ -32,8 +32,8 @@ ReLU and LeakyReLU that is their gradient already, so they cost nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

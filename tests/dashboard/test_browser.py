@@ -1,14 +1,15 @@
 """The dashboard in a real headless Chromium (Debian's, never a downloaded browser).
 
-Starts ``interp dashboard`` as the user would, picks every zoo model in the
-picker, opens the sample browser, and fails on any callback error (HTTP >= 400
-on ``/_dash-update-component``), console error, page error, or request that
-leaves 127.0.0.1 (a CDN would). Also opens a generated report from disk with the
-network cut off, to prove it is self-contained.
+Starts ``interp dashboard`` as the user would (the zoo's models listed, each made a
+subject when first picked), picks every zoo model in the picker, opens the sample
+browser, and fails on any callback error (HTTP >= 400 on ``/_dash-update-component``),
+console error, page error, or request that leaves 127.0.0.1 (a CDN would). Also opens a
+generated report from disk with the network cut off, to prove it is self-contained.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -62,12 +63,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    yield from dashboard_server(tmp_path_factory)
+
+
+def dashboard_server(tmp_path_factory, args=()):
+    """``interp dashboard [args]`` on a free port with a private cache, as a user starts
+    it; yields its URL once it answers, and stops it afterwards (for module fixtures)."""
     port = _free_port()
     cache = tmp_path_factory.mktemp("cache")
     log = open(cache / "server.log", "w")  # noqa: SIM115  (closed with the server)
     SERVER_LOG[0] = cache / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port),
-                             "--cache", str(cache)],
+                             "--cache", str(cache), *args],
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 60
@@ -161,6 +168,13 @@ def _tab(page, label: str) -> None:
     page.locator("#view-tabs-parent").get_by_text(label, exact=True).click()
 
 
+def _sample_caption(pattern: str) -> str:
+    """JS: whether the sample browser's caption starts with ``pattern`` (a regular
+    expression), e.g. ``sample 1\\b``: the caption begins "sample N:" or "sample N (label):"."""
+    return (f"new RegExp({json.dumps('^' + pattern)})"
+            ".test(document.querySelector('#sample-caption')?.textContent ?? '')")
+
+
 def _rendered(selector: str) -> str:
     """JS counting the plotly graphs under ``selector`` that have drawn (each draws 3 svgs)."""
     return (f"Array.from(document.querySelectorAll('{selector} .js-plotly-plot'))"
@@ -174,21 +188,21 @@ def test_every_zoo_model_renders_without_callback_errors(browser, server):
         page.click("#model-picker")
         page.locator(f'[role="option"]:has(input[value="{name}"])').click()
         _wait(page, watch, f"text=Model card: {name}")
-        entry = zoo.load(name)
+        subject = zoo.subject(name)
         expected = 3  # metrics, architecture, confusion / reconstructions / generated samples
         _wait(page, watch, function=f"{_rendered('#overview-figures')} === {expected}")
         card_text = page.inner_text("#overview-card")
-        assert entry.card["description"] in card_text
+        assert subject.description and subject.description in card_text  # the card's description
         arch = page.inner_text("#overview-architecture")
         assert "calls" not in arch and "not called" not in arch  # every layer once, nothing leaked
 
         _tab(page, "Samples")
-        _wait(page, watch, "#sample-caption:has-text('test sample 0')")
+        _wait(page, watch, function=_sample_caption(r"sample 0\b"))
         page.click("#sample-next")
-        _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+        _wait(page, watch, function=_sample_caption(r"sample 1\b"))
         assert page.evaluate(_rendered("#sample-graph")) == 1
         assert page.evaluate(_rendered("#prediction-graph")) == 1
-        if entry.is_classifier:
+        if subject.is_classifier:
             assert re.search(r"predicted \S+ \(\d\.\d{3}\)", page.inner_text("#sample-caption"))
     assert watch.callbacks > 0
     assert watch.problems == []
@@ -234,7 +248,7 @@ def _view_for_every_model(browser, server, tab: str, graphs, caption: str, expec
 
 
 def test_activations_clicks_pick_units_and_samples(browser, server):
-    from zoo import activations
+    from interp.study import activations
 
     page, watch = _open(browser, server)
     _pick_model(page, watch, "cnn-digits")
@@ -251,12 +265,11 @@ def test_activations_clicks_pick_units_and_samples(browser, server):
     _wait(page, watch, "#act-caption:has-text('unit 5:')")
     assert page.input_value("#act-unit") == "5"
     # click the first top sample: it becomes the current sample everywhere
-    entry = zoo.load("cnn-digits")
-    first = int(activations.top_samples(entry, "classifier.2", 5)[0][0])
+    first = int(activations.top_samples(zoo.subject("cnn-digits"), "classifier.2", 5)[0][0])
     _click_center(page, '[id*="act-top"] .nsewdrag', nth=0)
-    _wait(page, watch, f"#act-sample-map:has-text('test sample {first}')")
+    _wait(page, watch, f"#act-sample-map:has-text('· sample {first}')")
     _tab(page, "Samples")
-    _wait(page, watch, f"#sample-caption:has-text('test sample {first}:')")
+    _wait(page, watch, function=_sample_caption(f"sample {first}:"))
     assert watch.problems == []
     page.close()
 
@@ -266,18 +279,18 @@ SALIENCY_GRAPHS = ["#sal-grid", "#sal-summary"]
 
 def test_saliency_view_for_every_model(browser, server):
     _view_for_every_model(browser, server, "Saliency", SALIENCY_GRAPHS, "#sal-caption",
-                          lambda name: f"{name} · test sample 0")
+                          lambda name: f"{name} · sample 0")
 
 
 def test_saliency_controls_change_what_is_explained(browser, server):
     page, watch = _open(browser, server)
     _pick_model(page, watch, "cnn-digits")
     _tab(page, "Samples")
-    _wait(page, watch, "#sample-caption:has-text('test sample 0')")
+    _wait(page, watch, function=_sample_caption(r"sample 0\b"))
     page.click("#sample-next")
-    _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+    _wait(page, watch, function=_sample_caption(r"sample 1\b"))
     _tab(page, "Saliency")
-    _wait(page, watch, "#sal-caption:has-text('test sample 1')")
+    _wait(page, watch, "#sal-caption:has-text('cnn-digits · sample 1:')")
     _wait(page, watch, function=_all_drawn(SALIENCY_GRAPHS))
     # another target class
     page.click("#sal-target")
@@ -303,7 +316,7 @@ LRP_GRAPHS = ["#lrp-plan", "#lrp-grid", "#lrp-flow", "#lrp-summary"]
 
 def test_lrp_view_for_every_model(browser, server):
     _view_for_every_model(browser, server, "LRP", LRP_GRAPHS, "#lrp-caption",
-                          lambda name: f"{name} · test sample 0")
+                          lambda name: f"{name} · sample 0")
 
 
 def _pick_option(page, dropdown: str, value: str) -> None:
@@ -348,7 +361,7 @@ def test_sample_browser_misclassified_filter(browser, server):
     page.locator('[role="option"]:has(input[value="cnn-digits"])').click()
     _wait(page, watch, "text=Model card: cnn-digits")
     _tab(page, "Samples")
-    _wait(page, watch, "#sample-caption:has-text('test sample 0')")
+    _wait(page, watch, function=_sample_caption(r"sample 0\b"))
     page.locator("#sample-only-misclassified input").check()
     _wait(page, watch, "#sample-caption:has-text('misclassified')")
     assert watch.problems == []
@@ -365,19 +378,19 @@ def test_sensitivity_view_for_every_model_and_kind(browser, server):
     for name in zoo.names():
         _pick_model(page, watch, name)
         _tab(page, "Sensitivity")
-        entry = zoo.load(name)
-        from zoo import sensitivity
+        subject = zoo.subject(name)
+        from interp.study import sensitivity
 
-        for kind, label in sensitivity.kinds(entry):
+        for kind, label in sensitivity.kinds(subject):
             page.locator(f"#sens-kind input[value='{kind}']").click()
-            _wait(page, watch, f"#sens-caption:has-text('{name} · test sample 0')", timeout=60)
+            _wait(page, watch, f"#sens-caption:has-text('{name} · sample 0')", timeout=60)
             _wait(page, watch, f"#sens-caption:has-text('{label}')")
             _wait(page, watch, function=_all_drawn(["#sens-sample"]))
-            if kind == "occlusion" and entry.dataset.modality != "tabular":
+            if kind == "occlusion" and subject.modality != "tabular":
                 _wait(page, watch, function="getComputedStyle(document.getElementById('sens-dataset-panel'))"
                       ".display === 'none'")
             else:
-                done = sensitivity.dataset_label(entry, sensitivity.settings(entry, kind=kind))
+                done = sensitivity.dataset_label(subject, sensitivity.settings(subject, kind=kind))
                 _wait(page, watch, f"#sens-progress-text:has-text('{done}: done')", timeout=90)
                 _wait(page, watch, function=_all_drawn(["#sens-dataset"]))
     assert watch.problems == []
@@ -404,9 +417,9 @@ def test_sensitivity_options_reach_the_figures(browser, server):
     # another sample: the sample's figure follows
     _tab(page, "Samples")
     page.click("#sample-next")
-    _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+    _wait(page, watch, function=_sample_caption(r"sample 1\b"))
     _tab(page, "Sensitivity")
-    _wait(page, watch, "#sens-caption:has-text('test sample 1')")
+    _wait(page, watch, "#sens-caption:has-text('cnn-digits · sample 1:')")
     _wait(page, watch, "#sens-sample:has-text('sample 1')")
     assert watch.problems == []
     page.close()
@@ -422,7 +435,7 @@ def test_latent_view_for_every_model(browser, server):
     for name in zoo.names():
         _pick_model(page, watch, name)
         _tab(page, "Latent space")
-        _wait(page, watch, f"#latent-caption:has-text('{name} · test sample 0')", timeout=60)
+        _wait(page, watch, f"#latent-caption:has-text('{name} · sample 0')", timeout=60)
         _wait(page, watch, LATENT_DONE, timeout=60)
         _wait(page, watch, function=_all_drawn([LATENT_MAP, '[id*="latent-layers"]']), timeout=60)
         assert "trustworthiness" in page.inner_text(LATENT_MAP)
@@ -440,7 +453,7 @@ def test_latent_view_walks_generative_latents(browser, server):
     _wait(page, watch, "#latent-generative-kl:has-text('units used')")
     _tab(page, "Samples")
     page.click("#sample-next")
-    _wait(page, watch, "#sample-caption:has-text('test sample 1')")
+    _wait(page, watch, function=_sample_caption(r"sample 1\b"))
     _tab(page, "Latent space")
     _wait(page, watch, "#latent-generative-traversal:has-text(\"Decoding around sample 1's code\")")
     _pick_model(page, watch, "gan-digits")
@@ -479,7 +492,7 @@ def test_latent_map_clicks_and_lassos_pick_samples(browser, server):
     page.wait_for_timeout(500)
     point = page.evaluate(POINT)
     page.mouse.move(point["x"], point["y"])
-    _wait(page, watch, "#latent-hovered:has-text('test sample')")
+    _wait(page, watch, "#latent-hovered:has-text('sample ')")
     page.locator("#latent-colour input[value='unit']").click()
     page.fill("#latent-unit", "3")
     page.press("#latent-unit", "Enter")
@@ -488,10 +501,10 @@ def test_latent_map_clicks_and_lassos_pick_samples(browser, server):
     page.wait_for_timeout(500)
     point = page.evaluate(POINT)
     page.mouse.click(point["x"], point["y"])  # on that point, or a neighbour drawn over it
-    _wait(page, watch, function="!document.querySelector('#latent-caption').innerText.includes('test sample 0:')")
-    picked = re.search(r"test sample (\d+):", page.inner_text("#latent-caption")).group(1)
+    _wait(page, watch, function="!document.querySelector('#latent-caption').innerText.includes('· sample 0:')")
+    picked = re.search(r"· sample (\d+):", page.inner_text("#latent-caption")).group(1)
     _tab(page, "Samples")
-    _wait(page, watch, f"#sample-caption:has-text('test sample {picked}:')")
+    _wait(page, watch, function=_sample_caption(f"sample {picked}:"))
     _tab(page, "Latent space")
     # a lasso around the whole plot selects every point: the selected samples are shown
     box = page.locator(f"{LATENT_MAP} .nsewdrag").first.bounding_box()
@@ -516,7 +529,7 @@ def test_served_with_debug_off_and_local_assets(server):
 def test_report_renders_offline(browser, tmp_path):
     from reports.build import build
 
-    build(["vae-digits"], tmp_path, progress=False)
+    build([zoo.subject("vae-digits")], tmp_path, progress=False)
     page = browser.new_page()
     watch = Watch(page, ("file://",))
     page.goto(Path(tmp_path / "vae-digits.html").as_uri())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dashboard.views.lrp import COMPOSITE_RULE, composite_options, overrides_text, rule_options, with_override
 from dashboard.views.saliency import _clamp
-from zoo import lrp
+from interp.study import lrp
 
 
 def test_numeric_options_are_clamped_on_the_server():
@@ -84,15 +84,16 @@ def test_background_jobs_run_once_report_progress_and_failures():
 
 
 def test_sensitivity_settings_from_pickers_fall_back_to_the_models_own():
+    import zoo
     from dashboard.views.sensitivity import DEFAULT_WINDOW, settings_of
-    from zoo import overview
 
-    digits = overview.cached_entry("cnn-digits")
+    digits = zoo.subject("cnn-digits")
     s = settings_of(digits, "occlusion", "class", 3, "blur", 2, None, 0.2, 0.5)
     assert (s.kind, s.target, s.baseline, s.window, s.noise, s.ablate) == ("occlusion", 3, "blur", 2, 0.2, 0.5)
-    assert settings_of(digits, "occlusion", "class", "predicted", "zero", DEFAULT_WINDOW, None, 0.1, "mean").window is None
+    default = settings_of(digits, "occlusion", "class", "predicted", "zero", DEFAULT_WINDOW, None, 0.1, "mean")
+    assert default.window is None
     # values another model left behind: this model's defaults
-    tokens = overview.cached_entry("lstm-sentiment")
+    tokens = zoo.subject("lstm-sentiment")
     s = settings_of(tokens, "gradient", "latent", 7, "blur", 6, 12, 0.3, "median")
     assert (s.kind, s.objective, s.target, s.baseline, s.window, s.feature, s.noise, s.ablate) == (
         "noise", "class", "predicted", "zero", None, 0, 0.1, "mean")

@@ -16,7 +16,7 @@ import interp
 import zoo
 from interp.attribution import as_found, default_cam_layer, spatial_layers
 from interp.capture import intervene
-from interp.errors import ModelError, InputError, InterpError, TargetError, UnknownNameError
+from interp.errors import InputError, InterpError, ModelError, TargetError, UnknownNameError
 from interp.objectives import OutputPart, ReconstructionError
 from tests.conftest import assert_untouched, hooks_left, snapshot
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import warnings
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -332,7 +332,9 @@ def test_no_stale_hit_for_mode_named_tensors_or_another_function(cnn, images, tm
     assert not interp.collect(model, x, store=tmp_path, progress=False, dataset="test").hit  # train mode
     model.eval()
     assert not interp.collect(model, x * 2, store=tmp_path, progress=False, dataset="test").hit  # same name
-    mean = interp.collect(model, x, store=tmp_path, progress=False, reduce=lambda t: t.mean((2, 3)) if t.ndim == 4 else t)
-    top = interp.collect(model, x, store=tmp_path, progress=False, reduce=lambda t: t.amax((2, 3)) if t.ndim == 4 else t)
+    mean = interp.collect(model, x, store=tmp_path, progress=False,
+                          reduce=lambda t: t.mean((2, 3)) if t.ndim == 4 else t)
+    top = interp.collect(model, x, store=tmp_path, progress=False,
+                         reduce=lambda t: t.amax((2, 3)) if t.ndim == 4 else t)
     assert not top.hit and not np.allclose(top["inner.features.0"], mean["inner.features.0"])
     np.testing.assert_allclose(top["inner.features.0"], cnn.features[0](x).amax((2, 3)).detach().numpy(), atol=1e-6)

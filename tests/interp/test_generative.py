@@ -18,7 +18,8 @@ from ..conftest import assert_untouched, snapshot
 @pytest.fixture
 def decoder():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 36), nn.Sigmoid(), nn.Unflatten(1, (1, 6, 6))).eval()
+    return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 36), nn.Sigmoid(),
+                         nn.Unflatten(1, (1, 6, 6))).eval()
 
 
 def test_a_traversal_decodes_the_grid_it_names(decoder):

@@ -19,7 +19,6 @@ from interp.lrp.composites import Composite
 
 from ..conftest import assert_untouched, hooks_left, snapshot
 
-
 # ---------------------------------------------------------------------------- models written here
 
 def _zero_biases(model: nn.Module) -> nn.Module:
@@ -820,8 +819,10 @@ def test_every_zoo_model_runs_with_every_composite():
 
     for name in zoo.names():
         entry = zoo.load(name)
-        model = {"autoencoder": lambda: entry.parts["encoder"],
-                 "vae": lambda: OutputPart(entry.parts["encoder"], 0)}.get(entry.kind, lambda: entry.model)()
+        if entry.kind in ("autoencoder", "vae"):
+            model = entry.parts["encoder"] if entry.kind == "autoencoder" else OutputPart(entry.parts["encoder"], 0)
+        else:
+            model = entry.model
         for composite in composites.names():
             result = interp.lrp(model, entry.test[0][:4], 0, composite=composite)
             assert torch.isfinite(result.relevance).all(), (name, composite)

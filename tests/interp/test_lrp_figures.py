@@ -76,15 +76,15 @@ def test_flow_plots_exactly_the_results_numbers(make, shape):
     for sample in range(3):
         fig = figures.relevance_flow(r, sample=sample)
         passed = _trace(fig, "Σ relevance passed to the input")
-        assert list(passed.y) == ([float(r.score[sample])] + [float(l.total[sample]) for l in layers]
+        assert list(passed.y) == ([float(r.score[sample])] + [float(layer.total[sample]) for layer in layers]
                                   + [float(r.total[sample])])
-        assert list(passed.customdata) == [""] + [l.name for l in layers] + [""]
+        assert list(passed.customdata) == [""] + [layer.name for layer in layers] + [""]
         received = _trace(fig, "Σ relevance received at the output")
-        assert list(received.y) == [float(l.received[sample]) for l in layers]
+        assert list(received.y) == [float(layer.received[sample]) for layer in layers]
         bars = [t for t in fig.data if isinstance(t, go.Bar)][0]
-        assert list(bars.y) == [float(l.received[sample] - l.total[sample]) for l in layers]
-        assert list(_trace(fig, "positive part").y[1:-1]) == [float(l.positive[sample]) for l in layers]
-        assert list(_trace(fig, "negative part").y[1:-1]) == [float(l.negative[sample]) for l in layers]
+        assert list(bars.y) == [float(layer.received[sample] - layer.total[sample]) for layer in layers]
+        assert list(_trace(fig, "positive part").y[1:-1]) == [float(layer.positive[sample]) for layer in layers]
+        assert list(_trace(fig, "negative part").y[1:-1]) == [float(layer.negative[sample]) for layer in layers]
         gap = float(r.total[sample]) - float(r.score[sample])
         assert f"gap {gap:+.4g}" in fig.layout.title.text
 
@@ -106,7 +106,7 @@ def test_flow_of_a_stored_result_without_layers_and_bad_samples():
 
 def test_layer_maps_show_each_spatial_layer_channel_summed():
     r = _run(cnn, (3, 2, 8, 8))
-    spatial = [n for n, l in r.layers.items() if l.relevance is not None and l.relevance.ndim == 4]
+    spatial = [n for n, layer in r.layers.items() if layer.relevance is not None and layer.relevance.ndim == 4]
     assert len(spatial) == 6   # Flatten, ReLU, Conv, MaxPool, ReLU, Conv (not the Linear)
     fig = figures.layer_relevance_maps(r, sample=2)
     maps = [t for t in fig.data if isinstance(t, go.Heatmap)]
@@ -205,7 +205,7 @@ def test_summary_numbers_equal_the_results():
     assert _column(fig, "composite") == ["epsilon_plus_flat"] * 3 + ["epsilon"] * 3
     assert _column(fig, "sample") == ["a", "b", "c"] * 2
     for k, (r, i) in enumerate((r, i) for r in results for i in range(3)):
-        absorbed = torch.stack([l.absorbed[i] for l in r.layers.values()])
+        absorbed = torch.stack([layer.absorbed[i] for layer in r.layers.values()])
         flat = r.relevance[i].flatten()
         expected = {"target": r.target[i], "score": r.score[i], "Σ relevance": r.total[i],
                     "gap": r.total[i] - r.score[i], "Σ positive": flat.clamp(min=0).sum(),

@@ -1,7 +1,7 @@
-"""interp.projection against references that can fail: scikit-learn's own PCA, the same
-map for the same seed, trustworthiness of UMAP on the zoo CNN, classes that separate
-better deep in a trained classifier than at its input, the store read back on a second
-request, and clear errors for what the maps cannot take."""
+"""interp.projection and interp.layer_projection against references that can fail:
+scikit-learn's own PCA, the same map for the same seed, trustworthiness of UMAP on the zoo
+CNN, classes that separate better deep in a trained classifier than at its input, the
+store read back on a second request, and clear errors for what the maps cannot take."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from torch import nn
 import interp
 from interp import projection as P
 from interp.errors import InputError, InterpError, UnknownNameError
+from interp.layer_projection import project_layer
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +124,15 @@ def test_quality_numbers(blobs):
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from zoo import overview
+    import zoo
 
-    return overview.cached_entry("cnn-digits"), tmp_path_factory.mktemp("store")
+    return zoo.load("cnn-digits"), tmp_path_factory.mktemp("store")
 
 
 def test_umap_of_the_zoo_cnns_penultimate_layer_is_trustworthy(digits):
     entry, store = digits
-    m = P.project_layer(entry.model, entry.test[0], "classifier.2", "umap", store=store, name=entry.name,
-                          labels=entry.test[1])
+    m = project_layer(entry.model, entry.test[0], "classifier.2", "umap", store=store, name=entry.name,
+                        labels=entry.test[1])
     assert m.coordinates.shape == (len(entry.test[0]), 2) and m.features == 64
     assert m.trustworthiness >= 0.9
     assert m.agreement_map > 0.9
@@ -140,8 +141,8 @@ def test_umap_of_the_zoo_cnns_penultimate_layer_is_trustworthy(digits):
 def test_classes_separate_better_deep_in_a_trained_classifier_than_at_its_input(digits):
     entry, store = digits
     x, y = entry.test
-    deep = P.project_layer(entry.model, entry.test[0], "classifier.2", "pca", store=store, name=entry.name,
-                             labels=y)
+    deep = project_layer(entry.model, entry.test[0], "classifier.2", "pca", store=store, name=entry.name,
+                           labels=y)
     assert deep.agreement_original > P.knn_agreement(x.flatten(1), y) + 0.03
 
 
@@ -150,18 +151,18 @@ def test_the_store_is_hit_on_the_second_request(digits, monkeypatch):
     fits = []
     real = P.PCAProjection._fit
     monkeypatch.setattr(P.PCAProjection, "_fit", lambda self, x: fits.append(1) or real(self, x))
-    first = P.project_layer(entry.model, entry.test[0], "features.4", "pca", store=store, name=entry.name, reduce="mean")
+    first = project_layer(entry.model, entry.test[0], "features.4", "pca", store=store, name=entry.name, reduce="mean")
     import time
 
     start = time.perf_counter()
-    second = P.project_layer(entry.model, entry.test[0], "features.4", "pca", store=store, name=entry.name,
-                             reduce="mean")
+    second = project_layer(entry.model, entry.test[0], "features.4", "pca", store=store, name=entry.name,
+                           reduce="mean")
     hit = time.perf_counter() - start
     assert len(fits) == 1 and torch.equal(first.coordinates, second.coordinates)
     assert hit < 1.0  # read back, not refitted (make bench times it: target < 50 ms)
     assert second.reduce == "mean" and second.features == first.features
-    other = P.project_layer(entry.model, entry.test[0], "features.4", "pca", store=store, name=entry.name,
-                            reduce="max")
+    other = project_layer(entry.model, entry.test[0], "features.4", "pca", store=store, name=entry.name,
+                          reduce="max")
     assert len(fits) == 2 and not torch.equal(other.coordinates, first.coordinates)  # another request: fitted
 
 
@@ -174,17 +175,17 @@ def test_project_layer_refuses_a_layer_with_several_outputs():
 
     model.append(Pair())
     with pytest.raises(InputError, match="gives 2 outputs"):
-        P.project_layer(model, torch.randn(20, 3), "1", "pca")
+        project_layer(model, torch.randn(20, 3), "1", "pca")
 
 
 def test_project_layer_on_a_small_set_and_on_batches(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 6), nn.ReLU()).eval()
     x, y = torch.randn(14, 3), torch.arange(14) % 2
-    small = P.project_layer(model, x, "1", "pca", store=tmp_path, labels=y)  # k shrinks to the set: 14 // 2 - 1
+    small = project_layer(model, x, "1", "pca", store=tmp_path, labels=y)  # k shrinks to the set: 14 // 2 - 1
     assert small.k == 6 and small.quality.samples == 14
     batches = [(x[:7], y[:7]), (x[7:], y[7:])]
-    named = P.project_layer(model, batches, "1", "pca", store=tmp_path, dataset="two batches", labels=1)
+    named = project_layer(model, batches, "1", "pca", store=tmp_path, dataset="two batches", labels=1)
     torch.testing.assert_close(named.coordinates, small.coordinates)
     with pytest.raises(InputError, match="k must be"):
-        P.project_layer(model, x, "1", "pca", store=tmp_path, labels=y, k=10)  # given explicitly: checked
+        project_layer(model, x, "1", "pca", store=tmp_path, labels=y, k=10)  # given explicitly: checked

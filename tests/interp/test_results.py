@@ -85,6 +85,33 @@ def test_only_registered_results_are_saved(tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_a_result_type_registers_itself_where_it_is_defined(tmp_path):
+    @results.register
+    @dataclasses.dataclass(frozen=True)
+    class OwnResult:  # as interp.sensitivity and interp.projection register theirs
+        values: torch.Tensor
+        layer: str
+
+    saved = results.save(OwnResult(torch.arange(3.0), "fc"), tmp_path / "own.safetensors")
+    back = results.load(saved)
+    assert type(back) is OwnResult and torch.equal(back.values, torch.arange(3.0)) and back.layer == "fc"
+    assert results.register(OwnResult) is OwnResult  # again (a reloaded module): fine
+
+    @dataclasses.dataclass(frozen=True)
+    class LayerProjection:  # another class under a registered name: files could not tell them apart
+        values: torch.Tensor
+
+    with pytest.raises(TypeError, match="registered already"):
+        results.register(LayerProjection)
+
+    @dataclasses.dataclass
+    class Mutable:
+        values: torch.Tensor
+
+    with pytest.raises(TypeError, match="not a frozen dataclass"):
+        results.register(Mutable)
+
+
 def test_the_store_keeps_results_by_model_and_request(computed, tmp_path):
     from interp.errors import StoreError
     from interp.store import Store, model_identity

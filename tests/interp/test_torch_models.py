@@ -103,7 +103,7 @@ def test_capture_collect_a_hit_statistics_and_a_projection(name, tmp_path):
     stats = interp.layer_stats(col, k=2)
     assert set(stats) == set(col.outputs) and all(s.n_samples == 4 for s in stats.values())
     deepest = [o for o in col.outputs if col[o][0].size > 1][-1]
-    m = interp.projection.project_layer(model, x, deepest, "pca", store=tmp_path, labels=torch.arange(4) % 3)
+    m = interp.layer_projection.project_layer(model, x, deepest, "pca", store=tmp_path, labels=torch.arange(4) % 3)
     assert m.coordinates.shape == (4, 2)
     assert_untouched(model, before)
 
@@ -340,7 +340,8 @@ def test_a_dict_of_inputs_keeps_its_keys_and_baselines_can_be_given_per_input():
     a = interp.explain(model, x, TARGET, "integrated_gradients", baseline={"table": 1.0}, steps=256)
     assert list(a.values) == ["image", "table"]
     with torch.no_grad():
-        gap = model(x)[:, TARGET] - model({"image": torch.zeros_like(image), "table": torch.ones_like(table)})[:, TARGET]
+        baseline = {"image": torch.zeros_like(image), "table": torch.ones_like(table)}
+        gap = model(x)[:, TARGET] - model(baseline)[:, TARGET]
     total = sum(v.flatten(1).sum(1) for v in a.values.values())
     assert float((total - gap).abs().max()) < 0.01 * float(gap.abs().max())  # from the baseline given per input
 
@@ -375,7 +376,7 @@ def test_labels_are_named_never_taken_from_their_position(tmp_path):
     col = interp.collect(model, (image, table), store=tmp_path, labels=y, progress=False)
     assert np.array_equal(col.labels, y.numpy()) and col.meta["inputs"]["names"] == ["input 0", "input 1"]
     loader = [((image[:2], table[:2]), y[:2]), ((image[2:], table[2:]), y[2:])]
-    batches = interp.collect(model, [(i, t, l) for (i, t), l in loader], store=tmp_path, dataset="pairs",
+    batches = interp.collect(model, [(i, t, label) for (i, t), label in loader], store=tmp_path, dataset="pairs",
                              labels=2, progress=False)
     np.testing.assert_allclose(batches["head"], col["head"], atol=1e-6)  # batches of 2 vs one of 4
     np.testing.assert_array_equal(batches.labels, y.numpy())
@@ -396,7 +397,7 @@ def test_train_mode_is_refused_by_every_analysis_that_would_change_the_model(tmp
                  lambda: interp.sensitivity(model, x, 0, kind="layer", draws=1),
                  lambda: interp.sensitivity(model, x, 0, kind="explanation", draws=1),
                  lambda: interp.collect(model, x, store=tmp_path, progress=False),
-                 lambda: interp.projection.project_layer(model, x, "classifier.6", store=tmp_path)):
+                 lambda: interp.layer_projection.project_layer(model, x, "classifier.6", store=tmp_path)):
         with pytest.raises(ModelError, match=message):
             call()
         assert_untouched(model, before)  # no running statistic moved

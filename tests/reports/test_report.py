@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 import zoo
+from interp.study import lrp, overview
 from reports.build import build
-from zoo import lrp, overview
 
 
 class Resources(HTMLParser):
@@ -42,7 +42,7 @@ def _external(url: str) -> bool:
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    build(["cnn-digits", "lstm-sentiment", "gan-digits"], out, progress=False)
+    build([zoo.subject(n) for n in ("cnn-digits", "lstm-sentiment", "gan-digits")], out, progress=False)
     return out
 
 
@@ -65,12 +65,10 @@ def test_report_is_self_contained(report_dir, name):
     assert all(not _external(u) for u in res.links)
     assert text.count(get_plotlyjs()[:200]) == 1  # plotly.js embedded exactly once
     # every overview figure of the dashboard is in the report
-    entry = zoo.load(name)
-    from zoo.overview import overview_figures
-
-    for key in overview_figures(entry):
+    subject = zoo.subject(name)
+    for key in overview.overview_figures(subject):
         assert f'id="{name}-{key}"' in text
-    assert entry.card["description"] in text
+    assert subject.description and subject.description in text  # the card's description
 
 
 @pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
@@ -82,14 +80,14 @@ def test_report_has_an_lrp_section(report_dir, name):
         assert f'id="{name}-{key}"' in text
     # convolution and sequence layers have maps; the GAN's dense discriminator has none
     assert (f'id="{name}-lrp-layer-maps"' in text) == (name != "gan-digits")
-    assert f"<b>{lrp.default_composite(overview.cached_entry(name))}</b>" in text
+    assert f"<b>{lrp.default_composite(zoo.subject(name))}</b>" in text
 
 
 @pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
 def test_report_has_a_sensitivity_section(report_dir, name):
     text = (report_dir / f"{name}.html").read_text()
     assert text.index("<h2>LRP</h2>") < text.index("<h2>Sensitivity</h2>")
-    entry = overview.cached_entry(name)
+    entry = zoo.subject(name)
     keys = ["noise", "layer"] + [f"occlusion-{i}" for i in overview.showcase_samples(entry)[:3]]
     for key in keys:
         assert f'id="{name}-sensitivity-{key}"' in text
@@ -101,26 +99,26 @@ def test_report_has_a_sensitivity_section(report_dir, name):
 
 @pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
 def test_report_has_a_latent_section(report_dir, name):
-    from zoo import latent
+    from interp.study import latent
 
     text = (report_dir / f"{name}.html").read_text()
     assert text.index("<h2>Sensitivity</h2>") < text.index("<h2>Latent space</h2>")
     for key in ("latent-map", "latent-layers"):
         assert f'id="{name}-{key}"' in text
-    layer = latent.default_layer(overview.cached_entry(name))
+    layer = latent.default_layer(zoo.subject(name))
     assert f"UMAP of <b>{layer}</b>" in text and "trustworthiness" in text
     assert "not built yet" not in text
 
 
 def test_tabular_report_sweeps_the_strongest_feature(tmp_path):
-    from zoo import sensitivity
+    from interp.study import sensitivity
 
-    build(["mlp-cancer"], tmp_path, progress=False)
+    build([zoo.subject("mlp-cancer")], tmp_path, progress=False)
     text = (tmp_path / "mlp-cancer.html").read_text()
-    entry = overview.cached_entry("mlp-cancer")
+    entry = zoo.subject("mlp-cancer")
     strongest = sensitivity.strongest_feature(entry, sensitivity.settings(entry))
     assert 'id="mlp-cancer-sensitivity-sweep"' in text and "occlusion-" not in text
-    assert entry.dataset.feature_names[strongest] in text
+    assert entry.features[strongest] in text
 
 
 def test_report_shows_misclassified_samples(report_dir):

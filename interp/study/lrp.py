@@ -1,16 +1,16 @@
-"""LRP of zoo entries: what each kind of model explains with relevance, and the views of it.
+"""LRP of subjects: what each kind of model explains with relevance, and the views of it.
 
 Classifiers explain a class score (the logit) of their prediction or of any class;
-autoencoders and the VAE a latent unit of the encoder (the VAE's mean); the GAN its
-discriminator's "real" logit, on a real test sample and a generated one side by side
-(the objectives and samples are :mod:`zoo.saliency`'s). The reconstruction error that
+regression models an output; autoencoders a latent unit of the encoder (a VAE's mean);
+GANs the discriminator's "real" logit, on a real sample and a generated one side by side
+(the objectives and samples are :mod:`interp.study.saliency`'s). The reconstruction error that
 saliency offers is not offered here: it squares the error, and no LRP rule covers a
 product of two signals (the engine refuses it rather than explain it unconserved).
 
 Both faces (dashboard and reports) call :func:`comparison`, which runs
 :func:`interp.lrp` and the chosen saliency methods on the same samples and draws with
 :mod:`interp.figures`. LRP runs on a fresh copy of the model built for each call
-(well under a millisecond for the zoo's models), not on the entry's model nor on
+(a deep copy of the subject's, made before any analysis ran), not on the working model nor on
 saliency's shared copy: canonizers rewrite modules and rules hook them for the length
 of the run, and the dashboard runs other views on other threads at the same time.
 Nothing is cached, so no result can go stale.
@@ -24,15 +24,14 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-import interp
-from interp import figures
-from interp.attribution import Attribution
-from interp.errors import UnknownNameError
-from interp.lrp import LRPResult, Plan
-from interp.lrp import composites as lrp_composites
-from interp.lrp import rules as lrp_rules
-
-from . import Entry
+from .. import figures
+from .. import lrp as lrp_engine
+from ..attribution import Attribution
+from ..errors import UnknownNameError
+from ..lrp import LRPResult, Plan
+from ..lrp import composites as lrp_composites
+from ..lrp import rules as lrp_rules
+from ..subject import Subject
 from . import saliency as sal
 from .saliency import Objective
 
@@ -43,35 +42,35 @@ DEFAULT_SALIENCY = ("gradient", "input_x_gradient", "integrated_gradients")
 NOT_FOR_LRP = ("error",)  # saliency objectives LRP cannot explain (the squared reconstruction error)
 
 
-def objectives(entry: Entry) -> list[Objective]:
-    """What LRP can explain for ``entry``, the default first: saliency's objectives less the
+def objectives(subject: Subject) -> list[Objective]:
+    """What LRP can explain for ``subject``, the default first: saliency's objectives less the
     reconstruction error."""
-    return [o for o in sal.objectives(entry) if o.key not in NOT_FOR_LRP]
+    return [o for o in sal.objectives(subject) if o.key not in NOT_FOR_LRP]
 
 
-def objective(entry: Entry, key: str | None) -> Objective:
-    found = {o.key: o for o in objectives(entry)}
+def objective(subject: Subject, key: str | None) -> Objective:
+    found = {o.key: o for o in objectives(subject)}
     if key is None:
         return next(iter(found.values()))
     if key not in found:
-        raise UnknownNameError(f"LRP objective of {entry.name}", key, found,
+        raise UnknownNameError(f"LRP objective of {subject.name}", key, found,
                                hint="the reconstruction error squares its terms, which LRP rules do not cover"
                                if key in NOT_FOR_LRP else "")
     return found[key]
 
 
-def default_composite(entry: Entry) -> str:
+def default_composite(subject: Subject) -> str:
     """The composite a view starts with: ``epsilon_plus_flat`` (Zennit's recommended default)
     where the first weighted layer is a convolution (it reads part of the input);
     ``epsilon_plus`` where it is dense over the whole input (the MLP, the autoencoders'
     encoders, the GAN's discriminator): there the flat rule gives every input the same
     relevance, by its definition, and the map would say nothing; ``epsilon`` for the token
     models, which have no convolutions for z+ and where it puts the most relevance on
-    the deciding words (share on the ground truth, 200 test samples: LSTM 0.69 against
+    the deciding words (share on the ground truth, 200 samples: LSTM 0.69 against
     0.53 for epsilon_plus_flat, transformer 0.75 against 0.64)."""
-    if entry.dataset.modality == "tokens":
+    if subject.modality == "tokens":
         return TOKEN_COMPOSITE
-    model = sal.fresh_model(entry, objective(entry, None).key)
+    model = sal.fresh_model(subject, objective(subject, None).key)
     first = next((m for m in model.modules() if isinstance(m, lrp_composites.WEIGHTED)), None)
     return DEFAULT_COMPOSITE if isinstance(first, lrp_composites.CONVOLUTIONS) else DENSE_COMPOSITE
 
@@ -87,50 +86,50 @@ def rules() -> dict[str, str]:
     return {name: lrp_rules.named(name).label for name in lrp_rules.WEIGHTED_RULES}
 
 
-def _first_sample(entry: Entry) -> torch.Tensor:
-    return entry.test[0][:1]
+def _first_sample(subject: Subject) -> torch.Tensor:
+    return subject.inputs[:1]
 
 
 _WEIGHTED_KINDS = frozenset(c.__name__ for c in vars(nn).values()
                             if isinstance(c, type) and issubclass(c, lrp_composites.WEIGHTED))
 
 
-def overridable_layers(entry: Entry, key: str | None = None) -> list[tuple[str, str]]:
+def overridable_layers(subject: Subject, key: str | None = None) -> list[tuple[str, str]]:
     """The weighted layers (Linear, Conv) a user can give another rule, as (path, kind), in
     module order; for the LSTM its unrolled input and hidden projections."""
-    obj = objective(entry, key)
-    rows = interp.lrp.plan(sal.fresh_model(entry, obj.key), DEFAULT_COMPOSITE, _first_sample(entry)).rows
+    obj = objective(subject, key)
+    rows = lrp_engine.plan(sal.fresh_model(subject, obj.key), DEFAULT_COMPOSITE, _first_sample(subject)).rows
     return [(r.name, r.kind) for r in rows if r.role == "rule" and r.kind in _WEIGHTED_KINDS]
 
 
-def _composite(entry: Entry, composite: str | None, overrides: dict | None, key: str):
-    """The composite ``composite`` (default: the entry's) with ``overrides`` ({layer path:
+def _composite(subject: Subject, composite: str | None, overrides: dict | None, key: str):
+    """The composite ``composite`` (default: the subject's) with ``overrides`` ({layer path:
     rule name}) applied; unknown names raise :class:`~interp.errors.UnknownNameError`."""
-    name = default_composite(entry) if composite is None else composite
-    if name == "epsilon_gamma_box" and entry.test[0].is_floating_point():
+    name = default_composite(subject) if composite is None else composite
+    if name == "epsilon_gamma_box" and subject.inputs.is_floating_point():
         # the box of z^B is the data's range (pixels in [0, 1]), not each sample's
-        x = entry.train[0]
+        x = subject.reference
         comp = lrp_composites.get(name, low=float(x.min()), high=float(x.max()))
     else:
         comp = lrp_composites.get(name)
     if not overrides:
         return comp
-    layers = [path for path, _ in overridable_layers(entry, key)]
+    layers = [path for path, _ in overridable_layers(subject, key)]
     chosen = {}
     for layer, rule in overrides.items():
         if layer not in layers:
-            raise UnknownNameError(f"layer of {entry.name} for a rule override", layer, layers)
+            raise UnknownNameError(f"layer of {subject.name} for a rule override", layer, layers)
         chosen[layer] = lrp_rules.named(rule)
     return comp.with_rules(chosen)
 
 
-def plan(entry: Entry, composite: str | None = None, overrides: dict | None = None, key: str | None = None) -> Plan:
+def plan(subject: Subject, composite: str | None = None, overrides: dict | None = None, key: str | None = None) -> Plan:
     """The rule every module of the explained model gets under ``composite`` with
-    ``overrides`` ({layer path: rule name}), decided on the entry's first test sample;
+    ``overrides`` ({layer path: rule name}), decided on the subject's first sample;
     nothing is computed."""
-    obj = objective(entry, key)
-    return interp.lrp.plan(sal.fresh_model(entry, obj.key), _composite(entry, composite, overrides, obj.key),
-                           _first_sample(entry))
+    obj = objective(subject, key)
+    return lrp_engine.plan(sal.fresh_model(subject, obj.key), _composite(subject, composite, overrides, obj.key),
+                           _first_sample(subject))
 
 
 @dataclass(frozen=True)
@@ -161,33 +160,35 @@ class Comparison:
         return False
 
 
-def _what(entry: Entry, obj: Objective, target) -> str:
+def _what(subject: Subject, obj: Objective, target) -> str:
     if obj.key == "class":
-        return "predicted class score" if target == "predicted" else f"score of class {entry.card['classes'][target]}"
+        return "predicted class score" if target == "predicted" else f"score of class {subject.classes[target]}"
+    if obj.key == "output":
+        return f"output {target}"
     if obj.key == "latent":
-        return f"latent unit {target}" + (" (mean)" if entry.kind == "vae" else "")
+        return f"latent unit {target}" + (" (mean)" if subject.latent_is_distribution else "")
     return "discriminator's real score (logit)"
 
 
-def comparison(entry: Entry, indices, composite: str | None = None, key: str | None = None, target=None,
+def comparison(subject: Subject, indices, composite: str | None = None, key: str | None = None, target=None,
                overrides: dict | None = None, saliency=DEFAULT_SALIENCY) -> Comparison:
-    """LRP of test samples ``indices`` (one index or a list; for the GAN each real sample with
+    """LRP of samples ``indices`` (one index or a list; for the GAN each real sample with
     a generated one beside it) under ``composite`` with ``overrides`` ({layer path: rule
-    name}), next to the ``saliency`` methods (any of :func:`zoo.saliency.available_methods`;
+    name}), next to the ``saliency`` methods (any of :func:`interp.study.saliency.available_methods`;
     empty: LRP alone) for the same samples and target. ``target``: one of the objective's
     targets (default: its first, e.g. the predicted class)."""
     indices = [indices] if isinstance(indices, int) else list(indices)
-    obj = objective(entry, key)
-    target = sal._target(entry, obj, target)
-    comp = _composite(entry, composite, overrides, obj.key)
-    x, titles, truth = sal._samples(entry, indices)
-    result = interp.lrp(sal.fresh_model(entry, obj.key), x, target, comp)
-    others = sal.explain_batch(entry, x, saliency, obj.key, target) if saliency else []
+    obj = objective(subject, key)
+    target = sal.check_target(subject, obj, target)
+    comp = _composite(subject, composite, overrides, obj.key)
+    x, titles, truth = sal.samples_of(subject, indices)
+    result = lrp_engine(sal.fresh_model(subject, obj.key), x, target, comp)
+    others = sal.explain_batch(subject, x, saliency, obj.key, target) if saliency else []
     attrs = (result.as_attribution(), *others)
     grid = figures.attribution_grid(
-        x, list(attrs), entry.dataset.modality, sample_titles=titles, feature_names=entry.dataset.feature_names,
-        vocab=entry.dataset.vocab, truth=truth,
-        title=f"Relevance for the {_what(entry, obj, target)}" + (", beside saliency" if others else ""))
+        x, list(attrs), subject.modality, sample_titles=titles, feature_names=subject.features,
+        vocab=subject.vocab, truth=truth,
+        title=f"Relevance for the {_what(subject, obj, target)}" + (", beside saliency" if others else ""))
     return Comparison(
         grid=grid,
         flow=figures.relevance_flow(result, sample=0, title=f"Relevance layer by layer: {titles[0]}"),

@@ -1,4 +1,4 @@
-"""Sensitivity of zoo entries: every kind of every entry gives a figure, the test-set
+"""Sensitivity of zoo subjects: every kind of every entry gives a figure, the test-set
 results are interp.sensitivity's own and are read back from disk unchanged, the cache
 misses on other settings and recomputes damaged files, and bad settings are InterpErrors."""
 
@@ -13,15 +13,16 @@ import torch
 import interp
 import zoo
 from interp.errors import InterpError, UnknownNameError
-from tests.conftest import assert_untouched, snapshot
-from zoo import cache, overview, saliency
-from zoo import sensitivity as sens
+from interp.study import cache, overview, saliency
+from interp.study import sensitivity as sens
+from tests.conftest import assert_untouched, fresh_subject, snapshot, subject_modules
 
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_every_kind_of_every_entry(name):
-    entry = overview.cached_entry(name)
-    before = snapshot(entry.full)
+    entry = zoo.subject(name)
+    watched = subject_modules(entry)  # the user's modules and the shared working copy
+    before = [snapshot(m) for m in watched]
     kinds = dict(sens.kinds(entry))
     assert list(kinds) == ["noise", "occlusion", "layer", "explanation"]
     for kind in kinds:
@@ -29,30 +30,32 @@ def test_every_kind_of_every_entry(name):
             s = sens.settings(entry, kind=kind, objective=obj.key)
             assert isinstance(sens.sample_figure(entry, 1, s), go.Figure)
             request = sens.dataset_request(entry, s)
-            has_dataset = not (kind == "occlusion" and entry.dataset.modality != "tabular")
+            has_dataset = not (kind == "occlusion" and entry.modality != "tabular")
             assert (request is not None) == has_dataset
             if has_dataset:
                 r = sens.dataset_result(entry, s)
                 assert isinstance(sens.dataset_figure(entry, s, r, index=1), go.Figure)
-    assert_untouched(entry.full, before)
+    for m, b in zip(watched, before):
+        assert_untouched(m, b)
 
 
 def test_the_test_set_result_is_the_librarys_and_comes_back_from_disk_unchanged():
-    entry = overview.cached_entry("cnn-digits")
+    entry = zoo.subject("cnn-digits")
     s = sens.settings(entry, kind="noise")
     steps = []
     r = sens.dataset_result(entry, s, progress=lambda done, total: steps.append((done, total)))
-    x, y = entry.test
+    x, y = entry.inputs, entry.labels
     direct = interp.sensitivity(saliency.fresh_model(entry, "class"), x, "predicted", kind="noise",
                                 draws=sens.DATASET_DRAWS, std=sens.data_std(entry, "class"), labels=y,
                                 seed=sens.SEED)
     assert torch.equal(r.score_change, direct.score_change) and torch.equal(r.accuracy, direct.accuracy)
-    assert float(r.accuracy[0]) == pytest.approx(entry.card["metrics"]["accuracy"], abs=1e-6)  # σ = 0: the test accuracy
+    # σ = 0: the test accuracy
+    assert float(r.accuracy[0]) == pytest.approx(overview.metrics(entry)["accuracy"], abs=1e-6)
     assert steps and steps[-1][0] == steps[-1][1] == len(r.scales) or steps == []  # [] when cached already
     request = sens.dataset_request(entry, s)
     path = cache.path_of(entry, request)
     assert path.exists() and path.suffix == ".safetensors"
-    fresh = zoo.load("cnn-digits")  # a new entry: nothing in memory, read from disk
+    fresh = fresh_subject("cnn-digits")  # a new subject: nothing in memory, read from disk
     back = sens.dataset_cached(fresh, s)
     for f in dataclasses.fields(r):
         a, b = getattr(r, f.name), getattr(back, f.name)
@@ -60,7 +63,7 @@ def test_the_test_set_result_is_the_librarys_and_comes_back_from_disk_unchanged(
 
 
 def test_other_settings_miss_and_damaged_files_are_computed_again():
-    entry = zoo.load("mlp-cancer")
+    entry = fresh_subject("mlp-cancer")
     layer = sens.settings(entry, kind="layer")
     other = dataclasses.replace(layer, noise=0.5)
     assert cache.key_of(entry, sens.dataset_request(entry, layer)) != cache.key_of(
@@ -68,17 +71,17 @@ def test_other_settings_miss_and_damaged_files_are_computed_again():
     first = sens.dataset_result(entry, layer)
     path = cache.path_of(entry, sens.dataset_request(entry, layer))
     path.write_bytes(b"not a result")
-    again = zoo.load("mlp-cancer")
+    again = fresh_subject("mlp-cancer")
     with pytest.warns(RuntimeWarning, match="not a readable result file.*computing it again"):
         assert sens.dataset_cached(again, layer) is None  # unreadable: a miss (said), not an error
     with pytest.warns(RuntimeWarning):
         recomputed = sens.dataset_result(again, layer)
     assert torch.equal(recomputed.change, first.change)
-    assert sens.dataset_cached(zoo.load("mlp-cancer"), layer) is not None  # replaced on disk
+    assert sens.dataset_cached(fresh_subject("mlp-cancer"), layer) is not None  # replaced on disk
 
 
 def test_the_sample_and_the_test_set_share_the_noise_scale():
-    entry = overview.cached_entry("lstm-sentiment")  # token ids: noise in the embedding space
+    entry = zoo.subject("lstm-sentiment")  # token ids: noise in the embedding space
     s = sens.settings(entry, kind="noise")
     one = sens.sample_result(entry, 3, s)
     assert one.std == sens.data_std(entry, "class") == sens.dataset_result(entry, s).std
@@ -86,17 +89,17 @@ def test_the_sample_and_the_test_set_share_the_noise_scale():
 
 
 def test_occlusion_baselines_of_each_modality():
-    image = overview.cached_entry("cnn-digits")
+    image = zoo.subject("cnn-digits")
     mean = sens.sample_result(image, 0, sens.settings(image, kind="occlusion", baseline="mean", window=2))
     assert mean.baseline == "test-set mean" and mean.window == (2, 2)
     assert torch.isfinite(mean.maps).all() and float(mean.maps.abs().sum()) > 0  # not the sample itself
-    tokens = overview.cached_entry("transformer-sentiment")
+    tokens = zoo.subject("transformer-sentiment")
     pad = sens.sample_result(tokens, 0, sens.settings(tokens, kind="occlusion", baseline=sens.PAD))
     assert pad.baseline == "padding token '<pad>'" and pad.maps.shape == (1, 12)
 
 
 def test_tabular_sweeps_share_the_test_sets_grid_and_the_strongest_feature_moves_most():
-    entry = overview.cached_entry("mlp-cancer")
+    entry = zoo.subject("mlp-cancer")
     base = sens.settings(entry)
     f = sens.strongest_feature(entry, base)
     sweep = sens.settings(entry, kind="occlusion", feature=f)
@@ -120,7 +123,7 @@ def test_tabular_sweeps_share_the_test_sets_grid_and_the_strongest_feature_moves
 ])
 def test_bad_settings_are_refused(given, error):
     given = dict(given)
-    entry = overview.cached_entry(given.pop("name", "cnn-digits"))
+    entry = zoo.subject(given.pop("name", "cnn-digits"))
     with pytest.raises(error):
         sens.settings(entry, **given)
 
@@ -128,12 +131,12 @@ def test_bad_settings_are_refused(given, error):
 def test_the_explanation_table_in_pieces_is_the_library_on_each_piece():
     """Computed EXPLANATION_PIECE samples at a time (piece k seeded seed + k), joined, with
     progress counted over every piece."""
-    entry = overview.cached_entry("mlp-cancer")
+    entry = zoo.subject("mlp-cancer")
     s = sens.settings(entry, kind="explanation")
     steps = []
     joined = sens._compute(entry, s, lambda d, t: steps.append((d, t)))
     options = sens._explanation_options(entry, s)
-    model, x = saliency.fresh_model(entry, "class"), entry.test[0]
+    model, x = saliency.fresh_model(entry, "class"), entry.inputs
     piece = sens.EXPLANATION_PIECE
     second = interp.sensitivity(model, x[piece:2 * piece], "predicted", kind="explanation",
                                 **{**options, "seed": sens.SEED + 1}, std=sens.data_std(entry, "class"))

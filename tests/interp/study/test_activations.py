@@ -1,4 +1,4 @@
-"""zoo.activations: the test-set collection behind the Activations view and report section."""
+"""interp.study.activations: the test-set collection behind the Activations view and report section."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 
 import zoo
 from interp.errors import InputError, UnknownNameError
-from zoo import activations
+from interp.study import activations, overview
+from tests.conftest import fresh_subject
 
 
 @pytest.fixture(autouse=True)
@@ -22,55 +23,55 @@ def _own_store(tmp_path, monkeypatch):
     ("transformer-sentiment", "blocks.0.attn.softmax"), ("mlp-cancer", "net.3"),
 ])
 def test_default_output_and_its_figure(name, expected):
-    entry = zoo.load(name)
-    assert activations.default_output(entry) == expected
-    fig = activations.sample_figure(entry, expected, 3, unit=0)
+    subject = zoo.subject(name)
+    assert activations.default_output(subject) == expected
+    fig = activations.sample_figure(subject, expected, 3, unit=0)
     kind = {"cnn-digits": "channel", "lstm-sentiment": "time step", "transformer-sentiment": "head",
             "mlp-cancer": "unit"}[name]
     assert kind in fig.to_json()
 
 
 def test_collection_matches_the_model_and_is_reused():
-    entry = zoo.load("cnn-digits")
-    col = activations.test_collection(entry)
+    subject = fresh_subject("cnn-digits")  # collected into this test's store
+    col = activations.test_collection(subject)
     with torch.no_grad():
-        logits = entry.model(entry.test[0])
+        logits = overview.model(subject)(subject.inputs)
     np.testing.assert_allclose(col["classifier.3"], logits.numpy(), atol=1e-5)
-    again = zoo.load("cnn-digits")
+    again = fresh_subject("cnn-digits")
     assert activations.test_collection(again).hit  # a restart reads the store back
 
 
 def test_top_samples_are_those_with_the_highest_unit_value():
-    entry = zoo.load("cnn-digits")
+    subject = zoo.subject("cnn-digits")
     out = "classifier.2"
-    unit = activations.most_active_unit(entry, out)
-    idx, vals = activations.top_samples(entry, out, unit)
-    v = activations.values(entry, out)[:, unit]
+    unit = activations.most_active_unit(subject, out)
+    idx, vals = activations.top_samples(subject, out, unit)
+    v = activations.values(subject, out)[:, unit]
     assert vals[0] == pytest.approx(v.max()) and sorted(v)[-len(idx):][::-1] == pytest.approx(list(vals))
-    fig = activations.top_figure(entry, out, unit)
+    fig = activations.top_figure(subject, out, unit)
     assert [int(np.asarray(t.customdata).flat[0]) for t in fig.data] == list(idx)
 
 
 def test_attention_units_are_key_positions():
-    entry = zoo.load("transformer-sentiment")
-    s = activations.stats(entry, "blocks.1.attn.softmax")
+    subject = zoo.subject("transformer-sentiment")
+    s = activations.stats(subject, "blocks.1.attn.softmax")
     assert s.units == 12  # positions, not the 2 heads
     assert s.mean.sum() == pytest.approx(1.0, rel=1e-5)  # attention received sums to one
 
 
 def test_every_model_every_output_draws():
     for name in zoo.names():
-        entry = zoo.load(name)
-        for out in activations.outputs(entry):
-            assert isinstance(activations.sample_figure(entry, out, 0), go.Figure)
-        assert isinstance(activations.stats_table_figure(entry), go.Figure)
+        subject = zoo.subject(name)
+        for out in activations.outputs(subject):
+            assert isinstance(activations.sample_figure(subject, out, 0), go.Figure)
+        assert isinstance(activations.stats_table_figure(subject), go.Figure)
 
 
 def test_bad_requests():
-    entry = zoo.load("cnn-digits")
+    subject = zoo.subject("cnn-digits")
     with pytest.raises(UnknownNameError, match="did you mean"):
-        activations.sample_figure(entry, "features.33", 0)
+        activations.sample_figure(subject, "features.33", 0)
     with pytest.raises(InputError, match="index"):
-        activations.sample_figure(entry, "features.3", 10_000)
+        activations.sample_figure(subject, "features.3", 10_000)
     with pytest.raises(InputError, match="unit"):
-        activations.stats_figure(entry, "features.3", 32)
+        activations.stats_figure(subject, "features.3", 32)

@@ -1,4 +1,4 @@
-"""LRP of zoo entries: every kind explained, the grid's relevance is interp.lrp's, the
+"""LRP of zoo subjects: every kind explained, the grid's relevance is interp.lrp's, the
 objectives fit each kind, overrides reach the plan, and bad names are InterpErrors."""
 
 from __future__ import annotations
@@ -11,26 +11,28 @@ import torch
 import interp
 import zoo
 from interp.errors import InterpError, UnknownNameError
-from tests.conftest import assert_untouched, snapshot
-from zoo import lrp, overview, saliency
+from interp.study import lrp, overview, saliency
+from tests.conftest import assert_untouched, snapshot, subject_modules
 
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_comparison_for_every_entry(name):
-    entry = overview.cached_entry(name)
-    before = snapshot(entry.full)
+    entry = zoo.subject(name)
+    watched = subject_modules(entry)  # the user's modules and the shared working copy
+    before = [snapshot(m) for m in watched]
     indices = overview.showcase_samples(entry)[:2]
     c = lrp.comparison(entry, indices)
     for fig in (c.grid, c.flow, c.layer_maps, c.plan, c.summary):
         assert isinstance(fig, go.Figure)
     assert [a.method for a in c.attributions] == ["lrp", *lrp.DEFAULT_SALIENCY]
-    per_index = 2 if entry.card["task"] == "generation" else 1  # the GAN adds a generated sample
-    assert c.result.relevance.shape == (len(indices) * per_index, *entry.test[0].shape[1:])
+    per_index = 2 if entry.task == "generation" else 1  # the GAN adds a generated sample
+    assert c.result.relevance.shape == (len(indices) * per_index, *entry.inputs.shape[1:])
     assert torch.isfinite(c.result.relevance).all()
     assert c.result.composite == lrp.default_composite(entry)
     assert len(c.titles) == len(indices) * per_index
-    assert c.has_layer_maps == (entry.kind in ("cnn", "rnn", "transformer"))  # convolution, sequence layers
-    assert_untouched(entry.full, before)
+    assert c.has_layer_maps == (zoo.spec(name).kind in ("cnn", "rnn", "transformer"))  # convolution, sequence layers
+    for m, b in zip(watched, before):
+        assert_untouched(m, b)
 
 
 def test_default_composite_by_first_layer():
@@ -40,8 +42,8 @@ def test_default_composite_by_first_layer():
         kind = zoo.spec(name).kind
         expected = {"cnn": lrp.DEFAULT_COMPOSITE, "rnn": lrp.TOKEN_COMPOSITE,
                     "transformer": lrp.TOKEN_COMPOSITE}.get(kind, lrp.DENSE_COMPOSITE)
-        assert lrp.default_composite(overview.cached_entry(name)) == expected, name
-    mlp = overview.cached_entry("mlp-cancer")
+        assert lrp.default_composite(zoo.subject(name)) == expected, name
+    mlp = zoo.subject("mlp-cancer")
     uniform = lrp.comparison(mlp, 0, lrp.DEFAULT_COMPOSITE, saliency=()).result.relevance
     assert torch.allclose(uniform, uniform[0, 0].expand_as(uniform))
     informative = lrp.comparison(mlp, 0, saliency=()).result.relevance
@@ -49,13 +51,13 @@ def test_default_composite_by_first_layer():
 
 
 def test_objectives_by_kind():
-    keys = {name: [o.key for o in lrp.objectives(overview.cached_entry(name))] for name in zoo.names()}
+    keys = {name: [o.key for o in lrp.objectives(zoo.subject(name))] for name in zoo.names()}
     for name, found in keys.items():
         kind = zoo.spec(name).kind
         expected = {"autoencoder": ["latent"], "vae": ["latent"], "gan": ["real"]}.get(kind, ["class"])
         assert found == expected, name
     # the reconstruction error squares its terms: LRP does not offer it, and says why
-    vae = overview.cached_entry("vae-digits")
+    vae = zoo.subject("vae-digits")
     assert "error" in [o.key for o in saliency.objectives(vae)]
     with pytest.raises(UnknownNameError, match="squares"):
         lrp.comparison(vae, 0, key="error")
@@ -63,23 +65,23 @@ def test_objectives_by_kind():
 
 
 def test_vae_explains_the_latent_mean():
-    vae = overview.cached_entry("vae-digits")
+    vae = zoo.subject("vae-digits")
     c = lrp.comparison(vae, 3, target=2, saliency=())
-    x = vae.test[0][3:4]
+    x = vae.inputs[3:4]
     with torch.no_grad():
-        mu, _ = vae.parts["encoder"](x)
+        mu, _ = overview.parts(vae)["encoder"](x)
     assert torch.allclose(c.result.score, mu[:, 2])
     assert torch.equal(c.result.target, torch.tensor([2]))
     assert [a.method for a in c.attributions] == ["lrp"]
 
 
 def test_gan_explains_a_real_and_a_generated_sample():
-    gan = overview.cached_entry("gan-digits")
+    gan = zoo.subject("gan-digits")
     c = lrp.comparison(gan, 1)
     x, titles, _ = saliency.inputs(gan, 1)
     assert list(c.titles) == titles and titles[0] == "real #1" and titles[1].startswith("generated")
     with torch.no_grad():
-        assert torch.allclose(c.result.score, gan.model(x)[:, 0], atol=1e-5)
+        assert torch.allclose(c.result.score, overview.model(gan)(x)[:, 0], atol=1e-5)
 
 
 def _image_panel(grid: go.Figure, column: int) -> np.ndarray:
@@ -91,13 +93,13 @@ def _image_panel(grid: go.Figure, column: int) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "mlp-cancer"])
 def test_grid_shows_what_interp_lrp_computes(name):
-    entry = overview.cached_entry(name)
+    entry = zoo.subject(name)
     c = lrp.comparison(entry, 5, "epsilon", target=1)
-    x = entry.test[0][5:6]
-    expected = interp.lrp(entry.model, x, 1, "epsilon")
+    x = entry.inputs[5:6]
+    expected = interp.lrp(saliency.fresh_model(entry, "class"), x, 1, "epsilon")
     assert torch.allclose(c.result.relevance, expected.relevance, atol=1e-6)
     assert torch.allclose(c.attributions[0].values, expected.relevance, atol=1e-6)
-    if entry.dataset.modality == "image":
+    if entry.modality == "image":
         shown = _image_panel(c.grid, 0)
         assert np.allclose(shown, expected.relevance[0].sum(0).numpy(), atol=1e-6)
     else:  # one heatmap per sample, a row per method, LRP first
@@ -107,7 +109,7 @@ def test_grid_shows_what_interp_lrp_computes(name):
 
 
 def test_overrides_change_the_plan():
-    entry = overview.cached_entry("cnn-digits")
+    entry = zoo.subject("cnn-digits")
     layers = dict(lrp.overridable_layers(entry))
     assert layers == {"features.0": "Conv2d", "features.2": "Conv2d", "classifier.1": "Linear",
                       "classifier.3": "Linear"}
@@ -123,13 +125,13 @@ def test_overrides_change_the_plan():
 
 
 def test_the_lstm_unrolled_layers_can_be_overridden():
-    entry = overview.cached_entry("lstm-sentiment")
+    entry = zoo.subject("lstm-sentiment")
     assert [p for p, _ in lrp.overridable_layers(entry)] == ["lstm.input_l0", "lstm.hidden_l0", "head"]
     assert lrp.plan(entry, None, {"lstm.hidden_l0": "zplus"}).rule_of("lstm.hidden_l0") == "z+"
 
 
 def test_composites_change_the_plan():
-    entry = overview.cached_entry("cnn-digits")
+    entry = zoo.subject("cnn-digits")
     assert set(lrp.composites()) >= {"epsilon_plus_flat", "epsilon", "alpha2_beta1", "lrp0"}
     assert lrp.plan(entry, "epsilon_plus_flat").rule_of("features.0") == "flat"
     assert lrp.plan(entry, "alpha2_beta1").rule_of("features.2").startswith("alpha2")
@@ -144,13 +146,13 @@ def test_composites_change_the_plan():
     ({"saliency": ("gradient", "nope")}, "attribution method"),
 ])
 def test_bad_names_are_interp_errors(kwargs, match):
-    entry = overview.cached_entry("cnn-digits")
+    entry = zoo.subject("cnn-digits")
     with pytest.raises(InterpError, match=match):
         lrp.comparison(entry, 0, **kwargs)
 
 
 def test_an_input_layer_rule_on_a_hidden_layer_is_refused_in_words():
-    entry = overview.cached_entry("cnn-digits")
+    entry = zoo.subject("cnn-digits")
     assert lrp.plan(entry, None, {"features.2": "flat"}).rule_of("features.2") == "flat"
     with pytest.raises(InterpError, match="input-layer rule"):
         lrp.comparison(entry, 0, overrides={"features.2": "flat"}, saliency=())

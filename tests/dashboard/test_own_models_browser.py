@@ -1,0 +1,65 @@
+"""A user's own models in the dashboard, in a real headless Chromium.
+
+``interp dashboard --subject tests/own_models.py:subjects --no-zoo`` as a user would run
+it (a tabular MLP, an image CNN with batch-norm and in-place ReLU, a token classifier
+with a vocabulary, an autoencoder; none in the zoo): each is picked, every tab is
+opened, and every graph of it must draw with no failed callback, console error or
+request leaving the machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import own_models as om
+from tests.dashboard.test_browser import (
+    LATENT_DONE,
+    LATENT_MAP,
+    _open,
+    _pick_model,
+    _tab,
+    _wait,
+    browser,
+    dashboard_server,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+__all__ = ["browser"]  # the fixture, shared with test_browser.py
+
+OWN = ["tabular_mlp", "image_cnn", "token_classifier", "autoencoder"]
+TABS = {  # tab -> graphs every subject draws there
+    "Overview": ["#overview-figures"],
+    "Samples": ["#sample-graph", "#prediction-graph"],
+    "Activations": ["#act-sample-map", "#act-stats", "#act-histogram", '[id*="act-top"]', '[id*="act-heatmap"]'],
+    "Saliency": ["#sal-grid", "#sal-summary"],
+    "LRP": ["#lrp-plan", "#lrp-grid", "#lrp-flow", "#lrp-summary"],
+    "Sensitivity": ["#sens-sample"],
+    "Latent space": [LATENT_MAP, '[id*="latent-layers"]'],
+}
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory):
+    yield from dashboard_server(tmp_path_factory, ["--subject", f"{om.__file__}:subjects", "--no-zoo"])
+
+
+def test_every_tab_draws_for_models_of_ones_own(browser, own_server):
+    page, watch = _open(browser, own_server)
+    options = page.locator("#model-picker").inner_text()
+    assert "tabular_mlp" in options and "cnn-digits" not in options  # --no-zoo
+    for name in OWN:
+        _pick_model(page, watch, name)
+        for tab, graphs in TABS.items():
+            _tab(page, tab)
+            if tab == "Latent space":
+                _wait(page, watch, LATENT_DONE, timeout=90)
+            _wait(page, watch, function=" && ".join(
+                f"document.querySelectorAll('{g} .js-plotly-plot .main-svg, {g}.js-plotly-plot .main-svg').length > 0"
+                for g in graphs), timeout=90)
+        if name == "token_classifier":
+            _tab(page, "Samples")
+            _wait(page, watch, "#sample-graph:has-text('good'), #sample-graph:has-text('bad')")
+    assert watch.callbacks > 0
+    assert watch.problems == []
+    page.close()
