@@ -176,8 +176,11 @@ def subjects():
     """The four as interp.Subjects: a ``--subject tests/own_models.py:subjects`` target."""
     import interp
 
-    return [interp.Subject(model, (data["x"], data["y"]), truth=data.get("truth"), name=name, **names)
-            for name, (model, data, names) in trained().items()]
+    models = trained()
+    own = [interp.Subject(model, (data["x"], data["y"]), truth=data.get("truth"), name=name, **names)
+           for name, (model, data, names) in models.items()]
+    mlp, data, _ = models["tabular_mlp"]
+    return own + [interp.Subject(mlp, data["x"], name="unlabelled")]  # no labels: classes and colours inferred
 
 
 class ConvAutoencoder(nn.Module):

@@ -94,7 +94,7 @@ def register(app, catalog) -> None:
     def choices(name):
         subject = catalog.get(name)
         colours = [{"label": text, "value": key} for key, text in latent.colourings(subject).items()]
-        return latent.layers(subject), latent.default_layer(subject), colours, "label"
+        return latent.layers(subject), latent.default_layer(subject), colours, colours[0]["value"]
 
     @app.callback(Output(MAP, "figure"), Output(CAPTION, "children"), Output(PROGRESS_TEXT, "children"),
                   Output(POLL, "disabled"), Output(PROGRESS, "style"),

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 __all__ = ["browser"]  # the fixture, shared with test_browser.py
 
-OWN = ["tabular_mlp", "image_cnn", "token_classifier", "autoencoder"]
+OWN = ["tabular_mlp", "image_cnn", "token_classifier", "autoencoder", "unlabelled"]
 TABS = {  # tab -> graphs every subject draws there
     "Overview": ["#overview-figures"],
     "Samples": ["#sample-graph", "#prediction-graph"],
@@ -37,6 +37,10 @@ TABS = {  # tab -> graphs every subject draws there
     "Sensitivity": ["#sens-sample"],
     "Latent space": [LATENT_MAP, '[id*="latent-layers"]'],
 }
+
+
+CAPTIONS = {"Saliency": "#sal-caption", "LRP": "#lrp-caption",
+            "Sensitivity": "#sens-caption", "Latent space": "#latent-caption"}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,8 @@ def test_every_tab_draws_for_models_of_ones_own(browser, own_server):
         _pick_model(page, watch, name)
         for tab, graphs in TABS.items():
             _tab(page, tab)
+            if tab in CAPTIONS:  # this subject's figures, not the previous one's left standing
+                _wait(page, watch, f"{CAPTIONS[tab]}:has-text('{name} ·')", timeout=90)
             if tab == "Latent space":
                 _wait(page, watch, LATENT_DONE, timeout=90)
             _wait(page, watch, function=" && ".join(
