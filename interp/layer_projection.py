@@ -75,11 +75,12 @@ def project_layer(model: nn.Module, data, layer: str, method: str = "pca", n_com
 
 def _module_of(model: nn.Module, layer: str) -> str:
     """The module whose output ``layer`` names: itself, or for a part of a tuple output
-    ("lstm.h", "lstm[h]") the module it belongs to."""
+    ("lstm.h", "lstm[h]") or one call of a module called several times ("relu:1") the
+    module it belongs to."""
     modules = module_names(model)
     if layer in modules:
         return layer
-    owners = [m for m in modules if layer.startswith(f"{m}.") or layer.startswith(f"{m}[")]
+    owners = [m for m in modules if any(layer.startswith(f"{m}{sep}") for sep in (".", "[", ":"))]
     if not owners:
         raise UnknownNameError("layer", layer, list(modules))
     return max(owners, key=len)

@@ -82,14 +82,18 @@ def _latent_size(subject: Subject) -> int:
     return memo(subject, "latent-size", compute)
 
 
-def _encoder(subject: Subject, parts: dict) -> nn.Module:
-    """The encoder as (batch, units): a VAE's mean, a convolutional code flattened."""
-    encoder = parts["encoder"]
+def _encoder(subject: Subject, copied_parts: dict) -> nn.Module:
+    """The encoder as (batch, units): a VAE's mean, a convolutional code flattened (its rank
+    read once, on the working copy)."""
+    encoder = copied_parts["encoder"]
     if subject.latent_is_distribution:
         return OutputPart(encoder, 0)  # flattens too
-    with torch.no_grad():
-        rank = encoder(subject.inputs[:1]).ndim
-    return nn.Sequential(encoder, nn.Flatten()) if rank > 2 else encoder
+
+    def rank():
+        with torch.no_grad():
+            return parts(subject)["encoder"](subject.inputs[:1]).ndim
+
+    return nn.Sequential(encoder, nn.Flatten()) if memo(subject, "encoder-rank", rank) > 2 else encoder
 
 
 def explained_model(subject: Subject, key: str) -> nn.Module:

@@ -105,6 +105,9 @@ def test_capture_collect_a_hit_statistics_and_a_projection(name, tmp_path):
     deepest = [o for o in col.outputs if col[o][0].size > 1][-1]
     m = interp.layer_projection.project_layer(model, x, deepest, "pca", store=tmp_path, labels=torch.arange(4) % 3)
     assert m.coordinates.shape == (4, 2)
+    for out in [o for o in col.outputs if ":" in o][:2]:  # one call of a module called twice (a shared ReLU)
+        m = interp.layer_projection.project_layer(model, x, out, "pca", store=tmp_path)
+        assert m.layer == out and m.coordinates.shape == (4, 2)
     assert_untouched(model, before)
 
 
