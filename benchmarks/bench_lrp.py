@@ -106,9 +106,60 @@ def _resnets() -> list[Result]:
     return results
 
 
+HF_TARGET, HF_BATCH, HF_TOKENS = 2.0, 16, 64
+
+
+def _hugging_face() -> list[Result]:
+    """AttnLRP on Hugging Face transformers built from small configs (4 layers, hidden 64, 4
+    heads, vocabulary 96), batch 16 x 64 tokens: a BERT-shaped classifier and a Llama-shaped
+    language model explained at its last position (the shape of lxt's own benchmark in
+    ``tests/fixtures/lxt``, whose ratio is printed beside ours). Skipped without transformers."""
+    try:
+        import transformers
+    except ImportError:
+        return []
+    from interp.huggingface import Scores
+
+    torch.manual_seed(0)
+    shape = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 128,
+             "vocab_size": 96}
+    models = {
+        "BERT-shaped classifier": transformers.BertForSequenceClassification(transformers.BertConfig(
+            max_position_embeddings=128, num_labels=3, **shape)),
+        "Llama-shaped LM": transformers.LlamaForCausalLM(transformers.LlamaConfig(
+            max_position_embeddings=128, num_key_value_heads=2, tie_word_embeddings=False, **shape)),
+    }
+    lxt = _lxt_ratio()
+    x = torch.randint(1, 96, (HF_BATCH, HF_TOKENS), generator=torch.Generator().manual_seed(0))
+    results = []
+    for label, model in models.items():
+        scores = Scores(model.eval())
+        target = scores(x).argmax(1).detach()
+        ratio, ours, base = compare(lambda s=scores, t=target: interp.lrp(s, x, t, composite="attnlrp"),
+                                    _forward_backward(scores, x, target), rounds=9, repeat=3, warmup=2)
+        detail = {"batch": HF_BATCH, "tokens": HF_TOKENS, "composite": "attnlrp", "threads": torch.get_num_threads()}
+        if "Llama" in label and lxt is not None:
+            detail["lxt AttnLRP / plain gradient (its own environment)"] = lxt
+        results.append(Result(name=f"lrp attnlrp / forward+backward, {label} b{HF_BATCH}x{HF_TOKENS}", value=ratio,
+                              target=HF_TARGET, baseline="one forward+backward to the token embeddings",
+                              ours_ms=ours * 1e3, baseline_ms=base * 1e3, detail=detail))
+    return results
+
+
+def _lxt_ratio() -> float | None:
+    import json
+    from pathlib import Path
+    fixture = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "lxt" / "llama.json"
+    try:
+        return json.loads(fixture.read_text())["bench"]["ratio_attnlrp_over_plain"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def run() -> list[Result]:
     retain_freed_memory()
     results = [_measure(name, BATCH, target_ratio, rounds=15) for name, target_ratio in MODELS.items()]
     results += [_measure(name, size, None, rounds=7) for name, size in LARGE.items()]
     results += _resnets()
+    results += _hugging_face()
     return results

@@ -82,6 +82,13 @@ def refuse_batch_statistics(model: nn.Module, verb: str = "attribution", *, rand
 def scores_of(output, where: str = "the model") -> torch.Tensor:
     """The model's output as (batch, scores): (B, K) as it is, (B,) as (B, 1); anything
     else is an InputError saying how to wrap the model."""
+    logits = getattr(output, "logits", None)  # a Hugging Face ModelOutput (SequenceClassifierOutput, ...)
+    if not isinstance(output, torch.Tensor) and isinstance(logits, torch.Tensor):
+        if logits.ndim == 3:
+            raise InputError(f"{where} returned logits per position {tuple(logits.shape)} (a language model or a "
+                             "token classifier); expected one score per output for each sample: explain one "
+                             "position, e.g. interp.huggingface.Scores(model, position='last')")
+        output = logits
     if not isinstance(output, torch.Tensor):
         raise InputError(f"{where} returned {type(output).__name__}; expected one tensor of scores "
                          "shaped (batch, outputs) (wrap it, e.g. interp.objectives.OutputPart(model, 0))")

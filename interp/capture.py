@@ -18,6 +18,11 @@ types (``None``: every leaf module). Names follow ``model.named_modules()``.
   sample, e.g. one value per channel of a feature map or per unit of a sequence.
 - ``nn.MultiheadAttention`` is asked for its per-head weights, so attention maps
   are recorded even inside ``nn.TransformerEncoderLayer`` (which asks for none).
+  Hugging Face attention modules (``BertSelfAttention``, ``GPT2Attention``,
+  ``LlamaAttention``, ``ViTAttention`` ..., recognised by their shape, not by
+  importing transformers) give ``attn.out`` / ``attn.weights`` too: while they are
+  recorded, their config runs the "eager" implementation, the one that computes
+  the weights (``sdpa`` returns none), and is put back on exit.
 - Recorded tensors are detached. The body runs under ``torch.no_grad()`` unless
   ``enable_grad=True``; ``grads=True`` also records the gradient of every
   recorded output when a backward pass runs through it. A record the forward is
@@ -129,10 +134,33 @@ def select_layers(model: nn.Module, layers: LayerSpec = None,
     return [n for n in modules if n in chosen]
 
 
-def _part_names(module: nn.Module) -> Any:
+def _attention_config(module: nn.Module) -> Any:
+    """The config of a Hugging Face attention module (``BertSelfAttention``, ``GPT2Attention``,
+    ``LlamaAttention``, ``ViTAttention`` ...: a class named ``*Attention`` whose ``config`` says
+    which attention implementation runs), or of the one it wraps (``BertAttention``); None for
+    any other module. Known by shape, so transformers is never imported."""
+    if not type(module).__name__.endswith("Attention"):
+        return None
+    for m in (module, *module._modules.values()):
+        config = getattr(m, "config", None)
+        if config is not None and hasattr(config, "_attn_implementation"):
+            return config
+    return None
+
+
+def _is_attention_output(output: Any) -> bool:
+    """A Hugging Face attention output: (attention output, weights (N, heads, Q, K) or None)."""
+    return (isinstance(output, tuple) and not hasattr(output, "_fields") and len(output) >= 2
+            and isinstance(output[0], torch.Tensor)
+            and (output[1] is None or isinstance(output[1], torch.Tensor) and output[1].ndim == 4))
+
+
+def _part_names(module: nn.Module, output: Any) -> Any:
     for cls, names in _TUPLE_NAMES:
         if isinstance(module, cls):
             return names
+    if _is_attention_output(output) and _attention_config(module) is not None:
+        return ("out", "weights")
     return None
 
 
@@ -193,7 +221,7 @@ def replace_part(output: Any, module: nn.Module, sub: str, fn: Callable[[torch.T
             return type(value)(parts)
         return value
 
-    new = walk(output, _part_names(module), "")
+    new = walk(output, _part_names(module, output), "")
     return new if found else None
 
 
@@ -231,6 +259,8 @@ def own_batch_axis(module: nn.Module, sub: str) -> int | None:
         return 0 if module.batch_first else 1
     if isinstance(module, nn.MultiheadAttention) and sub == "out":
         return 0 if module.batch_first else 1
+    if sub in ("out", "weights") and _attention_config(module) is not None:
+        return 0  # Hugging Face: batch first, and the hidden states may come as a keyword
     return None
 
 
@@ -246,7 +276,7 @@ def own_layout(module: nn.Module, sub: str, ndim: int) -> str | None:
     input (element-wise modules such as ReLU keep whatever layout they are given)."""
     if isinstance(module, nn.RNNBase) and sub in ("h", "c"):
         return "stack"
-    if isinstance(module, nn.MultiheadAttention) and sub == "weights":
+    if sub == "weights" and (isinstance(module, nn.MultiheadAttention) or _attention_config(module) is not None):
         return "attention"
     if isinstance(module, nn.Softmax) and ndim >= 3 and module.dim in (-1, ndim - 1):
         return "attention"
@@ -420,6 +450,52 @@ def _caller_view(module: nn.Module, output, wanted: dict[int, list]):
     return out, (weights.mean(dim=1) if average and weights is not None and weights.ndim == 4 else weights)
 
 
+_EAGER_LOCK = threading.Lock()
+_EAGER: dict[int, tuple[int, list]] = {}  # id(config) -> (captures holding it eager, what to put back)
+
+
+def _attention_settings(config) -> list[tuple[Any, str, Any]]:
+    """(config, attribute, value) that say which attention implementation ``config`` and its
+    sub-configs run: what setting ``_attn_implementation`` changes (its setter recurses)."""
+    settings, todo, seen = [], [config], set()
+    while todo:
+        c = todo.pop()
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        key = "_attn_implementation_internal" if "_attn_implementation_internal" in vars(c) else "_attn_implementation"
+        settings.append((c, key, getattr(c, key, None)))
+        todo.extend(s for k in getattr(c, "sub_configs", None) or () if (s := getattr(c, k, None)) is not None)
+    return settings
+
+
+@contextlib.contextmanager
+def _eager_attention(configs: list) -> Iterator[None]:
+    """Hugging Face configs set to the "eager" attention implementation (the one that
+    computes the weights) for the ``with`` body, then put back, also on error. Counted
+    per config, so captures that overlap, in one thread or several, put back the
+    user's setting when the last of them ends."""
+    held = []
+    try:
+        for config in configs:
+            with _EAGER_LOCK:
+                count, saved = _EAGER.get(id(config), (0, None))
+                _EAGER[id(config)] = (count + 1, saved or _attention_settings(config))
+                held.append(config)
+                if not count and config._attn_implementation != "eager":
+                    config._attn_implementation = "eager"
+        yield
+    finally:
+        with _EAGER_LOCK:
+            for config in held:
+                count, saved = _EAGER.pop(id(config))
+                if count > 1:
+                    _EAGER[id(config)] = (count - 1, saved)
+                else:
+                    for c, key, value in saved:
+                        setattr(c, key, value)
+
+
 class _BatchAxes:
     """Where the batch axis is in each tensor a forward produces, learned while it runs.
 
@@ -557,7 +633,9 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     (:func:`interp.inplace.may_write_in_place`); ``watch=True`` watches every forward.
     ``attention_weights``: record the per-head weights of selected ``nn.MultiheadAttention``
     modules as ``<path>.weights``, also when the caller asked for none; the caller still
-    gets what it asked for.
+    gets what it asked for. Selected Hugging Face attention modules record theirs the same
+    way: their config's ``_attn_implementation`` is "eager" during the block (the whole
+    model then runs eager attention, with the same outputs) and is put back on exit.
     ``track_layout``: learn each output's layout (``rec.layout``) also for element-wise
     modules that follow convolutions, by watching every leaf module until the first
     ``rec.clear()`` (on by itself with ``reduce="mean"`` / ``"max"``); without it the
@@ -595,6 +673,8 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     axes = _BatchAxes()
     seen_layouts: dict[tuple, tuple] = {}  # (data_ptr, shape) of outputs seen -> (their weakref, layout)
     wanted: dict[int, list] = {}  # nn.MultiheadAttention -> what its callers asked for, per call
+    configs = [modules[n] for n in names] if attention_weights else []
+    configs = list({id(c): c for c in map(_attention_config, configs) if c is not None}.values())
 
     def layout_of(module: nn.Module, sub: str, t: torch.Tensor, args: tuple) -> str:
         ndim = t.ndim
@@ -658,7 +738,6 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
         return store
 
     def make_hook(layer: str, module: nn.Module):
-        part_names = _part_names(module)
         attention = attention_weights and isinstance(module, nn.MultiheadAttention)
 
         @ours
@@ -668,7 +747,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             if isinstance(output, torch.Tensor):
                 keep(layer, layer, module, "", output, args)
                 return None
-            for sub, t in _flatten(output, part_names):
+            for sub, t in _flatten(output, _part_names(module, output)):
                 keep(layer, _sub_name(layer, sub, modules), module, sub, t, args)
             return _caller_view(module, output, wanted) if attention else None
         return hook
@@ -677,7 +756,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
     def track(module, args, output) -> None:
         if threading.get_ident() != owner:
             return
-        for sub, t in _flatten(output, _part_names(module)):
+        for sub, t in _flatten(output, _part_names(module, output)):
             axes.of(module, sub, t, args)
             if tracking[0]:
                 layout_of(module, sub, t, args)
@@ -716,7 +795,7 @@ def capture(model: nn.Module, layers: LayerSpec = None, *, reduce: Reduce = None
             if leaf not in chosen:
                 trackers.append(modules[leaf].register_forward_hook(track))
         rec._on_clear.append(stop_tracking)
-        with grad_mode, writes:
+        with grad_mode, writes, _eager_attention(configs):
             yield rec
     finally:
         for h in handles + trackers:

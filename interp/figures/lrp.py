@@ -87,7 +87,9 @@ def relevance_flow(result: LRPResult, sample: int = 0, title: str | None = None)
     passed = [score] + [float(layer.total[i]) for layer in layers] + [total]
     received = [float(layer.received[i]) for layer in layers]
     change = [float(layer.absorbed[i]) for layer in layers]
-    relevance = as_array(result.relevance[i]).astype(float)
+    parts = result.relevance.values() if isinstance(result.relevance, dict) else \
+        result.relevance if isinstance(result.relevance, (tuple, list)) else (result.relevance,)
+    relevance = np.concatenate([as_array(r[i]).astype(float).reshape(-1) for r in parts if r is not None])
     positive = [None] + [float(layer.positive[i]) for layer in layers] + [float(relevance[relevance > 0].sum())]
     negative = [None] + [float(layer.negative[i]) for layer in layers] + [float(relevance[relevance < 0].sum())]
     target = int(result.target[i])

@@ -45,6 +45,7 @@ from ..modules import hooked
 from ..space import holds, reads_tokens
 from . import rules as R
 from .composites import WEIGHTED
+from .functions import current
 
 Undo = Callable[[], None]
 
@@ -490,14 +491,15 @@ class Attention(Canonizer):
             else:
                 wq, wk, wv = m.q_proj_weight, m.k_proj_weight, m.v_proj_weight
             bq, bk, bv = m.in_proj_bias.chunk(3) if m.in_proj_bias is not None else (None, None, None)
-            value = _frozen_linear(wv, bv)
-            extra[f"{path}.value"] = value
-            undo.append(_replace_forward(m, _attention(m, e, (wq, bq), (wk, bk), value)))
+            query, key, value = _frozen_linear(wq, bq), _frozen_linear(wk, bk), _frozen_linear(wv, bv)
+            extra.update({f"{path}.query": query, f"{path}.key": key, f"{path}.value": value})
+            undo.append(_replace_forward(m, _attention(m, e, (query, key, value))))
         return {}, extra
 
 
-def _attention(m: nn.MultiheadAttention, e: int, q_proj, k_proj, value: nn.Linear):
+def _attention(m: nn.MultiheadAttention, e: int, projections: tuple[nn.Linear, nn.Linear, nn.Linear]):
     heads, d = m.num_heads, e // m.num_heads
+    q_proj, k_proj, v_proj = projections
 
     def forward(query, key, value_in, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
@@ -506,10 +508,18 @@ def _attention(m: nn.MultiheadAttention, e: int, q_proj, k_proj, value: nn.Linea
         if not m.batch_first:
             q, k, v = (t.transpose(0, 1) for t in (q, k, v))
         b, lq, ls = q.shape[0], q.shape[1], k.shape[1]
-        qh = F.linear(q, q_proj[0], q_proj[1]).view(b, lq, heads, d).transpose(1, 2)
-        kh = F.linear(k, k_proj[0], k_proj[1]).view(b, ls, heads, d).transpose(1, 2)
-        vh = value(v).view(b, ls, heads, d).transpose(1, 2)
-        scores = qh @ kh.transpose(-1, -2) / math.sqrt(d)           # (b, heads, lq, ls)
+        # the function rules of this LRP run apply to the softmax and the products below (AttnLRP's
+        # or CP-LRP's); without them (a plan's trace) the weights are held constant
+        rules = current()
+        held = rules is None or rules.rules.softmax == "constant"
+        # with the weights held constant, queries and keys get no relevance: not computed on the graph
+        qh = (q_proj(q) if not held else F.linear(q.detach(), q_proj.weight, q_proj.bias)).view(b, lq, heads, d)
+        kh = (k_proj(k) if not held else F.linear(k.detach(), k_proj.weight, k_proj.bias)).view(b, ls, heads, d)
+        qh, kh = qh.transpose(1, 2), kh.transpose(1, 2)
+        vh = v_proj(v).view(b, ls, heads, d).transpose(1, 2)
+        # (our forward runs with torch function modes off: the rules are applied here by name)
+        scores = qh @ kh.transpose(-1, -2) if held else rules.product(torch.matmul, qh, kh.transpose(-1, -2))
+        scores = scores / math.sqrt(d)                                 # (b, heads, lq, ls)
         if attn_mask is None and is_causal:
             attn_mask = torch.ones(lq, ls, dtype=torch.bool, device=q.device).triu(1)
         for mask, shape in ((attn_mask, None), (key_padding_mask, (b, 1, 1, ls))):
@@ -518,8 +528,14 @@ def _attention(m: nn.MultiheadAttention, e: int, q_proj, k_proj, value: nn.Linea
             mk = mask.view(shape) if shape is not None else (
                 mask.view(b, heads, lq, ls) if mask.ndim == 3 else mask)
             scores = scores.masked_fill(mk, float("-inf")) if mk.dtype == torch.bool else scores + mk
-        weights = torch.softmax(scores, dim=-1).detach()              # held constant
-        mixed = (weights @ vh).transpose(1, 2).reshape(b, lq, e)
+        if held:
+            weights = torch.softmax(scores, dim=-1).detach()
+            mixed = weights @ vh
+        else:
+            weights = rules.softmax(lambda t: torch.softmax(t, dim=-1), scores)
+            mixed = rules.product(torch.matmul, weights, vh)
+            weights = weights.detach()
+        mixed = mixed.transpose(1, 2).reshape(b, lq, e)
         out = m.out_proj(mixed)
         if not m.batch_first:
             out = out.transpose(0, 1)
@@ -558,7 +574,37 @@ class LayerActivation(Canonizer):
         return {}, {}
 
 
-CANONIZERS = (MergeBatchNorm(), UnrollRecurrent(), Attention(), LayerActivation())
+def is_conv1d(m: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): a Linear with its weight stored transposed, (in, out),
+    computing ``x @ weight + bias`` (recognised by duck type: transformers is not a dependency)."""
+    w = getattr(m, "weight", None)
+    return type(m).__name__ == "Conv1D" and isinstance(w, torch.Tensor) and w.ndim == 2 \
+        and getattr(m, "nf", None) == w.shape[1]
 
-__all__ = ["Canonizer", "MergeBatchNorm", "UnrollRecurrent", "Attention", "LayerActivation", "CANONIZERS",
+
+class Conv1DAsLinear(Canonizer):
+    """Hugging Face's ``Conv1D`` (GPT-2's projections) computed by an ``nn.Linear`` over the
+    transposed weight (a view: nothing copied), so linear-layer rules apply to it."""
+
+    name = "conv1d_as_linear"
+    replaces_forward = True
+    description = "Hugging Face Conv1D computed as an nn.Linear over its transposed weight"
+
+    def find(self, modules, pairs):
+        return [n for n, m in modules.items() if is_conv1d(m)]
+
+    def apply(self, modules, paths, pairs, undo):
+        extra = {}
+        for path in paths:
+            m = modules[path]
+            linear = Linear(m.weight.t(), m.bias)
+            extra[f"{path}.linear"] = linear
+            undo.append(_replace_forward(m, lambda x, linear=linear: linear(x)))
+        return {}, extra
+
+
+CANONIZERS = (MergeBatchNorm(), UnrollRecurrent(), Attention(), LayerActivation(), Conv1DAsLinear())
+
+__all__ = ["Canonizer", "MergeBatchNorm", "UnrollRecurrent", "Attention", "LayerActivation", "Conv1DAsLinear",
+           "is_conv1d", "CANONIZERS",
            "trace", "Traced", "holds"]

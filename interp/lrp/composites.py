@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import InterpError, UnknownNameError
 from ..modules import is_pattern
 from . import rules as R
+from .functions import FunctionRules
 
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 CONVOLUTIONS = (nn.modules.conv._ConvNd,)
@@ -50,6 +51,39 @@ DEFAULTS: list[tuple[tuple[type, ...], R.Rule]] = [
     ((nn.modules.batchnorm._BatchNorm,), R.Gradient()),  # left over after merging: a diagonal affine map
 ]
 
+
+# Module types of libraries we do not import (Hugging Face transformers), recognised by
+# duck type: an import would make them a dependency, and their names are stable.
+def _no_weights(m: nn.Module) -> bool:
+    return next(m.children(), None) is None and not any(True for _ in m.parameters(recurse=False))
+
+
+def is_activation(m: nn.Module) -> bool:
+    """An element-wise activation module of a library (``GELUActivation``, ``NewGELUActivation``,
+    ``SiLUActivation``, ``QuickGELUActivation``, ...): parameter-free, from an ``activations`` module."""
+    kind = type(m)
+    return _no_weights(m) and (kind.__module__.rpartition(".")[2] == "activations"
+                               or kind.__name__.endswith(("Activation", "GELU", "GeLU")))
+
+
+def is_norm(m: nn.Module) -> bool:
+    """A layer or RMS normalisation module of a library (``LlamaRMSNorm``, ``T5LayerNorm``, a
+    custom ``LayerNorm``): a ``*RMSNorm`` or ``*LayerNorm`` class without children."""
+    return next(m.children(), None) is None and type(m).__name__.endswith(("RMSNorm", "LayerNorm", "RmsNorm"))
+
+
+def is_rotary(m: nn.Module) -> bool:
+    """A rotary position embedding module (``LlamaRotaryEmbedding``): it turns positions into
+    ``cos``/``sin`` constants, which attention multiplies in (linear)."""
+    return _no_weights(m) and type(m).__name__.endswith("RotaryEmbedding")
+
+
+DUCK_DEFAULTS: list[tuple[Callable[[nn.Module], bool], R.Rule]] = [
+    (is_activation, R.Pass()),
+    (is_norm, R.FrozenScale()),
+    (is_rotary, R.Positions()),
+]
+
 Key = "str | type"
 
 
@@ -61,7 +95,8 @@ class Composite:
     Modules without weights get :data:`DEFAULTS` unless ``rules`` says otherwise."""
 
     def __init__(self, rules: Mapping, first: R.Rule | None = None, *, name: str = "custom",
-                 description: str = "", first_types: tuple[type, ...] = WEIGHTED):
+                 description: str = "", first_types: tuple[type, ...] = WEIGHTED,
+                 functions: FunctionRules | None = None):
         if not isinstance(rules, Mapping):
             raise InterpError(f"a composite's rules are a dict of module path, pattern or type -> rule; "
                               f"got {type(rules).__name__}")
@@ -75,6 +110,10 @@ class Composite:
             raise InterpError(f"first must be a rule or None; got {first!r}")
         self.rules, self.first, self.name, self.description = dict(rules), first, name, description
         self.first_types = first_types  # the layer types the first-layer rule is for
+        if functions is not None and not isinstance(functions, FunctionRules):
+            raise InterpError(f"functions must be an interp.lrp.functions.FunctionRules; got {functions!r}")
+        # operations computed as functions (softmax, matmul, gates, ...): see interp.lrp.functions
+        self.functions = functions or FunctionRules()
 
     def with_rules(self, rules: Mapping, name: str | None = None) -> Composite:
         """This composite with some entries added or replaced (e.g. one layer's rule); the
@@ -82,7 +121,7 @@ class Composite:
         merged = {**dict(rules), **{k: v for k, v in self.rules.items() if k not in rules}}
         n = len(rules)
         return Composite(merged, self.first, name=name or f"{self.name} + {n} override{'s' if n != 1 else ''}",
-                         description=self.description, first_types=self.first_types)
+                         description=self.description, first_types=self.first_types, functions=self.functions)
 
     def path_rule(self, path: str) -> R.Rule | None:
         """The rule given to ``path`` by name or pattern, if any."""
@@ -106,12 +145,16 @@ class Composite:
         for types, rule in DEFAULTS:
             if isinstance(module, types):
                 return rule
+        for recognise, rule in DUCK_DEFAULTS:
+            if recognise(module):
+                return rule
         return None
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{_key(k)}: {v!r}" for k, v in self.rules.items())
         first = f", first={self.first!r}" if self.first is not None else ""
-        return f"Composite({self.name!r}, {{{inner}}}{first})"
+        functions = f", functions={self.functions!r}" if self.functions != FunctionRules() else ""
+        return f"Composite({self.name!r}, {{{inner}}}{first}{functions})"
 
 
 def _key(k) -> str:
@@ -167,6 +210,25 @@ def alpha1_beta0(epsilon: float = 1e-6) -> Composite:
                      name="alpha1_beta0", description="alpha1-beta0 (z+) on convolutions, epsilon on dense layers")
 
 
+def attnlrp(epsilon: float = 0.0) -> Composite:
+    rule = R.Epsilon(epsilon)
+    return Composite({nn.Linear: rule, nn.modules.conv._ConvNd: rule, nn.Softmax: R.SoftmaxRule()},
+                     functions=FunctionRules(softmax="attnlrp", gate="uniform"), name="attnlrp",
+                     description="AttnLRP for transformers (Achtibat et al. 2024, as lxt computes it): softmax by "
+                                 "its own rule, products of two signals (q·k, weights·v, gates) uniform, "
+                                 "activations identity, normalisation with its scale held constant, "
+                                 f"{rule.label} on linear layers")
+
+
+def cp_lrp(epsilon: float = 0.0) -> Composite:
+    rule = R.Epsilon(epsilon)
+    return Composite({nn.Linear: rule, nn.modules.conv._ConvNd: rule},
+                     functions=FunctionRules(softmax="constant", gate="constant"), name="cp_lrp",
+                     description="CP-LRP for transformers (Ali et al. 2022, as lxt computes it): attention weights "
+                                 "and MLP gates held constant, normalisation with its scale held constant, "
+                                 f"activations identity, {rule.label} on linear layers")
+
+
 COMPOSITES: dict[str, Callable[..., Composite]] = {
     "epsilon_plus_flat": epsilon_plus_flat,
     "epsilon_plus": epsilon_plus,
@@ -175,8 +237,11 @@ COMPOSITES: dict[str, Callable[..., Composite]] = {
     "alpha1_beta0": alpha1_beta0,
     "epsilon": epsilon,
     "lrp0": lrp0,
+    "attnlrp": attnlrp,
+    "cp_lrp": cp_lrp,
 }
-ALIASES = {"epsilon_alpha2_beta1": "alpha2_beta1", "epsilon_alpha1_beta0": "alpha1_beta0", "lrp_0": "lrp0"}
+ALIASES = {"epsilon_alpha2_beta1": "alpha2_beta1", "epsilon_alpha1_beta0": "alpha1_beta0", "lrp_0": "lrp0",
+           "attn_lrp": "attnlrp", "cplrp": "cp_lrp"}
 DEFAULT = "epsilon_plus_flat"
 
 
@@ -205,4 +270,5 @@ def get(composite="epsilon_plus_flat", **params) -> Composite:
         raise InterpError(f"composite {name!r}: {exc}") from None
 
 
-__all__ = ["Composite", "COMPOSITES", "DEFAULTS", "WEIGHTED", "get", "names", "DEFAULT"] + list(COMPOSITES)
+__all__ = ["Composite", "COMPOSITES", "DEFAULTS", "DUCK_DEFAULTS", "WEIGHTED", "get", "names", "DEFAULT",
+           "is_activation", "is_norm", "is_rotary"] + list(COMPOSITES)

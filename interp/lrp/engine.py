@@ -25,6 +25,7 @@ import dataclasses
 import fnmatch
 import importlib
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -50,7 +51,8 @@ from ..modules import is_pattern, module_names
 from ..space import exclusive, holds, prepare
 from . import composites as C
 from . import rules as R
-from .canonizers import CANONIZERS, trace
+from .canonizers import CANONIZERS, is_conv1d, trace
+from .functions import OWN_NODES, FunctionMode, FunctionRules
 
 EMBEDDINGS = (nn.Embedding,)
 
@@ -149,8 +151,10 @@ class LRPResult:
 
     @property
     def total(self) -> torch.Tensor:
-        """Σ relevance per sample (equals ``score`` where everything is conserved)."""
-        return self.relevance.flatten(1).sum(1)
+        """Σ relevance per sample over every input (equals ``score`` where everything is conserved)."""
+        parts = self.relevance.values() if isinstance(self.relevance, dict) else \
+            self.relevance if isinstance(self.relevance, (tuple, list)) else (self.relevance,)
+        return sum(r.flatten(1).sum(1) for r in parts if r is not None)
 
     @property
     def outside_layers(self) -> torch.Tensor:
@@ -344,11 +348,62 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> P
             traced = trace(model, state.modules, one)
             readers, called = traced.readers, traced.called
             the_plan, chosen = state.plan(readers)
-    rows = tuple(dataclasses.replace(r, role="unsupported", note=f"{r.rule} is an input-layer rule, and this "
-                                     "layer does not read the input")
-                 if r.role == "rule" and chosen[r.name].direct and r.name not in readers else r
-                 for r in the_plan.rows)
-    return _not_called(dataclasses.replace(the_plan, rows=rows), called)
+            functions = _function_rows(state, one, chosen)
+    rows = [dataclasses.replace(r, role="unsupported", note=f"{r.rule} is an input-layer rule, and this "
+                                "layer does not read the input")
+            if r.role == "rule" and chosen[r.name].direct and r.name not in readers else r
+            for r in the_plan.rows]
+    functions, reader = functions
+    rows = [dataclasses.replace(r, rule="constant added in", note="absorbs its share, like a bias")
+            if r.role == "embedding" and reader is not None and r.name != reader else r for r in rows]
+    for row in functions:  # each after the module (and its children) it was called in
+        where = row.name.rpartition(":")[0]
+        at = max((i for i, r in enumerate(rows) if r.name == where or r.name.startswith(where + ".")),
+                 default=len(rows) - 1)
+        rows.insert(at + 1, row)
+    return _not_called(dataclasses.replace(the_plan, rows=tuple(rows)), called)
+
+
+def _function_rows(state: _Canonized, one: Inputs, chosen: dict[str, R.Rule]) -> tuple[tuple[PlanRow, ...], str | None]:
+    """The operations the forward computes as functions, on one sample: those a function rule
+    covers (one row per module and kind, with the number of calls) and those none does
+    (unsupported, named by their autograd node); and the embedding that reads the token ids."""
+    rules = state.composite.functions
+    mode = FunctionMode(rules)
+    stack: list[str] = []
+    root = next(iter(state.modules))
+    mode.where = lambda: stack[-1] if stack else root
+    internal: set = set()
+    ruled = [p for p, r in chosen.items() if not isinstance(r, R.Positions)]
+
+    def enter(name, args):
+        stack.append(name)
+
+    def leave(name, args, output):
+        if stack and stack[-1] == name:
+            stack.pop()
+
+    def inside(name, args):
+        mode.depth += 1
+
+    def outside(name, args, output):
+        mode.depth -= 1
+        if isinstance(output, torch.Tensor) and output.grad_fn is not None:
+            _mark_internal(output.grad_fn, {a.grad_fn for a in args if isinstance(a, torch.Tensor)}, internal)
+        if isinstance(output, torch.Tensor) and isinstance(chosen[name], R.Pass):
+            mode.gate(output)
+
+    before = {p: (inside if p in ruled else enter) for p in state.modules}
+    after = {p: (outside if p in ruled else leave) for p in state.modules}
+    with hooked_modules(state.modules, before=before, after=after), mode:
+        space = prepare(state.model, one, None, graph=True)
+    crossed, _ = _crossed_ops(space.graph, internal | mode.internal) if space.graph.requires_grad else ([], [])
+    rows = [PlanRow(f"{where}:{kind}", f"{kind} (function)", rules.label(kind), "function",
+                    f"{n} call{'s' if n != 1 else ''} on one sample", where.count(".") + 2 if where != root else 1)
+            for (where, kind), n in mode.calls.items()]
+    rows += [PlanRow(f"(outside modules):{node}", node, "no rule", "unsupported",
+                     "computed as a function outside any module, and no function rule covers it") for node in crossed]
+    return tuple(rows), next((e for e in space.embeddings if e is not None), None)
 
 
 # ---------------------------------------------------------------------------- taps
@@ -404,6 +459,10 @@ class _Flow:
         self.out_axes: list = []
         self.in_grads: list = []
         self.out_grads: list = []
+        # constants added in outside layers (a position embedding, a class token): (name, tensor on the
+        # graph, its part of that tensor's value or None for all of it); they absorb relevance
+        self.constants: list[tuple[str, torch.Tensor, torch.Tensor | None]] = []
+        self.constant_grads: list = []
         self._layers: dict[str, LayerRelevance] | None = None
         # copy-on-write of tapped tensors the forward writes into in place (out += identity)
         self._storage: dict[int, list[tuple[list, int]]] = {}   # storage -> (entries, index) tapped there
@@ -413,6 +472,7 @@ class _Flow:
     def release(self) -> None:
         """Drop every tensor of the run (after an error: nothing of its graph may outlive it)."""
         self.inputs, self.outputs, self.in_grads, self.out_grads = [], [], [], []
+        self.constants, self.constant_grads = [], []
         self.direct.clear()
         self._storage.clear()
         self._saved.clear()
@@ -448,6 +508,15 @@ class _Flow:
         self.sources.append(id(given))
         self._watch(self.inputs, len(self.inputs) - 1, alias)
 
+    def add_constant(self, name: str, kind: str, tensor: torch.Tensor, part: torch.Tensor | None = None) -> None:
+        """A constant added in outside layers: relevance ``part * gradient`` at ``tensor`` (all of
+        ``tensor`` when ``part`` is None) is what it absorbs."""
+        if name not in self.order:
+            self.order.append(name)
+        self.kinds.setdefault(name, kind)
+        self.labels.setdefault(name, "absorbs (a constant added in)")
+        self.constants.append((name, tensor, part))
+
     def add_output(self, name: str, output: torch.Tensor) -> None:
         last = len(self.inputs) - 1
         self.outputs.append((name, output))
@@ -479,11 +548,14 @@ class _Flow:
         """What gradients are taken for: each tapped tensor, or where the forward wrote into it
         afterwards, the gradient edge it had before."""
         return [self._saved[(id(entries), i)][1] if (id(entries), i) in self._saved else t
-                for entries in (self.inputs, self.outputs) for i, (_, t) in enumerate(entries)]
+                for entries in (self.inputs, self.outputs) for i, (_, t) in enumerate(entries)] + \
+            [t for _, t, _ in self.constants]
 
     def take_grads(self, grads) -> None:
-        n = len(self.inputs)
-        self.in_grads, self.out_grads = list(grads[:n]), list(grads[n:])
+        n, m = len(self.inputs), len(self.inputs) + len(self.outputs)
+        self.in_grads, self.out_grads, self.constant_grads = list(grads[:n]), list(grads[n:m]), list(grads[m:])
+        self.constants = [(name, t.detach(), None if part is None else part.detach())
+                          for name, t, part in self.constants]
 
         def values(entries):
             return [(name, self._saved[(id(entries), i)][0] if (id(entries), i) in self._saved else t.detach())
@@ -531,7 +603,7 @@ class _Flow:
         for i, ((name, a), g) in enumerate(zip(self.inputs, self.in_grads)):
             r = self.direct.get(i)
             if r is None:
-                r = a * g if g is not None else torch.zeros_like(a)
+                r = _times(a, g) if g is not None else torch.zeros_like(a)
                 if i in extra_in:
                     r = r + extra_in[i]
             r = self._batch_first(r, self.in_axes[i] if self.in_axes else None)
@@ -544,9 +616,15 @@ class _Flow:
             r = self._batch_first(r, self.out_axes[j] if self.out_axes else None) if r is not None else None
             if r is not None:
                 per_out.setdefault(name, []).append(r)
+        for (name, t, part), g in zip(self.constants, self.constant_grads):
+            r = self._batch_first(_times(t if part is None else part, g)) if g is not None else None
+            if r is not None:
+                per_out.setdefault(name, []).append(r)
         zeros = torch.zeros(self.batch, device=self.device)
         out = {}
         for name in reversed(self.order):
+            if name not in per_in and name not in per_out:
+                continue  # e.g. the embedding that reads the input: its output was replaced
             calls = per_in.get(name, [])
             flat = [r.reshape(self.batch, -1) for r in calls]
             same = bool(calls) and all(r.shape == calls[0].shape for r in calls)
@@ -561,6 +639,12 @@ class _Flow:
                 calls=max(len(calls), len(got)))
         self._layers = out
         return out
+
+
+def _times(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``a * g``, 0 where the gradient is 0 (a softmax input masked with -inf gets none)."""
+    r = a * g
+    return torch.where(g == 0, torch.zeros_like(r), r) if not a.isfinite().all() else r
 
 
 class _Direct(torch.autograd.Function):
@@ -601,7 +685,7 @@ _LINEAR = frozenset("""
     MaxPool1DWithIndices MaxPool2DWithIndices MaxPool3DWithIndices AdaptiveMaxPool1D AdaptiveMaxPool2D
     AdaptiveMaxPool3D Max Min Amax Amin Relu LeakyRelu MaskedFill Where NativeBatchNorm Embedding
     AccumulateGrad CopySlices Copy _Scaled _Redirected _Direct
-""".split())
+""".split()) | OWN_NODES
 _PRODUCTS = frozenset("Mul Div Mm Bmm Matmul Baddbmm Addmm Addbmm Addmv Einsum Dot Mv Convolution".split())
 _KINDS: dict[type, str] = {}  # autograd node type -> "linear", "product" or "nonlinear"
 
@@ -628,6 +712,17 @@ def _mark_internal(node, stops: set, internal: set) -> None:
 
 def _leaf_is_parameter(node) -> bool:
     return type(node).__name__ == "AccumulateGrad" and isinstance(node.variable, nn.Parameter)
+
+
+def _functions_may_explain(crossed: list[str]) -> bool:
+    """Whether a :class:`FunctionMode` may give the crossed operations rules (else the
+    refusal comes at once, without a second run)."""
+    return any(name.startswith(_FUNCTION_NODES) for name in crossed)
+
+
+_FUNCTION_NODES = ("Softmax", "Mul", "Mm", "Bmm", "Matmul", "Einsum", "Gelu", "Silu", "Tanh", "Sigmoid", "Elu",
+                   "Softplus", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "NativeLayerNorm", "Rsqrt", "Div",
+                   "ScaledDotProduct", "LogSigmoid", "Softsign", "FusedRmsNorm", "RmsNorm")
 
 
 def _crossed_ops(output: torch.Tensor, internal: set) -> tuple[list[str], list[str]]:
@@ -703,7 +798,7 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
         modules = module_names(model)
         reference, pairs, one_sample = None, {}, None
-        if any(isinstance(m, _REWRITTEN) for m in modules.values()):  # canonizers will change the model
+        if any(isinstance(m, _REWRITTEN) or is_conv1d(m) for m in modules.values()):  # canonizers will change it
             first = structure.probe()  # copies of the first sample
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
                 traced = trace(model, modules, first)  # one pass: the pairs, the shapes, the original's output
@@ -714,13 +809,19 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
                     reference = scores_of(first.call(model)).detach()[:1]
         try:
             with _canonized(model, comp, pairs, modules) as state:
-                run = _propagate(state, structure, target, embedding, reference, one_sample)
+                try:
+                    run = _propagate(state, structure, target, embedding, reference, one_sample,
+                                     _functional(model, comp))
+                except _NeedsFunctions:
+                    _FUNCTIONAL.add(model)  # from now on straight under the function rules
+                    run = _propagate(state, structure, target, embedding, reference, one_sample, True)
         except _UnseenWrite:
             if watched(model):
                 raise  # watched, and still unseen: .data or numpy
             watch_always(model)  # a write the source scan did not show: watch every forward, once more
             with _canonized(model, comp, pairs, modules) as state:
-                run = _propagate(state, structure, target, embedding, reference, one_sample)
+                run = _propagate(state, structure, target, embedding, reference, one_sample,
+                                 _functional(model, comp))
     relevance, t, score, space_embedding, the_plan, flow = run
     return LRPResult(relevance=relevance, target=t, score=score, composite=comp.name, plan=the_plan,
                      embedding=space_embedding, seconds=time.perf_counter() - start, options=dict(params),
@@ -747,7 +848,23 @@ def _refuse_unsupported(the_plan: Plan) -> None:
                       f"{hint[0].upper() + hint[1:]}; interp.lrp.plan(model) shows every module's rule")
 
 
-def _propagate(state: _Canonized, structure: Inputs, target, embedding, reference, one_sample=None):
+class _NeedsFunctions(Exception):
+    """The forward computes operations outside modules that only function rules can explain."""
+
+
+# models whose forward computes softmax, products of signals, ... as functions: LRP runs them
+# under a FunctionMode from their second call on (the first found out, without one)
+_FUNCTIONAL: weakref.WeakSet = weakref.WeakSet()
+
+
+def _functional(model: nn.Module, composite: C.Composite) -> bool:
+    """Whether to run under the function rules from the start: for a model known to need
+    them, and for a composite whose function rules are its point (AttnLRP, CP-LRP)."""
+    return model in _FUNCTIONAL or composite.functions != FunctionRules()
+
+
+def _propagate(state: _Canonized, structure: Inputs, target, embedding, reference, one_sample=None,
+               functional: bool = False):
     model, composite, modules = state.model, state.composite, state.modules
     # the draft plan gives the first-layer rule only to layers nothing else covers; which
     # layers read the input is seen per call below
@@ -759,7 +876,7 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     if composite.first is not None:
         candidates = {p for p, m in modules.items() if isinstance(m, composite.first_types) and p in chosen
                       and composite.path_rule(p) is None}
-    tapped = list(chosen)
+    tapped = [p for p, rule in chosen.items() if not isinstance(rule, R.Positions)]
     layers = {p: (R.layer_of(modules[p], *state.merged.get(p, (None, None))) if isinstance(modules[p], C.WEIGHTED)
                   else R.Layer(modules[p], None, None, None)) for p in tapped}
     hooked = [p for p, rule in chosen.items() if p in candidates or not _is_gradient(rule, modules[p])]
@@ -772,9 +889,33 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
 
     first_label: dict[str, str] = {}  # the rule of each layer's first call
 
+    mode = FunctionMode(composite.functions, tap=None) if functional else None
+    stack: list[str] = []  # the modules without rules being run (names functional operations)
+    root = next(iter(modules))
+
+    def tap_function(kind, given, output, part):
+        where = stack[-1] if stack else root
+        if kind == "constant":
+            flow.add_constant(f"{where}:constant", "constant", output, part)
+            return
+        if kind in modules:  # a constant module output shared by the batch, added in here
+            flow.add_constant(kind, type(modules[kind]).__name__, output, part)
+            return
+        name = f"{where}:{kind}"
+        flow.kinds.setdefault(name, f"{kind} (function)")
+        labels.setdefault(name, composite.functions.label("softmax" if kind == "softmax" else "normalization"))
+        first_label.setdefault(name, labels[name])
+        flow.add_input(name, given, given)
+        flow.add_output(name, output)
+
+    if mode is not None:
+        mode.tap = tap_function
+
     @unwatched  # interp's own operations: never the user's in-place writes
     def tap_in(name, args):
         called.add(name)
+        if mode is not None:
+            mode.depth += 1
         if not args or not isinstance(args[0], torch.Tensor) or not args[0].requires_grad:
             return None
         view = args[0][...]   # this layer's own alias (strides kept): its gradient is what the layer passed back
@@ -803,6 +944,8 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
 
     @unwatched
     def after(name, args, output):
+        if mode is not None:
+            mode.depth -= 1
         if not isinstance(output, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor) \
                 or not args[0].requires_grad:
             return None
@@ -812,16 +955,41 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
         if output.requires_grad:
             flow.add_output(name, output)
             _mark_internal(output.grad_fn, {a.grad_fn for a in args if isinstance(a, torch.Tensor)}, internal)
+        if mode is not None and isinstance(chosen[name], R.Pass):
+            mode.gate(output)  # an activation's output: a gate, where the function rules hold gates constant
         return output
 
     internal: set = set()
 
+    def embedded(name, args, output):
+        # an embedding that does not read the input (positions, token types) adds a constant
+        # in; the one that reads it has its output replaced, and gets no gradient here
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            if output.ndim and output.shape[0] == structure.batch:
+                flow.add_constant(name, type(modules[name]).__name__, output)
+            elif mode is not None:  # shared by the batch: its share is taken where it is added
+                mode.constant(name, output)
+
+    def enter(name, args):
+        stack.append(name)
+
+    def leave(name, args, output):
+        if stack and stack[-1] == name:
+            stack.pop()
+
     try:
         hooked_rules = set(hooked)
         watching = may_write_in_place(model)
-        with hooked_modules(modules, before={p: tap_in for p in tapped}, after={p: after for p in tapped}), \
+        before, afters = {p: tap_in for p in tapped}, {p: after for p in tapped}
+        for p, m in modules.items():
+            if isinstance(m, EMBEDDINGS):
+                afters[p] = embedded
+            elif mode is not None and p not in before:
+                before[p], afters[p] = enter, leave
+        with hooked_modules(modules, before=before, after=afters), \
                 (saved_copy_on_write() if watching else contextlib.nullcontext()) as saved, \
-                (watch_writes(lambda t: (flow.before_write(t), saved(t))) if watching else contextlib.nullcontext()):
+                (watch_writes(lambda t: (flow.before_write(t), saved(t))) if watching else contextlib.nullcontext()), \
+                (mode if mode is not None else contextlib.nullcontext()):
             space = prepare(model, structure, embedding, graph=True)
         flow.check_unwritten()
         if not space.graph.requires_grad:
@@ -833,12 +1001,14 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
                                   "logits): drop the final softmax, or give that module another rule")
             raise InterpError("the model's output does not depend on its input through autograd (is it detached "
                               "inside the forward?); LRP needs the path from input to output")
-        crossed, functional = _crossed_ops(space.graph, internal)
+        crossed, functional = _crossed_ops(space.graph, internal | mode.internal if mode is not None else internal)
+        if crossed and mode is None and _functions_may_explain(crossed):
+            raise _NeedsFunctions()
         if crossed:
-            raise InterpError(f"the forward computes {', '.join(crossed)} outside any module LRP has a rule for "
-                              "(a function call such as torch.tanh or an element-wise product of two signals); "
-                              "relevance crossing it would not be conserved. Compute it in a module (nn.Tanh, "
-                              "nn.Softmax, ...) so a rule applies, or wrap it in a module and give that a rule")
+            raise InterpError(f"the forward computes {', '.join(crossed)} outside any module, and no LRP rule covers "
+                              "it (function calls get rules for softmax, products of signals, element-wise "
+                              "activations, normalisation and scaled_dot_product_attention); relevance crossing it "
+                              "would not be conserved. Wrap it in a module and give that module a rule")
         if functional:
             raise InterpError(f"the forward multiplies by a parameter outside a module ({', '.join(functional)}, e.g. "
                               "F.linear(h, self.embedding.weight) for a tied weight, or x * self.scale); LRP gives "
@@ -848,6 +1018,9 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
         t = resolve_target(target, space.scores)
         if reference is not None:  # the canonized model against the original, on the first sample
             _check_same(space.scores[:1], reference, draft)
+        if mode is not None and reference is None:  # the rules rewrote operations: the output is still the model's
+            with torch.no_grad():
+                _check_same(space.scores[:1], scores_of(structure.probe().call(model)).detach()[:1], draft)
         seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
         grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
         explained = len(space.inputs)
@@ -923,7 +1096,7 @@ def _with_first_layers(draft: Plan, readers: list[str], labels: dict[str, str]) 
 
 def _is_gradient(rule: R.Rule, module: nn.Module) -> bool:
     """Rules whose effect is the plain gradient need no hook."""
-    if isinstance(rule, (R.Gradient, R.WinnerTakeAll)):
+    if isinstance(rule, (R.Gradient, R.WinnerTakeAll, R.SoftmaxRule, R.Positions)):
         return True
     if isinstance(rule, R.Epsilon) and rule.epsilon == 0:
         return True

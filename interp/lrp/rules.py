@@ -542,7 +542,12 @@ class HeldConstant(Rule):
 class FrozenScale(Rule):
     """Normalisation with its scale held constant (LayerNorm, RMSNorm; Ali et al. 2022,
     Achtibat et al. 2024): ``(x - mean) / std`` with ``std`` a constant is linear, so
-    relevance follows LRP-0 through centring and scaling, the bias absorbing its share."""
+    relevance follows LRP-0 through centring and scaling, the bias absorbing its share.
+    An RMS norm (no centring, no bias) is then an element-wise scaling, which passes
+    relevance through unchanged. Norm classes of other libraries (``LlamaRMSNorm``,
+    ``T5LayerNorm``, a ``(1 + weight)`` Gemma norm) are recognised by what they compute:
+    their output is checked against the layer-norm and RMS-norm formulas on the call,
+    and a norm that is neither is refused, named."""
 
     name = "frozen_scale"
 
@@ -552,20 +557,87 @@ class FrozenScale(Rule):
 
     def apply(self, layer, x, z):
         m = layer.module
-        dims = tuple(range(-len(m.normalized_shape), 0))
         if isinstance(m, nn.LayerNorm):
-            centred = x - x.mean(dims, keepdim=True)
-            scale = (centred.detach().pow(2).mean(dims, keepdim=True) + m.eps).rsqrt()
-        else:  # RMSNorm
-            centred = x
+            return with_gradient_of(z, _layer_norm(x, len(m.normalized_shape), m.weight, m.bias, m.eps))
+        if hasattr(nn, "RMSNorm") and isinstance(m, nn.RMSNorm):
             eps = m.eps if m.eps is not None else torch.finfo(x.dtype).eps
-            scale = (x.detach().pow(2).mean(dims, keepdim=True) + eps).rsqrt()
-        y = centred * scale
-        if m.weight is not None:
-            y = y * m.weight.detach()
-        if getattr(m, "bias", None) is not None:
-            y = y + m.bias.detach()
+            y = x * (x.detach().pow(2).mean(tuple(range(-len(m.normalized_shape), 0)), keepdim=True) + eps).rsqrt()
+            return with_gradient_of(z, y * m.weight.detach() if m.weight is not None else y)
+        return _duck_norm(m, x, z)
+
+
+def layer_norm_frozen(x: torch.Tensor, dims: int, weight, bias, eps: float) -> torch.Tensor:
+    """A layer norm of ``x`` over its last ``dims`` axes, linear in ``x``: its scale held
+    constant, its weight and bias constants."""
+    axes = tuple(range(-dims, 0))
+    centred = x - x.mean(axes, keepdim=True)
+    y = centred * (centred.detach().pow(2).mean(axes, keepdim=True) + eps).rsqrt()
+    if weight is not None:
+        y = y * weight.detach()
+    if bias is not None:
+        y = y + bias.detach()
+    return y
+
+
+_layer_norm = layer_norm_frozen
+
+
+def _duck_norm(m: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """A norm module of another library, by what it computes on this call."""
+    eps = next((float(getattr(m, a)) for a in ("eps", "variance_epsilon", "epsilon")
+                if isinstance(getattr(m, a, None), (int, float))), 1e-6)
+    weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+    weight = weight if isinstance(weight, torch.Tensor) else None
+    bias = bias if isinstance(bias, torch.Tensor) else None
+    dims = weight.ndim if weight is not None else 1
+    zd = z.detach()
+    tol = 1e-4 * max(1.0, float(zd.abs().max())) if zd.numel() else 0.0
+
+    def same(y):
+        return y.shape == zd.shape and float((y.detach().float() - zd.float()).abs().max()) <= tol
+
+    if z.shape == x.shape and bias is None:
+        axes = tuple(range(-dims, 0))
+        rms = x.detach() * (x.detach().float().pow(2).mean(axes, keepdim=True) + eps).rsqrt().to(x.dtype)
+        scales = [None] if weight is None else [weight.detach(), 1 + weight.detach()]
+        if any(same(rms if w is None else rms * w) for w in scales):
+            return pass_through(x, z)  # an element-wise scaling: relevance passes through
+    y = _layer_norm(x, dims, weight, bias, eps)
+    if same(y):
         return with_gradient_of(z, y)
+    raise InterpError(f"{type(m).__name__} is taken for a normalisation layer by its name, but computes neither a "
+                      "layer norm nor an RMS norm of its input on this call; give it a rule in the composite "
+                      f"(with_rules({{{type(m).__name__}: ...}}))")
+
+
+class SoftmaxRule(Rule):
+    """AttnLRP's softmax rule (Achtibat et al. 2024, Proposition 3.1):
+    ``R_i = x_i (R'_i - s_i Σ_j R'_j)``, which is the input times the softmax's own
+    gradient, so it needs no hook; what it does not pass on (the bias-like term) is
+    absorbed, and shows as the layer's ``absorbed``."""
+
+    name = "attnlrp_softmax"
+
+    @property
+    def label(self) -> str:
+        return "AttnLRP softmax"
+
+    def apply(self, layer, x, z):
+        return None
+
+
+class Positions(Rule):
+    """A module that turns positions into constants (a rotary embedding's ``cos``/``sin``):
+    no signal passes through it, and attention multiplies its output in, which is linear."""
+
+    name = "positions"
+
+    @property
+    def label(self) -> str:
+        return "position constants"
+
+    def apply(self, layer, x, z):
+        return None
 
 
 class WinnerTakeAll(Rule):
@@ -623,4 +695,5 @@ def named(name: str) -> Rule:
 
 __all__ = ["Rule", "Layer", "layer_of", "stabilize", "pass_through", "with_gradient_of", "Epsilon", "Zero",
            "Norm", "Gamma", "AlphaBeta", "ZPlus", "Flat", "WSquare", "ZBox", "Pass", "HeldConstant",
-           "FrozenScale", "WinnerTakeAll", "Gradient", "WEIGHTED_RULES", "named"]
+           "FrozenScale", "layer_norm_frozen", "SoftmaxRule", "Positions", "WinnerTakeAll", "Gradient",
+           "WEIGHTED_RULES", "named"]

@@ -489,17 +489,40 @@ def test_an_uncovered_layer_is_refused_before_the_run_naming_it():
     assert result.relevance.shape == (2, 3)
 
 
-def test_functional_non_linearities_are_refused_not_crossed_silently():
+def test_functional_non_linearities_without_a_rule_are_refused_not_crossed_silently():
     class Functional(nn.Module):
         def __init__(self):
             super().__init__()
             self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 2)
 
         def forward(self, x):
-            return self.b(torch.tanh(self.a(x)))
+            return self.b(torch.exp(self.a(x)))
 
-    with pytest.raises(InterpError, match="TanhBackward"):
+    with pytest.raises(InterpError, match="ExpBackward"):
         interp.lrp(Functional().eval(), torch.randn(2, 3))
+    plan = interp.lrp.plan(Functional().eval(), x=torch.randn(2, 3))  # the plan names it, before any run
+    assert [r.kind for r in plan.unsupported] == ["ExpBackward0"] and "UNSUPPORTED" in str(plan)
+
+
+def test_a_function_call_activation_gets_the_identity_rule_as_its_module_twin():
+    """torch.tanh called as a function: AttnLRP's identity rule, as nn.Tanh gets it."""
+    class Functional(nn.Module):
+        def __init__(self, module: bool):
+            super().__init__()
+            self.a, self.b, self.act = nn.Linear(3, 3), nn.Linear(3, 2), nn.Tanh() if module else torch.tanh
+
+        def forward(self, x):
+            return self.b(self.act(self.a(x)))
+
+    torch.manual_seed(0)
+    f = Functional(False).eval()
+    m = Functional(True).eval()
+    m.load_state_dict(f.state_dict())
+    x = torch.randn(4, 3)
+    for _ in range(2):  # the first call finds it needs the function rules, the second starts with them
+        a = interp.lrp(f, x, composite="epsilon")
+        torch.testing.assert_close(a.relevance, interp.lrp(m, x, composite="epsilon").relevance)
+    assert not f._forward_hooks and not f._forward_pre_hooks
 
 
 def test_overrides_change_one_layer():
@@ -795,8 +818,8 @@ def test_functions_outside_modules_are_refused_whatever_module_they_feed():
             super().__init__()
             self.a, self.b, self.gate, self.head = nn.Linear(3, 3), nn.Linear(3, 3), Gate(), nn.Linear(3, 2)
 
-        def forward(self, x):  # tanh computed outside any module, fed to the gate's second input
-            return self.head(self.gate(self.a(x), torch.tanh(self.b(x))))
+        def forward(self, x):  # exp computed outside any module (no rule covers it), fed to the gate
+            return self.head(self.gate(self.a(x), torch.exp(self.b(x))))
 
     class Clamps(nn.Module):
         def __init__(self):
@@ -807,7 +830,7 @@ def test_functions_outside_modules_are_refused_whatever_module_they_feed():
             return self.a(x).clamp(-1, 1)  # not an operation relevance passes through as a gradient
 
     comp = composites.get("epsilon").with_rules({Gate: rules.Gradient()})
-    with pytest.raises(InterpError, match="TanhBackward"):
+    with pytest.raises(InterpError, match="ExpBackward"):
         interp.lrp(Gated().eval(), torch.randn(2, 3), composite=comp)
     with pytest.raises(InterpError, match="ClampBackward"):
         interp.lrp(Clamps().eval(), torch.randn(2, 3))
