@@ -34,6 +34,7 @@ import contextlib
 import inspect
 import re
 import textwrap
+import weakref
 from collections.abc import Callable, Iterator
 
 import torch
@@ -157,8 +158,13 @@ def _containers(tree: ast.AST) -> set[str]:
         else:
             bind(target, _is_container(value))
 
+    # ``**kwargs`` is always a dict (``kwargs["input_ids"] = ids`` fills it)
+    keywords = {id(f.args.kwarg) for f in ast.walk(tree)
+                if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and f.args.kwarg is not None}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
+        if isinstance(node, ast.arg) and id(node) in keywords:
+            verdict[node.arg] = verdict.get(node.arg, True)
+        elif isinstance(node, ast.Assign):
             for t in node.targets:
                 assign(t, node.value)
         elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
@@ -287,10 +293,23 @@ def may_write_in_place(model) -> bool:
         own = m.__dict__.get("forward")
         if getattr(own, "interp_own", False):  # a forward of interp's canonizers, run unwatched
             continue
-        if (own is not None or instance_reads(m, names)) and any(
-                _function_writes(fn) for fn in functions_of(m)):  # code of the instance's own
+        if (own is not None or instance_reads(m, names)) and _instance_writes(m, names, own):
             return True
     return False
+
+
+# per module instance: (the objects it keeps under the names its code reads, whether that code writes);
+# the same objects, the same code: scanned once, not on every call (a Hugging Face module keeps its config)
+_BY_INSTANCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _instance_writes(m: nn.Module, names: set, own) -> bool:
+    token = (id(own), tuple(id(m.__dict__.get(n)) for n in sorted(names)))
+    cached = _BY_INSTANCE.get(m)
+    if cached is None or cached[0] != token:
+        cached = (token, any(_function_writes(fn) for fn in functions_of(m)))  # code of the instance's own
+        _BY_INSTANCE[m] = cached
+    return cached[1]
 
 
 class _Saved:

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import importlib
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -573,9 +574,11 @@ class _Flow:
 
     def ambiguous(self) -> bool:
         """Whether some tapped tensor's batch axis cannot be told from its shape alone."""
-        def unclear(t):
+        def unclear(name, t):
+            if t.ndim and t.shape[0] == self.batch and ":" in name:
+                return False  # an operation in a forward (attention's queries): batch first, as the model's layers
             return t.ndim == 0 or t.shape[0] != self.batch or sum(s == self.batch for s in t.shape) > 1
-        return self.batch > 1 and any(unclear(t) for _, t in self.inputs + self.outputs)
+        return self.batch > 1 and any(unclear(n, t) for n, t in self.inputs + self.outputs)
 
     def find_batch_axes(self, shapes: dict[str, tuple[list, list]], size: int) -> None:
         """The batch axis of every tapped tensor, from the shapes the same calls had on a
@@ -890,11 +893,11 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     first_label: dict[str, str] = {}  # the rule of each layer's first call
 
     mode = FunctionMode(composite.functions, tap=None) if functional else None
-    stack: list[str] = []  # the modules without rules being run (names functional operations)
     root = next(iter(modules))
+    paths = {id(m): p for p, m in modules.items()}
 
     def tap_function(kind, given, output, part):
-        where = stack[-1] if stack else root
+        where = _caller(paths, root)
         if kind == "constant":
             flow.add_constant(f"{where}:constant", "constant", output, part)
             return
@@ -903,9 +906,11 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
             return
         name = f"{where}:{kind}"
         flow.kinds.setdefault(name, f"{kind} (function)")
-        labels.setdefault(name, composite.functions.label("softmax" if kind == "softmax" else "normalization"))
+        kind_of_rule = kind if kind in ("softmax", "attention") else "normalization"
+        labels.setdefault(name, composite.functions.label(kind_of_rule))
         first_label.setdefault(name, labels[name])
-        flow.add_input(name, given, given)
+        for t in given if isinstance(given, list) else [given]:  # attention: queries, keys and values
+            flow.add_input(name, t, t)
         flow.add_output(name, output)
 
     if mode is not None:
@@ -970,13 +975,6 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
             elif mode is not None:  # shared by the batch: its share is taken where it is added
                 mode.constant(name, output)
 
-    def enter(name, args):
-        stack.append(name)
-
-    def leave(name, args, output):
-        if stack and stack[-1] == name:
-            stack.pop()
-
     try:
         hooked_rules = set(hooked)
         watching = may_write_in_place(model)
@@ -984,8 +982,6 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
         for p, m in modules.items():
             if isinstance(m, EMBEDDINGS):
                 afters[p] = embedded
-            elif mode is not None and p not in before:
-                before[p], afters[p] = enter, leave
         with hooked_modules(modules, before=before, after=afters), \
                 (saved_copy_on_write() if watching else contextlib.nullcontext()) as saved, \
                 (watch_writes(lambda t: (flow.before_write(t), saved(t))) if watching else contextlib.nullcontext()), \
@@ -1001,7 +997,8 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
                                   "logits): drop the final softmax, or give that module another rule")
             raise InterpError("the model's output does not depend on its input through autograd (is it detached "
                               "inside the forward?); LRP needs the path from input to output")
-        crossed, functional = _crossed_ops(space.graph, internal | mode.internal if mode is not None else internal)
+        governed = internal | mode.internal if mode is not None else internal
+        crossed, functional = _crossed_ops(space.graph, governed)
         if crossed and mode is None and _functions_may_explain(crossed):
             raise _NeedsFunctions()
         if crossed:
@@ -1018,9 +1015,6 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
         t = resolve_target(target, space.scores)
         if reference is not None:  # the canonized model against the original, on the first sample
             _check_same(space.scores[:1], reference, draft)
-        if mode is not None and reference is None:  # the rules rewrote operations: the output is still the model's
-            with torch.no_grad():
-                _check_same(space.scores[:1], scores_of(structure.probe().call(model)).detach()[:1], draft)
         seed = torch.zeros_like(space.graph).scatter_(1, t[:, None], 1.0)
         grads = torch.autograd.grad(space.graph, list(space.inputs) + flow.tensors(), seed, allow_unused=True)
         explained = len(space.inputs)
@@ -1055,6 +1049,18 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
         flow.release()
         direct.clear()
         raise
+
+
+def _caller(paths: dict[int, str], root: str) -> str:
+    """The path of the innermost module whose forward is running (read off the Python stack:
+    cheaper than hooks on every container, and only asked when a function rule taps)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        owner = frame.f_locals.get("self") if "self" in frame.f_code.co_varnames else None
+        if owner is not None and id(owner) in paths:
+            return paths[id(owner)]
+        frame = frame.f_back
+    return root
 
 
 def _shapes_on_copies(model, modules, tapped, x: Inputs) -> dict[str, tuple[list, list]]:

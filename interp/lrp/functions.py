@@ -28,7 +28,9 @@ modified gradient (``R = a * c`` at every tensor, see :mod:`interp.lrp.rules`), 
   a division of two signals are constants, ``F.layer_norm`` is its centring times a
   constant scale, ``F.rms_norm`` an element-wise scaling;
 - **F.scaled_dot_product_attention**: as its parts (``q @ k^T * scale + mask``, softmax,
-  ``weights @ v``), each with its rule;
+  ``weights @ v``) would pass relevance, each with its rule, through the fused kernel
+  itself: the gradient divided at its inputs as lxt does (1/4 to queries and keys, 1/2
+  to values under AttnLRP; queries and keys held constant under CP-LRP);
 - **rotary position embeddings**: ``q * cos + rotate_half(q) * sin`` with ``cos``/``sin``
   computed from positions only, a product with constants: linear, nothing to do.
 
@@ -42,7 +44,6 @@ relevance would cross is still refused by the engine's graph audit, named.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InterpError, UnknownNameError
-from .rules import layer_norm_frozen, pass_through, with_gradient_of
+from .rules import frozen_layer_norm, pass_through
 
 SOFTMAX_RULES = {"attnlrp": "AttnLRP softmax (x · gradient)", "constant": "held constant (CP-LRP)"}
 GATE_RULES = {"uniform": "uniform (half each)", "constant": "gate held constant (CP-LRP)"}
@@ -100,7 +101,7 @@ def uniform(out: Tensor, n: int) -> Tensor:
 
 
 # our own autograd nodes: the engine's graph audit lets relevance cross them
-OWN_NODES = frozenset({"_Divide"})
+OWN_NODES = frozenset({"_Divide", "_FrozenScaleNorm"})
 
 
 def _through_views(t: Tensor) -> Tensor | None:
@@ -191,6 +192,7 @@ class FunctionMode(TorchFunctionMode):
         self.internal: set = set()  # autograd nodes made by the rules: the engine's audit lets relevance cross them
         self._gates: dict[int, Tensor] = {}  # outputs of activation functions (kept alive: ids stay theirs)
         self._constants: dict[int, tuple[str, Tensor]] = {}  # constants shared by the batch, by id: (name, tensor)
+        self._pending: list[Tensor] = []  # the attention inputs to tap, between attention_inputs and the call
 
     def constant(self, name: str, t: Tensor) -> None:
         """``t`` is a constant the batch shares (a position embedding of shape (1, T, D)): where
@@ -300,12 +302,11 @@ class FunctionMode(TorchFunctionMode):
         self._count("normalization")
         shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
         weight = args[2] if len(args) > 2 else kwargs.get("weight")
-        bias = args[3] if len(args) > 3 else kwargs.get("bias")
         eps = args[4] if len(args) > 4 else kwargs.get("eps", 1e-5)
         alias = x[...]
         z = func(alias, *args[1:], **kwargs)
-        y = layer_norm_frozen(alias, len(shape) if not isinstance(shape, int) else 1, weight, bias, eps)
-        out = with_gradient_of(z, y)
+        out = frozen_layer_norm(alias, z, len(shape) if not isinstance(shape, int) else 1, weight, eps)
+        self._governed(out, [alias])
         if self.tap is not None:
             self.tap("layer_norm", alias, out, None)
         return out
@@ -340,24 +341,33 @@ class FunctionMode(TorchFunctionMode):
             raise InterpError(f"scaled_dot_product_attention runs with dropout_p={given['dropout_p']}: attention "
                               "dropout makes relevance random; call model.eval() first")
         self._count("attention")
-        return self.attention(q, k, v, given.get("attn_mask"), bool(given.get("is_causal", False)),
-                              given.get("scale"), bool(given.get("enable_gqa", False)))
+        inputs = self.attention_inputs(q, k, v)
+        given.update(inputs)
+        out = func(**given)
+        self._governed(out, list(inputs.values()))
+        pending, self._pending = self._pending, []
+        if self.tap is not None and pending:
+            self.tap("attention", pending, out, None)
+        return out
 
-    def attention(self, q, k, v, mask=None, causal=False, scale=None, gqa=False) -> Tensor:
-        """``F.scaled_dot_product_attention`` as its parts, each with its rule."""
-        if gqa and k.shape[-3] != q.shape[-3]:
-            repeat = q.shape[-3] // k.shape[-3]
-            k, v = k.repeat_interleave(repeat, -3), v.repeat_interleave(repeat, -3)
-        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-        scores = self._product(torch.matmul, (q, k.transpose(-2, -1)), {}, [q, k], False) * scale
-        lq, lk = q.shape[-2], k.shape[-2]
-        if causal:
-            keep = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril()
-            scores = scores.masked_fill(~keep, float("-inf"))
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-        weights = self.softmax(lambda t: torch.softmax(t, -1), scores) if _signal(scores) else torch.softmax(scores, -1)
-        return self._product(torch.matmul, (weights, v), {}, [weights, v], False)
+    def attention_inputs(self, q: Tensor, k: Tensor, v: Tensor) -> dict[str, Tensor]:
+        """Queries, keys and values that make the fused ``scaled_dot_product_attention`` (its
+        kernel kept: the values are the same) pass relevance as its parts would under these
+        rules, as lxt does: ``softmax(q k^T) v`` is the uniform rule on both products around
+        the softmax's rule, so values get 1/2 of the gradient and queries and keys 1/4
+        (AttnLRP), or, with the weights held constant, values all of it and queries and keys
+        none (CP-LRP). Tapped as one layer, whose ``absorbed`` is the softmax's."""
+        if self.rules.softmax == "constant":
+            parts = {"query": q.detach(), "key": k.detach(), "value": v[...] if _signal(v) else v}
+            given = [parts["value"]]
+        else:
+            parts = {name: t[...] if _signal(t) else t for name, t in (("query", q), ("key", k), ("value", v))}
+            given = [parts["query"], parts["key"], parts["value"]]
+        if self.tap is not None:
+            self._pending = [t for t in given if _signal(t)]
+        divided = {name: uniform(t, n) if _signal(t) and self.rules.softmax != "constant" else t
+                   for (name, t), n in zip(parts.items(), (4, 4, 2))}
+        return divided
 
     # -- constants added outside modules (a position embedding, a class token): they absorb relevance
 
@@ -382,5 +392,5 @@ class FunctionMode(TorchFunctionMode):
         return out
 
 
-__all__ = ["FunctionRules", "FunctionMode", "current", "uniform", "layer_norm_frozen", "OWN_NODES", "KINDS",
+__all__ = ["FunctionRules", "FunctionMode", "current", "uniform", "OWN_NODES", "KINDS",
            "SOFTMAX_RULES", "GATE_RULES"]
