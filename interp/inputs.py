@@ -58,6 +58,11 @@ class Inputs:
             return ["input"]
         return list(self.keys) if self.keys is not None else [f"input {i}" for i in range(len(self.tensors))]
 
+    def signature(self) -> tuple:
+        """What the inputs are, not what they hold: per tensor its shape without the batch
+        axis, dtype and device, with the names and how they are passed (a cache key)."""
+        return (tuple((t.shape[1:], t.dtype, t.device) for t in self.tensors), self.keys, self.single, self.spread)
+
     def call(self, model: nn.Module, tensors: Sequence[torch.Tensor] | None = None) -> Any:
         """``model`` on these inputs (or on ``tensors`` in their place), as the model takes
         them; an exception from inside the model is a :class:`ModelRaised`."""

@@ -801,13 +801,17 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
         modules = module_names(model)
         reference, pairs, one_sample = None, {}, None
+        key = _structure(modules) + (structure.signature(),)
         if any(isinstance(m, _REWRITTEN) or is_conv1d(m) for m in modules.values()):  # canonizers will change it
             first = structure.probe()  # copies of the first sample
-            if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
+            known = _cached(model, "pairs", key)
+            if known is None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
                 traced = trace(model, modules, first)  # one pass: the pairs, the shapes, the original's output
                 pairs, one_sample = traced.pairs, traced.shapes
+                _remember(model, "pairs", key, (pairs, one_sample))
                 reference = scores_of(traced.output).detach()[:1]
             else:
+                pairs, one_sample = known or ({}, None)
                 with torch.no_grad():
                     reference = scores_of(first.call(model)).detach()[:1]
         try:
@@ -860,6 +864,37 @@ class _NeedsFunctions(Exception):
 _FUNCTIONAL: weakref.WeakSet = weakref.WeakSet()
 
 
+# ---------------------------------------------------------------------------- what a call can reuse
+
+# per model: what depends only on its structure (and the input's shape), by kind: the draft plan,
+# the batch-norm pairs. Keyed so that nothing stale is ever reused: any change to a module (added,
+# replaced, its class, its forward, train/eval mode, hooks), to a parameter or buffer (replaced,
+# written in place: version counters, storage, shape) or to the composite is a different key.
+_REUSE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _structure(modules: dict[str, nn.Module]) -> tuple:
+    """Everything about ``modules`` a plan depends on, as a key (cheap: no tensor is read)."""
+    return tuple((path, id(m), type(m), m.training, id(m.__dict__.get("forward")), getattr(m, "inplace", None),
+                  len(m._forward_hooks), len(m._forward_pre_hooks),
+                  tuple((n, id(t), t._version, t.data_ptr(), t.shape, t.dtype)
+                        for store in (m._parameters, m._buffers) for n, t in store.items() if t is not None))
+                 for path, m in modules.items())
+
+
+def _composite_key(composite: C.Composite) -> tuple:
+    return (repr(composite), composite.first_types, id(composite) if not isinstance(composite.rules, dict) else 0)
+
+
+def _cached(model: nn.Module, kind: str, key: tuple):
+    found = _REUSE.get(model, {}).get(kind)
+    return found[1] if found is not None and found[0] == key else None
+
+
+def _remember(model: nn.Module, kind: str, key: tuple, value) -> None:
+    _REUSE.setdefault(model, {})[kind] = (key, value)  # one entry per kind: the latest
+
+
 def _functional(model: nn.Module, composite: C.Composite) -> bool:
     """Whether to run under the function rules from the start: for a model known to need
     them, and for a composite whose function rules are its point (AttnLRP, CP-LRP)."""
@@ -871,8 +906,14 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     model, composite, modules = state.model, state.composite, state.modules
     # the draft plan gives the first-layer rule only to layers nothing else covers; which
     # layers read the input is seen per call below
-    uncovered = [p for p, m in modules.items() if isinstance(m, C.WEIGHTED) and composite.rule_for(p, m, False) is None]
-    draft, chosen = state.plan(readers=uncovered)
+    key = _structure(modules) + (_composite_key(composite), tuple(state.pairs.items()))
+    drafted = _cached(model, "draft", key)
+    if drafted is None:
+        uncovered = [p for p, m in modules.items()
+                     if isinstance(m, C.WEIGHTED) and composite.rule_for(p, m, False) is None]
+        drafted = state.plan(readers=uncovered)
+        _remember(model, "draft", key, drafted)
+    draft, chosen = drafted
     _refuse_unsupported(draft)
     # layers that may read the input get the first-layer rule if they do (decided per call)
     candidates = set()

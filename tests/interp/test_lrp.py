@@ -904,3 +904,48 @@ def test_the_unrolled_lstm_is_arras_lrp_by_hand():
             r_h_prev = hs[t] * (w_hh[2 * n:3 * n].T @ share)
             r_c = r_prev_c + r_h_prev                        # h' passes to c'
         np.testing.assert_allclose(result.relevance[s].numpy(), r_x.sum(1), rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------- what calls reuse
+
+def test_what_a_call_reuses_is_never_stale():
+    """The draft plan and the batch-norm pairs are kept per model between calls; a change to
+    a parameter (in place or replaced), a buffer, a module, the train/eval mode, a hook or
+    the composite gives what a fresh copy of the model gives."""
+    from tests import torch_models as T
+
+    def fresh(model, x, composite="epsilon_plus_flat"):
+        return interp.lrp(copy.deepcopy(model), x, 0, composite=composite).relevance
+
+    def check(model, x, composite="epsilon_plus_flat"):
+        torch.testing.assert_close(interp.lrp(model, x, 0, composite=composite).relevance, fresh(model, x, composite))
+
+    model, x = T.resnet(width=4).eval(), torch.randn(2, 3, 16, 16)
+    check(model, x)
+    check(model, x)  # reused
+    with torch.no_grad():
+        model.conv1.weight.mul_(-1.5)                  # written in place
+        model.bn1.running_var.mul_(3.0)                # a buffer the merged batch-norm reads
+    check(model, x)
+    model.conv1.weight = nn.Parameter(torch.randn_like(model.conv1.weight))  # replaced
+    check(model, x)
+    model.layer1[0].bn2 = nn.Identity()                # a module replaced: the pairs change
+    check(model, x)
+    check(model, x, "alpha2_beta1")                    # another composite
+    check(model, torch.randn(3, 3, 24, 24))            # another input shape
+
+    m = mlp()
+    y = torch.randn(4, 5)
+    check(m, y)
+    handle = m[0].register_forward_hook(lambda mod, args, out: out * 2)  # a hook of the user's
+    try:
+        check(m, y)
+    finally:
+        handle.remove()
+    check(m, y)
+    m.train()
+    m[1] = nn.Dropout(0.5)                             # a ReLU replaced, and train mode
+    with pytest.raises(InterpError, match="eval"):
+        interp.lrp(m, y, 0)
+    m.eval()
+    check(m, y)
