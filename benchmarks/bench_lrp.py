@@ -7,11 +7,13 @@ embedding's output). LRP adds the rules' modified passes (z+ and gamma layers ru
 layer once more with clamped weights), the per-layer taps that make conservation
 readable layer by layer, and for the LSTM the unrolled step function that replaces
 the fused kernel. Targets from the LRP issue: <= 1.5 for the MLP and the CNN, <= 3
-for the LSTM and the transformer, with the default composite (epsilon_plus_flat).
-The zoo's models are small, so a fixed cost per call (the plan, hooks, the check that
-no functional non-linearity is crossed, leaving the model as found: about half a
-millisecond) weighs on them; the larger batches, reported without a target, show the
-ratio the rules themselves cost.
+for the LSTM and the transformer, with the default composite (epsilon_plus_flat); the
+transformers issue set the MLP's to <= 2.0 and added Hugging Face models (AttnLRP, <= 2.0).
+The zoo's models are small, so a fixed cost per call (hooks and taps on every layer, the
+check that no functional non-linearity is crossed, leaving the model as found: about
+half a millisecond; the plan and the batch-norm pairs are reused between calls) weighs
+on them; the larger batches, reported without a target, show the ratio the rules
+themselves cost.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from interp.memory import retain_freed_memory
 from .harness import Result, compare
 
 BATCH = 128
-MODELS = {"mlp-cancer": 1.5, "cnn-digits": 1.5, "cnn-shapes": 1.5, "lstm-sentiment": 3.0,
+MODELS = {"mlp-cancer": 2.0, "cnn-digits": 1.5, "cnn-shapes": 1.5, "lstm-sentiment": 3.0,
           "transformer-sentiment": 3.0}
 COMPOSITE = "epsilon_plus_flat"
 

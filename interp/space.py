@@ -73,6 +73,8 @@ def _relation(view: torch.Tensor, ids: torch.Tensor):
 def to_ids_layout(output: torch.Tensor, relation, ids_shape: torch.Size) -> torch.Tensor:
     """An embedding's output (one vector per element of the view it was given, see
     :func:`_relation`) in the ids' own layout: (batch, ..., dim)."""
+    if relation is not None and relation[0] == "window":  # the ids padded: their own positions
+        return output[..., relation[1]:relation[1] + ids_shape[-1], :]
     if relation is None or output.ndim < 1 or output[..., 0].numel() != ids_shape.numel():
         return output
     kind, how = relation
@@ -89,12 +91,17 @@ def to_ids_layout(output: torch.Tensor, relation, ids_shape: torch.Size) -> torc
     return back.reshape(*ids_shape, output.shape[-1])
 
 
-def to_view_layout(values: torch.Tensor, relation, view_shape: torch.Size) -> torch.Tensor:
+def to_view_layout(values: torch.Tensor, relation, view_shape: torch.Size,
+                   output: torch.Tensor | None = None) -> torch.Tensor:
     """The inverse of :func:`to_ids_layout`; a view (a permute or a reshape: the model's first
-    layers still read the explained tensor itself) unless the re-indexing needs a gather."""
+    layers still read the explained tensor itself) unless the re-indexing needs a gather.
+    For ids padded (a window), the embedding's ``output`` gives the padding's vectors."""
     if relation is None:
         return values
     kind, how = relation
+    if kind == "window":
+        pad = output.detach()
+        return torch.cat([pad[..., :how, :], values, pad[..., how + values.shape[-2]:, :]], dim=-2)
     if kind == "permute":
         return values.permute(*how, values.ndim - 1)
     if kind == "reshape":
@@ -110,8 +117,10 @@ def relation_to(given, ids: torch.Tensor):
     themselves or a view of them (:func:`_relation`; ``_SAME`` for the ids as they are), or
     a copy of a transpose or reshape of them (``tokens.t().contiguous()``, as the PyTorch
     tutorials write it), found by value; None when it does not hold them."""
-    if not isinstance(given, torch.Tensor) or given.numel() != ids.numel():
+    if not isinstance(given, torch.Tensor):
         return None
+    if given.numel() != ids.numel():
+        return _window(given, ids)
     if holds(given, ids):
         return _relation(given, ids) or _SAME
     if given.dtype != ids.dtype or given.device != ids.device:
@@ -128,6 +137,20 @@ def relation_to(given, ids: torch.Tensor):
     return None
 
 
+def _window(given, ids: torch.Tensor):
+    """``("window", offset)`` when ``given`` is ``ids`` padded along the last axis (a start
+    token prepended, an end token appended: ``F.pad(ids, (1, 0), value=bos)``), found by value."""
+    if not isinstance(given, torch.Tensor) or given.dtype != ids.dtype or given.device != ids.device \
+            or given.ndim != ids.ndim or ids.ndim == 0 or given.shape[:-1] != ids.shape[:-1] \
+            or given.shape[-1] <= ids.shape[-1]:
+        return None
+    n = ids.shape[-1]
+    for offset in range(given.shape[-1] - n + 1):
+        if torch.equal(given[..., offset:offset + n], ids):
+            return ("window", offset)
+    return None
+
+
 def reads_tokens(given, output, ids: torch.Tensor, graph: bool):
     """For an embedding call given ``given`` and returning ``output``: None when ``given`` does
     not hold the ids (see :func:`relation_to`), else (the output in the ids' layout as a new
@@ -137,7 +160,7 @@ def reads_tokens(given, output, ids: torch.Tensor, graph: bool):
         return None
     relation = None if relation == _SAME else relation
     values = to_ids_layout(output.detach(), relation, ids.shape).clone().requires_grad_(graph)
-    return values, to_view_layout(values, relation, given.shape)
+    return values, to_view_layout(values, relation, given.shape, output)
 
 
 # ---------------------------------------------------------------------------- the space
@@ -222,7 +245,7 @@ class Forward(nn.Module):
             for ids, v in replace[name]:
                 relation = relation_to(given, ids)
                 if relation is not None:
-                    return to_view_layout(v, None if relation == _SAME else relation, given.shape)
+                    return to_view_layout(v, None if relation == _SAME else relation, given.shape, _out)
                 if not self.by_identity:
                     return v
             return None

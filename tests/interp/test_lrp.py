@@ -949,3 +949,29 @@ def test_what_a_call_reuses_is_never_stale():
         interp.lrp(m, y, 0)
     m.eval()
     check(m, y)
+
+
+def test_token_ids_are_found_through_padding_by_value():
+    """The forward pads the ids (a start and an end token) before the embedding: the ids are
+    found as a window of what the embedding reads, and explained one value per token."""
+    import torch.nn.functional as F
+
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.fc = nn.Embedding(20, 6), nn.Linear(6, 3)
+
+        def forward(self, tokens):
+            return self.fc(self.emb(F.pad(tokens, (1, 1), value=0)).mean(1))
+
+    torch.manual_seed(0)
+    model, x = Padded().eval(), torch.randint(1, 20, (4, 7))
+    a = interp.explain(model, x, method="integrated_gradients")
+    assert a.values.shape == x.shape and a.embedding == "emb"
+    assert float(a.delta.abs().max()) <= 1e-4  # completeness: the padding's vectors are constants
+    r = interp.lrp(model, x, composite="lrp0")
+    # the padding's share is what the constants outside the explained tokens absorbed
+    pads = model.emb.weight[0] * 2 / 9
+    expected = (model.fc.weight @ pads).detach()[r.target]
+    torch.testing.assert_close(r.outside_layers, expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(r.relevance, interp.attribute(model, x, r.target, method="input_x_gradient"))
