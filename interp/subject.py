@@ -241,6 +241,14 @@ class Subject:
                                      f"{str(weight.dtype).replace('torch.', '')}")
             self.inputs = self.inputs.to(weight.dtype)
         probe = self.inputs[:2]
+        first = _forward(self._template[0], probe, f"checking the model on two samples of the data (shape "
+                         f"{tuple(probe.shape)}, {probe.dtype})")
+        if not isinstance(first, torch.Tensor) and isinstance(getattr(first, "logits", None), torch.Tensor) \
+                and first.logits.ndim == 2:  # a Hugging Face classifier: the faces read its logits
+            from .huggingface import Scores
+
+            self._template = (Scores(self._template[0]), self._template[1])
+            self.inferred["model"] = "a Hugging Face model: its .logits are the scores (interp.huggingface.Scores)"
         out = _outputs_of(self._template[0], probe)
         self.output_shape = tuple(out.shape[1:])
 
@@ -440,7 +448,7 @@ class Subject:
         rows += [("task", mark("task", self.task)),
                  ("input", mark("modality", f"{self.modality}, shape {tuple(x.shape[1:])}, "
                                             f"{str(x.dtype).replace('torch.', '')}")),
-                 ("output", f"shape {self.output_shape}"),
+                 ("output", mark("model", f"shape {self.output_shape}")),
                  ("parameters", f"{sum(p.numel() for p in self.model.parameters()):,}"),
                  ("samples", mark("data", f"{len(x)}" + ("" if self.labels is not None else " (no labels)")))]
         if "labels" in self.inferred:

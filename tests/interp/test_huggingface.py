@@ -288,3 +288,25 @@ def test_deleting_the_most_relevant_tokens_first_drops_the_score_fastest(sentime
               + ", ".join(f"{k} {v:.3f}" for k, v in areas.items()))
     assert areas["attnlrp"] < areas["random"] - 0.05
     assert areas["attnlrp"] < areas["input_x_gradient"] - 0.05
+
+
+# ---------------------------------------------------------------------------- the faces
+
+@pytest.mark.slow
+def test_a_hugging_face_classifier_is_a_subject_with_every_report_section(tmp_path):
+    """Passed as it is: its .logits are the scores (said in the card), and the report has
+    every section, the LRP one included; the user's model is not touched."""
+    import reports
+    from tests.test_own_models import SECTIONS, _sections_of
+
+    model = H.bert(labels=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = H.tokens(batch=24)
+    subject = interp.Subject(model, ids, torch.arange(24) % 2, name="tiny-bert",
+                             vocab=[f"w{i}" for i in range(H.VOCAB)])
+    assert "Hugging Face" in dict(subject.describe())["output"]
+    reports.build([subject], tmp_path, progress=False)
+    page = (tmp_path / "tiny-bert.html").read_text()
+    assert _sections_of(page) == list(SECTIONS)
+    assert "bert.encoder.layer.0.attention.self" in page
+    _untouched(model, before)
