@@ -39,11 +39,10 @@ class Scores(nn.Module):
         self.model, self.position = model, position
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
-        if input_ids is not None:
-            kwargs["input_ids"] = input_ids
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask
-        out = self.model(**kwargs)
+        # the ids positionally: Hugging Face forwards take them first, as do models of one's own
+        out = self.model(input_ids, **kwargs) if input_ids is not None else self.model(**kwargs)
         logits = getattr(out, "logits", out)
         if not isinstance(logits, torch.Tensor) or logits.ndim not in (2, 3):
             raise InputError(f"the wrapped model returned {type(logits).__name__}; expected logits shaped "

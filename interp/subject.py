@@ -135,7 +135,8 @@ def _outputs_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                          "wrap it to return the scores to explain (e.g. interp.objectives.OutputPart(model, 0))")
     if not isinstance(out, torch.Tensor):
         logits = getattr(out, "logits", None)
-        hint = " (a Hugging Face output: wrap the model to return .logits)" if logits is not None else ""
+        hint = (f" (a Hugging Face output with logits shaped {tuple(logits.shape)}: explain one position, e.g. "
+                "interp.huggingface.Scores(model, position='last'))") if isinstance(logits, torch.Tensor) else ""
         raise ModelError(f"the model returns {type(out).__name__}; the faces read one tensor of scores{hint}")
     return out
 

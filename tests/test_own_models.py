@@ -99,11 +99,15 @@ def test_bad_input_is_named(own):
         interp.Subject(own["token_classifier"][0], own["token_classifier"][1]["x"], vocab=["a", "b", "c"])
     with pytest.raises(InputError, match="objective 'latent' explains a reconstruction model"):
         interp.Subject(model, (x, y), objective="latent")
+    class HF(nn.Module):  # returns what Hugging Face models do: an object with .logits, read as the scores
+        def forward(self, x):
+            return type("Out", (), {"logits": x})()
+    assert "Hugging Face" in dict(interp.Subject(HF(), x).describe())["output"]
     with pytest.raises(ModelError, match="Hugging Face"):
-        class HF(nn.Module):
+        class Tokens(nn.Module):  # logits per position: one position must be chosen
             def forward(self, x):
-                return type("Out", (), {"logits": x})()
-        interp.Subject(HF(), x)
+                return type("Out", (), {"logits": x[:, :, None].expand(-1, -1, 3)})()
+        interp.Subject(Tokens(), x)
     with pytest.raises(InputError, match="expected an interp.Subject"):
         reports.build([model], "unused")
 
