@@ -578,8 +578,9 @@ def is_conv1d(m: nn.Module) -> bool:
     """Hugging Face's ``Conv1D`` (GPT-2): a Linear with its weight stored transposed, (in, out),
     computing ``x @ weight + bias`` (recognised by duck type: transformers is not a dependency)."""
     w = getattr(m, "weight", None)
-    return type(m).__name__ == "Conv1D" and isinstance(w, torch.Tensor) and w.ndim == 2 \
-        and getattr(m, "nf", None) == w.shape[1]
+    return type(m).__name__ == "Conv1D" and type(m).__module__.startswith("transformers") \
+        and isinstance(w, torch.Tensor) and w.ndim == 2 and getattr(m, "nf", None) == w.shape[1] \
+        and getattr(m, "nx", w.shape[0]) == w.shape[0]
 
 
 class Conv1DAsLinear(Canonizer):

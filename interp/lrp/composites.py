@@ -59,11 +59,12 @@ def _no_weights(m: nn.Module) -> bool:
 
 
 def is_activation(m: nn.Module) -> bool:
-    """An element-wise activation module of a library (``GELUActivation``, ``NewGELUActivation``,
-    ``SiLUActivation``, ``QuickGELUActivation``, ...): parameter-free, from an ``activations`` module."""
+    """An element-wise activation module of Hugging Face transformers (``GELUActivation``,
+    ``NewGELUActivation``, ``SiLUActivation``, ``QuickGELUActivation``, ...): parameter-free,
+    defined in ``transformers`` (a class of one's own named so gets no rule by its name)."""
     kind = type(m)
-    return _no_weights(m) and (kind.__module__.rpartition(".")[2] == "activations"
-                               or kind.__name__.endswith(("Activation", "GELU", "GeLU")))
+    return _no_weights(m) and kind.__module__.startswith("transformers") and (
+        kind.__module__.rpartition(".")[2] == "activations" or kind.__name__.endswith(("Activation", "GELU", "GeLU")))
 
 
 def is_norm(m: nn.Module) -> bool:

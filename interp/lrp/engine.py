@@ -53,7 +53,7 @@ from ..space import exclusive, holds, prepare
 from . import composites as C
 from . import rules as R
 from .canonizers import CANONIZERS, is_conv1d, trace
-from .functions import OWN_NODES, FunctionMode, FunctionRules
+from .functions import OWN_NODES, FunctionMode, FunctionRules, depends_on_input
 
 EMBEDDINGS = (nn.Embedding,)
 
@@ -230,7 +230,7 @@ def _build_plan(modules: dict[str, nn.Module], composite: C.Composite, applied: 
         elif isinstance(m, EMBEDDINGS):
             rows.append(PlanRow(path, kind, "input (token ids)", "embedding",
                                 "the input of token models; another embedding absorbs its share", depth))
-        elif next(m.children(), None) is not None:
+        elif next(m.children(), None) is not None or isinstance(m, (nn.ModuleList, nn.ModuleDict)):
             own = [n for n, p in m.named_parameters(recurse=False) if p is not None]
             note = f"canonized ({canonized[path]})" if path in canonized else ""
             if own and not _inside(path, rewritten) and path not in rewritten:
@@ -738,6 +738,7 @@ def _crossed_ops(output: torch.Tensor, internal: set) -> tuple[list[str], list[s
     is fine. The only leaves that require grad are the input and parameters, so a
     product's operand is a signal unless it comes from a parameter."""
     crossed, parameters = set(), set()
+    memo: dict = {}
     seen, stack = set(), [output.grad_fn]
     while stack:
         node = stack.pop()
@@ -751,21 +752,16 @@ def _crossed_ops(output: torch.Tensor, internal: set) -> tuple[list[str], list[s
         kind = _kind_of(type(node))
         if kind == "nonlinear":
             crossed.add(type(node).__name__)
+        elif kind == "product" and type(node).__name__.startswith("Div") and len(node.next_functions) >= 2 \
+                and depends_on_input(node.next_functions[1][0], memo):
+            crossed.add(type(node).__name__)  # divided by a signal: 1 / x is not linear in x
         elif kind == "product" and len(nexts) >= 2:
-            from_parameters = sum(_through_views_to_parameter(f) for f in nexts)
-            if from_parameters:
+            signals = sum(depends_on_input(f, memo) for f in nexts)
+            if signals and signals < len(nexts):  # a factor computed from parameters only (w, 1 + w, w / 4)
                 parameters.add(type(node).__name__)
-            elif len(nexts) - from_parameters >= 2:
+            elif signals >= 2:
                 crossed.add(type(node).__name__)
     return sorted(crossed), sorted(parameters)
-
-
-def _through_views_to_parameter(node) -> bool:
-    """A parameter reached through views only (``weight.t()``, ``weight[:k]``)."""
-    while node is not None and type(node).__name__ in _VIEWS | {"SliceBackward0", "SelectBackward0",
-                                                                "SplitBackward0", "SplitWithSizesBackward0"}:
-        node = node.next_functions[0][0]
-    return node is not None and _leaf_is_parameter(node)
 
 
 # ---------------------------------------------------------------------------- the run
@@ -800,35 +796,38 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     start = time.perf_counter()
     with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
         modules = module_names(model)
-        reference, pairs, one_sample = None, {}, None
+        reference, pairs, one_sample, reused = None, {}, None, False
         key = _structure(modules) + (structure.signature(),)
-        if any(isinstance(m, _REWRITTEN) or is_conv1d(m) for m in modules.values()):  # canonizers will change it
+        rewritten = any(isinstance(m, _REWRITTEN) or is_conv1d(m) for m in modules.values())
+        has_norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values())
+        if rewritten:  # canonizers will change the model: the original's output on the first sample, to check
             first = structure.probe()  # copies of the first sample
-            known = _cached(model, "pairs", key)
-            if known is None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values()):
-                traced = trace(model, modules, first)  # one pass: the pairs, the shapes, the original's output
-                pairs, one_sample = traced.pairs, traced.shapes
-                _remember(model, "pairs", key, (pairs, one_sample))
-                reference = scores_of(traced.output).detach()[:1]
+            known = _cached(model, "pairs", key) if has_norms else None
+            if known is None and has_norms:
+                pairs, one_sample, reference = _pair(model, modules, first, key)
             else:
-                pairs, one_sample = known or ({}, None)
+                (pairs, one_sample), reused = known or ({}, None), known is not None
                 with torch.no_grad():
                     reference = scores_of(first.call(model)).detach()[:1]
-        try:
-            with _canonized(model, comp, pairs, modules) as state:
-                try:
-                    run = _propagate(state, structure, target, embedding, reference, one_sample,
-                                     _functional(model, comp))
-                except _NeedsFunctions:
-                    _FUNCTIONAL.add(model)  # from now on straight under the function rules
-                    run = _propagate(state, structure, target, embedding, reference, one_sample, True)
-        except _UnseenWrite:
-            if watched(model):
-                raise  # watched, and still unseen: .data or numpy
-            watch_always(model)  # a write the source scan did not show: watch every forward, once more
-            with _canonized(model, comp, pairs, modules) as state:
-                run = _propagate(state, structure, target, embedding, reference, one_sample,
-                                 _functional(model, comp))
+        functional = _functional(model, comp)
+        while True:  # at most one retry for each reason
+            try:
+                with _canonized(model, comp, pairs, modules) as state:
+                    run = _propagate(state, structure, target, embedding, reference, one_sample, functional)
+                break
+            except _NeedsFunctions:
+                _FUNCTIONAL.add(model)  # from now on straight under the function rules
+                functional = True
+            except _UnseenWrite:
+                if watched(model):
+                    raise  # watched, and still unseen: .data or numpy
+                watch_always(model)  # a write the source scan did not show: watch every forward, once more
+            except _NotSame:
+                if not reused:
+                    raise
+                # batch-norm pairs kept from an earlier call, and the forward now routes otherwise: found again
+                pairs, one_sample, reference = _pair(model, modules, structure.probe(), key)
+                reused = False
     relevance, t, score, space_embedding, the_plan, flow = run
     return LRPResult(relevance=relevance, target=t, score=score, composite=comp.name, plan=the_plan,
                      embedding=space_embedding, seconds=time.perf_counter() - start, options=dict(params),
@@ -836,6 +835,18 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
 
 
 _REWRITTEN = (nn.RNNBase, nn.MultiheadAttention, nn.modules.batchnorm._BatchNorm)
+
+
+def _pair(model: nn.Module, modules: dict[str, nn.Module], first: Inputs, key: tuple):
+    """One traced pass on copies of the first sample: the batch-norm pairs, the shapes of
+    every call, and the original's output (kept: the pairs and shapes, for later calls)."""
+    traced = trace(model, modules, first)
+    _remember(model, "pairs", key, (traced.pairs, traced.shapes))
+    return traced.pairs, traced.shapes, scores_of(traced.output).detach()[:1]
+
+
+class _NotSame(InterpError):
+    """The canonized model computes something else than the original."""
 
 
 def _refuse_unsupported(the_plan: Plan) -> None:
@@ -882,8 +893,13 @@ def _structure(modules: dict[str, nn.Module]) -> tuple:
                  for path, m in modules.items())
 
 
-def _composite_key(composite: C.Composite) -> tuple:
-    return (repr(composite), composite.first_types, id(composite) if not isinstance(composite.rules, dict) else 0)
+def _composite_key(composite: C.Composite) -> tuple | None:
+    """What a plan depends on in the composite; None (nothing reused) where it holds rules of
+    other types than interp's, whose printed form may not say everything about them."""
+    rules = [*composite.rules.values(), composite.first]
+    if any(r is not None and type(r).__module__ != R.__name__ for r in rules):
+        return None
+    return (repr(composite), composite.first_types, composite.functions)
 
 
 def _cached(model: nn.Module, kind: str, key: tuple):
@@ -906,13 +922,15 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     model, composite, modules = state.model, state.composite, state.modules
     # the draft plan gives the first-layer rule only to layers nothing else covers; which
     # layers read the input is seen per call below
-    key = _structure(modules) + (_composite_key(composite), tuple(state.pairs.items()))
-    drafted = _cached(model, "draft", key)
+    composite_key = _composite_key(composite)
+    key = _structure(modules) + (composite_key, tuple(state.pairs.items())) if composite_key is not None else None
+    drafted = _cached(model, "draft", key) if key is not None else None
     if drafted is None:
         uncovered = [p for p, m in modules.items()
                      if isinstance(m, C.WEIGHTED) and composite.rule_for(p, m, False) is None]
         drafted = state.plan(readers=uncovered)
-        _remember(model, "draft", key, drafted)
+        if key is not None:
+            _remember(model, "draft", key, drafted)
     draft, chosen = drafted
     _refuse_unsupported(draft)
     # layers that may read the input get the first-layer rule if they do (decided per call)
@@ -1155,7 +1173,7 @@ def _check_same(scores: torch.Tensor, reference: torch.Tensor, the_plan: Plan) -
     tol = 1e-5 * max(1.0, float(reference.abs().max()))
     if not diff <= tol:
         names = ", ".join(n for n, _ in the_plan.canonizers) or "none"
-        raise InterpError(f"the canonized model's output differs from the original's by {diff:.3g} on this input "
+        raise _NotSame(f"the canonized model's output differs from the original's by {diff:.3g} on this input "
                           f"(more than {tol:.1g}; canonizers: {names}): the model does something the canonizers "
                           "do not reproduce, so LRP would explain another function")
 

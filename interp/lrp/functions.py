@@ -88,7 +88,7 @@ class _Divide(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, n):
         ctx.n = n
-        return x.view_as(x)
+        return x.clone()  # a tensor of its own: the forward may write into it in place (scores += bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -124,9 +124,37 @@ _VIEW_NODES = ("View", "UnsafeView", "Reshape", "Transpose", "Permute", "T", "Al
                "Slice", "Select", "Expand", "Split", "ToCopy", "Clone")
 
 
-def _signal(t) -> bool:
-    """A tensor relevance flows through: on the graph, and not a parameter (or a view of one)."""
-    return isinstance(t, Tensor) and t.requires_grad and _through_views(t) is None
+def depends_on_input(node, memo: dict) -> bool:
+    """Whether the autograd node ``node`` reaches a leaf that is not a parameter (the analysed
+    input): a tensor computed from parameters only (``1 + w``, ``w / 4``) is a constant of
+    the model, not a signal. ``memo`` keeps the answer per node for one run."""
+    if node is None:
+        return False
+    stack = [(node, False)]
+    while stack:  # iterative post-order: graphs are deep
+        n, expanded = stack.pop()
+        if n in memo:
+            continue
+        if type(n).__name__ == "AccumulateGrad":
+            memo[n] = not isinstance(n.variable, nn.Parameter)
+            continue
+        nexts = [f for f, _ in n.next_functions if f is not None]
+        if expanded:
+            memo[n] = any(memo.get(f, False) for f in nexts)
+        else:
+            stack.append((n, True))
+            stack.extend((f, False) for f in nexts if f not in memo)
+    return memo[node]
+
+
+def _signal(t, memo: dict | None = None) -> bool:
+    """A tensor relevance flows through: on the graph and computed from the input (not from
+    parameters only)."""
+    if not (isinstance(t, Tensor) and t.requires_grad) or isinstance(t, nn.Parameter):
+        return False
+    if t.grad_fn is None:
+        return True  # a leaf that is not a parameter: the input itself
+    return depends_on_input(t.grad_fn, {} if memo is None else memo)
 
 
 def _functions(*names: str) -> set:
@@ -155,7 +183,8 @@ KINDS.update({f: "activation" for f in _functions(*(f"{o}.{a}" for o in ("F", "t
                                                   for a in _ACTIVATIONS))})
 KINDS.update({f: "layer_norm" for f in _functions("F.layer_norm", "torch.layer_norm")})
 KINDS.update({f: "rms_norm" for f in _functions("F.rms_norm", "torch.rms_norm")})
-KINDS.update({f: "rsqrt" for f in _functions("torch.rsqrt", "Tensor.rsqrt")})
+KINDS.update({f: "scale" for f in _functions("torch.rsqrt", "Tensor.rsqrt", "torch.sqrt", "Tensor.sqrt", "torch.std",
+                                             "Tensor.std", "torch.var", "Tensor.var")})
 KINDS.update({f: "div" for f in _functions("torch.div", "Tensor.div", "Tensor.__truediv__", "torch.true_divide",
                                            "Tensor.true_divide")})
 KINDS.update({f: "sdpa" for f in _functions("F.scaled_dot_product_attention")})
@@ -193,6 +222,11 @@ class FunctionMode(TorchFunctionMode):
         self._gates: dict[int, Tensor] = {}  # outputs of activation functions (kept alive: ids stay theirs)
         self._constants: dict[int, tuple[str, Tensor]] = {}  # constants shared by the batch, by id: (name, tensor)
         self._pending: list[Tensor] = []  # the attention inputs to tap, between attention_inputs and the call
+        self._memo: dict = {}  # autograd node -> whether it depends on the input (for this run)
+        self._scales: dict[int, Tensor] = {}  # 1/std, std of a signal: held constant where they scale one
+
+    def _sig(self, t) -> bool:
+        return _signal(t, self._memo)
 
     def constant(self, name: str, t: Tensor) -> None:
         """``t`` is a constant the batch shares (a position embedding of shape (1, T, D)): where
@@ -234,7 +268,7 @@ class FunctionMode(TorchFunctionMode):
 
     def _softmax(self, func, args, kwargs):
         x = args[0]
-        if not _signal(x):
+        if not self._sig(x):
             return func(*args, **kwargs)
         self._count("softmax")
         return self.softmax(lambda t: func(t, *args[1:], **kwargs), x)
@@ -250,8 +284,14 @@ class FunctionMode(TorchFunctionMode):
         return out
 
     def _product(self, func, args, kwargs, operands: list, elementwise: bool):
-        signals = [i for i, t in enumerate(operands) if _signal(t)]
+        signals = [i for i, t in enumerate(operands) if self._sig(t)]
         if len(signals) < 2:
+            return func(*args, **kwargs)
+        scales = [i for i in signals if self._scales.get(id(operands[i])) is operands[i]]
+        if elementwise and scales and len(scales) < len(signals):  # normalisation: its scale held constant
+            self._count("scale")
+            held = {id(operands[i]) for i in scales}
+            args = tuple(a.detach() if isinstance(a, Tensor) and id(a) in held else a for a in args)
             return func(*args, **kwargs)
         if elementwise and self._gates:
             gates = [i for i in signals if id(operands[i]) in self._gates]
@@ -288,7 +328,7 @@ class FunctionMode(TorchFunctionMode):
 
     def _activation(self, func, args, kwargs):
         x = args[0]
-        if not _signal(x):
+        if not self._sig(x):
             return func(*args, **kwargs)
         self._count("activation")
         out = pass_through(x, func(*args, **kwargs))
@@ -297,7 +337,7 @@ class FunctionMode(TorchFunctionMode):
 
     def _layer_norm(self, func, args, kwargs):
         x = args[0]
-        if not _signal(x):
+        if not self._sig(x):
             return func(*args, **kwargs)
         self._count("normalization")
         shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
@@ -313,20 +353,23 @@ class FunctionMode(TorchFunctionMode):
 
     def _rms_norm(self, func, args, kwargs):
         x = args[0]
-        if not _signal(x):
+        if not self._sig(x):
             return func(*args, **kwargs)
         self._count("normalization")
         return pass_through(x, func(*args, **kwargs))
 
-    def _rsqrt(self, func, args, kwargs):
+    def _scale(self, func, args, kwargs):
+        """``rsqrt``, ``sqrt``, ``std``, ``var`` of a signal: a scale, held constant where it
+        multiplies or divides a signal (normalisation written out); used otherwise, it is
+        what it is, and the engine's audit refuses it."""
         out = func(*args, **kwargs)
-        if _signal(args[0]):
-            self._count("scale")
-            return out.detach()
+        if isinstance(out, Tensor) and self._sig(args[0]):
+            self._scales[id(out)] = out
         return out
 
     def _div(self, func, args, kwargs):
-        if len(args) >= 2 and _signal(args[0]) and _signal(args[1]):
+        if len(args) >= 2 and self._sig(args[0]) and self._sig(args[1]) \
+                and self._scales.get(id(args[1])) is args[1]:
             self._count("scale")
             return func(args[0], args[1].detach(), *args[2:], **kwargs)
         return func(*args, **kwargs)
@@ -335,7 +378,7 @@ class FunctionMode(TorchFunctionMode):
         names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
         given = dict(zip(names, args), **kwargs)
         q, k, v = given["query"], given["key"], given["value"]
-        if not any(_signal(t) for t in (q, k, v)):
+        if not any(self._sig(t) for t in (q, k, v)):
             return func(*args, **kwargs)
         if given.get("dropout_p", 0.0):
             raise InterpError(f"scaled_dot_product_attention runs with dropout_p={given['dropout_p']}: attention "
@@ -357,26 +400,34 @@ class FunctionMode(TorchFunctionMode):
         the softmax's rule, so values get 1/2 of the gradient and queries and keys 1/4
         (AttnLRP), or, with the weights held constant, values all of it and queries and keys
         none (CP-LRP). Tapped as one layer, whose ``absorbed`` is the softmax's."""
+        signal = {name: self._sig(t) for name, t in (("query", q), ("key", k), ("value", v))}
         if self.rules.softmax == "constant":
-            parts = {"query": q.detach(), "key": k.detach(), "value": v[...] if _signal(v) else v}
-            given = [parts["value"]]
+            parts = {"query": q.detach(), "key": k.detach(), "value": v[...] if signal["value"] else v}
+            shares = {"value": 1}
         else:
-            parts = {name: t[...] if _signal(t) else t for name, t in (("query", q), ("key", k), ("value", v))}
-            given = [parts["query"], parts["key"], parts["value"]]
+            parts = {name: t[...] if signal[name] else t for name, t in (("query", q), ("key", k), ("value", v))}
+            # the uniform rule counts the signals of each product: q k^T, then weights v
+            n_qk = signal["query"] + signal["key"]
+            n_av = (n_qk > 0) + signal["value"]
+            shares = {"query": n_av * n_qk, "key": n_av * n_qk, "value": n_av}
+        taps = [parts[name] for name in ("query", "key", "value") if signal[name] and name in shares]
         if self.tap is not None:
-            self._pending = [t for t in given if _signal(t)]
-        divided = {name: uniform(t, n) if _signal(t) and self.rules.softmax != "constant" else t
-                   for (name, t), n in zip(parts.items(), (4, 4, 2))}
-        return divided
+            self._pending = taps
+        return {name: uniform(t, shares[name]) if signal[name] and name in shares else t
+                for name, t in parts.items()}
 
     # -- constants added outside modules (a position embedding, a class token): they absorb relevance
 
     def _add(self, func, args, kwargs):
         out = func(*args, **kwargs)
+        if len(args) >= 1 and isinstance(out, Tensor) and any(
+                isinstance(a, Tensor) and self._scales.get(id(a)) is a for a in args[:2]) \
+                and not any(self._sig(a) and self._scales.get(id(a)) is not a for a in args[:2]):
+            self._scales[id(out)] = out  # std + eps: still a scale
         if self.tap is not None and len(args) >= 2 and isinstance(out, Tensor) and out.requires_grad:
             a, b = args[:2]
             for t, other in ((a, b), (b, a)):
-                if not (isinstance(t, Tensor) and t.requires_grad and _signal(other)):
+                if not (isinstance(t, Tensor) and t.requires_grad and self._sig(other)):
                     continue
                 if id(t) in self._constants and self._constants[id(t)][1] is t:
                     self.tap(self._constants[id(t)][0], None, out, t.expand_as(out))

@@ -521,6 +521,10 @@ class Pass(Rule):
     def apply(self, layer, x, z):
         if isinstance(layer.module, GRADIENT_IS_PASS):
             return None
+        if z.shape != x.shape:
+            raise InterpError(f"{type(layer.module).__name__} changes the shape {tuple(x.shape)} to {tuple(z.shape)}, "
+                              "so it is not an element-wise activation, and the pass-through rule does not apply; "
+                              f"give it a rule (with_rules({{{type(layer.module).__name__}: ...}}))")
         return pass_through(x, z)
 
 
@@ -557,9 +561,9 @@ class FrozenScale(Rule):
 
     def apply(self, layer, x, z):
         m = layer.module
-        if isinstance(m, nn.LayerNorm):
+        if type(m) is nn.LayerNorm:  # a subclass may normalise other axes (channels first): checked below
             return frozen_layer_norm(x, z, len(m.normalized_shape), m.weight, m.eps)
-        if hasattr(nn, "RMSNorm") and isinstance(m, nn.RMSNorm):
+        if hasattr(nn, "RMSNorm") and type(m) is nn.RMSNorm:
             eps = m.eps if m.eps is not None else torch.finfo(x.dtype).eps
             y = x * (x.detach().pow(2).mean(tuple(range(-len(m.normalized_shape), 0)), keepdim=True) + eps).rsqrt()
             return with_gradient_of(z, y * m.weight.detach() if m.weight is not None else y)
@@ -621,20 +625,25 @@ def _duck_norm(m: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
     weight = weight if isinstance(weight, torch.Tensor) else None
     bias = bias if isinstance(bias, torch.Tensor) else None
-    dims = weight.ndim if weight is not None else 1
+    shape = getattr(m, "normalized_shape", None)
+    dims = len(shape) if isinstance(shape, (tuple, list)) else weight.ndim if weight is not None else 1
     zd = z.detach()
     tol = 1e-4 * max(1.0, float(zd.abs().max())) if zd.numel() else 0.0
 
-    def same(y):
+    def same(make):
+        try:  # a norm over other axes than the last (channels first) does not even broadcast
+            y = make()
+        except RuntimeError:
+            return False
         return y.shape == zd.shape and float((y.detach().float() - zd.float()).abs().max()) <= tol
 
     if z.shape == x.shape and bias is None:
         axes = tuple(range(-dims, 0))
         rms = x.detach() * (x.detach().float().pow(2).mean(axes, keepdim=True) + eps).rsqrt().to(x.dtype)
         scales = [None] if weight is None else [weight.detach(), 1 + weight.detach()]
-        if any(same(rms if w is None else rms * w) for w in scales):
+        if any(same(lambda w=w: rms if w is None else rms * w) for w in scales):
             return pass_through(x, z)  # an element-wise scaling: relevance passes through
-    if same(_layer_norm(x, dims, weight, bias, eps)):
+    if z.shape == x.shape and same(lambda: _layer_norm(x, dims, weight, bias, eps)):
         return frozen_layer_norm(x, z, dims, weight, eps)
     raise InterpError(f"{type(m).__name__} is taken for a normalisation layer by its name, but computes neither a "
                       "layer norm nor an RMS norm of its input on this call; give it a rule in the composite "

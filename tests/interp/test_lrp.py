@@ -975,3 +975,160 @@ def test_token_ids_are_found_through_padding_by_value():
     expected = (model.fc.weight @ pads).detach()[r.target]
     torch.testing.assert_close(r.outside_layers, expected, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(r.relevance, interp.attribute(model, x, r.target, method="input_x_gradient"))
+
+
+# ---------------------------------------------------------------------------- functions in a forward: edges
+
+class _Functional(nn.Module):
+    """A small model whose middle step is ``step(h)``, computed as functions in the forward."""
+
+    def __init__(self, step, width: int = 6):
+        super().__init__()
+        self.a, self.b, self.step = nn.Linear(4, width), nn.Linear(width, 3), step
+        self.w = nn.Parameter(torch.randn(width))
+
+    def forward(self, x):
+        return self.b(self.step(self, self.a(x)))
+
+
+def _identity_gap(result) -> float:
+    absorbed = sum((layer.absorbed for layer in result.layers.values()), torch.zeros_like(result.score))
+    return float(((result.total + absorbed - result.score).abs() / result.score.abs()).max())
+
+
+@pytest.mark.parametrize("step, error", [
+    (lambda m, h: h * (1 + m.w), "multiplies by a parameter"),       # a factor computed from parameters only
+    (lambda m, h: h * (m.w / 4), "multiplies by a parameter"),
+    (lambda m, h: h + torch.rsqrt(torch.relu(h) + 1), "RsqrtBackward"),   # a scale used as a signal
+    (lambda m, h: torch.ones_like(h) / h, "DivBackward"),                 # 1 / h: division by a signal
+])
+def test_what_no_function_rule_covers_is_refused(step, error):
+    torch.manual_seed(0)
+    for composite in ("epsilon", "attnlrp", "cp_lrp"):
+        with pytest.raises(InterpError, match=error):
+            interp.lrp(_Functional(step).eval(), torch.randn(3, 4), composite=composite)
+        assert torch._C._len_torch_function_stack() == 0
+
+
+@pytest.mark.parametrize("step", [
+    lambda m, h: h / (h.std(-1, keepdim=True) + 1e-5),                     # a norm written out
+    lambda m, h: h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6),
+    lambda m, h: torch.tanh(h) * h,                                         # a gate
+])
+def test_normalisation_and_gates_written_out_account_for_every_share(step):
+    torch.manual_seed(0)
+    for composite in ("epsilon", "attnlrp", "cp_lrp", "lrp0"):
+        r = interp.lrp(_Functional(step).eval(), torch.randn(3, 4), composite=composite)
+        assert _identity_gap(r) <= 1e-4, composite
+
+
+def test_an_in_place_write_after_a_product_is_followed():
+    """T5-style ``scores = q @ k.T; scores += bias``: the product's output is a tensor of its
+    own, written in place as the forward says, not an error blamed on the model."""
+    def step(m, h):
+        scores = h[:, :, None] @ h[:, None, :]
+        scores += m.w[None, :, None].detach()
+        return scores.softmax(-1) @ h[:, :, None]
+
+    model = _Functional(lambda m, h: step(m, h)[..., 0]).eval()
+    for composite in ("epsilon", "attnlrp", "cp_lrp"):
+        r = interp.lrp(model, torch.randn(3, 4), composite=composite)
+        assert _identity_gap(r) <= 1e-4, composite
+
+
+@pytest.mark.parametrize("constant", ["key", "value"])
+def test_fused_attention_passes_relevance_as_its_parts_when_keys_or_values_are_constants(constant):
+    torch.nn.functional.scaled_dot_product_attention  # noqa: B018  (the fused kernel is what is tested)
+
+    class Attention(nn.Module):
+        def __init__(self, fused: bool):
+            super().__init__()
+            self.q, self.k, self.v, self.out = (nn.Linear(4, 4) for _ in range(4))
+            self.memory = torch.randn(1, 5, 4, generator=torch.Generator().manual_seed(3))
+            self.fused = fused
+
+        def forward(self, x):  # (batch, tokens, 4)
+            q, k, v = self.q(x), self.k(x), self.v(x)
+            if constant == "key":
+                k = self.memory.expand(len(x), -1, -1)[:, : x.shape[1]]
+            else:
+                v = self.memory.expand(len(x), -1, -1)[:, : x.shape[1]]
+            if self.fused:
+                mixed = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            else:
+                mixed = torch.softmax(q @ k.transpose(-1, -2) / 2.0, -1) @ v
+            return self.out(mixed).sum(1)
+
+    torch.manual_seed(0)
+    fused, parts = Attention(True).eval(), Attention(False).eval()
+    parts.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 5, 4)
+    for composite in ("attnlrp", "cp_lrp"):
+        torch.testing.assert_close(interp.lrp(fused, x, 0, composite=composite).relevance,
+                                   interp.lrp(parts, x, 0, composite=composite).relevance, rtol=1e-4, atol=1e-6)
+
+
+def test_rules_of_ones_own_are_never_reused_from_an_earlier_call():
+    class Eps(rules.Rule):  # no _params: its printed form says nothing of eps
+        def __init__(self, eps):
+            self.eps = eps
+
+        def apply(self, layer, x, z):
+            return rules.Epsilon(self.eps).apply(layer, x, z)
+
+    model, x = mlp(), torch.randn(4, 5)
+    small = interp.lrp(model, x, 0, composite={nn.Linear: Eps(1e-6)}).relevance
+    large = interp.lrp(model, x, 0, composite={nn.Linear: Eps(10.0)}).relevance
+    again = interp.lrp(copy.deepcopy(model), x, 0, composite={nn.Linear: Eps(10.0)}).relevance
+    torch.testing.assert_close(large, again)
+    assert not torch.allclose(small, large)
+
+
+def test_batch_norm_pairs_are_found_again_when_the_forward_routes_otherwise():
+    class Routed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.bn = nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
+            self.head, self.route = nn.Linear(3, 2), 1
+
+        def forward(self, x):
+            h = self.bn(self.c1(x) if self.route == 1 else self.c2(x))
+            return self.head(h.mean((2, 3)))
+
+    model, x = Routed().eval(), torch.randn(2, 2, 6, 6)
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-1, 1)
+        model.bn.running_var.uniform_(0.5, 2)
+    interp.lrp(model, x, 0, composite="epsilon")
+    model.route = 2  # a plain attribute: the structure is the same, the dataflow is not
+    torch.testing.assert_close(interp.lrp(model, x, 0, composite="epsilon").relevance,
+                               interp.lrp(copy.deepcopy(model), x, 0, composite="epsilon").relevance)
+
+
+def test_names_do_not_give_rules_to_modules_of_ones_own():
+    class SoftmaxActivation(nn.Module):  # named like Hugging Face's activations, but not element-wise
+        def forward(self, x):
+            return torch.softmax(x, -1)
+
+    class Conv1D(nn.Module):  # named like GPT-2's, computing x @ W.T
+        def __init__(self):
+            super().__init__()
+            self.nf, self.weight = 6, nn.Parameter(torch.randn(6, 4))
+
+        def forward(self, x):
+            return x @ self.weight.t()
+
+    class ChannelsFirstLayerNorm(nn.LayerNorm):  # ConvNeXt's: normalises axis 1
+        def forward(self, x):
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    with pytest.raises(InterpError, match="SoftmaxActivation: no rule"):
+        interp.lrp(nn.Sequential(nn.Linear(4, 4), SoftmaxActivation(), nn.Linear(4, 2)).eval(), torch.randn(2, 4))
+    with pytest.raises(InterpError, match="Conv1D: no rule"):
+        interp.lrp(nn.Sequential(Conv1D(), nn.Linear(6, 2)).eval(), torch.randn(2, 4))
+    net = nn.Sequential(nn.Conv2d(2, 4, 1), ChannelsFirstLayerNorm(4), nn.Flatten(), nn.Linear(4 * 16, 2)).eval()
+    with pytest.raises(InterpError, match="computes neither a layer norm nor an RMS norm"):
+        interp.lrp(net, torch.randn(2, 2, 4, 4))
+    with pytest.raises(InterpError, match="changes the shape"):  # pass-through given to a non-element-wise module
+        interp.lrp(nn.Sequential(nn.Linear(4, 4), nn.GLU(), nn.Linear(2, 2)).eval(), torch.randn(2, 4),
+                   composite=composites.get("epsilon").with_rules({nn.GLU: rules.Pass()}))
