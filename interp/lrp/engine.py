@@ -938,7 +938,9 @@ def _propagate(state: _Canonized, structure: Inputs, target, embedding, referenc
     if composite.first is not None:
         candidates = {p for p, m in modules.items() if isinstance(m, composite.first_types) and p in chosen
                       and composite.path_rule(p) is None}
-    tapped = [p for p, rule in chosen.items() if not isinstance(rule, R.Positions)]
+    # rotary embeddings compute constants; dropout in eval mode is the identity: neither moves relevance
+    tapped = [p for p, rule in chosen.items() if not isinstance(rule, R.Positions)
+              and not (isinstance(modules[p], _DROPOUTS) and not modules[p].training and isinstance(rule, R.Gradient))]
     layers = {p: (R.layer_of(modules[p], *state.merged.get(p, (None, None))) if isinstance(modules[p], C.WEIGHTED)
                   else R.Layer(modules[p], None, None, None)) for p in tapped}
     hooked = [p for p, rule in chosen.items() if p in candidates or not _is_gradient(rule, modules[p])]
