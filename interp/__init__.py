@@ -19,12 +19,24 @@ Figure builders live in :mod:`interp.figures`; the exceptions users can cause
 in :mod:`interp.errors`.
 """
 
-from . import generative, huggingface, layer_projection, lrp, memory, objectives, projection, results, sensitivity
+from . import (
+           evaluation,
+           generative,
+           huggingface,
+           layer_projection,
+           lrp,
+           memory,
+           objectives,
+           projection,
+           results,
+           sensitivity,
+)
 from .architecture import Architecture, summarize
 from .attribution import Attribution, attribute, explain, methods
 from .capture import Recording, capture, record
 from .collect import Collection, collect
 from .errors import InterpError
+from .evaluation import evaluate
 from .projection import project
 from .stats import LayerStats, layer_stats
 from .store import Store
@@ -35,4 +47,4 @@ __version__ = "0.1.0"
 __all__ = ["attribute", "explain", "methods", "lrp", "sensitivity", "results", "project", "projection",
            "layer_projection", "generative", "Attribution", "objectives", "capture", "record", "Recording",
            "collect", "Collection", "Store", "layer_stats", "LayerStats", "memory", "summarize", "Architecture",
-           "Subject", "InterpError", "huggingface", "__version__"]
+           "Subject", "InterpError", "huggingface", "evaluate", "evaluation", "__version__"]
