@@ -131,11 +131,15 @@ def _pair(attribution, mask, x):
 # ---------------------------------------------------------------------------- rank correlation, SSIM
 
 def _ranks(v: torch.Tensor) -> torch.Tensor:
-    return v.argsort(1).argsort(1).float()
+    """Ranks per row, ties given their average rank (scipy's ``rankdata``): a map that is 0 on
+    most of the image must not correlate with another through the order of its zeros."""
+    from scipy.stats import rankdata
+
+    return torch.from_numpy(rankdata(v.detach().cpu().double().numpy(), axis=1)).float()
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman's rank correlation per row of two (batch, n) tensors (ties broken by position)."""
+    """Spearman's rank correlation per row of two (batch, n) tensors (ties at their average rank)."""
     ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp(min=1e-12)
@@ -268,12 +272,13 @@ def _road(x: torch.Tensor, removed: torch.Tensor, generator: torch.Generator, no
 
 def perturbation_curve(model: nn.Module, x: torch.Tensor, attribution: torch.Tensor, target="predicted", *,
                        mode: str = "deletion", steps: int = 10, baseline="zero", reference: torch.Tensor | None = None,
-                       seed: int = 0, measure: str = "probability") -> Curve:
+                       seed: int = 0, measure: str = "probability", random: torch.Tensor | None = None) -> Curve:
     """The deletion (or insertion) curve of ``model`` at ``x``, removing (adding) units in order
     of ``attribution`` (shaped like ``x``; for token ids, one value per token), most relevant
     first, in ``steps`` equal fractions; with the curve of random orders beside it. One forward
     per step for the whole batch. ``measure``: ``"probability"`` (softmax of the outputs) or
-    ``"score"`` (the output itself)."""
+    ``"score"`` (the output itself). ``random``: the random orders' curve when already known
+    (it depends on the seed, the baseline and the data, not on the attribution)."""
     if mode not in ("deletion", "insertion"):
         raise UnknownNameError("curve mode", mode, ("deletion", "insertion"))
     if measure not in ("probability", "score"):
@@ -300,7 +305,8 @@ def perturbation_curve(model: nn.Module, x: torch.Tensor, attribution: torch.Ten
     label = (baseline if isinstance(baseline, str) else "given" if isinstance(baseline, torch.Tensor)
              else f"token {baseline}")
     values = _curve(model, x, base, order, t, mode, steps, baseline, g, measure)
-    rand = _curve(model, x, base, random_order, t, mode, steps, baseline, g, measure)
+    rand = random if random is not None else _curve(model, x, base, random_order, t, mode, steps, baseline, g,
+                                                    measure)
     return Curve(mode=mode, baseline=label, fractions=torch.linspace(0, 1, steps + 1), values=values, random=rand,
                  target=t, measure=measure)
 
@@ -523,8 +529,9 @@ def evaluate(model, data=None, *, methods: Sequence = ("saliency", "integrated_g
         for mode in ("deletion", "insertion"):
             if mode in metrics or (mode == "deletion" and "aopc" in metrics):
                 tell(f"{name}: {mode}")
+                known = next((c.random for (_, k), c in curves.items() if k == mode), None)  # the same for all
                 c = perturbation_curve(model, data, a, t, mode=mode, steps=steps, baseline=baseline,
-                                       reference=reference, seed=seed)
+                                       reference=reference, seed=seed, random=known)
                 curves[(name, mode)] = c
                 if mode in metrics:
                     per_sample[(name, mode)] = c.area

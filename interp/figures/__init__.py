@@ -24,6 +24,7 @@ from .attribution import (
     attribution_tokens,
     attribution_view,
 )
+from .evaluation import agreement_matrix, leaderboard, perturbation_curves, randomisation_curves
 from .generative import interpolation_path, kl_bars, traversal_grid
 from .lrp import layer_relevance_maps, lrp_plan_table, lrp_summary, relevance_flow
 from .metrics import confusion_matrix, metrics_table
@@ -41,6 +42,10 @@ from .samples import (
 from .sensitivity import explanation_robustness, ice_curves, layer_profile, noise_curves, occlusion_view
 
 __all__ = [
+    "agreement_matrix",
+    "leaderboard",
+    "perturbation_curves",
+    "randomisation_curves",
     "attribution_bars",
     "attribution_grid",
     "attribution_image",

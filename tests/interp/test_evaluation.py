@@ -181,3 +181,55 @@ def test_bad_input_is_named(call, error):
     model = nn.Sequential(nn.Linear(5, 3)).eval()
     with pytest.raises(InterpError, match=error):
         call(model, torch.randn(4, 5))
+
+
+# ---------------------------------------------------------------------------- figures
+
+def test_the_figures_show_what_the_evaluation_holds():
+    from interp import figures
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 8 * 8, 3)).eval()
+    x, masks = torch.rand(10, 1, 8, 8), _masks(10)
+    ev = interp.evaluate(model, x, methods=["saliency", "input_x_gradient"], truth=masks, steps=4,
+                         metrics=["deletion", "insertion", "mass_accuracy", "randomisation"])
+    fig = figures.perturbation_curves(ev, "deletion")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name.split(" (")[0] for t in lines] == ["saliency", "input_x_gradient", "random order"]
+    np_mean = ev.curves[("saliency", "deletion")].values.mean(0).numpy()
+    assert list(lines[0].y) == pytest.approx(list(np_mean))
+    assert len(figures.perturbation_curves(ev, "insertion", sample=3).data) == 3  # one sample: no bands
+    board = figures.leaderboard(ev)
+    deletion = board.data[0]
+    assert list(deletion.y)[::-1] == [m for m, _ in ev.leaderboard("deletion")]  # best at the top
+    heat = figures.agreement_matrix(ev)
+    assert heat.data[0].z.shape == (2, 2) and list(heat.data[0].x) == ["saliency", "input_x_gradient"]
+    rand = figures.randomisation_curves(ev)
+    assert len(rand.data) == 2 and len(rand.data[0].x) == 2  # two weighted layers, from the top
+    with pytest.raises(InterpError, match="no randomisation"):
+        figures.randomisation_curves(interp.evaluate(model, x, methods=["saliency"], steps=4))
+
+
+def test_ground_truth_metrics_equal_quantus():
+    """Quantus 0.6 (Hedström et al. 2023) on the same inputs: rank accuracy and the pointing
+    game as they are; mass accuracy on positive relevance (Arras et al. 2022 count positive
+    relevance only; Quantus sums signed values unless given positive ones)."""
+    quantus = pytest.importorskip("quantus")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 24
+    x = rng.random((n, 1, 8, 8)).astype(np.float32)
+    a = rng.normal(size=(n, 1, 8, 8)).astype(np.float32)
+    s = _masks(n, seed=2)[:, None].numpy().astype(np.float32)
+    y = np.zeros(n, dtype=int)
+
+    def theirs(metric, attribution):
+        out = metric(disable_warnings=True)(model=None, x_batch=x, y_batch=y, a_batch=attribution, s_batch=s,
+                                            device="cpu")
+        return torch.tensor(np.asarray(out, dtype=np.float64)).float()
+
+    at, st, xt = torch.tensor(a), torch.tensor(s).bool(), torch.tensor(x)
+    torch.testing.assert_close(E.mass_accuracy(at, st, xt), theirs(quantus.RelevanceMassAccuracy, a.clip(min=0)))
+    torch.testing.assert_close(E.rank_accuracy(at, st, xt), theirs(quantus.RelevanceRankAccuracy, a))
+    torch.testing.assert_close(E.pointing_game(at, st, xt), theirs(quantus.PointingGame, a))
