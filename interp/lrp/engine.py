@@ -797,9 +797,10 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
         modules = module_names(model)
         reference, pairs, one_sample, reused = None, {}, None, False
-        key = _structure(modules) + (structure.signature(),)
         rewritten = any(isinstance(m, _REWRITTEN) or is_conv1d(m) for m in modules.values())
         has_norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules.values())
+        # the batch-norm pairs' key: only where there are batch-norms to pair (a walk over every tensor)
+        key = _structure(modules) + (structure.signature(),) if rewritten and has_norms else None
         if rewritten:  # canonizers will change the model: the original's output on the first sample, to check
             first = structure.probe()  # copies of the first sample
             known = _cached(model, "pairs", key) if has_norms else None
