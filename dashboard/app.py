@@ -16,7 +16,7 @@ from dash import Dash
 from interp.errors import UnknownNameError
 
 from .catalog import Catalog, Lazy
-from .views import activations, latent, lrp, overview, saliency, samples, sensitivity, shell
+from .views import activations, evaluation, latent, lrp, overview, saliency, samples, sensitivity, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
@@ -39,10 +39,11 @@ def create_app(subjects, selected: str | None = None) -> Dash:
         ("saliency", "Saliency", saliency.layout()),
         ("lrp", "LRP", lrp.layout()),
         ("sensitivity", "Sensitivity", sensitivity.layout()),
+        ("evaluation", "Evaluation", evaluation.layout()),
         ("latent", "Latent space", latent.layout()),
     ]
     app.layout = shell.layout(catalog, selected or names[0], tabs)
-    for view in (overview, samples, activations, saliency, lrp, sensitivity, latent):
+    for view in (overview, samples, activations, saliency, lrp, sensitivity, evaluation, latent):
         view.register(app, catalog)
     return app
 

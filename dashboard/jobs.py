@@ -57,6 +57,22 @@ class Job:
         return self.done / self.total if self.total else 0.0
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a view shows of a background job: the ``result`` once there is one (else None),
+    the progress bar's style and the text under it, whether the view stops polling."""
+
+    result: object
+    bar: dict
+    text: str
+    stop: bool
+    failed: bool = False
+
+
+def _done(result, label: str) -> Shown:
+    return Shown(result, {"width": "100%"}, f"{label}: done, kept on disk for next time", True)
+
+
 class Jobs:
     """Jobs by key, run on one worker thread (dataset-wide work would only contend for
     the same CPU cores; each job's library call holds interp's analysis lock anyway)."""
@@ -90,6 +106,19 @@ class Jobs:
         job = self.get(key) if polled else None
         return job if job is not None else self.submit(key, label, compute)
 
+    def shown(self, key: str, label: str, compute, polled: bool, cached=None) -> Shown:
+        """What a view polling the job ``key`` shows: ``cached`` (a result already on disk) or
+        the job's result once done, else its progress, or its failure."""
+        if cached is not None:
+            return _done(cached, label)
+        job = self.for_view(key, label, compute, polled)
+        if job.state == "failed":
+            return Shown(None, {"width": "0%"}, f"{label}: failed: {job.error}", True, failed=True)
+        if job.state == "running":
+            done = f"{job.done} of {job.total} steps" if job.total else "waiting for the worker"
+            return Shown(None, {"width": f"{100 * job.fraction:.0f}%"}, f"{label}: {done}", False)
+        return _done(job.result, label)
+
     def _run(self, job: Job, compute) -> None:
         try:
             job.result = compute(job.progress)
@@ -107,4 +136,4 @@ class Jobs:
 
 JOBS = Jobs()
 
-__all__ = ["Job", "Jobs", "JOBS"]
+__all__ = ["Job", "Jobs", "JOBS", "Shown"]

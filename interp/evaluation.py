@@ -16,8 +16,12 @@ whole set, never one per sample):
   ``blur``, ``noise``, ``road`` (ROAD's noisy linear imputation, Rong et al. 2022: each
   removed pixel the mean of its kept neighbours, plus a little noise, which keeps the
   perturbed image closer to the data than a constant does: Hooker et al. 2019's
-  out-of-distribution effect), a tensor, or for token ids a token id. Every curve comes with
-  the curve of random orders under the same seed.
+  out-of-distribution effect), a tensor, or for token ids a token id or ``mask`` (their
+  attention_mask set to 0, the ids kept: the model reads a shorter text, not pad tokens in
+  places it never saw them). Every curve comes with the curve of random orders under the
+  same seed. Models of several inputs (a tuple, or a dict as Hugging Face models take) are
+  read through the units of every explained input side by side, ranked together, each input
+  perturbed in its own way and the unexplained ones (masks) passed as they are.
 - **cascading randomisation** (Adebayo et al. 2018): the layers re-initialised one by one
   from the top, on copies; per layer, the rank correlation (Spearman, of absolute values) or
   SSIM between the original and the randomised explanation. An explanation that does not
@@ -38,6 +42,7 @@ left alone), and the formulas are the papers' (the tests write them out).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,8 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import results
-from ._checks import check_batch, resolve_target, scores_of
+from ._checks import check_batch, refuse_batch_statistics, resolve_target, scores_of
 from .errors import InputError, UnknownNameError
+from .inputs import Inputs, as_inputs, per_input
 
 ROWS_PER_EVAL = 1024  # perturbed samples per forward
 BASELINES = ("zero", "mean", "blur", "noise", "road")
@@ -70,11 +76,71 @@ def units(values: torch.Tensor, image: bool) -> torch.Tensor:
     are read per pixel (summed over channels), everything else per element."""
     if image:
         return values.sum(1).flatten(1)
-    return values.flatten(1)
+    return values.reshape(len(values), -1)
 
 
 def _is_image(x: torch.Tensor) -> bool:
     return x.is_floating_point() and x.ndim == 4
+
+
+def _unit_count(x: torch.Tensor) -> int:
+    """Units per sample of an input: its pixels for an image, its elements otherwise."""
+    return math.prod(x.shape[2:] if _is_image(x) else x.shape[1:])
+
+
+def _like_inputs(values, inputs: Inputs, what: str) -> list:
+    """``values`` given in the structure of ``inputs`` (a tensor for one input; for several a
+    tuple, or a dict by name, None or left out where an input is not explained) as one entry
+    per input, or an InputError naming what was given and what was expected."""
+    if inputs.single:
+        given = [values] if isinstance(values, torch.Tensor) else None
+        expected = "a tensor"
+    elif inputs.keys is not None:
+        fits = isinstance(values, dict) and set(values) <= set(inputs.keys)
+        given = [values.get(k) for k in inputs.keys] if fits else None
+        expected = f"a dict by input name ({', '.join(inputs.keys)}), a tensor or None each"
+    else:
+        fits = isinstance(values, (tuple, list)) and len(values) == len(inputs.tensors)
+        given = list(values) if fits else None
+        expected = f"a tuple of {len(inputs.tensors)}, a tensor or None per input"
+    if given is None or not all(v is None or isinstance(v, torch.Tensor) for v in given):
+        got = (f"a dict with keys {', '.join(map(str, values))}" if isinstance(values, dict) else
+               f"a {type(values).__name__} of {len(values)}" if isinstance(values, (tuple, list)) else
+               type(values).__name__)
+        raise InputError(f"{what} must come like the inputs ({inputs.describe()}): {expected}; got {got}")
+    return given
+
+
+def _explained(attribution, inputs: Inputs, what: str = "the attribution") -> list:
+    """The attribution per input (None where an input is not explained), in the structure of
+    ``inputs`` and explaining at least one of them."""
+    parts = _like_inputs(attribution, inputs, what)
+    if all(a is None for a in parts):
+        raise InputError(f"{what} explains none of the inputs ({', '.join(inputs.names)}: all None); expected "
+                         "a tensor for at least one")
+    return parts
+
+
+def _check_units(parts: list, inputs: Inputs) -> None:
+    """InputError unless every explained part has a row and as many units as its input per sample."""
+    for name, a, x in zip(inputs.names, parts, inputs.tensors):
+        if a is None:
+            continue
+        where = "the input" if inputs.single else name
+        if a.ndim == 0 or a.shape[0] != x.shape[0]:
+            raise InputError(f"the attribution must be a tensor with one row per sample of {where} "
+                             f"{tuple(x.shape)}; got {tuple(a.shape)}")
+        n = units(a[:1].float(), _is_image(x) and a.ndim == 4).shape[1]
+        if n != _unit_count(x):
+            raise InputError(f"an attribution shaped {tuple(a.shape)} gives {n} units; {where} {tuple(x.shape)} "
+                             f"has {_unit_count(x)}")
+
+
+def _joined(parts: Sequence, images: Sequence[bool]) -> torch.Tensor:
+    """Per sample, the units of every explained part (None: not explained) side by side,
+    (batch, units); ``images``: per part, whether its input is an image (read per pixel)."""
+    return torch.cat([units(a.detach().float(), image and a.ndim == 4)
+                      for a, image in zip(parts, images) if a is not None], 1)
 
 
 def _unit_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -86,14 +152,15 @@ def _unit_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return m.any(1).flatten(1)
     if _is_image(x) and m.shape == (x.shape[0],) + tuple(x.shape[2:]):
         return m.flatten(1)
-    per_sample = units(torch.zeros(1, *x.shape[1:]), _is_image(x)).shape[1]
-    if m.shape[0] == x.shape[0] and m[0].numel() == per_sample:
-        return m.flatten(1)
+    if m.shape[0] == x.shape[0] and m[0].numel() == _unit_count(x):
+        return m.reshape(len(m), -1)
     raise InputError(f"ground-truth masks shaped {tuple(mask.shape)} do not fit the input {tuple(x.shape)}; expected "
                      "one mask per sample, shaped like the input or like one channel of it")
 
 
 # ---------------------------------------------------------------------------- ground truth
+# ``x``: the inputs the attribution explains (for several, the attribution and the masks come
+# in their structure, and the units of every explained input are read together).
 
 def mass_accuracy(attribution: torch.Tensor, mask: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
     """Relevance mass accuracy per sample (Arras et al. 2022): Σ of positive relevance inside the
@@ -123,9 +190,16 @@ def pointing_game(attribution: torch.Tensor, mask: torch.Tensor, x: torch.Tensor
 
 
 def _pair(attribution, mask, x):
-    x = attribution if x is None else x
-    image = _is_image(x) and attribution.ndim == 4
-    return units(attribution.float(), image), _unit_mask(mask, x if image else attribution)
+    """(relevance, region) per sample and unit, over every explained input."""
+    if x is None and not isinstance(attribution, torch.Tensor):
+        raise InputError("the attribution of several inputs is read by the inputs: give them as x")
+    inputs = as_inputs(attribution if x is None else x)
+    parts, masks = _explained(attribution, inputs), _like_inputs(mask, inputs, "the ground truth")
+    _check_units(parts, inputs)
+    images = [_is_image(v) for v in inputs.tensors]
+    region = [_unit_mask(m, v if image and a.ndim == 4 else a)
+              for a, m, v, image in zip(parts, masks, inputs.tensors, images) if a is not None]
+    return _joined(parts, images), torch.cat(region, 1)
 
 
 # ---------------------------------------------------------------------------- rank correlation, SSIM
@@ -215,28 +289,30 @@ def _baseline(x: torch.Tensor, baseline, reference: torch.Tensor | None, generat
             return torch.full_like(x, baseline)
         if baseline == "zero":
             return torch.zeros_like(x)
-        raise InputError(f"token ids are removed by a token id (an int, e.g. the pad token); got {baseline!r}")
+        raise InputError(f"token ids are removed by a token id (an int, e.g. the pad token) or by 'mask' (their "
+                         f"attention_mask set to 0); got {baseline!r}")
     if baseline == "zero":
         return torch.zeros_like(x)
-    data = reference if reference is not None else x
+    data = (reference if reference is not None else x).to(x.device)
     if baseline == "mean":
         return data.float().mean(0).to(x.dtype).expand_as(x)
     if baseline == "noise":
         mean, std = data.float().mean(0), data.float().std(0) if len(data) > 1 else data.float().std()
-        return (mean + std * torch.randn(x.shape, generator=generator)).to(x.dtype)
+        return (mean + std * torch.randn(x.shape, generator=generator).to(x.device)).to(x.dtype)
     if baseline == "blur":
         if x.ndim != 4:
             raise InputError(f"the blur baseline is for images (batch, C, H, W); the input is {tuple(x.shape)}")
         return _blur(x)
     if baseline == "road":
         return x  # imputed per step, from the units kept (see _road)
-    raise UnknownNameError("baseline", baseline, BASELINES, hint="or a tensor shaped like the input")
+    raise UnknownNameError("baseline", baseline, BASELINES + ("mask",),
+                           hint="or a tensor shaped like the input ('mask': for token ids beside an attention_mask)")
 
 
 def _blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     sigma = sigma or max(x.shape[-1], x.shape[-2]) / 8
     radius = max(1, int(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-t ** 2 / (2 * sigma ** 2))
     k = k / k.sum()
     c = x.shape[1]
@@ -255,7 +331,7 @@ def _road(x: torch.Tensor, removed: torch.Tensor, generator: torch.Generator, no
     kept = (~removed)[:, None].to(x.dtype)
     filled, weight = x * kept, kept
     c = x.shape[1]
-    ring = torch.ones(1, 1, 3, 3, dtype=x.dtype)
+    ring = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
     ring[0, 0, 1, 1] = 0
     for _ in range(max(x.shape[-2:])):
         if bool((weight > 0).all()):
@@ -266,54 +342,110 @@ def _road(x: torch.Tensor, removed: torch.Tensor, generator: torch.Generator, no
         filled = torch.where(newly, total / count.clamp(min=1e-12), filled)
         weight = torch.where(newly, torch.ones_like(weight), weight)
     spread = float(x.float().std()) or 1.0
-    noisy = filled + noise * spread * torch.randn(x.shape, generator=generator).to(x.dtype)
+    noisy = filled + noise * spread * torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
     return torch.where(kept > 0, x, noisy)
 
 
-def perturbation_curve(model: nn.Module, x: torch.Tensor, attribution: torch.Tensor, target="predicted", *,
-                       mode: str = "deletion", steps: int = 10, baseline="zero", reference: torch.Tensor | None = None,
+@dataclass(frozen=True)
+class _Removal:
+    """How one explained input (``index`` in the inputs, ``units`` per sample, ``image``: read
+    per pixel) loses units: they take ``filler``'s values, or ROAD's imputed per step
+    (``road``), or keep theirs while the attention mask (at index ``mask``) is set to 0 there."""
+
+    index: int
+    units: int
+    image: bool
+    filler: torch.Tensor | None = None
+    road: bool = False
+    mask: int | None = None
+
+
+def _removals(inputs: Inputs, attributions: list, baseline, reference, g: torch.Generator) -> list[_Removal]:
+    """A :class:`_Removal` per explained input, in order (``baseline`` and ``reference`` given
+    once, or per input)."""
+    out = []
+    given = zip(inputs.names, inputs.tensors, attributions, per_input(baseline, inputs, "baseline"),
+                per_input(reference, inputs, "reference"))
+    for i, (name, x, a, b, ref) in enumerate(given):
+        if a is None:
+            continue
+        if isinstance(b, str) and b == "mask":
+            out.append(_Removal(i, _unit_count(x), _is_image(x), mask=_attention_mask(inputs, name, x)))
+        else:
+            out.append(_Removal(i, _unit_count(x), _is_image(x), _baseline(x, b, ref, g),
+                                road=isinstance(b, str) and b == "road"))
+    return out
+
+
+def _attention_mask(inputs: Inputs, name: str, x: torch.Tensor) -> int:
+    """The index of the attention mask the ``"mask"`` baseline sets to 0 where ``name`` loses units."""
+    if "attention_mask" not in (inputs.keys or ()):
+        raise InputError(f"the 'mask' baseline removes tokens by setting their attention_mask to 0, and the model "
+                         f"is given {inputs.describe()}, with no attention_mask; expected a dict of inputs with "
+                         "'attention_mask' beside the token ids ({'input_ids': ids, 'attention_mask': mask}), or "
+                         "another baseline (for token ids, a token id such as the pad token)")
+    i = inputs.keys.index("attention_mask")
+    per_unit = (len(x), *x.shape[2:]) if _is_image(x) else tuple(x.shape)
+    if tuple(inputs.tensors[i].shape) != per_unit:
+        raise InputError(f"the 'mask' baseline sets attention_mask to 0 where {name} loses units, so it needs one "
+                         f"entry per unit of {name} {tuple(x.shape)}: shaped {per_unit}; it is "
+                         f"{tuple(inputs.tensors[i].shape)}")
+    return i
+
+
+def _label(baseline) -> str:
+    """The baseline in words (per input where given per input)."""
+    if isinstance(baseline, dict):
+        return ", ".join(f"{k}: {_label(v)}" for k, v in baseline.items())
+    if isinstance(baseline, (tuple, list)):
+        return ", ".join(map(_label, baseline))
+    if isinstance(baseline, str):
+        return baseline
+    return "given" if isinstance(baseline, torch.Tensor) else f"token {baseline}"
+
+
+def perturbation_curve(model: nn.Module, x, attribution, target="predicted", *,
+                       mode: str = "deletion", steps: int = 10, baseline="zero", reference=None,
                        seed: int = 0, measure: str = "probability", random: torch.Tensor | None = None) -> Curve:
     """The deletion (or insertion) curve of ``model`` at ``x``, removing (adding) units in order
     of ``attribution`` (shaped like ``x``; for token ids, one value per token), most relevant
     first, in ``steps`` equal fractions; with the curve of random orders beside it. One forward
     per step for the whole batch. ``measure``: ``"probability"`` (softmax of the outputs) or
     ``"score"`` (the output itself). ``random``: the random orders' curve when already known
-    (it depends on the seed, the baseline and the data, not on the attribution)."""
+    (it depends on the seed, the baseline and the data, not on the attribution).
+
+    ``x`` may be several inputs, a tuple or a dict (see :mod:`interp.inputs`); ``attribution``
+    then comes in the same structure, None (or left out of a dict) for inputs not explained,
+    and the units of the explained ones are ranked together; ``baseline`` and ``reference``
+    may be given per input (a dict by name, or one per input)."""
     if mode not in ("deletion", "insertion"):
         raise UnknownNameError("curve mode", mode, ("deletion", "insertion"))
     if measure not in ("probability", "score"):
         raise UnknownNameError("measure", measure, ("probability", "score"))
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise InputError(f"steps={steps!r}: a curve needs at least 2 steps")
-    check_batch(model, x, "the perturbation curve")
-    if not isinstance(attribution, torch.Tensor) or attribution.shape[0] != x.shape[0]:
-        raise InputError(f"the attribution must be a tensor with one row per sample of the input {tuple(x.shape)}")
-    image = _is_image(x)
-    r = units(attribution.detach().float(), image and attribution.ndim == 4)
-    n = r.shape[1]
-    expected = units(torch.zeros(1, *x.shape[1:]), image).shape[1]
-    if n != expected:
-        raise InputError(f"an attribution shaped {tuple(attribution.shape)} gives {n} units; the input "
-                         f"{tuple(x.shape)} has {expected}")
+    inputs = check_batch(model, x, "the perturbation curve")
+    refuse_batch_statistics(model, "perturbation curve", random=True)
+    attributions = _explained(attribution, inputs)
+    _check_units(attributions, inputs)
+    # orders on the CPU (seeded there, whatever the device); each step's mask moves to its input
+    r = _joined(attributions, [_is_image(v) for v in inputs.tensors]).cpu()
     g = torch.Generator().manual_seed(seed)
-    base = _baseline(x, baseline, reference, g)
+    removals = _removals(inputs, attributions, baseline, reference, g)
     with torch.no_grad():
-        clean = scores_of(model(x))
+        clean = scores_of(inputs.call(model))
     t = resolve_target(target, clean)
-    random_order = torch.stack([torch.randperm(n, generator=g) for _ in range(len(x))])
+    random_order = torch.stack([torch.randperm(r.shape[1], generator=g) for _ in range(inputs.batch)])
     order = r.argsort(1, descending=True)
-    label = (baseline if isinstance(baseline, str) else "given" if isinstance(baseline, torch.Tensor)
-             else f"token {baseline}")
-    values = _curve(model, x, base, order, t, mode, steps, baseline, g, measure)
-    rand = random if random is not None else _curve(model, x, base, random_order, t, mode, steps, baseline, g,
+    values = _curve(model, inputs, removals, order, t, mode, steps, g, measure)
+    rand = random if random is not None else _curve(model, inputs, removals, random_order, t, mode, steps, g,
                                                     measure)
-    return Curve(mode=mode, baseline=label, fractions=torch.linspace(0, 1, steps + 1), values=values, random=rand,
-                 target=t, measure=measure)
+    return Curve(mode=mode, baseline=_label(baseline), fractions=torch.linspace(0, 1, steps + 1), values=values,
+                 random=rand, target=t, measure=measure)
 
 
-def _curve(model, x, base, order, t, mode, steps, baseline, g, measure) -> torch.Tensor:
+def _curve(model, inputs: Inputs, removals: list[_Removal], order, t, mode, steps, g, measure) -> torch.Tensor:
     b, n = order.shape
-    image = _is_image(x)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(n).expand(b, n))  # position of each unit in the order
     out = torch.empty(b, steps + 1)
@@ -321,19 +453,22 @@ def _curve(model, x, base, order, t, mode, steps, baseline, g, measure) -> torch
         count = round(k * n / steps)
         chosen = rank < count  # (b, n): the units removed (deletion) or kept (insertion) so far
         removed = chosen if mode == "deletion" else ~chosen
-        if image:
-            where = removed.view(b, 1, *x.shape[2:]).expand_as(x)
-        else:
-            where = removed.view_as(x)
-        filler = _road(x, removed.view(b, *x.shape[2:]) if image else removed.view_as(x), g) \
-            if baseline == "road" else base
-        perturbed = torch.where(where, filler, x)
+        tensors = list(inputs.tensors)
+        for part, gone in zip(removals, removed.to(inputs.tensors[0].device).split([p.units for p in removals], 1)):
+            if part.mask is not None:
+                tensors[part.mask] = tensors[part.mask].masked_fill(gone.reshape(tensors[part.mask].shape), 0)
+                continue
+            x = inputs.tensors[part.index]
+            gone = gone.reshape(b, *x.shape[2:]) if part.image else gone.reshape(x.shape)
+            filler = _road(x, gone, g) if part.road else part.filler
+            tensors[part.index] = torch.where(gone[:, None].expand_as(x) if part.image else gone, filler,
+                                              tensors[part.index])
         with torch.no_grad():
-            s = torch.cat([scores_of(model(perturbed[i:i + ROWS_PER_EVAL]))
+            s = torch.cat([scores_of(inputs.call(model, [v[i:i + ROWS_PER_EVAL] for v in tensors]))
                            for i in range(0, b, ROWS_PER_EVAL)])
         if measure == "probability" and s.shape[1] > 1:
             s = s.softmax(1)
-        out[:, k] = s.gather(1, t[:, None])[:, 0].float()
+        out[:, k] = s.gather(1, t[:, None])[:, 0].float().cpu()
     return out
 
 
@@ -345,12 +480,15 @@ class Randomisation:
     """Cascading model randomisation (Adebayo et al. 2018). ``layers``: the layers
     re-initialised, from the top, in order; ``similarity``: (layers, batch) between the
     original explanation and the one after re-initialising the layers up to each;
-    ``measure``: ``"spearman"`` (of absolute values) or ``"ssim"``."""
+    ``measure``: ``"spearman"`` (of absolute values) or ``"ssim"``; ``examples``: the first
+    sample's explanation, originally and after each step, ``(layers + 1, *sample shape)``,
+    to see what the numbers say."""
 
     method: str
     layers: tuple[str, ...]
     similarity: torch.Tensor
     measure: str = "spearman"
+    examples: torch.Tensor | None = None
 
     @property
     def final(self) -> torch.Tensor:
@@ -392,16 +530,20 @@ def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if next(m.children(), None) is None and any(True for _ in m.parameters(recurse=False))]
 
 
-def randomisation(model: nn.Module, x: torch.Tensor, target, method, *, measure: str | None = None,
+def randomisation(model: nn.Module, x, target, method, *, measure: str | None = None,
                   seed: int = 0, layers: Sequence[str] | None = None) -> Randomisation:
     """Cascading randomisation: the layers with parameters re-initialised one after another from
     the top (on copies: the model is never touched), the explanation recomputed after each,
-    compared with the original per sample (Spearman of absolute values; ``"ssim"`` for images)."""
+    compared with the original per sample (Spearman of absolute values; ``"ssim"`` for images).
+    Several inputs (a tuple or a dict): Spearman over the units of every explained input."""
     explain = explainer(method)
-    image = _is_image(x)
+    inputs = check_batch(model, x, "randomisation")
+    refuse_batch_statistics(model, "randomisation check", random=True)
+    images = [_is_image(v) for v in inputs.tensors]
+    image = inputs.single and images[0]
     measure = measure or ("ssim" if image else "spearman")
     if measure not in ("spearman", "ssim") or (measure == "ssim" and not image):
-        raise InputError(f"measure {measure!r}: 'spearman', or 'ssim' for images")
+        raise InputError(f"measure {measure!r}: 'spearman', or 'ssim' for images (one input)")
     found = _weighted_layers(model)
     if layers is None:
         names = [n for n, _ in reversed(found)]
@@ -412,21 +554,23 @@ def randomisation(model: nn.Module, x: torch.Tensor, target, method, *, measure:
             raise UnknownNameError("layer with parameters", unknown[0], sorted(known))
         names = list(layers)
     with torch.no_grad():
-        t = resolve_target(target, scores_of(model(x)))
-    original = explain(model, x, t).detach()
+        t = resolve_target(target, scores_of(inputs.call(model)))
+    original = _explanation(explain, model, x, t, inputs)
     copy_ = copy.deepcopy(model)
     modules = dict(copy_.named_modules())
     g = torch.Generator().manual_seed(seed)
-    sims = []
+    sims, examples = [], [_first_sample(original, images)]
     for name in names:
         _reinitialise(modules[name], g)
-        again = explain(copy_, x, t).detach()
-        sims.append(_similarity(original, again, measure, image))
+        again = _explanation(explain, copy_, x, t, inputs)
+        sims.append(_similarity(original, again, measure, images))
+        examples.append(_first_sample(again, images))
     label = method if isinstance(method, str) else getattr(method, "__name__", "custom")
-    return Randomisation(method=label, layers=tuple(names), similarity=torch.stack(sims), measure=measure)
+    return Randomisation(method=label, layers=tuple(names), similarity=torch.stack(sims), measure=measure,
+                         examples=torch.stack(examples).float())
 
 
-def label_randomisation(model: nn.Module, x: torch.Tensor, method, retrain: Callable[[torch.Tensor], nn.Module],
+def label_randomisation(model: nn.Module, x, method, retrain: Callable[[torch.Tensor], nn.Module],
                         labels: torch.Tensor, *, seed: int = 0, measure: str = "spearman") -> torch.Tensor:
     """Data-label randomisation (Adebayo et al. 2018), where a retrain is cheap: the model
     ``retrain(shuffled)`` returns, trained on ``labels`` permuted under ``seed``, explained at
@@ -441,11 +585,13 @@ def label_randomisation(model: nn.Module, x: torch.Tensor, method, retrain: Call
     noise_model = retrain(shuffled)
     if not isinstance(noise_model, nn.Module):
         raise InputError(f"retrain must return the retrained nn.Module; got {type(noise_model).__name__}")
+    inputs = check_batch(model, x, "label randomisation")
+    refuse_batch_statistics(model, "label randomisation", random=True)
+    images = [_is_image(v) for v in inputs.tensors]
     with torch.no_grad():
-        t = scores_of(model(x)).argmax(1)
-    image = _is_image(x)
-    return _similarity(explain(model, x, t).detach(), explain(noise_model.eval(), x, t).detach(),
-                       measure if image else "spearman", image)
+        t = scores_of(inputs.call(model)).argmax(1)
+    a, b = (_explanation(explain, m, x, t, inputs) for m in (model, noise_model.eval()))
+    return _similarity(a, b, measure if inputs.single and images[0] else "spearman", images)
 
 
 def _reinitialise(module: nn.Module, g: torch.Generator) -> None:
@@ -455,19 +601,39 @@ def _reinitialise(module: nn.Module, g: torch.Generator) -> None:
             p.copy_(torch.randn(p.shape, generator=g).to(p.dtype) * (std or 0.1))
 
 
-def _similarity(a: torch.Tensor, b: torch.Tensor, measure: str, image: bool) -> torch.Tensor:
-    if measure == "ssim":
-        return ssim(a.abs().sum(1), b.abs().sum(1))
-    return spearman(units(a.abs().float(), image), units(b.abs().float(), image))
+def _explanation(explain: Explainer, model: nn.Module, x, t: torch.Tensor, inputs: Inputs) -> list:
+    """``explain``'s attribution at ``x``, one detached tensor (None: not explained) per input."""
+    return [None if a is None else a.detach() for a in _explained(explain(model, x, t), inputs, "the explanation")]
+
+
+def _first_sample(explanation: list, images: list[bool]) -> torch.Tensor:
+    """The first sample's explanation: shaped like its input for one input, else the units of
+    every explained input side by side."""
+    if len(explanation) == 1:
+        return explanation[0][0]
+    return _joined(explanation, images)[0]
+
+
+def _similarity(a: list, b: list, measure: str, images: list[bool]) -> torch.Tensor:
+    """Per sample, the similarity of two explanations (one tensor or None per input) by magnitude."""
+    if measure == "ssim":  # one input, an image
+        return ssim(a[0].abs().sum(1), b[0].abs().sum(1))
+    return spearman(*(_joined([None if v is None else v.abs() for v in e], images) for e in (a, b)))
 
 
 # ---------------------------------------------------------------------------- agreement
 
-def agreement(attributions: dict[str, torch.Tensor], image: bool = False) -> torch.Tensor:
+def agreement(attributions: dict, image: bool = False) -> torch.Tensor:
     """The methods × methods mean Spearman rank correlation over the samples (of the signed
-    values: methods that disagree on sign disagree)."""
+    values: methods that disagree on sign disagree). Each attribution a tensor, or for several
+    inputs a tuple or dict of them (None: not explained), read as the units of every explained
+    input side by side; ``image``: 4-D attributions are images, read per pixel."""
+    def read(v) -> torch.Tensor:
+        parts = [v] if isinstance(v, torch.Tensor) else list(v.values() if isinstance(v, dict) else v)
+        return _joined(parts, [image] * len(parts))
+
     names = list(attributions)
-    flat = {k: units(v.detach().float(), image and v.ndim == 4) for k, v in attributions.items()}
+    flat = {k: read(v) for k, v in attributions.items()}
     out = torch.eye(len(names))
     for i, a in enumerate(names):
         for j in range(i + 1, len(names)):
@@ -512,14 +678,26 @@ class Evaluation:
         return sorted(rows, key=lambda r: r[1] if lower else -r[1])
 
 
+def _names(given, what: str) -> list:
+    """Method or metric names as a list (one name alone is a list of one); an InputError when none."""
+    names = [given] if isinstance(given, str) or callable(given) else list(given or ())
+    if not names:
+        raise InputError(f"no {what} given; expected at least one (e.g. {what}=[...])")
+    return names
+
+
 def evaluate(model, data=None, *, methods: Sequence = ("saliency", "integrated_gradients"),
-             metrics: Sequence[str] = ("deletion", "insertion", "aopc"), truth: torch.Tensor | None = None,
-             target="predicted", seed: int = 0, steps: int = 10, baseline="zero",
-             reference: torch.Tensor | None = None, progress: Callable[[str], None] | None = None) -> Evaluation:
-    """Every method × every metric on ``data`` (a batch; or ``model`` an :class:`interp.Subject`,
-    whose model copy, inputs and ground truth are used). ``methods``: attribution method names,
+             metrics: Sequence[str] = ("deletion", "insertion", "aopc"), truth=None,
+             target="predicted", seed: int = 0, steps: int = 10, baseline="zero", reference=None,
+             measure: str = "probability", progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Every method × every metric on ``data`` (a batch: a tensor, or several inputs as a tuple
+    or a dict, see :func:`perturbation_curve`; or ``model`` an :class:`interp.Subject`, whose
+    model copy, inputs and ground truth are used). ``methods``: attribution method names,
     ``"lrp:<composite>"``, or callables (model, x, target) -> attribution. ``truth``: masks for
-    the ground-truth metrics. Reproducible under ``seed``; ``progress`` is told each step."""
+    the ground-truth metrics (per input for several). ``measure``: what the curves follow, the
+    target's ``"probability"`` (a classifier) or ``"score"`` (a regression output, a single
+    logit). Reproducible under ``seed``; ``progress(done, total)`` is called after each step (an explanation, a curve, a
+    randomisation check), as every analysis with progress calls it."""
     from .subject import Subject
 
     if isinstance(model, Subject):
@@ -527,55 +705,72 @@ def evaluate(model, data=None, *, methods: Sequence = ("saliency", "integrated_g
         model = subject.copy()[0]
         data = subject.inputs if data is None else data
         truth = subject.truth if truth is None else truth
-    if not isinstance(data, torch.Tensor):
-        raise InputError("evaluate takes one batch of inputs as a tensor (or a Subject)")
+    inputs = check_batch(model, data, "evaluate")
+    refuse_batch_statistics(model, "evaluation", random=True)  # before any forward: the model stays as it was
+    methods, metrics = _names(methods, "methods"), _names(metrics, "metrics")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InputError(f"seed must be an int; got {seed!r}")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError("metric", unknown[0], METRICS)
     if truth is None and any(m in TRUTH_METRICS for m in metrics):
         needs = ", ".join(m for m in metrics if m in TRUTH_METRICS)
-        raise InputError(f"{needs} need ground truth (truth= masks per sample); this data has none")
-    if truth is not None:
-        _unit_mask(truth, data)  # shapes checked before anything runs
+        raise InputError(f"{needs} {'needs' if ',' not in needs else 'need'} ground truth (truth= masks per "
+                         "sample); this data has none")
+    if truth is not None:  # shapes checked before anything runs
+        for mask, x in zip(_like_inputs(truth, inputs, "the ground truth"), inputs.tensors):
+            if mask is not None:
+                _unit_mask(mask, x)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise InputError(f"steps={steps!r}: a curve needs at least 2 steps")
     explainers = {(m if isinstance(m, str) else getattr(m, "__name__", "custom")): explainer(m) for m in methods}
-    tell = progress or (lambda _msg: None)
+    per_method = (1 + ("deletion" in metrics or "aopc" in metrics) + ("insertion" in metrics)
+                  + ("randomisation" in metrics))
+    total, done = per_method * len(explainers), [0]
+
+    def tell() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
     with torch.no_grad():
-        t = resolve_target(target, scores_of(model(data)))
-    attributions, per_sample, curves, randomised = {}, {}, {}, {}
+        t = resolve_target(target, scores_of(inputs.call(model)))
+    attributions, per_sample, curves, randomised, random = {}, {}, {}, {}, {}
     for name, explain in explainers.items():
-        tell(f"{name}: explaining")
-        a = explain(model, data, t).detach()
+        a = inputs.pack(_explanation(explain, model, data, t, inputs))
         attributions[name] = a
+        tell()
         for mode in ("deletion", "insertion"):
             if mode in metrics or (mode == "deletion" and "aopc" in metrics):
-                tell(f"{name}: {mode}")
-                known = next((c.random for (_, k), c in curves.items() if k == mode), None)  # the same for all
+                # the random orders' curve: the same for every method explaining the same inputs
+                shared = (mode, tuple(None if p is None else tuple(p.shape) for p in _explained(a, inputs)))
                 c = perturbation_curve(model, data, a, t, mode=mode, steps=steps, baseline=baseline,
-                                       reference=reference, seed=seed, random=known)
+                                       reference=reference, seed=seed, measure=measure, random=random.get(shared))
+                random.setdefault(shared, c.random)
                 curves[(name, mode)] = c
                 if mode in metrics:
                     per_sample[(name, mode)] = c.area
                 if mode == "deletion" and "aopc" in metrics:
                     per_sample[(name, "aopc")] = c.aopc
+                tell()
         for metric, fn in (("mass_accuracy", mass_accuracy), ("rank_accuracy", rank_accuracy),
                            ("pointing_game", pointing_game)):
             if metric in metrics:
                 per_sample[(name, metric)] = fn(a, truth, data)
         if "randomisation" in metrics:
-            tell(f"{name}: randomisation")
             r = randomisation(model, data, t, explain, seed=seed, measure="spearman")
             randomised[name] = r
             per_sample[(name, "randomisation")] = r.final
+            tell()
     for name in explainers:  # the random order's curve, as a method of its own
         if (name, "deletion") in curves and ("random", "deletion") not in per_sample and "deletion" in metrics:
             per_sample[("random", "deletion")] = curves[(name, "deletion")].random_area
         if (name, "insertion") in curves and ("random", "insertion") not in per_sample and "insertion" in metrics:
             per_sample[("random", "insertion")] = curves[(name, "insertion")].random_area
     names = tuple(explainers) + (("random",) if any(k[0] == "random" for k in per_sample) else ())
+    image = any(map(_is_image, inputs.tensors))
     return Evaluation(methods=names, metrics=tuple(metrics), per_sample=per_sample,
-                      agreement=agreement(attributions, _is_image(data)) if len(attributions) > 1 else None,
+                      agreement=agreement(attributions, image) if len(attributions) > 1 else None,
                       curves=curves, randomisations=randomised, seed=seed)
 
 

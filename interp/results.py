@@ -55,27 +55,54 @@ def _plain(v, field: str, tensors: dict):
     ``tensors``), or an InterpError naming the field."""
     if isinstance(v, torch.Tensor):
         key = f"{field}/{len(tensors)}"
-        tensors[key] = v.detach().cpu().contiguous()
+        # own memory: safetensors refuses tensors that share it (an evaluation's curves share the random one)
+        tensors[key] = v.detach().cpu().clone(memory_format=torch.contiguous_format)
         return {_TENSOR: key}
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
-    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+    if isinstance(v, dict) and all(isinstance(k, str) and not k.startswith("__") for k in v):
         return {k: _plain(i, field, tensors) for k, i in v.items()}
+    if isinstance(v, dict) and all(_is_key(k) for k in v):  # e.g. (method, metric) -> values
+        return {_ITEMS: [[_plain(k, field, tensors), _plain(i, field, tensors)] for k, i in v.items()]}
     if isinstance(v, (tuple, list)):
         return [_plain(i, field, tensors) for i in v]
+    if _REGISTRY.get(type(v).__name__) is type(v):  # a result inside a result (curves of an evaluation)
+        return {_RESULT: type(v).__name__,
+                "fields": {f.name: _plain(getattr(v, f.name), field, tensors) for f in dataclasses.fields(v)}}
     raise InterpError(f"field {field!r} holds a {type(v).__name__}, which a result file cannot keep; expected "
-                      "tensors, numbers, strings, None, or tuples and dicts (string keys) of them")
+                      "tensors, numbers, strings, None, registered results, or tuples and dicts of them (keys: "
+                      "strings, numbers or tuples of them)")
 
 
-_TENSOR = "__tensor__"
+_TENSOR, _ITEMS, _RESULT = "__tensor__", "__items__", "__result__"
+
+
+def _is_key(k) -> bool:
+    return isinstance(k, (str, int, float, bool)) or (isinstance(k, tuple) and all(map(_is_key, k)))
 
 
 def _tupled(v, tensors: dict):
     if isinstance(v, dict):
         if set(v) == {_TENSOR}:
             return tensors[v[_TENSOR]]
+        if set(v) == {_ITEMS}:
+            return {_tupled(k, tensors): _tupled(i, tensors) for k, i in v[_ITEMS]}
+        if set(v) == {_RESULT, "fields"}:
+            cls = _REGISTRY.get(v[_RESULT])
+            if cls is None:
+                raise ValueError(f"it holds a result of unknown type {v[_RESULT]!r}")
+            return _build(cls, {k: _tupled(i, tensors) for k, i in v["fields"].items()})
         return {k: _tupled(i, tensors) for k, i in v.items()}
     return tuple(_tupled(i, tensors) for i in v) if isinstance(v, list) else v
+
+
+def _build(cls, values: dict):
+    """``cls(**values)`` when the names match its fields (defaults may be left out)."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    missing = [n for n in names if n not in values and dataclasses.MISSING is _default_of(cls, n)]
+    if missing or set(values) - names:
+        raise ValueError(f"fields {sorted(set(values) ^ names)} do not match {cls.__name__}")
+    return cls(**values)
 
 
 def _content_hash(tensors: dict) -> str:
@@ -129,12 +156,7 @@ def load(path: str | os.PathLike):
     try:
         plain = {k: _tupled(v, tensors) for k, v in json.loads(meta["fields"]).items()}
         tensors = {k: v for k, v in tensors.items() if "/" not in k}
-        values = {**plain, **tensors}
-        names = {f.name for f in dataclasses.fields(cls) if f.init}
-        missing = [n for n in names if n not in values and dataclasses.MISSING is _default_of(cls, n)]
-        if missing or set(values) - names:
-            raise ValueError(f"fields {sorted(set(values) ^ names)} do not match {cls.__name__}")
-        return cls(**values)
+        return _build(cls, {**plain, **tensors})
     except (ValueError, TypeError, KeyError) as exc:
         raise InterpError(f"{str(path)!r} holds a damaged {cls.__name__}: {exc}") from None
 

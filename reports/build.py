@@ -25,6 +25,7 @@ import interp
 from interp._io import write_text
 from interp.errors import InputError
 from interp.study import activations, latent, lrp, overview, saliency, sensitivity
+from interp.study import evaluation as trust
 from interp.subject import Subject
 from interp.subject import subjects as checked
 
@@ -168,6 +169,29 @@ def _sensitivity_section(entry) -> str:
     return f"<section><h2>Sensitivity</h2><p class=\"muted\">{note}</p>{body}</section>"
 
 
+def _evaluation_section(entry) -> str:
+    """How far to trust each explanation: the leaderboard (sortable), the mean deletion
+    curves with the random order, the randomisation check with example maps, the agreement
+    between methods; the same figures as the dashboard's Evaluation view, from the same
+    on-disk cache."""
+    result = trust.result(entry)
+    figs = trust.dataset_figures(entry, result)
+    n = len(result.per_sample[(result.methods[0], result.metrics[0])])
+    baseline = dict(trust.baselines(entry))[trust.check_baseline(entry, None)]
+    truth = (" Ground truth: relevance mass accuracy, rank accuracy and the pointing game against the true "
+             "regions." if entry.truth is not None else "")
+    note = (f"Every method that applies, explaining the {html.escape(trust.objective(entry).label)}, scored on "
+            f"the first {n} test samples. Deletion and insertion: the target's "
+            f"{'probability' if entry.is_classifier else 'score'} as the most relevant units are removed "
+            f"(replaced by the baseline: {html.escape(baseline)}) or added, in {trust.STEPS} steps, with random "
+            f"orders as the reference; AOPC is the mean drop.{truth} Randomisation: the rank correlation with "
+            f"the explanation once every layer is re-initialised from the top, on the first "
+            f"{min(n, trust.RANDOMISED_SAMPLES)} samples (lower passes; a method near 1 ignores the model). "
+            "Sort the table with the menu above it; bars are means, whiskers the spread over samples.")
+    body = "".join(f"<div>{_figure(fig, f'{_file_name(entry)}-evaluation-{key}')}</div>" for key, fig in figs.items())
+    return f"<section><h2>Evaluation</h2><p class=\"muted\">{note}</p>{body}</section>"
+
+
 def _latent_section(entry) -> str:
     """The map of the deepest hidden layer (UMAP) coloured by label, and PCA maps layer by
     layer: how the classes separate with depth."""
@@ -209,7 +233,7 @@ def _generative_note(subject: Subject, sample: int) -> str:
     return ""
 
 
-SECTIONS = ("activations", "saliency", "lrp", "sensitivity", "latent")
+SECTIONS = ("activations", "saliency", "lrp", "sensitivity", "evaluation", "latent")
 
 
 def _file_name(subject: Subject) -> str:
@@ -251,10 +275,13 @@ def model_page(subject: Subject, plotly_js: str, progress=None) -> str:
 
 
 _SECTIONS = {"activations": _activations_section, "saliency": _saliency_section, "lrp": _lrp_section,
-             "sensitivity": _sensitivity_section, "latent": _latent_section}
+             "sensitivity": _sensitivity_section, "evaluation": _evaluation_section, "latent": _latent_section}
 
 
-def index_page(subjects: Iterable[Subject]) -> str:
+def index_page(subjects: Iterable[Subject], plotly_js: str | None = None) -> str:
+    """The list of models and, with ``plotly_js``, the leaderboard across them: each method's
+    place by deletion (and by relevance mass where models have ground truth) per model."""
+    subjects = list(subjects)
     rows = []
     for subject in subjects:
         page = f"{_file_name(subject)}.html"
@@ -264,8 +291,22 @@ def index_page(subjects: Iterable[Subject]) -> str:
                     f"<td>{html.escape(subject.description)}</td></tr>")
     body = ("<header><h1>interp reports</h1></header><main><section><h2>Models</h2>"
             "<table class=\"card\"><tr><td>model</td><td>task</td><td>input</td><td>headline metric</td>"
-            f"<td>description</td></tr>{''.join(rows)}</table></section></main>")
-    return _page("interp reports", body, None)
+            f"<td>description</td></tr>{''.join(rows)}</table></section>"
+            f"{_leaderboards(subjects) if plotly_js else ''}</main>")
+    return _page("interp reports", body, plotly_js)
+
+
+def _leaderboards(subjects: list[Subject]) -> str:
+    """Which explanation to trust, across the models (their evaluations are cached already)."""
+    evaluations = {s.name: trust.result(s) for s in subjects}
+    figs = [trust.zoo_figure(evaluations, "deletion")]
+    if any("mass_accuracy" in e.metrics for e in evaluations.values()):
+        figs.append(trust.zoo_figure(evaluations, "mass_accuracy"))
+    body = "".join(f"<div>{_figure(fig, f'index-leaderboard-{i}')}</div>" for i, fig in enumerate(figs))
+    return ("<section><h2>Which explanation to trust, across models</h2><p class=\"muted\">Each method's place "
+            "within each model (green: best of that model), the value in the cell: deletion area (lower is "
+            "more faithful) and, where the data has true regions, the share of relevance on them. Each model's "
+            f"page has its full leaderboard.</p>{body}</section>")
 
 
 def build(subjects, out: str | Path, progress: bool = True) -> list[Path]:
@@ -289,5 +330,5 @@ def build(subjects, out: str | Path, progress: bool = True) -> list[Path]:
 
             step("overview")
             paths.append(write_text(folder / f"{file}.html", model_page(subject, plotly_js, step)))
-    paths.append(write_text(folder / "index.html", index_page(items)))
+    paths.append(write_text(folder / "index.html", index_page(items, plotly_js)))
     return paths

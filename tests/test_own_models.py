@@ -20,7 +20,8 @@ from interp.cli import main
 from interp.errors import InputError, InterpError, ModelError, WeightsError
 from tests import own_models as om
 
-SECTIONS = ("Model card", "Overview", "Samples", "Activations", "Saliency", "LRP", "Sensitivity", "Latent space")
+SECTIONS = ("Model card", "Overview", "Samples", "Activations", "Saliency", "LRP", "Sensitivity", "Evaluation",
+            "Latent space")
 
 
 @pytest.fixture(scope="module")

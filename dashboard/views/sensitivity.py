@@ -182,18 +182,14 @@ def register(app, catalog) -> None:
             return message_figure(""), HIDDEN, {"width": "0%"}, "", True
         index = int(current["index"]) if current.get("model") == name else None
         label = sens.dataset_label(subject, s)
-        result = sens.dataset_cached(subject, s)
-        if result is None:
-            polled = ctx.triggered_id == POLL
-            job = JOBS.for_view(cache.key_of(subject, request), label,
-                                lambda progress: sens.dataset_result(subject, s, progress), polled)
-            if job.state == "failed":
-                return message_figure("could not compute the test set: see above"), SHOWN, {"width": "0%"}, \
-                    f"{label}: failed: {job.error}", True
-            if job.state == "running":
-                done = f"{job.done} of {job.total} steps" if job.total else "waiting for the worker"
-                return (no_update if polled else message_figure(f"computing the {label} …"), SHOWN,
-                        {"width": f"{100 * job.fraction:.0f}%"}, f"{label}: {done}", False)
-            result = job.result
-        return (sens.dataset_figure(subject, s, result, index), SHOWN, {"width": "100%"},
-                f"{label}: done, kept on disk for next time", True)
+        polled = ctx.triggered_id == POLL
+        shown = JOBS.shown(cache.key_of(subject, request), label,
+                           lambda progress: sens.dataset_result(subject, s, progress), polled,
+                           sens.dataset_cached(subject, s))
+        if shown.failed:
+            figure = message_figure("could not compute the test set: see above")
+        elif shown.result is None:
+            figure = no_update if polled else message_figure(f"computing the {label} …")
+        else:
+            figure = sens.dataset_figure(subject, s, shown.result, index)
+        return figure, SHOWN, shown.bar, shown.text, shown.stop

@@ -24,7 +24,14 @@ from .attribution import (
     attribution_tokens,
     attribution_view,
 )
-from .evaluation import agreement_matrix, leaderboard, perturbation_curves, randomisation_curves
+from .evaluation import (
+    agreement_matrix,
+    leaderboard,
+    perturbation_curves,
+    randomisation_curves,
+    randomisation_maps,
+    zoo_leaderboard,
+)
 from .generative import interpolation_path, kl_bars, traversal_grid
 from .lrp import layer_relevance_maps, lrp_plan_table, lrp_summary, relevance_flow
 from .metrics import confusion_matrix, metrics_table
@@ -46,6 +53,8 @@ __all__ = [
     "leaderboard",
     "perturbation_curves",
     "randomisation_curves",
+    "randomisation_maps",
+    "zoo_leaderboard",
     "attribution_bars",
     "attribution_grid",
     "attribution_image",

@@ -4,8 +4,10 @@
   random order beside them (mean over samples with a band of ± the spread, or one sample);
 - :func:`randomisation_curves`: the similarity to the original explanation as the layers
   are re-initialised from the top (a method that stays near 1 ignores the model);
-- :func:`leaderboard`: per metric, the methods as bars sorted best first, the spread over
-  samples as error bars, random order in grey;
+- :func:`randomisation_maps`: the first sample's explanation as the layers are re-initialised;
+- :func:`leaderboard`: a sortable table with small bars, a row per method, a column per
+  metric, the spread over samples as error bars, random order in grey;
+- :func:`zoo_leaderboard`: each method's place per model, across models;
 - :func:`agreement_matrix`: the methods × methods rank correlation.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from ..errors import InputError
@@ -108,31 +111,140 @@ def randomisation_curves(result: Evaluation, title: str | None = None) -> go.Fig
 
 
 def leaderboard(result: Evaluation, metrics=None, title: str | None = None) -> go.Figure:
-    """Per metric, the methods as horizontal bars sorted best first (lower is better for
-    deletion and randomisation, higher for the others), ± the spread over samples, random
-    order in grey."""
+    """A sortable table with small bars: a row per method, a column per metric (its mean over
+    samples as a bar with the spread as an error bar, the value beside it), random order in
+    grey; the menu above sorts the rows by any metric, best first (lower is better for
+    deletion and randomisation, higher for the others). A plain figure, so it sorts in a
+    static report as in the dashboard."""
     _check(result)
     metrics = [m for m in (metrics or result.metrics) if any(k == m for _, k in result.per_sample)]
     if not metrics:
         raise InputError("this evaluation has no metric to rank methods by")
-    longest = max(len(m) for m in result.methods)
-    n = len(result.methods)
-    fig = make_subplots(rows=len(metrics), cols=1, subplot_titles=[_metric_title(m) for m in metrics],
-                        vertical_spacing=min(0.12, 0.5 / len(metrics)))
+    names = list(result.methods)
+
+    def order(metric: str) -> list[str]:
+        board = [m for m, _ in result.leaderboard(metric)]
+        return board + [m for m in names if m not in board]
+
+    # rows at numeric positions, so that sorting moves bars by restyling their positions (a
+    # category axis does not follow a new category order given by relayout)
+    columns = [[m for m in names if (m, metric) in result.per_sample] for metric in metrics]
+
+    def positions(metric: str) -> list[list[int]]:
+        place = {m: i for i, m in enumerate(order(metric))}
+        return [[place[m] for m in rows] for rows in columns]
+
+    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.02,
+                        subplot_titles=[_metric_title(m) for m in metrics])
     fig.update_annotations(font_size=12)
-    for col, metric in enumerate(metrics, start=1):
-        rows = result.leaderboard(metric)[::-1]  # best at the top
-        names = [r[0] for r in rows]
-        means = [r[1] for r in rows]
-        spread = [float(result.per_sample[(n, metric)].float().std()) if len(result.per_sample[(n, metric)]) > 1
-                  else 0.0 for n in names]
-        colors = [RANDOM if n == "random" else ACCENT for n in names]
-        fig.add_trace(go.Bar(x=means, y=names, orientation="h", marker_color=colors, showlegend=False,
-                             error_x=dict(type="data", array=spread, visible=True, thickness=1),
+    first = positions(metrics[0])
+    for col, (metric, rows) in enumerate(zip(metrics, columns), start=1):
+        values = [result.per_sample[(m, metric)].float() for m in rows]
+        means = [float(v.mean()) for v in values]
+        spread = [float(v.std()) if len(v) > 1 else 0.0 for v in values]
+        fig.add_trace(go.Bar(x=means, y=first[col - 1], orientation="h", showlegend=False, width=0.6, name=metric,
+                             marker_color=[RANDOM if m == "random" else ACCENT for m in rows],
+                             error_x=dict(type="data", array=spread, visible=True, thickness=1, width=2,
+                                          color="#9aa5b1"),
                              text=[f"{v:.3f}" for v in means], textposition="outside", cliponaxis=False,
-                             hovertemplate="%{y}<br>" + metric + " %{x:.4f}<extra></extra>"), row=col, col=1)
-    return finish(fig, title or "Which explanation to trust", height=70 + len(metrics) * (50 + 22 * n),
-                  margin=dict(l=8 * longest + 20, r=60, t=70, b=30))
+                             customdata=[[m, s, len(v)] for m, s, v in zip(rows, spread, values)],
+                             hovertemplate="%{customdata[0]}<br>" + metric + " %{x:.4f} ± %{customdata[1]:.4f} "
+                                           "(sd, %{customdata[2]} samples)<extra></extra>"), row=1, col=col)
+        top = max((abs(m) + s for m, s in zip(means, spread)), default=1.0) or 1.0
+        low = min(0.0, min(m - s for m, s in zip(means, spread)))
+        fig.update_xaxes(range=[low * 1.05, top * 1.35], showticklabels=False, zeroline=True, row=1, col=col)
+
+    def sort_by(metric: str) -> list[dict]:
+        return [{"y": positions(metric)}, {"yaxis.ticktext": order(metric)}]
+
+    fig.update_yaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=order(metrics[0]),
+                     autorange="reversed", showgrid=False, zeroline=False)
+    fig.update_layout(updatemenus=[dict(type="dropdown", direction="down", x=0, xanchor="left", y=1.0,
+                                        yanchor="bottom", pad=dict(t=0, b=24), showactive=True,
+                                        font=dict(size=11),
+                                        buttons=[dict(label=f"sort: {m.replace('_', ' ')}", method="update",
+                                                      args=sort_by(m)) for m in metrics])])
+    longest = max(len(m) for m in names)
+    return finish(fig, title or "Which explanation to trust", height=180 + 24 * len(names),
+                  margin=dict(l=7 * longest + 20, r=20, t=140, b=20))
+
+
+def randomisation_maps(result: Evaluation, methods=None, image: bool = True, labels=None,
+                       title: str | None = None) -> go.Figure:
+    """What the randomisation check saw: per method, the first sample's explanation
+    originally and after each further layer is re-initialised from the top, each map scaled
+    to its own largest magnitude. Images: a row of maps per method; other inputs (tokens,
+    features, ``labels`` naming them): a method's maps as rows of one strip each."""
+    _check(result)
+    found = {m: r for m, r in result.randomisations.items() if r.examples is not None}
+    if not found:
+        raise InputError("this evaluation has no randomisation examples; evaluate with metrics=['randomisation']")
+    names = [m for m in (methods or found) if m in found]
+    unknown = [m for m in (methods or ()) if m not in found]
+    if unknown:
+        raise InputError(f"no randomisation of {unknown[0]!r} in this evaluation; it has {', '.join(found)}")
+    first = found[names[0]]
+    stages = ["original"] + [f"+ {layer}" for layer in first.layers]
+
+    def magnitude(e: torch.Tensor) -> np.ndarray:
+        m = e.abs().sum(0) if image and e.ndim == 3 else e.abs().reshape(e.shape[0], -1) if e.ndim > 1 else e.abs()
+        m = m.float().numpy()
+        return m / (m.max() or 1.0)
+
+    if image:
+        fig = make_subplots(rows=len(names), cols=len(stages), horizontal_spacing=0.01, vertical_spacing=0.02,
+                            column_titles=stages, row_titles=names)
+        for i, m in enumerate(names, start=1):
+            for j, e in enumerate(found[m].examples, start=1):
+                fig.add_trace(go.Heatmap(z=magnitude(e), coloraxis="coloraxis",
+                                         hovertemplate=f"{m} · {stages[j - 1]}<br>%{{z:.2f}}<extra></extra>"),
+                              row=i, col=j)
+        fig.update_xaxes(visible=False, constrain="domain")
+        for k in range(1, len(names) * len(stages) + 1):  # each map square in its own cell
+            fig.layout[f"yaxis{'' if k == 1 else k}"].update(visible=False, autorange="reversed",
+                                                                scaleanchor=f"x{'' if k == 1 else k}")
+        height = 80 + 95 * len(names)
+    else:
+        fig = make_subplots(rows=len(names), cols=1, vertical_spacing=0.03, subplot_titles=names)
+        for i, m in enumerate(names, start=1):
+            z = np.stack([magnitude(e).reshape(-1) for e in found[m].examples])
+            x = list(labels) if labels is not None and len(labels) == z.shape[1] else None
+            fig.add_trace(go.Heatmap(z=z, x=x, y=stages, coloraxis="coloraxis",
+                                     hovertemplate=m + " · %{y}<br>%{x}: %{z:.2f}<extra></extra>"), row=i, col=1)
+        fig.update_yaxes(autorange="reversed", tickfont=dict(size=9))
+        height = 60 + len(names) * (30 + 14 * len(stages))
+    fig.update_annotations(font_size=10)
+    fig.update_layout(coloraxis=dict(colorscale="Reds", cmin=0, cmax=1, colorbar=dict(title="|R| / max", len=0.5)))
+    return finish(fig, f"{title or 'What the randomisation check saw'}<br><sup>the first sample's explanation as the "
+                       "layers are re-initialised from the top; a map that keeps its shape ignores the model</sup>",
+                  height=height, margin=dict(l=20 if image else 90, r=20, t=90, b=20))
+
+
+def zoo_leaderboard(evaluations, metric: str = "deletion", title: str | None = None) -> go.Figure:
+    """Across models (``{name: Evaluation}``), each method's place by ``metric`` within each
+    model (1 = best; a method a model was not scored by is blank), the value written in the
+    cell: which methods win everywhere, and which only somewhere."""
+    evaluations = {name: _check(ev) for name, ev in evaluations.items()}
+    boards = {name: ev.leaderboard(metric) for name, ev in evaluations.items() if metric in ev.metrics}
+    if not boards:
+        raise InputError(f"no evaluation here scores {metric!r}")
+    places = {name: {m: i / max(1, len(b) - 1) for i, (m, _) in enumerate(b)} for name, b in boards.items()}
+    values = {name: dict(b) for name, b in boards.items()}
+    methods = sorted({m for b in boards.values() for m, _ in b},
+                     key=lambda m: np.mean([p[m] for p in places.values() if m in p]))
+    models = list(boards)
+    z = [[places[n].get(m) for n in models] for m in methods]
+    text = [[f"{values[n][m]:.3f}" if m in values[n] else "" for n in models] for m in methods]
+    rank = [[f"{1 + [k for k, _ in boards[n]].index(m)} of {len(boards[n])}" if m in values[n] else ""
+             for n in models] for m in methods]
+    fig = go.Figure(go.Heatmap(z=z, x=models, y=methods, zmin=0, zmax=1, colorscale="RdYlGn_r", showscale=False,
+                               text=text, texttemplate="%{text}", customdata=rank,
+                               hovertemplate="%{y} on %{x}<br>" + metric + " %{text}, place %{customdata}"
+                                             "<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    longest = max(len(m) for m in methods)
+    return finish(fig, title or f"Methods across models · {_metric_title(metric)} (green: best of the model)",
+                  height=90 + 26 * len(methods), margin=dict(l=7 * longest + 20, r=20, t=50, b=80))
 
 
 def _metric_title(metric: str) -> str:
@@ -158,4 +270,5 @@ def agreement_matrix(result: Evaluation, title: str | None = None) -> go.Figure:
                   margin=dict(l=130, r=20, t=50, b=100))
 
 
-__all__ = ["perturbation_curves", "randomisation_curves", "leaderboard", "agreement_matrix", "METRICS"]
+__all__ = ["perturbation_curves", "randomisation_curves", "randomisation_maps", "leaderboard", "zoo_leaderboard",
+           "agreement_matrix", "METRICS"]

@@ -13,11 +13,12 @@ disk; the numbers come from the library (:func:`interp.attribute`, :func:`interp
 - :mod:`.lrp`        relevance beside saliency, its flow and rule plan
 - :mod:`.sensitivity` noise, occlusion, layers, explanation robustness
 - :mod:`.latent`     projections of a layer, traversals and interpolations
+- :mod:`.evaluation` how far to trust each explanation: scores, sanity checks, leaderboard
 - :mod:`.cache`      dataset-wide results kept in :class:`interp.Store`
 
 Nothing here knows the zoo: a subject is all it reads.
 """
 
-from . import activations, cache, latent, lrp, overview, saliency, sensitivity
+from . import activations, cache, evaluation, latent, lrp, overview, saliency, sensitivity
 
-__all__ = ["overview", "activations", "saliency", "lrp", "sensitivity", "latent", "cache"]
+__all__ = ["overview", "activations", "saliency", "lrp", "sensitivity", "latent", "evaluation", "cache"]

@@ -429,6 +429,54 @@ LATENT_DONE = "#latent-progress-text:has-text('done, kept in the store')"
 LATENT_MAP = '[id*="latent-map"]'
 
 
+EVALUATION_GRAPHS = ["#eval-sample", "#eval-leaderboard", "#eval-curves", "#eval-randomisation",
+                     "#eval-randomisation-maps", "#eval-agreement"]
+
+
+def test_evaluation_view_for_every_model(browser, server):
+    """Every model: the current sample's curves at once, then the test set's leaderboard,
+    curves, sanity check and agreement after the background job (the progress text says done)."""
+    from interp.study import evaluation
+
+    page, watch = _open(browser, server)
+    for name in zoo.names():
+        _pick_model(page, watch, name)
+        _tab(page, "Evaluation")
+        _wait(page, watch, f"#eval-caption:has-text('{name} · sample 0')", timeout=60)
+        label = evaluation.label(zoo.subject(name))
+        _wait(page, watch, f"#eval-progress-text:has-text({json.dumps(label + ': done')})", timeout=120)
+        _wait(page, watch, function=_all_drawn(EVALUATION_GRAPHS))
+    assert watch.problems == []
+    page.close()
+
+
+def test_evaluation_controls_reach_the_figures(browser, server):
+    """The baseline picker recomputes the sample's curves and starts the test set's scoring
+    for that baseline; the leaderboard's buttons sort its rows."""
+    page, watch = _open(browser, server)
+    _pick_model(page, watch, "cnn-shapes")
+    _tab(page, "Evaluation")
+    _wait(page, watch, "#eval-caption:has-text('cnn-shapes · sample 0')", timeout=60)
+    _pick_option(page, "#eval-baseline", "blur")
+    _wait(page, watch, "#eval-caption:has-text('baseline: blurred sample')", timeout=60)
+    _wait(page, watch, "#eval-progress-text:has-text('baseline: blurred sample: done')", timeout=120)
+    _wait(page, watch, function=_all_drawn(EVALUATION_GRAPHS))
+    rows = "Array.from(document.querySelectorAll('#eval-leaderboard .yaxislayer-above .ytick text'))" \
+           ".map(t => t.textContent).join(',')"
+    before = page.evaluate(rows)
+    page.locator("#eval-leaderboard").scroll_into_view_if_needed()
+    _click_center(page, "#eval-leaderboard .updatemenu-header")  # plotly's menu listens to the mouse
+    item = page.locator("#eval-leaderboard .updatemenu-item-text >> text='sort: randomisation'")
+    item.wait_for()
+    page.wait_for_timeout(500)  # the menu slides open
+    item.scroll_into_view_if_needed()
+    box = item.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _wait(page, watch, function=f"{rows} !== {json.dumps(before)}")
+    assert watch.problems == []
+    page.close()
+
+
 def test_latent_view_for_every_model(browser, server):
     """Every model's deepest hidden layer mapped (PCA), and the layer-by-layer maps."""
     page, watch = _open(browser, server)

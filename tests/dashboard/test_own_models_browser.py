@@ -35,12 +35,13 @@ TABS = {  # tab -> graphs every subject draws there
     "Saliency": ["#sal-grid", "#sal-summary"],
     "LRP": ["#lrp-plan", "#lrp-grid", "#lrp-flow", "#lrp-summary"],
     "Sensitivity": ["#sens-sample"],
+    "Evaluation": ["#eval-sample", "#eval-leaderboard"],
     "Latent space": [LATENT_MAP, '[id*="latent-layers"]'],
 }
 
 
 CAPTIONS = {"Saliency": "#sal-caption", "LRP": "#lrp-caption",
-            "Sensitivity": "#sens-caption", "Latent space": "#latent-caption"}
+            "Sensitivity": "#sens-caption", "Evaluation": "#eval-caption", "Latent space": "#latent-caption"}
 
 
 @pytest.fixture(scope="module")

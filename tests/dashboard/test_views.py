@@ -121,3 +121,51 @@ def test_a_poll_does_not_start_a_failed_job_again():
     assert len(calls) == 1
     again = jobs.for_view("k", "a job", failing, polled=False)  # asked again: retried
     assert again is not job
+
+
+def test_what_a_view_shows_of_its_job():
+    import threading
+
+    from dashboard.jobs import Jobs
+    from interp.errors import InputError
+
+    jobs, release = Jobs(), threading.Event()
+
+    def slow(progress):
+        progress(1, 4)
+        release.wait(10)
+        return "result"
+
+    def settled(key):
+        for _ in range(500):
+            job = jobs.get(key)
+            if job is not None and (job.state != "running" or job.done == 1):
+                return
+            threading.Event().wait(0.01)
+
+    assert jobs.shown("k", "scores", slow, polled=False, cached="kept") == jobs.shown("x", "scores", None, True, "kept")
+    kept = jobs.shown("k", "scores", slow, polled=False, cached="kept")  # on disk: no job at all
+    assert (kept.result, kept.bar, kept.stop, jobs.get("k")) == ("kept", {"width": "100%"}, True, None)
+    jobs.shown("k", "scores", slow, polled=False)
+    settled("k")
+    running = jobs.shown("k", "scores", slow, polled=True)
+    assert (running.result, running.bar, running.text, running.stop) == (None, {"width": "25%"},
+                                                                         "scores: 1 of 4 steps", False)
+    release.set()
+    for _ in range(500):
+        if jobs.get("k").state == "done":
+            break
+        threading.Event().wait(0.01)
+    done = jobs.shown("k", "scores", slow, polled=True)
+    assert (done.result, done.text, done.stop) == ("result", "scores: done, kept on disk for next time", True)
+
+    def failing(progress):
+        raise InputError("broken")
+
+    jobs.shown("bad", "scores", failing, polled=False)
+    for _ in range(500):
+        if jobs.get("bad").state == "failed":
+            break
+        threading.Event().wait(0.01)
+    failed = jobs.shown("bad", "scores", failing, polled=True)
+    assert (failed.result, failed.failed, failed.stop, failed.text) == (None, True, True, "scores: failed: broken")

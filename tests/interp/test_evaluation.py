@@ -9,7 +9,7 @@ from torch import nn
 
 import interp
 from interp import evaluation as E
-from interp.errors import InterpError
+from interp.errors import InterpError, ModelError
 
 from ..conftest import assert_untouched, snapshot
 
@@ -118,6 +118,122 @@ def test_token_deletion_puts_the_pad_token():
     torch.testing.assert_close(c.values[:, -1], all_pad)
 
 
+class ImageAndFeatures(nn.Module):
+    """A linear score of two inputs: an image (batch, 2, 2, 2) and features (batch, 3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.image, self.features = nn.Linear(8, 2), nn.Linear(3, 2)
+
+    def forward(self, image, features):
+        return self.image(image.flatten(1)) + self.features(features)
+
+
+def test_two_inputs_are_ranked_together_and_removed_each_in_its_own_way():
+    """On a linear score, removing a unit removes its contribution w·x: a pixel both its
+    channels, a feature itself; the curve follows the joint order of all units."""
+    torch.manual_seed(0)
+    model = ImageAndFeatures().eval()
+    image, features = torch.randn(5, 2, 2, 2), torch.randn(5, 3)
+    w_image, w_features = model.image.weight[0].view(2, 2, 2).detach(), model.features.weight[0].detach()
+    bias = float((model.image.bias[0] + model.features.bias[0]).detach())
+    attribution = (w_image * image, w_features * features)  # the exact contributions, per element
+    per_unit = torch.cat([attribution[0].sum(1).flatten(1), attribution[1]], 1)  # 4 pixels, then 3 features
+    curve = E.perturbation_curve(model, (image, features), attribution, 0, steps=7, measure="score")
+    expected = torch.empty(5, 8)
+    for i in range(5):
+        order = per_unit[i].argsort(descending=True)
+        for k in range(8):
+            kept = torch.ones(7)
+            kept[order[:k]] = 0
+            expected[i, k] = bias + (per_unit[i] * kept).sum()
+    torch.testing.assert_close(curve.values, expected)
+    mixed = [set(per_unit[i].argsort(descending=True)[:4].tolist()) for i in range(5)]
+    assert any(m != {0, 1, 2, 3} and m & {0, 1, 2, 3} for m in mixed)  # the joint order interleaves the inputs
+
+    # features not explained: they pass unchanged, the pixels alone are removed
+    only = E.perturbation_curve(model, (image, features), (attribution[0], None), 0, steps=4, measure="score")
+    fixed = attribution[1].sum(1)
+    for i in range(5):
+        order = per_unit[i, :4].argsort(descending=True)
+        for k in range(5):
+            kept = torch.ones(4)
+            kept[order[:k]] = 0
+            assert float(only.values[i, k]) == pytest.approx(float(bias + fixed[i] + (per_unit[i, :4] * kept).sum()),
+                                                             abs=1e-5)
+
+    ev = interp.evaluate(model, (image, features), methods=["input_x_gradient", "saliency"], steps=4,
+                         metrics=["deletion", "insertion", "aopc", "randomisation"])
+    assert all(v.shape == (5,) and bool(v.isfinite().all()) for v in ev.per_sample.values())
+    assert ev.agreement.shape == (2, 2) and ev.randomisations["saliency"].examples.shape == (3, 7)
+
+
+def test_ground_truth_of_two_inputs_is_read_over_their_units_together():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(6, 3, generator=g), torch.randn(6, 4, generator=g))
+    r = (torch.randn(6, 3, generator=g), torch.randn(6, 4, generator=g))
+    m = (torch.rand(6, 3, generator=g) > 0.5, torch.rand(6, 4, generator=g) > 0.5)
+    for metric in (E.mass_accuracy, E.rank_accuracy, E.pointing_game):
+        torch.testing.assert_close(metric(r, m, x), metric(torch.cat(r, 1), torch.cat(m, 1)))
+        torch.testing.assert_close(metric((r[0], None), (m[0], None), x), metric(r[0], m[0]))
+
+
+class MaskedBag(nn.Module):
+    """Token embeddings averaged over the tokens the attention mask keeps (none kept: zero)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(12, 4), nn.Linear(4, 3)
+
+    def forward(self, input_ids, attention_mask):
+        keep = attention_mask[..., None].float()
+        return self.fc((self.emb(input_ids) * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+def test_token_deletion_by_masking_sets_the_attention_mask_of_the_most_relevant_tokens_to_zero():
+    torch.manual_seed(0)
+    model = MaskedBag().eval()
+    ids = torch.randint(1, 12, (3, 6))
+    mask = torch.ones(3, 6, dtype=torch.long)
+    mask[0, 4:] = 0  # padding, already masked
+    relevance = torch.randn(3, 6)
+    c = E.perturbation_curve(model, {"input_ids": ids, "attention_mask": mask}, {"input_ids": relevance}, 1,
+                             baseline="mask", steps=3, measure="score")
+    assert c.baseline == "mask"
+    order = relevance.argsort(1, descending=True)
+    with torch.no_grad():
+        for k in range(4):  # step k: the 2k most relevant tokens masked, the ids as they were
+            masked = mask.clone()
+            for i in range(3):
+                masked[i, order[i, :2 * k]] = 0
+            torch.testing.assert_close(c.values[:, k], model(ids, masked)[:, 1])
+        torch.testing.assert_close(c.values[:, -1], model(ids, torch.zeros_like(mask))[:, 1])  # all masked: fc(0)
+        torch.testing.assert_close(c.values[:, -1], model.fc.bias[1].expand(3))
+
+
+def test_several_inputs_that_do_not_fit_are_named_in_one_line():
+    model = MaskedBag().eval()
+    ids, mask = torch.randint(1, 12, (3, 6)), torch.ones(3, 6, dtype=torch.long)
+    x, r = {"input_ids": ids, "attention_mask": mask}, torch.randn(3, 6)
+    cases = [
+        (lambda: E.perturbation_curve(model, x, r), "must come like the inputs .*a dict by input name"),
+        (lambda: E.perturbation_curve(model, x, {"ids": r}), "must come like the inputs"),
+        (lambda: E.perturbation_curve(model, x, {"input_ids": None, "attention_mask": None}), "explains none"),
+        (lambda: E.perturbation_curve(model, x, {"input_ids": r[:, :4]}), "gives 4 units; input_ids"),
+        (lambda: E.perturbation_curve(model, {"input_ids": ids, "attention_mask": mask[:, :5]},
+                                      {"input_ids": r}, baseline="mask"),
+         r"one entry per unit of input_ids \(3, 6\): shaped \(3, 6\)"),
+        (lambda: E.perturbation_curve(ImageAndFeatures().eval(), (torch.randn(3, 2, 2, 2), torch.randn(3, 3)),
+                                      (None, torch.randn(3, 3)), baseline="mask"), "no attention_mask"),
+        (lambda: E.perturbation_curve(ImageAndFeatures().eval(), (torch.randn(3, 2, 2, 2), torch.randn(3, 3)),
+                                      [torch.randn(3, 2, 2, 2)]), "a tuple of 2"),
+    ]
+    for call, error in cases:
+        with pytest.raises(InterpError, match=error) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
 # ---------------------------------------------------------------------------- sanity checks
 
 def test_an_explanation_that_ignores_the_weights_passes_through_randomisation_unchanged():
@@ -153,8 +269,10 @@ def test_evaluate_gives_a_tidy_table_reproducible_under_its_seed():
     kwargs = dict(methods=["saliency", "input_x_gradient", "lrp:epsilon"],
                   metrics=["deletion", "insertion", "aopc", "mass_accuracy", "rank_accuracy", "pointing_game"],
                   truth=truth, seed=1, steps=8)
-    a = interp.evaluate(entry.model, x, **kwargs)
+    told = []
+    a = interp.evaluate(entry.model, x, **kwargs, progress=lambda done, total: told.append((done, total)))
     b = interp.evaluate(entry.model, x, **kwargs)
+    assert told == [(i, 9) for i in range(1, 10)]  # per method: the explanation, deletion, insertion
     assert a.methods == ("saliency", "input_x_gradient", "lrp:epsilon", "random")
     rows = a.table()
     assert {r["metric"] for r in rows} == set(kwargs["metrics"])
@@ -167,13 +285,17 @@ def test_evaluate_gives_a_tidy_table_reproducible_under_its_seed():
 
 
 @pytest.mark.parametrize("call, error", [
-    (lambda m, x: interp.evaluate(m, x, metrics=["mass_accuracy"]), "need ground truth"),
+    (lambda m, x: interp.evaluate(m, x, metrics=["mass_accuracy"]), "mass_accuracy needs ground truth"),
+    (lambda m, x: interp.evaluate(m, x, methods=[]), "no methods given"),
+    (lambda m, x: interp.evaluate(m, x, metrics=()), "no metrics given"),
+    (lambda m, x: interp.evaluate(m, x, seed="a"), "seed must be an int"),
     (lambda m, x: interp.evaluate(m, x, metrics=["faithfulness"]), "unknown metric"),
     (lambda m, x: interp.evaluate(m, x, methods=["shap"]), "unknown explanation method"),
     (lambda m, x: interp.evaluate(m, x, methods=["lrp:nope"]), "unknown composite"),
     (lambda m, x: interp.evaluate(m, x, steps=1), "at least 2 steps"),
     (lambda m, x: E.perturbation_curve(m, x, x, baseline=torch.zeros(3)), "does not fit"),
-    (lambda m, x: E.perturbation_curve(m, x, x, baseline="sharpen"), "unknown baseline"),
+    (lambda m, x: E.perturbation_curve(m, x, x, baseline="sharpen"), "unknown baseline.*mask"),
+    (lambda m, x: E.perturbation_curve(m, x, x, baseline="mask"), "no attention_mask; expected a dict of inputs"),
     (lambda m, x: interp.evaluate(m, x, metrics=["mass_accuracy"], truth=torch.ones(2, 3, dtype=torch.bool)),
      "do not fit"),
 ])
@@ -183,31 +305,57 @@ def test_bad_input_is_named(call, error):
         call(model, torch.randn(4, 5))
 
 
-# ---------------------------------------------------------------------------- figures
-
-def test_the_figures_show_what_the_evaluation_holds():
-    from interp import figures
-
+def test_one_name_is_a_list_of_one_and_scores_are_followed_as_asked():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 8 * 8, 3)).eval()
-    x, masks = torch.rand(10, 1, 8, 8), _masks(10)
-    ev = interp.evaluate(model, x, methods=["saliency", "input_x_gradient"], truth=masks, steps=4,
-                         metrics=["deletion", "insertion", "mass_accuracy", "randomisation"])
-    fig = figures.perturbation_curves(ev, "deletion")
-    lines = [t for t in fig.data if t.mode == "lines+markers"]
-    assert [t.name.split(" (")[0] for t in lines] == ["saliency", "input_x_gradient", "random order"]
-    np_mean = ev.curves[("saliency", "deletion")].values.mean(0).numpy()
-    assert list(lines[0].y) == pytest.approx(list(np_mean))
-    assert len(figures.perturbation_curves(ev, "insertion", sample=3).data) == 3  # one sample: no bands
-    board = figures.leaderboard(ev)
-    deletion = board.data[0]
-    assert list(deletion.y)[::-1] == [m for m, _ in ev.leaderboard("deletion")]  # best at the top
-    heat = figures.agreement_matrix(ev)
-    assert heat.data[0].z.shape == (2, 2) and list(heat.data[0].x) == ["saliency", "input_x_gradient"]
-    rand = figures.randomisation_curves(ev)
-    assert len(rand.data) == 2 and len(rand.data[0].x) == 2  # two weighted layers, from the top
-    with pytest.raises(InterpError, match="no randomisation"):
-        figures.randomisation_curves(interp.evaluate(model, x, methods=["saliency"], steps=4))
+    model, x = nn.Sequential(nn.Linear(5, 3)).eval(), torch.randn(4, 5)
+    one = interp.evaluate(model, x, methods="input_x_gradient", metrics="deletion", steps=4)
+    assert one.methods == ("input_x_gradient", "random") and one.metrics == ("deletion",)
+    score = interp.evaluate(model, x, methods="input_x_gradient", metrics="deletion", steps=4, measure="score")
+    with torch.no_grad():
+        out = model(x)
+    t = out.argmax(1)
+    clean = score.curves[("input_x_gradient", "deletion")].values[:, 0]
+    torch.testing.assert_close(clean, out.gather(1, t[:, None])[:, 0])  # the raw output, not a softmax
+    probability = one.curves[("input_x_gradient", "deletion")].values[:, 0]
+    torch.testing.assert_close(probability, out.softmax(1).gather(1, t[:, None])[:, 0])
+
+
+@pytest.mark.parametrize("run", [
+    lambda m, x: interp.evaluate(m, x, methods=["saliency"], steps=3),
+    lambda m, x: E.perturbation_curve(m, x, torch.ones_like(x), steps=3),
+    lambda m, x: E.randomisation(m, x, 0, "saliency"),
+])
+def test_a_model_normalising_by_its_batch_is_refused_before_it_runs(run):
+    """A batch-norm in train mode would update its running statistics on the first forward:
+    refused before any, so the model is left as it was."""
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 3))  # train mode
+    before = snapshot(model)
+    with pytest.raises(ModelError, match="train mode"):
+        run(model, torch.randn(6, 5))
+    assert_untouched(model, before)
+
+
+def test_evaluate_masks_the_tokens_of_a_hugging_face_bert():
+    from tests import hf_models as H  # skips without transformers
+
+    model, ids = H.bert(), H.tokens(4)
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    x = {"input_ids": ids, "attention_mask": mask}
+    before = snapshot(model)
+    ev = interp.evaluate(model, x, methods=["saliency", "lrp:attnlrp"], metrics=["deletion", "insertion", "aopc"],
+                         steps=4, baseline="mask")
+    assert ev.methods == ("saliency", "lrp:attnlrp", "random")
+    assert all(v.shape == (4,) and bool(v.isfinite().all()) for v in ev.per_sample.values())
+    with torch.no_grad():
+        clean = model(**x).logits.softmax(1)
+        none = model(input_ids=ids, attention_mask=torch.zeros_like(mask)).logits.softmax(1)
+    for (_, mode), c in ev.curves.items():
+        t = c.target[:, None]
+        start, end = (clean, none) if mode == "deletion" else (none, clean)
+        torch.testing.assert_close(c.values[:, 0], start.gather(1, t)[:, 0])
+        torch.testing.assert_close(c.values[:, -1], end.gather(1, t)[:, 0])
+    assert_untouched(model, before)  # the same parameters, no hooks left on any module
 
 
 def test_ground_truth_metrics_equal_quantus():

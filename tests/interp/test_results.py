@@ -18,6 +18,13 @@ from interp.errors import InterpError
 def _equal(a, b) -> bool:
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return type(b) is dict and list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return type(b) is tuple and len(a) == len(b) and all(map(_equal, a, b))
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(_equal(getattr(a, f.name), getattr(b, f.name))
+                                          for f in dataclasses.fields(a))
     return a == b and type(a) is type(b)
 
 
@@ -34,6 +41,9 @@ def computed():
         interp.sensitivity(mlp, x, "predicted", "occlusion", feature=2, grid=4),
         interp.sensitivity(cnn, image, "predicted", "occlusion", window=2),
         interp.sensitivity(mlp, x, "predicted", "explanation", methods=("gradient",), composites=(), draws=2),
+        # nested results and (method, metric) keys
+        interp.evaluate(mlp, x, methods=["saliency", "lrp:epsilon"], steps=3,
+                        metrics=["deletion", "insertion", "aopc", "randomisation"]),
     ]
 
 

@@ -94,7 +94,8 @@ def test_report_has_a_sensitivity_section(report_dir, name):
     # token models are rated in their embedding space, without LRP, and the page says so
     assert f'id="{name}-sensitivity-explanation"' in text
     assert ("so LRP is not rated" in text) == (name == "lstm-sentiment")
-    assert ("lrp:" in text.split(f'id="{name}-sensitivity-explanation"')[1]) == (name != "lstm-sentiment")
+    robustness = text.split(f'id="{name}-sensitivity-explanation"')[1].split("<h2>Evaluation</h2>")[0]
+    assert ("lrp:" in robustness) == (name != "lstm-sentiment")
 
 
 @pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
@@ -108,6 +109,31 @@ def test_report_has_a_latent_section(report_dir, name):
     layer = latent.default_layer(zoo.subject(name))
     assert f"UMAP of <b>{layer}</b>" in text and "trustworthiness" in text
     assert "not built yet" not in text
+
+
+@pytest.mark.parametrize("name", ["cnn-digits", "lstm-sentiment", "gan-digits"])
+def test_report_has_an_evaluation_section(report_dir, name):
+    from interp.study import evaluation
+
+    text = (report_dir / f"{name}.html").read_text()
+    assert text.index("<h2>Sensitivity</h2>") < text.index("<h2>Evaluation</h2>") < text.index("<h2>Latent space</h2>")
+    entry = zoo.subject(name)
+    for key in ("leaderboard", "curves", "randomisation", "randomisation-maps", "agreement"):
+        assert f'id="{name}-evaluation-{key}"' in text
+    section = text.split("<h2>Evaluation</h2>")[1].split("<h2>Latent space</h2>")[0]
+    assert all(m in section for m in evaluation.methods(entry))  # every method ranked, none hidden
+    assert ("Ground truth" in section) == (entry.truth is not None)
+
+
+def test_the_index_ranks_methods_across_models(report_dir):
+    from plotly.offline import get_plotlyjs
+
+    text = (report_dir / "index.html").read_text()
+    assert text.count(get_plotlyjs()[:200]) == 1
+    assert 'id="index-leaderboard-0"' in text  # deletion, every model
+    assert 'id="index-leaderboard-1"' in text  # relevance mass: the LSTM's tokens have true regions
+    figure = text.split('id="index-leaderboard-0"')[1]
+    assert all(n in figure for n in ("cnn-digits", "lstm-sentiment", "gan-digits"))
 
 
 def test_tabular_report_sweeps_the_strongest_feature(tmp_path):
