@@ -39,7 +39,7 @@ def create_app(subjects, selected: str | None = None) -> Dash:
         ("saliency", "Saliency", saliency.layout()),
         ("lrp", "LRP", lrp.layout()),
         ("sensitivity", "Sensitivity", sensitivity.layout()),
-        ("evaluation", "Evaluation", evaluation.layout()),
+        (evaluation.TAB, "Evaluation", evaluation.layout()),
         ("latent", "Latent space", latent.layout()),
     ]
     app.layout = shell.layout(catalog, selected or names[0], tabs)

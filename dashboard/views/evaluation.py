@@ -1,7 +1,8 @@
 """Evaluation view: how far to trust each explanation of the current model.
 
-Pick the removal baseline and the curve (deletion or insertion). The first panel shows the
-current sample's curves for every method, computed at once; the others the test set,
+Pick the removal baseline and the curve (deletion or insertion). Nothing is computed until
+the tab is opened. The first panel shows the current sample's curves for every method,
+computed at once; the others the test set,
 computed in the background (:mod:`dashboard.jobs`) with a progress bar and kept on disk
 (:mod:`interp.study.cache`): its mean curves, the leaderboard (sortable by any metric),
 the randomisation check (curves and example maps) and the agreement between methods.
@@ -17,8 +18,9 @@ from interp.study import cache, overview
 from interp.study import evaluation as ev
 
 from ..jobs import JOBS
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, message_figure
+from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, TABS, message_figure
 
+TAB = "evaluation"  # this view's tab (dashboard.app)
 BASELINE = "eval-baseline"
 MODE = "eval-mode"
 CAPTION = "eval-caption"
@@ -78,10 +80,10 @@ def register(app, catalog) -> None:
         return ev.check_baseline(subject, baseline), mode if mode in dict(MODES) else "deletion"
 
     @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), Input(BASELINE, "value"),
-                  Input(MODE, "value"), Input(CURRENT_SAMPLE, "data"), State(MODEL, "value"))
-    def sample(baseline, mode, current, name):
+                  Input(MODE, "value"), Input(CURRENT_SAMPLE, "data"), Input(TABS, "value"), State(MODEL, "value"))
+    def sample(baseline, mode, current, tab, name):
         subject = catalog.get(name)
-        if current.get("model") != name:
+        if current.get("model") != name or tab != TAB:  # every method on the sample: when looked at
             return no_update, no_update
         index = int(current["index"])
         baseline, mode = checked(subject, baseline, mode)
@@ -98,10 +100,13 @@ def register(app, catalog) -> None:
 
     @app.callback(*(Output(g, "figure") for g in DATASET_GRAPHS), Output(PROGRESS, "style"),
                   Output(PROGRESS_TEXT, "children"), Output(POLL, "disabled"),
-                  Input(BASELINE, "value"), Input(MODE, "value"), Input(POLL, "n_intervals"), State(MODEL, "value"))
-    def dataset(baseline, mode, _ticks, name):
-        subject = catalog.get(name)
+                  Input(BASELINE, "value"), Input(MODE, "value"), Input(POLL, "n_intervals"), Input(TABS, "value"),
+                  State(MODEL, "value"))
+    def dataset(baseline, mode, _ticks, tab, name):
         blank = (no_update,) * (len(DATASET_GRAPHS) - 1)
+        if tab != TAB:  # scored when looked at: seconds of every core, not for each model picked elsewhere
+            return (no_update, *blank, no_update, no_update, True)
+        subject = catalog.get(name)
         try:
             baseline, mode = checked(subject, baseline, mode)
             request = ev.request(subject, baseline)
