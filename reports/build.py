@@ -29,7 +29,9 @@ from interp.study import evaluation as trust
 from interp.subject import Subject
 from interp.subject import subjects as checked
 
-FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+# no control that sends data off the machine (plotly.js offers none of them unless asked; said anyway)
+FIGURE_CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False,
+                 "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"]}
 
 CSS = """
 body { font-family: Inter, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1d2530;
@@ -128,6 +130,8 @@ def _lrp_section(entry) -> str:
             "Each map is scaled to its own largest magnitude (red: evidence for the target, blue: against). "
             f"Largest gap |Σ relevance − score|: {float(gaps.max()):.3g}; biases and epsilon absorb relevance, "
             "the flow figure shows where."
+            + (f" <b style=\"color:#b3261e\">{html.escape(warning)} (sample {indices[0]}).</b>"
+               if (warning := lrp.gap_note(c.result)) else "")
             + (" The reconstruction error is not explained with LRP: it squares its terms, which no LRP rule "
                "covers." if entry.task == "reconstruction" else ""))
     figs = {"lrp-grid": c.grid, "lrp-flow": c.flow, "lrp-plan": c.plan}

@@ -133,8 +133,8 @@ def register(app, catalog) -> None:
         except InterpError as exc:
             return no_update, f"{name} · cannot draw this map: {exc}", "", True, HIDDEN
         caption = (f"{name} · {overview.sample_caption(subject, index) if index is not None else ''} · "
-                   f"fitted in {result.seconds:.2f} s · click a point to make it the current sample, "
-                   "lasso to select several")
+                   f"{latent.fit_text(result, latent.read_back(subject, result))} · "
+                   "click a point to make it the current sample, lasso to select several")
         return figure, caption, f"{label}: done, kept in the store", True, HIDDEN
 
     @app.callback(Output(HOVERED, "figure"), Input(MAP, "hoverData"), Input(CURRENT_SAMPLE, "data"),

@@ -195,5 +195,7 @@ def register(app, catalog) -> None:
                    f"{'' if len(obj.targets) == 1 else f', target {target}'} · Σ relevance {total:.4g} of "
                    f"score {score:.4g} (gap {total - score:+.3g}) · {overrides_text(overrides)} · each map "
                    "scaled to its own largest magnitude; hover for raw values")
+        warning = lrp.gap_note(r)
+        caption = [caption, html.Br(), html.Span(warning, className="warning")] if warning else caption
         return (plan_figure, c.grid, c.flow, c.layer_maps, SHOWN if c.has_layer_maps else HIDDEN, c.summary,
                 caption)

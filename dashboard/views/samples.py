@@ -6,7 +6,7 @@ views (activations, saliency, LRP, ...) show the same sample.
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from interp.study import overview
 
@@ -27,8 +27,7 @@ def layout() -> html.Div:
             html.Div(dcc.Input(id=INDEX, type="number", min=0, step=1, value=0, debounce=True),
                      className="index-input"),
             html.Button("next ▶", id=NEXT, n_clicks=0),
-            dcc.Checklist(id=ONLY_WRONG, options=[{"label": " misclassified only", "value": "wrong"}],
-                          value=[]),
+            dcc.Checklist(id=ONLY_WRONG, options=[{"label": FILTER_LABEL, "value": "wrong"}], value=[]),
             html.Span(id=CAPTION, className="caption"),
         ]),
         dcc.Loading(html.Div(className="grid", children=[
@@ -38,12 +37,37 @@ def layout() -> html.Div:
     ])
 
 
+FILTER_LABEL = " misclassified only"
+
+
+def filter_options(subject) -> list[dict]:
+    """The filter's option, disabled (and saying why) where the subject has no notion of
+    misclassified (an autoencoder, a GAN, unlabelled data)."""
+    if overview.can_be_misclassified(subject):
+        return [{"label": FILTER_LABEL, "value": "wrong"}]
+    return [{"label": FILTER_LABEL + " (no classes to get wrong)", "value": "wrong", "disabled": True}]
+
+
 def _step(candidates: list[int], current: int, direction: int) -> int:
     if not candidates:
         return current
     if direction > 0:
         return next((i for i in candidates if i > current), candidates[0])
     return next((i for i in reversed(candidates) if i < current), candidates[-1])
+
+
+def candidates(subject, only_wrong) -> list[int]:
+    """The samples next/previous step through: the misclassified with the filter on, where
+    the subject can misclassify; every sample otherwise, so a filter left ticked on a
+    model without classes does not freeze the buttons on an empty list."""
+    if only_wrong and overview.can_be_misclassified(subject):
+        return overview.misclassified(subject)
+    return list(range(overview.sample_count(subject)))
+
+
+def stepped(subject, index: int, direction: int, only_wrong) -> int:
+    """The sample after (``direction`` > 0) or before ``index``, wrapping around."""
+    return _step(candidates(subject, only_wrong), index, direction)
 
 
 def register(app, catalog) -> None:
@@ -59,14 +83,14 @@ def register(app, catalog) -> None:
         subject = catalog.get(name)
         n = overview.sample_count(subject)
         index = current["index"] if current and current.get("model") == name else 0
-        candidates = overview.misclassified(subject) if only_wrong else list(range(n))
+        among = candidates(subject, only_wrong)
         trigger = ctx.triggered_id
         if trigger == INDEX and typed is not None:
             index = min(max(int(typed), 0), n - 1)
         elif trigger in (PREV, NEXT):
-            index = _step(candidates, index, 1 if trigger == NEXT else -1)
-        elif trigger == ONLY_WRONG and only_wrong and candidates and index not in candidates:
-            index = _step(candidates, index, 1)
+            index = stepped(subject, index, 1 if trigger == NEXT else -1, only_wrong)
+        elif trigger == ONLY_WRONG and only_wrong and among and index not in among:
+            index = _step(among, index, 1)
         elif isinstance(trigger, dict) and trigger.get("type") == SAMPLE_PICKER:
             lassoed = [i for t in ctx.triggered if t["prop_id"].endswith(".selectedData")
                        for i in selected_ids(t["value"])]
@@ -78,6 +102,12 @@ def register(app, catalog) -> None:
             if picked is not None and 0 <= picked < n:
                 index = picked
         return {"model": name, "index": index}, index, n - 1
+
+    @app.callback(Output(ONLY_WRONG, "options"), Output(ONLY_WRONG, "value"), Input(MODEL, "value"))
+    def filter_choice(name):
+        """The filter as it applies to the model: untouched where it does, else disabled and cleared."""
+        subject = catalog.get(name)
+        return filter_options(subject), no_update if overview.can_be_misclassified(subject) else []
 
     @app.callback(
         Output(SAMPLE_GRAPH, "figure"), Output(PREDICTION_GRAPH, "figure"), Output(CAPTION, "children"),

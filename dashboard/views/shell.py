@@ -11,7 +11,10 @@ CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample e
 # graphs whose id is {"type": SAMPLE_PICKER, "name": ...} select the clicked sample everywhere:
 # each point's customdata holds a test-sample index
 SAMPLE_PICKER = "sample-picker"
-GRAPH_CONFIG = {"displaylogo": False}  # every dcc.Graph of the dashboard
+# every dcc.Graph of the dashboard: no control that sends data off the machine (Dash's graphs
+# show Plotly's "Share chart..." by default, which uploads the figure to Plotly's cloud)
+GRAPH_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False, "showLink": False,
+                "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"]}
 HIDDEN, SHOWN = {"display": "none"}, {}  # styles of panels shown only when they apply
 
 

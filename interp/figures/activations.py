@@ -17,6 +17,8 @@ from ..stats import LayerStats
 from ._style import ACCENT, ACTIVATION_SCALE, DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
 from .arrays import as_array
 
+DEAD = POSITIVE  # the palette's red, as unit_statistics' subplot title says (NEGATIVE is blue)
+
 
 def _scale(values: np.ndarray) -> dict:
     """Sequential colours for non-negative activations, diverging (white at 0) otherwise."""
@@ -168,7 +170,7 @@ def unit_statistics(stats: LayerStats, unit: int | None = None, title: str | Non
                          marker_color=[POSITIVE if u == unit else ACCENT for u in units],
                          hovertemplate="unit %{x}: mean %{y:.3f}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(x=units, y=stats.frac_zero, customdata=units, name="zero share",
-                         marker_color=[NEGATIVE if f >= dead_threshold else "#9aa7b8" for f in stats.frac_zero],
+                         marker_color=[DEAD if f >= dead_threshold else "#9aa7b8" for f in stats.frac_zero],
                          hovertemplate="unit %{x}: zero on %{y:.1%} of samples<extra></extra>"), row=2, col=1)
     fig.update_yaxes(range=[0, 1], row=2, col=1)
     fig.update_xaxes(title="unit", row=2, col=1)

@@ -70,13 +70,17 @@ def _band(fig: go.Figure, x, centre, spread, name: str, row: int, col: int) -> N
                              + " %{y:.4g} ± %{customdata:.3g}<extra></extra>"), row=row, col=col)
 
 
-def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str | None = None) -> go.Figure:
+def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str | None = None,
+                 predictions: bool = True) -> go.Figure:
     """Left: the root-mean-square change of the target score against the noise scale
     (a fraction of the data's std): the mean over samples with a band of ± the spread
     across samples, or with ``sample`` that sample's curve with its spread over the noisy
     copies (``score_change_std``). Right: the share of noisy copies predicting what the
     clean input predicts, the accuracy when labels were given, and the RMS change of the
-    target's softmax probability (mean over samples, or the sample's), all in [0, 1]."""
+    target's softmax probability (mean over samples, or the sample's), all in [0, 1].
+    ``predictions=False`` leaves the right panel out: for a model with one output (a
+    discriminator's real score, a reconstruction error) the argmax never changes, so the
+    share unchanged would be a flat 100% line that says nothing about robustness."""
     _check(result, NoiseSensitivity, "noise")
     x = _floats(result.scales)
     change = _floats(result.score_change)  # (scales, batch)
@@ -88,9 +92,26 @@ def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str
         centre, spread = change[:, i], _floats(result.score_change_std)[:, i]
         name = f"RMS score change, sample {i}"
         left = f"score change of sample {i} (target {int(result.target[i])}, score {float(result.score[i]):.4g})"
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[left, "predictions under noise"], horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2 if predictions else 1,
+                        subplot_titles=[left, "predictions under noise"][:2 if predictions else 1],
+                        horizontal_spacing=0.1)
     fig.update_annotations(font_size=12)
     _band(fig, x, centre, spread, name, 1, 1)
+    fig.update_yaxes(title="RMS change of the target score", rangemode="tozero", row=1, col=1)
+    if predictions:
+        _predictions_panel(fig, result, x, None if sample is None else i)
+    for col in range(1, 3 if predictions else 2):
+        fig.update_xaxes(title="noise scale (× the data's std)", row=1, col=col)
+    where = f" in the embedding {result.embedding}" if result.embedding else ""
+    sub = (f"Gaussian noise{where}, std = {result.std:.4g}, {result.draws} draws per sample and scale, "
+           f"seed {result.seed}")
+    head = title or "Sensitivity to input noise"
+    return finish(fig, f"{head}<br><sup>{sub}</sup>", height=460, margin=dict(l=60, r=20, t=90, b=50),
+                  legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"))
+
+
+def _predictions_panel(fig: go.Figure, result: NoiseSensitivity, x, sample: int | None) -> None:
+    """The right panel of :func:`noise_curves`: agreement, accuracy, probability change."""
     fig.add_trace(go.Scatter(x=x, y=_floats(result.agreement), mode="lines+markers",
                              name="agrees with clean prediction",
                              line=dict(color=POSITIVE, width=2),
@@ -102,23 +123,14 @@ def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str
                       row=1, col=2)
     if result.probability_change is not None:
         p = _floats(result.probability_change)
-        fig.add_trace(go.Scatter(x=x, y=p.mean(1) if sample is None else p[:, i], mode="lines+markers",
-                                 name="RMS probability change" + ("" if sample is None else f", sample {i}"),
+        fig.add_trace(go.Scatter(x=x, y=p.mean(1) if sample is None else p[:, sample], mode="lines+markers",
+                                 name="RMS probability change" + ("" if sample is None else f", sample {sample}"),
                                  line=dict(color=ACCENT, width=2, dash="dot"),
                                  hovertemplate="noise %{x:.3g} × std<br>probability change %{y:.3f}<extra></extra>"),
                       row=1, col=2)
-    for col in (1, 2):
-        fig.update_xaxes(title="noise scale (× the data's std)", row=1, col=col)
-    fig.update_yaxes(title="RMS change of the target score", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title="share of noisy copies" + (" / probability change" if result.probability_change
                                                       is not None else ""),
                      range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    where = f" in the embedding {result.embedding}" if result.embedding else ""
-    sub = (f"Gaussian noise{where}, std = {result.std:.4g}, {result.draws} draws per sample and scale, "
-           f"seed {result.seed}")
-    head = title or "Sensitivity to input noise"
-    return finish(fig, f"{head}<br><sup>{sub}</sup>", height=460, margin=dict(l=60, r=20, t=90, b=50),
-                  legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"))
 
 
 # ---------------------------------------------------------------------------- occlusion

@@ -56,8 +56,15 @@ def is_attention(subject: Subject, output: str) -> bool:
 
 
 def default_output(subject: Subject) -> str:
-    """The output a first look should show: attention for transformers, the hidden
-    states for RNNs, the last unpooled feature map for CNNs, else the last hidden layer."""
+    """The output a first look should show: an autoencoder's code (a VAE's mean, found as
+    the Latent space view finds it, so both tabs open on the same name), attention for
+    transformers, the hidden states for RNNs, the last unpooled feature map for CNNs, else
+    the last hidden layer. Never the model's own output when it is a map: a decoder's
+    image is what the model makes, not a hidden layer."""
+    if subject.task == "reconstruction" and "encoder" in subject.parts:
+        from .latent import default_layer  # here, not at the top: latent imports this module
+
+        return default_layer(subject)
     col = test_collection(subject)
     names = col.outputs
     attention = [o for o in names if is_attention(subject, o)]
@@ -66,7 +73,7 @@ def default_output(subject: Subject) -> str:
     sequences = [o for o in names if isinstance(_module(subject, o), nn.RNNBase) and col.layout(o) == "last"]
     if sequences:
         return sequences[-1]
-    maps = [o for o in names if col.channels_first(o) and len(col.meta["outputs"][o]["shape"]) >= 2
+    maps = [o for o in names[:-1] if col.channels_first(o) and len(col.meta["outputs"][o]["shape"]) >= 2
             and not isinstance(_module(subject, o), (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d))]
     if maps:
         return maps[-1]

@@ -20,6 +20,7 @@ from .. import figures, generative
 from ..errors import InputError, UnknownNameError
 from ..layer_projection import project_layer
 from ..projection import METHODS, LayerProjection
+from ..store import Store
 from ..subject import Subject
 from . import overview
 from .activations import outputs
@@ -69,7 +70,8 @@ def default_layer(subject: Subject) -> str:
             code = means or [o for o in code if not o.endswith("logvar")]
         if code:
             return code[-1]
-    hidden = [o for o in names[:-1] if not o.endswith(".c")]
+    final = outputs(subject)[-1]  # the model's own output, which layers() leaves out when it is one unit
+    hidden = [o for o in names if o != final and not o.endswith(".c")]
     return hidden[-1] if hidden else names[-1]
 
 
@@ -110,20 +112,58 @@ def projection(subject: Subject, layer: str | None = None, method: str = "pca", 
     _check(subject, layer, method, next(iter(colourings(subject))))
     if n_components not in (2, 3):
         raise InputError(f"n_components must be 2 or 3 for a map; got {n_components!r}")
-    key = f"latent-{layer}-{method}-{n_components}"
+    key = _key(layer, method, n_components)
     if key not in subject.memo:  # not under overview's memo lock: a UMAP fit takes seconds, other views go on
         n = len(subject.inputs)
         small = ({"n_neighbors": max(2, min(15, n - 1))} if method == "umap" else
                  {"perplexity": max(1.0, min(30.0, (n - 1) / 3))} if method == "tsne" else {})
-        subject.memo[key] = project_layer(model(subject), subject.inputs, layer, method, n_components,
-                                          labels=overview.class_labels(subject), reduce=_reduce(subject, layer),
-                                          name=subject.name, progress=progress, **small)
+        store = _Watched()
+        result = project_layer(model(subject), subject.inputs, layer, method, n_components,
+                               labels=overview.class_labels(subject), reduce=_reduce(subject, layer),
+                               name=subject.name, progress=progress, store=store, **small)
+        subject.memo[key + "-read"] = store.read_back
+        subject.memo[key] = result
     return subject.memo[key]
+
+
+def _key(layer: str, method: str, n_components: int) -> str:
+    return f"latent-{layer}-{method}-{n_components}"
+
+
+class _Watched(Store):
+    """The default store, noting whether the last result was read back or computed: a map
+    read from disk was not fitted now, and its fit time is the original run's."""
+
+    read_back = False
+
+    def result(self, identity, request, compute):
+        computed = []
+
+        def noted():
+            computed.append(True)
+            return compute()
+
+        found = super().result(identity, request, noted)
+        self.read_back = not computed
+        return found
+
+
+def read_back(subject: Subject, result: LayerProjection) -> bool:
+    """Whether ``result`` (from :func:`projection`) was read from the store, not fitted in this process."""
+    return bool(subject.memo.get(_key(result.layer, result.method, result.coordinates.shape[1]) + "-read"))
+
+
+def fit_text(result: LayerProjection, read: bool) -> str:
+    """How the map came to be, in words: "fitted in X s", or for a map ``read`` from the store
+    "read from the store (fitted in X s)" with the original fit time it keeps (so a second
+    look does not claim a fit of a few milliseconds, nor hide that none ran)."""
+    seconds = "under 0.01 s" if result.seconds < 0.005 else f"{result.seconds:.2f} s"
+    return f"read from the store (fitted in {seconds})" if read else f"fitted in {seconds}"
 
 
 def cached_projection(subject: Subject, layer: str, method: str, n_components: int = 2) -> LayerProjection | None:
     """The map if it is already in memory, else None (for views that must not wait)."""
-    return subject.memo.get(f"latent-{layer}-{method}-{n_components}")
+    return subject.memo.get(_key(layer, method, n_components))
 
 
 def _predictions(subject: Subject) -> torch.Tensor:
@@ -372,5 +412,5 @@ def generative_figures(subject: Subject, index: int) -> dict[str, go.Figure]:
 
 __all__ = ["has_attribution_scores", "units", "traversal", "interpolation", "between", "partner", "kl",
            "walked_units", "generative_figures", "layers", "default_layer", "colourings", "projection",
-           "cached_projection", "colour_values", "hover_texts", "map_figure", "layer_by_layer", "selection_figure",
-           "COLOURS"]
+           "cached_projection", "read_back", "fit_text", "colour_values", "hover_texts", "map_figure",
+           "layer_by_layer", "selection_figure", "COLOURS"]

@@ -170,6 +170,32 @@ def _what(subject: Subject, obj: Objective, target) -> str:
     return "discriminator's real score (logit)"
 
 
+GAP_WARNING = 0.05  # a conservation gap above this share of the score is flagged
+
+
+def gap_note(result, sample: int = 0, threshold: float = GAP_WARNING) -> str:
+    """A warning when the relevance of ``sample`` misses its score by more than ``threshold``
+    of it, naming what absorbed (or created) the difference: the layers (biases, epsilon)
+    that took most, and what was taken outside every layer (constants added in a forward);
+    empty when relevance is conserved within the threshold. Under the defaults the zoo's
+    LSTM and transformer lose a third or more, which a reader must not take for a map of the
+    whole score."""
+    score, total = float(result.score[sample]), float(result.total[sample])
+    gap = score - total
+    if abs(gap) <= threshold * max(abs(score), 1e-12):
+        return ""
+    takers = sorted(((float(layer.absorbed[sample]), name) for name, layer in result.layers.items()),
+                    key=lambda t: -abs(t[0]))
+    outside = float(result.outside_layers[sample])
+    parts = [f"{name} {'absorbed' if v > 0 else 'created'} {abs(v) / abs(score):.0%}" for v, name in takers[:3]
+             if abs(v) > 0.01 * abs(score)]
+    if abs(outside) > 0.01 * abs(score):
+        parts.append(f"outside the layers {'absorbed' if outside > 0 else 'created'} {abs(outside) / abs(score):.0%}")
+    side = "falls short of" if gap * score > 0 else "exceeds"
+    return (f"⚠ relevance is not conserved: Σ relevance {side} the score by {abs(gap / score):.0%} of it"
+            + (f" ({'; '.join(parts)})" if parts else "") + "; the flow figure shows every layer")
+
+
 def comparison(subject: Subject, indices, composite: str | None = None, key: str | None = None, target=None,
                overrides: dict | None = None, saliency=DEFAULT_SALIENCY) -> Comparison:
     """LRP of samples ``indices`` (one index or a list; for the GAN each real sample with
@@ -199,4 +225,4 @@ def comparison(subject: Subject, indices, composite: str | None = None, key: str
 
 
 __all__ = ["objectives", "objective", "default_composite", "composites", "rules", "overridable_layers", "plan",
-           "comparison", "Comparison", "DEFAULT_COMPOSITE", "DENSE_COMPOSITE", "DEFAULT_SALIENCY"]
+           "gap_note", "comparison", "Comparison", "DEFAULT_COMPOSITE", "DENSE_COMPOSITE", "DEFAULT_SALIENCY"]

@@ -293,9 +293,16 @@ def sample_caption(subject: Subject, index: int) -> str:
     return f"sample {index}{of}: discriminator P(real) = {float(prediction[0]):.3f}"
 
 
+def can_be_misclassified(subject: Subject) -> bool:
+    """Whether samples can be misclassified: a classifier with labels. Elsewhere (an
+    autoencoder, a GAN, unlabelled data) "misclassified" means nothing, and filters on it
+    must not apply (an empty list of them would read as "none wrong")."""
+    return subject.is_classifier and subject.labels is not None
+
+
 def misclassified(subject: Subject) -> list[int]:
     """Indices of misclassified samples (empty for models that do not classify, or without labels)."""
-    if not subject.is_classifier or subject.labels is None:
+    if not can_be_misclassified(subject):
         return []
     return list(memo(subject, "misclassified", lambda: tuple(
         torch.nonzero(predicted_classes(subject) != subject.labels).flatten().tolist())))
@@ -320,4 +327,5 @@ def showcase_samples(subject: Subject, n_correct: int = 3, n_wrong: int = 2) -> 
 
 __all__ = ["memo", "working", "model", "parts", "predict", "predictions", "metrics", "headline", "card_rows",
            "architecture", "overview_figures", "sample_count", "check_index", "sample_figures", "sample_caption",
-           "misclassified", "showcase_samples", "generated", "judged", "latent_size", "label_name"]
+           "can_be_misclassified", "misclassified", "showcase_samples", "generated", "judged", "latent_size",
+           "label_name"]

@@ -203,7 +203,8 @@ def sample_figure(subject: Subject, index: int, s: Settings) -> go.Figure:
     what = objective_of(subject, s)
     x = subject.inputs
     if s.kind == "noise":
-        return figures.noise_curves(r, sample=0, title=f"How the {what} of sample {index} moves under input noise")
+        return figures.noise_curves(r, sample=0, title=f"How the {what} of sample {index} moves under input noise",
+                                    predictions=_several_outputs(r))
     if s.kind == "occlusion":
         if subject.modality == "tabular":
             return figures.ice_curves(r, _feature_name(subject, s.feature), highlight=0,
@@ -216,6 +217,14 @@ def sample_figure(subject: Subject, index: int, s: Settings) -> go.Figure:
     if s.kind == "layer":
         return figures.layer_profile(r, title=f"Layer sensitivity of sample {index}")
     return figures.explanation_robustness(r, title=f"Robustness of the explanations of sample {index}")
+
+
+def _several_outputs(r) -> bool:
+    """Whether the explained model has several outputs, so that its prediction (an argmax)
+    can change under noise: a noise result has a probability change exactly then. With one
+    output (a discriminator's real score, a reconstruction error) the share of unchanged
+    predictions is 100% at every scale, a line that would only look like robustness."""
+    return r.probability_change is not None
 
 
 def _feature_name(subject: Subject, feature: int) -> str:
@@ -317,7 +326,8 @@ def dataset_figure(subject: Subject, s: Settings, result, index: int | None = No
     what = objective_of(subject, s)
     n = len(subject.inputs)
     if s.kind == "noise":
-        return figures.noise_curves(result, title=f"How the {what} moves under input noise, {n} samples")
+        return figures.noise_curves(result, title=f"How the {what} moves under input noise, {n} samples",
+                                    predictions=_several_outputs(result))
     if s.kind == "occlusion":
         name = _feature_name(subject, s.feature)
         return figures.ice_curves(result, name, highlight=index,

@@ -75,3 +75,47 @@ def test_bad_requests():
         activations.sample_figure(subject, "features.3", 10_000)
     with pytest.raises(InputError, match="unit"):
         activations.stats_figure(subject, "features.3", 32)
+
+
+def _is_red(colour: str) -> bool:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return r > 1.5 * max(g, b)
+
+
+def test_dead_units_are_red_as_the_caption_says():
+    from interp import figures
+    from interp.stats import LayerStats
+
+    frac_zero = np.array([1.0, 0.0, 0.995, 0.5])
+    s = LayerStats(output="h", n_samples=200, sample_shape=(4,), channels_first=False, mean=np.zeros(4),
+                   std=np.zeros(4), frac_zero=frac_zero, max=np.zeros(4), top_indices=np.zeros((4, 1), int),
+                   top_values=np.zeros((4, 1)), class_means=None, class_counts=None)
+    fig = figures.unit_statistics(s)
+    assert "red" in fig.layout.annotations[1].text and "2 dead" in fig.layout.title.text
+    colours = list(fig.data[1].marker.color)
+    assert [_is_red(c) for c in colours] == [True, False, True, False]
+
+
+@pytest.mark.parametrize("name, code", [("autoencoder-digits", "encoder.3"), ("vae-digits", "encoder.mu")])
+def test_reconstruction_default_is_the_code(name, code):
+    subject = zoo.subject(name)
+    assert subject.task == "reconstruction" and "encoder" in subject.parts
+    assert activations.default_output(subject) == code  # not the decoder's 1-channel image
+
+
+def test_reconstruction_without_encoder_defaults_to_the_deepest_hidden_layer():
+    from interp import Subject
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3, padding=1))
+    subject = Subject(net, torch.rand(16, 1, 8, 8), task="reconstruction", name="plain-reconstruction")
+    assert not subject.parts
+    assert activations.default_output(subject) == "1"  # the last hidden map, not the output image "2"
+
+
+def test_vae_names_agree_with_latent_space():
+    from interp.study import latent
+
+    subject = zoo.subject("vae-digits")
+    assert set(latent.layers(subject)) <= set(activations.outputs(subject))
+    assert activations.default_output(subject) == latent.default_layer(subject) == "encoder.mu"

@@ -4,6 +4,8 @@ layer-by-layer figures draw."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import plotly.graph_objects as go
 import pytest
 import torch
@@ -15,7 +17,7 @@ from tests.conftest import fresh_subject
 
 DEEPEST = {"mlp-cancer": "net.3", "cnn-digits": "classifier.2", "cnn-shapes": "classifier.2",
            "lstm-sentiment": "lstm.h", "transformer-sentiment": "ln", "autoencoder-digits": "encoder.3",
-           "vae-digits": "encoder.mu", "gan-digits": "net.3"}
+           "vae-digits": "encoder.mu", "gan-digits": "net.4"}  # the input of the last layer
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -123,3 +125,31 @@ def test_colouring_by_an_attribution_score():
     assert bool(((top >= 0.1) & (top <= 1)).all())
     assert latent.colourings(digits)[latent.ATTRIBUTION] == "attribution on the top 10% of inputs"
     assert latent.ATTRIBUTION not in latent.colourings(zoo.subject("vae-digits"))
+
+
+def test_a_map_read_from_the_store_says_so_and_keeps_its_fit_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))  # an empty store: the first map is fitted now
+    first = fresh_subject("mlp-cancer")
+    fitted = latent.projection(first, None, "pca")
+    assert not latent.read_back(first, fitted)
+    assert latent.fit_text(fitted, latent.read_back(first, fitted)).startswith("fitted in ")
+    again = fresh_subject("mlp-cancer")
+    back = latent.projection(again, None, "pca")  # a new subject: read from the store
+    assert latent.read_back(again, back)
+    assert back.seconds == fitted.seconds > 0  # the original fit time, kept in the stored result
+    text = latent.fit_text(back, read=True)
+    assert text.startswith("read from the store (fitted in ") and "0.00 s" not in text
+    assert latent.fit_text(back, read=False).startswith("fitted in ")
+    assert latent.fit_text(dataclasses.replace(back, seconds=0.0004), read=False) == "fitted in under 0.01 s"
+    assert latent.fit_text(dataclasses.replace(back, seconds=1.234), read=True) == \
+        "read from the store (fitted in 1.23 s)"
+
+
+def test_the_deepest_hidden_layer_when_the_final_output_is_one_unit():
+    """The GAN's discriminator ends in one logit, which is no map; the default is the layer
+    before it, as the Activations view opens on, not the one before that."""
+    from interp.study import activations
+
+    gan = zoo.subject("gan-digits")
+    outputs = activations.outputs(gan)
+    assert latent.default_layer(gan) == outputs[-2] == activations.default_output(gan)

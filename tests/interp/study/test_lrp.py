@@ -161,3 +161,18 @@ def test_an_input_layer_rule_on_a_hidden_layer_is_refused_in_words():
 def test_rule_names_are_the_engines():
     assert set(lrp.rules()) == set(interp.lrp.rules.WEIGHTED_RULES)
     assert lrp.rules()["gamma"] == "gamma (0.25)"
+
+
+def test_a_large_conservation_gap_is_flagged_with_what_absorbed_it():
+    import zoo
+    from interp.study import lrp as study_lrp
+
+    lstm = study_lrp.comparison(zoo.subject("lstm-sentiment"), 0, saliency=()).result
+    note = study_lrp.gap_note(lstm)
+    gap = float((lstm.score[0] - lstm.total[0]) / lstm.score[0])
+    assert gap > study_lrp.GAP_WARNING and f"falls short of the score by {gap:.0%}" in note
+    top = max(lstm.layers.items(), key=lambda kv: abs(float(kv[1].absorbed[0])))
+    assert f"{top[0]} absorbed" in note.split("(")[1].split(";")[0]  # the largest taker named first
+    cnn = study_lrp.comparison(zoo.subject("cnn-digits"), 0, saliency=()).result
+    assert abs(float(cnn.score[0] - cnn.total[0])) <= study_lrp.GAP_WARNING * abs(float(cnn.score[0]))
+    assert study_lrp.gap_note(cnn) == ""  # conserved within the threshold: nothing to flag

@@ -146,3 +146,17 @@ def test_the_explanation_table_in_pieces_is_the_library_on_each_piece():
     total = (sens.EXPLANATION_SAMPLES // piece) * len(joined.methods)
     assert steps[0] == (0, total) and steps[-1] == (total, total)
     assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+
+
+@pytest.mark.parametrize("name, meaningful", [("gan-digits", False), ("autoencoder-digits", False),
+                                              ("cnn-digits", True)])
+def test_predictions_under_noise_only_for_models_with_several_outputs(name, meaningful):
+    """argmax over one output never changes: a flat 100% line says nothing, so it is not drawn."""
+    entry = zoo.subject(name)
+    s = sens.settings(entry, kind="noise")
+    r = sens.sample_result(entry, 0, s)
+    for fig in (sens.sample_figure(entry, 0, s), sens.dataset_figure(entry, s, r)):
+        names = [t.name for t in fig.data]
+        assert ("agrees with clean prediction" in names) == meaningful, names
+        titles = [a.text for a in fig.layout.annotations]
+        assert ("predictions under noise" in titles) == meaningful, titles

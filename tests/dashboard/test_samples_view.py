@@ -1,0 +1,35 @@
+"""The Samples view's stepping, without a browser: next/previous move through every
+sample, or with "misclassified only" through the misclassified ones where the model
+has classes to get wrong; the filter is offered only there."""
+
+from __future__ import annotations
+
+import pytest
+
+import zoo
+from dashboard.views.samples import filter_options, stepped
+from interp.study import overview
+
+
+@pytest.mark.parametrize("name", ["autoencoder-digits", "vae-digits", "gan-digits"])
+def test_models_without_classes_step_with_the_filter_on_as_without_it(name):
+    subject = zoo.subject(name)
+    n = overview.sample_count(subject)
+    for only_wrong in ([], ["wrong"]):
+        assert stepped(subject, 0, 1, only_wrong) == 1
+        assert stepped(subject, 5, -1, only_wrong) == 4
+        assert stepped(subject, n - 1, 1, only_wrong) == 0  # wraps
+        assert stepped(subject, 0, -1, only_wrong) == n - 1
+    assert filter_options(subject)[0]["disabled"]  # no notion of misclassified: not offered
+
+
+def test_a_classifier_steps_through_the_misclassified_with_the_filter_on():
+    subject = zoo.subject("cnn-digits")
+    wrong = overview.misclassified(subject)
+    assert len(wrong) >= 2
+    assert stepped(subject, 0, 1, []) == 1 and stepped(subject, 1, -1, []) == 0
+    assert stepped(subject, wrong[0], 1, ["wrong"]) == wrong[1]
+    assert stepped(subject, wrong[1], -1, ["wrong"]) == wrong[0]
+    assert stepped(subject, wrong[-1], 1, ["wrong"]) == wrong[0]  # wraps
+    assert stepped(subject, wrong[0] - 1 if wrong[0] else 0, 1, ["wrong"]) in wrong
+    assert not filter_options(subject)[0].get("disabled")
