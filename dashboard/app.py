@@ -4,11 +4,13 @@ The dashboard shows :class:`interp.Subject` objects, any number, whoever made th
 user's model, the zoo's): ``serve([subject])`` from Python, ``interp dashboard`` from
 the shell. Served with Dash's own bundled assets (``serve_locally``) plus ``assets/``:
 no CDN, so the dashboard works offline. It binds 127.0.0.1 with debug off unless asked
-otherwise.
+otherwise, served by waitress (several users at once; Dash's development server only
+with debug).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from dash import Dash
@@ -20,6 +22,8 @@ from .views import activations, evaluation, latent, lrp, overview, saliency, sam
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+THREADS = 8  # requests answered at once (each view's callbacks, several users)
 
 
 def create_app(subjects, selected: str | None = None) -> Dash:
@@ -51,10 +55,26 @@ def create_app(subjects, selected: str | None = None) -> Dash:
 def serve(subjects, selected: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           debug: bool = False) -> None:
     """Serve the dashboard on ``subjects`` (one :class:`interp.Subject` or several) until
-    interrupted: ``dashboard.serve([interp.Subject(model, (x, y))])``."""
+    interrupted: ``dashboard.serve([interp.Subject(model, (x, y))])``.
+
+    Served by waitress, a production WSGI server, with ``THREADS`` threads, so several users
+    (or tabs) are answered at once. Waitress rather than gunicorn: pure Python on every
+    platform, and threads in one process, which share the loaded models and never fork a
+    process whose torch has started its thread pools (see :mod:`dashboard.jobs`). Dash's
+    development server (reloading, tracebacks in the page) only with ``debug``. Any host but
+    the loopback gets a warning: the dashboard has no login, and runs the models on what
+    it is sent."""
     app = create_app(subjects, selected)
+    if host not in LOOPBACK:
+        print(f"warning: serving on {host}, not 127.0.0.1: anyone who can reach this machine can use the "
+              "dashboard (no login) and run the models", file=sys.stderr, flush=True)
     print(f"interp dashboard on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
-    app.run(host=host, port=port, debug=debug)
+    if debug:
+        app.run(host=host, port=port, debug=True)
+        return
+    from waitress import serve as wsgi
+
+    wsgi(app.server, host=host, port=port, threads=THREADS, ident="interp")
 
 
 __all__ = ["create_app", "serve", "Lazy", "Catalog"]

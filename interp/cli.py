@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-zoo", action="store_true", help="show only your models, not the zoo's beside them")
     d.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     d.add_argument("--port", type=_port, default=8050)
-    d.add_argument("--debug", action="store_true", help="Dash debug mode (never on a shared host)")
+    d.add_argument("--debug", action="store_true", help="Dash's development server in debug mode, instead of "
+                   "waitress (never on a shared host)")
     d.add_argument("--cache", metavar="DIR", help="store for dataset-wide results "
                    "(default $INTERP_CACHE or ~/.cache/interp)")
     d.set_defaults(func=cmd_dashboard)

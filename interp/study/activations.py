@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from torch import nn
 
 from .. import figures
@@ -24,7 +25,7 @@ from ..collect import Collection, collect
 from ..errors import InputError, UnknownNameError
 from ..stats import LayerStats, layer_stats, unit_values
 from ..subject import Subject
-from .overview import check_index, class_labels, label_name, memo, model
+from .overview import check_index, class_labels, label_name, memo, model, parts
 
 TOP_K = 9
 
@@ -55,16 +56,45 @@ def is_attention(subject: Subject, output: str) -> bool:
     return test_collection(subject).layout(output) == "attention"
 
 
-def default_output(subject: Subject) -> str:
-    """The output a first look should show: an autoencoder's code (a VAE's mean, found as
-    the Latent space view finds it, so both tabs open on the same name), attention for
-    transformers, the hidden states for RNNs, the last unpooled feature map for CNNs, else
-    the last hidden layer. Never the model's own output when it is a map: a decoder's
-    image is what the model makes, not a hidden layer."""
-    if subject.task == "reconstruction" and "encoder" in subject.parts:
-        from .latent import default_layer  # here, not at the top: latent imports this module
+def encoder_path(subject: Subject) -> str | None:
+    """Where the subject's encoder part sits in the model (its module path), or None."""
+    encoder = parts(subject).get("encoder")
+    if encoder is None:
+        return None
+    return next((name for name, m in model(subject).named_modules() if m is encoder and name), None)
 
-        return default_layer(subject)
+
+def code_output(subject: Subject) -> str | None:
+    """An autoencoder's code among the recorded outputs of more than one unit: the last
+    output of its encoder, for a VAE the one that equals the encoder's mean (found by value
+    on the first sample, not by a name such as ``mu``); None without an encoder."""
+    encoder = encoder_path(subject)
+    if encoder is None:
+        return None
+    col = test_collection(subject)
+    code = [o for o in col.outputs if (o == encoder or o.startswith(encoder + ".")) and units(subject, o) > 1]
+    if subject.latent_is_distribution:  # the output that is the mean, not the log-variance
+        def first_mean():
+            with torch.no_grad():
+                out = parts(subject)["encoder"](subject.inputs[:1])
+            return (out[0] if isinstance(out, tuple) else out).reshape(-1).double().numpy()
+
+        mu = memo(subject, "code-mean", first_mean)
+        means = [o for o in code if col[o][0].size == mu.size
+                 and np.allclose(np.asarray(col[o][0], dtype=np.float64).reshape(-1), mu, atol=1e-5)]
+        code = means or [o for o in code if not o.endswith("logvar")]
+    return code[-1] if code else None
+
+
+def default_output(subject: Subject) -> str:
+    """The output a first look should show: an autoencoder's code (a VAE's mean; the Latent
+    space view opens on the same, :func:`code_output`), attention for transformers, the
+    hidden states for RNNs, the last unpooled feature map for CNNs, else the last hidden
+    layer. Never the model's own output when it is a map: a decoder's image is what the
+    model makes, not a hidden layer."""
+    code = code_output(subject)
+    if code is not None:
+        return code
     col = test_collection(subject)
     names = col.outputs
     attention = [o for o in names if is_attention(subject, o)]

@@ -12,7 +12,6 @@ sample. Both faces (dashboard and reports) call these functions.
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 import torch
 
@@ -23,7 +22,7 @@ from ..projection import METHODS, LayerProjection
 from ..store import Store
 from ..subject import Subject
 from . import overview
-from .activations import outputs
+from .activations import code_output, outputs
 from .overview import memo, model, parts
 
 COLOURS = {"label": "true label", "prediction": "prediction", "correct": "right or wrong"}
@@ -45,31 +44,13 @@ def layers(subject: Subject) -> list[str]:
     return list(memo(subject, "latent-layers", compute))
 
 
-def _encoder_path(subject: Subject) -> str | None:
-    """Where the encoder part sits in the model (its module path), or None."""
-    encoder = parts(subject).get("encoder")
-    if encoder is None:
-        return None
-    return next((name for name, m in model(subject).named_modules() if m is encoder and name), None)
-
-
 def default_layer(subject: Subject) -> str:
     """The deepest hidden layer: an autoencoder's code (the VAE's mean), else the last
     output before the model's final one (an LSTM's final hidden state ``h``, not its cell)."""
     names = layers(subject)
-    encoder = _encoder_path(subject)
-    if encoder is not None:
-        code = [o for o in names if o == encoder or o.startswith(encoder + ".")]
-        if subject.latent_is_distribution:  # the output that is the mean, not the log-variance
-            from .activations import test_collection
-
-            mu = _codes(subject)[0][0].reshape(-1).double().numpy()
-            col = test_collection(subject)
-            means = [o for o in code if col[o][0].size == mu.size
-                     and np.allclose(np.asarray(col[o][0], dtype=np.float64).reshape(-1), mu, atol=1e-5)]
-            code = means or [o for o in code if not o.endswith("logvar")]
-        if code:
-            return code[-1]
+    code = code_output(subject)  # the Activations view opens on the same
+    if code is not None and code in names:
+        return code
     final = outputs(subject)[-1]  # the model's own output, which layers() leaves out when it is one unit
     hidden = [o for o in names if o != final and not o.endswith(".c")]
     return hidden[-1] if hidden else names[-1]

@@ -568,7 +568,9 @@ def test_latent_map_clicks_and_lassos_pick_samples(browser, server):
 
 
 def test_served_with_debug_off_and_local_assets(server):
-    html = urllib.request.urlopen(server, timeout=5).read().decode()
+    with urllib.request.urlopen(server, timeout=5) as r:
+        html, served_by = r.read().decode(), r.headers.get("Server", "")
+    assert served_by == "interp"  # waitress (its ident), not Flask's development server (Werkzeug)
     assert '"ui":false' in html  # Dash dev tools (debug) off
     for src in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert not re.match(r"(https?:)?//", src), src

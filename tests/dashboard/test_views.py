@@ -169,3 +169,24 @@ def test_what_a_view_shows_of_its_job():
         threading.Event().wait(0.01)
     failed = jobs.shown("bad", "scores", failing, polled=True)
     assert (failed.result, failed.failed, failed.stop, failed.text) == (None, True, True, "scores: failed: broken")
+
+
+def test_served_by_waitress_unless_debugging_and_warned_off_the_loopback(monkeypatch, capsys):
+    import waitress
+    from dash import Dash
+
+    import dashboard.app as app_module
+    import zoo
+
+    calls = []
+    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append(("waitress", app, kw)))
+    monkeypatch.setattr(Dash, "run", lambda self, **kw: calls.append(("dash", self, kw)))
+    subject = zoo.subject("mlp-cancer")
+    app_module.serve([subject], port=8765)
+    kind, wsgi_app, kw = calls[-1]
+    assert kind == "waitress" and kw["host"] == "127.0.0.1" and kw["port"] == 8765 and kw["threads"] > 1
+    assert callable(wsgi_app) and "warning" not in capsys.readouterr().err
+    app_module.serve([subject], debug=True)
+    assert calls[-1][0] == "dash" and calls[-1][2]["debug"] is True  # the development server only when asked
+    app_module.serve([subject], host="0.0.0.0")
+    assert "warning: serving on 0.0.0.0" in capsys.readouterr().err
