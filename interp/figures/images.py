@@ -59,10 +59,14 @@ def image_traces(image, mask=None, zmin=None, zmax=None, coloraxis: str | None =
 
 
 def image_axes(fig: go.Figure, row=None, col=None) -> None:
+    """Axes that show an image as it is: no ticks, rows downwards, square pixels. In a grid
+    each cell's y axis is anchored to its own x axis (anchoring all to the first, or to
+    none, stretches the images to their cells)."""
     kw = dict(row=row, col=col) if row else {}
+    anchor = fig.get_subplot(row, col).xaxis.plotly_name.replace("axis", "") if row else "x"
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain", **kw)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x" if not row else None, constrain="domain", **kw)
+                     scaleanchor=anchor, constrain="domain", **kw)
 
 
 __all__ = ["to_hw", "image_traces", "image_axes"]

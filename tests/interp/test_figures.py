@@ -244,3 +244,18 @@ def test_attribution_summary_lists_scores_gaps_and_ground_truth_share():
     assert list(cells["Σ attribution"]) == ["4", "2"]
     assert list(cells["on ground truth"]) == ["25% (area 50%)", "100% (area 50%)"]
     assert "completeness gap" in cells
+
+
+def test_images_in_grids_keep_their_aspect_ratio():
+    """Each cell's y axis is anchored to its own x axis, so an image keeps square pixels
+    in traversal, interpolation and sample grids as it does alone."""
+    import torch
+
+    from interp.figures.samples import image_grid
+
+    fig = image_grid(torch.rand(6, 1, 4, 8), [f"{i}" for i in range(6)], cols=3)
+    layout = fig.layout.to_plotly_json()
+    ys = sorted(k for k in layout if k.startswith("yaxis"))
+    assert len(ys) == 6
+    for y in ys:
+        assert layout[y]["scaleanchor"] == "x" + y[len("yaxis"):]
