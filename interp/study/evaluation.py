@@ -37,7 +37,7 @@ from ..subject import Subject
 from . import cache
 from . import lrp as study_lrp
 from . import saliency as sal
-from .overview import check_index, memo
+from .overview import check_index, memo, model
 
 SAMPLES = 200            # the test samples every method is scored on
 RANDOMISED_SAMPLES = 32  # ... of which the randomisation check explains again after each layer
@@ -90,12 +90,12 @@ def methods(subject: Subject) -> list[str]:
         key = objective(subject).key
         if key in study_lrp.NOT_FOR_LRP:
             return tuple(names)
-        model = sal.fresh_model(subject, key)
+        modules = list(model(subject).modules())  # only read: the shared working copy, no copy of its own
         found = [study_lrp.default_composite(subject), "epsilon", "lrp0"]
-        if any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
+        if any(isinstance(m, nn.modules.conv._ConvNd) for m in modules):
             found += CONVOLUTION_COMPOSITES
         if any(isinstance(m, (nn.Softmax, nn.MultiheadAttention)) or "Attention" in type(m).__name__
-               for m in model.modules()):
+               for m in modules):
             found += ATTENTION_COMPOSITES
         return tuple(names + [f"lrp:{c}" for c in dict.fromkeys(found)])
 
