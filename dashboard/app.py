@@ -18,7 +18,19 @@ from dash import Dash
 from interp.errors import UnknownNameError
 
 from .catalog import Catalog, Lazy
-from .views import activations, evaluation, latent, lrp, overview, saliency, samples, sensitivity, shell
+from .views import (
+    activations,
+    evaluation,
+    export,
+    latent,
+    lrp,
+    overview,
+    saliency,
+    samples,
+    sensitivity,
+    shell,
+    state,
+)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
@@ -37,18 +49,21 @@ def create_app(subjects, selected: str | None = None) -> Dash:
     app = Dash(__name__, title="interp", assets_folder=str(ASSETS), serve_locally=True,
                update_title=None, external_scripts=[], external_stylesheets=[])
     tabs = [
-        ("overview", "Overview", overview.layout()),
-        ("samples", "Samples", samples.layout()),
-        ("activations", "Activations", activations.layout()),
-        ("saliency", "Saliency", saliency.layout()),
-        ("lrp", "LRP", lrp.layout()),
-        ("sensitivity", "Sensitivity", sensitivity.layout()),
+        (overview.TAB, "Overview", overview.layout()),
+        (samples.TAB, "Samples", samples.layout()),
+        (activations.TAB, "Activations", activations.layout()),
+        (saliency.TAB, "Saliency", saliency.layout()),
+        (lrp.TAB, "LRP", lrp.layout()),
+        (sensitivity.TAB, "Sensitivity", sensitivity.layout()),
         (evaluation.TAB, "Evaluation", evaluation.layout()),
-        ("latent", "Latent space", latent.layout()),
+        (latent.TAB, "Latent space", latent.layout()),
     ]
-    app.layout = shell.layout(catalog, selected or names[0], tabs)
+    app.layout = shell.layout(catalog, selected or names[0], tabs, state.layout(), [samples.controls(),
+                                                                                   export.controls()])
     for view in (overview, samples, activations, saliency, lrp, sensitivity, evaluation, latent):
         view.register(app, catalog)
+    state.register(app, catalog, [key for key, _, _ in tabs])
+    export.register(app)
     return app
 
 

@@ -4,6 +4,6 @@
     reports.build([interp.Subject(model, (x, y))], out="reports-out")
 """
 
-from .build import build
+from .build import build, view_page
 
-__all__ = ["build"]
+__all__ = ["build", "view_page"]

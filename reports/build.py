@@ -278,6 +278,22 @@ def model_page(subject: Subject, plotly_js: str, progress=None) -> str:
     return _page(f"interp report: {name}", "".join(parts), plotly_js)
 
 
+def view_page(title: str, lines: Iterable[str], figures: Iterable, plotly_js: str | None = None) -> str:
+    """One page of ``figures`` (plotly figures, or their dicts as a browser holds them) under
+    ``title`` and ``lines`` of text (captions, the link back): a dashboard view exported,
+    self-contained (plotly.js inline: opens offline) and drawn by the same figure code as a report."""
+    from plotly.offline import get_plotlyjs
+
+    body = [f"<header><h1>{html.escape(title)}</h1></header><main><section>"]
+    body += [f"<p class=\"caption\">{html.escape(line)}</p>" for line in lines if line]
+    body.append("<div class=\"grid\">")
+    for k, fig in enumerate(figures):
+        figure = fig if isinstance(fig, go.Figure) else go.Figure(fig, skip_invalid=True)
+        body.append(f"<div>{_figure(figure, f'figure-{k}')}</div>")
+    body.append(f"</div></section><p class=\"muted\">interp {interp.__version__}</p></main>")
+    return _page(title, "".join(body), plotly_js or get_plotlyjs())
+
+
 _SECTIONS = {"activations": _activations_section, "saliency": _saliency_section, "lrp": _lrp_section,
              "sensitivity": _sensitivity_section, "evaluation": _evaluation_section, "latent": _latent_section}
 

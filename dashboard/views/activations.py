@@ -9,7 +9,21 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from interp.study import activations
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id
+from ..views_cache import VIEWS
+from .shell import (
+    GRAPH_CONFIG,
+    MODEL,
+    SAMPLE_PICKER,
+    TABS,
+    clicked_id,
+    loading,
+    register_seen,
+    seen_id,
+    seen_store,
+)
+from .state import APPLIED, WANTED, asked, by_link_only
+
+TAB = "activations"  # this view's tab (dashboard.app): nothing is computed while another is shown
 
 LAYER = "act-layer"
 UNIT = "act-unit"
@@ -23,6 +37,7 @@ HEATMAP = {"type": SAMPLE_PICKER, "name": "act-heatmap"}
 
 def layout() -> html.Div:
     return html.Div(className="activations", children=[
+        seen_store(TAB),
         html.Div(className="controls panel", children=[
             html.Label("layer output", htmlFor=LAYER),
             html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
@@ -31,7 +46,7 @@ def layout() -> html.Div:
                      className="index-input"),
             html.Span(id=CAPTION, className="caption"),
         ]),
-        dcc.Loading(html.Div(className="grid", children=[
+        loading(html.Div(className="grid", children=[
             html.Div(dcc.Graph(id=SAMPLE_MAP, config=GRAPH_CONFIG), className="panel"),
             html.Div(dcc.Graph(id=STATS, config=GRAPH_CONFIG), className="panel"),
             html.Div(dcc.Graph(id=TOP, config=GRAPH_CONFIG), className="panel"),
@@ -42,23 +57,35 @@ def layout() -> html.Div:
 
 
 def register(app, catalog) -> None:
-    @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Input(MODEL, "value"))
-    def layers(name):
+    register_seen(app, TAB)
+
+    @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Input(MODEL, "value"), Input(WANTED, "data"),
+                  State(APPLIED, "data"))
+    def layers(name, wanted, applied):
         subject = catalog.get(name)
-        return activations.outputs(subject), activations.default_output(subject)
+        linked = asked(wanted, applied, name, "layer")  # a link's layer (on load, back, forward)
+        if by_link_only(wanted):
+            return no_update, linked or no_update
+        return activations.outputs(subject), linked or activations.default_output(subject)
 
     @app.callback(
         Output(UNIT, "value"),
         Input(LAYER, "value"), Input(STATS, "clickData"), Input(SAMPLE_MAP, "clickData"),
-        Input(UNIT, "value"), State(MODEL, "value"),
+        Input(UNIT, "value"), Input(WANTED, "data"), State(APPLIED, "data"), State(MODEL, "value"),
     )
-    def unit(output, stats_click, map_click, typed, name):
+    def unit(output, stats_click, map_click, typed, wanted, applied, name):
         subject = catalog.get(name)
         if output not in activations.outputs(subject):
             return no_update
         n_units = activations.units(subject, output)
         trigger = ctx.triggered_id
-        if trigger == LAYER:
+        fired = {t["prop_id"] for t in ctx.triggered}
+        linked = asked(wanted, applied, name, "unit") if asked(wanted, applied, name, "layer") == output else None
+        if fired & {f"{LAYER}.value", f"{WANTED}.data"} and linked is not None:
+            chosen = linked
+        elif by_link_only(wanted):
+            return no_update
+        elif f"{LAYER}.value" in fired:
             chosen = activations.most_active_unit(subject, output)
         elif trigger in (STATS, SAMPLE_MAP):
             chosen = clicked_id(stats_click if trigger == STATS else map_click)
@@ -70,22 +97,49 @@ def register(app, catalog) -> None:
             chosen = min(max(int(typed), 0), n_units - 1)  # out of range: the nearest unit
         return chosen
 
+    def checked(subject, output, unit):
+        """The unit typed or clicked, within the layer's units (None: another model's layer)."""
+        if output not in activations.outputs(subject):
+            return None
+        return min(max(int(unit or 0), 0), activations.units(subject, output) - 1)
+
     @app.callback(
-        Output(SAMPLE_MAP, "figure"), Output(STATS, "figure"), Output(TOP, "figure"),
-        Output(HISTOGRAM, "figure"), Output(HEATMAP, "figure"), Output(CAPTION, "children"),
-        Input(LAYER, "value"), Input(UNIT, "value"), Input(CURRENT_SAMPLE, "data"), State(MODEL, "value"),
+        Output(SAMPLE_MAP, "figure"), Output(CAPTION, "children"),
+        Input(LAYER, "value"), Input(UNIT, "value"), Input(seen_id(TAB), "data"), State(TABS, "value"),
+        State(MODEL, "value"),
     )
-    def show(output, unit, current, name):
+    def show_sample(output, unit, current, tab, name):
+        """The current sample's maps: the only figure that follows the sample."""
         subject = catalog.get(name)
-        if output not in activations.outputs(subject) or current.get("model") != name:
-            return (no_update,) * 6
-        unit = min(max(int(unit or 0), 0), activations.units(subject, output) - 1)
+        unit = checked(subject, output, unit)
+        if unit is None or (current or {}).get("model") != name or tab != TAB:
+            return (no_update,) * 2
         index = int(current["index"])
         s = activations.stats(subject, output)
         caption = (f"{output}: {s.units} units · unit {unit}: mean {s.mean[unit]:.3f}, "
                    f"zero on {s.frac_zero[unit]:.0%} of test samples · click a unit to pick it, "
                    f"a sample to select it everywhere")
-        return (activations.sample_figure(subject, output, index, unit),
-                activations.stats_figure(subject, output, unit),
-                activations.top_figure(subject, output, unit), activations.histogram_figure(subject, output, unit),
-                activations.heatmap_figure(subject, output), caption)
+        figure = VIEWS.get(subject, TAB, {"index": index, "layer": output, "unit": unit},
+                           lambda: {"figure": activations.sample_figure(subject, output, index, unit)})["figure"]
+        return figure, caption
+
+    @app.callback(
+        Output(STATS, "figure"), Output(TOP, "figure"), Output(HISTOGRAM, "figure"), Output(HEATMAP, "figure"),
+        Input(LAYER, "value"), Input(UNIT, "value"), Input(TABS, "value"), State(MODEL, "value"),
+    )
+    def show_layer(output, unit, tab, name):
+        """The layer's and the unit's figures over the test set: the same for every sample."""
+        subject = catalog.get(name)
+        unit = checked(subject, output, unit)
+        if unit is None or tab != TAB:
+            return (no_update,) * 4
+
+        def compute():
+            return {"stats": activations.stats_figure(subject, output, unit),
+                    "top": activations.top_figure(subject, output, unit),
+                    "histogram": activations.histogram_figure(subject, output, unit)}
+
+        shown = VIEWS.get(subject, TAB, {"layer": output, "unit": unit}, compute)
+        heatmap = VIEWS.get(subject, TAB, {"layer": output, "every": "unit"},  # one per layer, not per unit
+                            lambda: {"figure": activations.heatmap_figure(subject, output)})["figure"]
+        return shown["stats"], shown["top"], shown["histogram"], heatmap

@@ -18,7 +18,16 @@ from interp.study import cache, overview
 from interp.study import evaluation as ev
 
 from ..jobs import JOBS
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, TABS, message_figure
+from .shell import (
+    GRAPH_CONFIG,
+    MODEL,
+    TABS,
+    loading,
+    message_figure,
+    register_seen,
+    seen_id,
+    seen_store,
+)
 
 TAB = "evaluation"  # this view's tab (dashboard.app)
 BASELINE = "eval-baseline"
@@ -41,6 +50,7 @@ MODES = (("deletion", "deletion"), ("insertion", "insertion"))
 
 def layout() -> html.Div:
     return html.Div(className="evaluation", children=[
+        seen_store(TAB),
         html.Div(className="controls panel", children=[
             html.Label("removal baseline", htmlFor=BASELINE),
             html.Div(dcc.Dropdown(id=BASELINE, clearable=False), className="layer-picker"),
@@ -50,7 +60,7 @@ def layout() -> html.Div:
         ]),
         html.Div(id=CAPTION, className="caption panel"),
         html.Div(className="grid", children=[
-            html.Div(dcc.Loading(dcc.Graph(id=SAMPLE, config=GRAPH_CONFIG)), className="panel"),
+            html.Div(loading(dcc.Graph(id=SAMPLE, config=GRAPH_CONFIG)), className="panel"),
             html.Div(dcc.Graph(id=CURVES, config=GRAPH_CONFIG), className="panel"),
             html.Div(className="panel wide", children=[
                 html.Div(className="progress", children=[html.Div(id=PROGRESS, className="progress-bar",
@@ -67,6 +77,8 @@ def layout() -> html.Div:
 
 
 def register(app, catalog) -> None:
+    register_seen(app, TAB)
+
     @app.callback(Output(BASELINE, "options"), Output(BASELINE, "value"), Input(MODEL, "value"),
                   State(BASELINE, "value"))
     def choices(name, baseline):
@@ -80,10 +92,10 @@ def register(app, catalog) -> None:
         return ev.check_baseline(subject, baseline), mode if mode in dict(MODES) else "deletion"
 
     @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), Input(BASELINE, "value"),
-                  Input(MODE, "value"), Input(CURRENT_SAMPLE, "data"), Input(TABS, "value"), State(MODEL, "value"))
+                  Input(MODE, "value"), Input(seen_id(TAB), "data"), State(TABS, "value"), State(MODEL, "value"))
     def sample(baseline, mode, current, tab, name):
         subject = catalog.get(name)
-        if current.get("model") != name or tab != TAB:  # every method on the sample: when looked at
+        if (current or {}).get("model") != name or tab != TAB:  # every method on the sample: when looked at
             return no_update, no_update
         index = int(current["index"])
         baseline, mode = checked(subject, baseline, mode)

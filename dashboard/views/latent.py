@@ -15,7 +15,7 @@ the generator between two latent vectors, scored by the discriminator. Composed 
 
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from interp.errors import InterpError
 from interp.projection import METHODS
@@ -23,14 +23,18 @@ from interp.study import latent, overview
 
 from ..jobs import JOBS
 from .shell import (
-    CURRENT_SAMPLE,
     GRAPH_CONFIG,
     HIDDEN,
     MODEL,
     SAMPLE_PICKER,
     SHOWN,
+    TABS,
     clicked_id,
+    loading,
     message_figure,
+    register_seen,
+    seen_id,
+    seen_store,
     selected_ids,
 )
 
@@ -49,12 +53,17 @@ GENERATIVE = "latent-generative"
 PROGRESS_TEXT = "latent-progress-text"
 PROGRESS = "latent-progress"  # an indeterminate bar while a fit runs (the fits report no steps)
 POLL = "latent-poll"
+DRAWN = "latent-drawn"  # store: {"key": the settings of the map on screen, "ring": the current sample's trace}
+LASSO = "latent-lasso"  # store: the samples of the last lasso, kept until another map or "clear"
+CLEAR = "latent-clear"
 POLL_MS = 500
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+TAB = "latent"  # this view's tab (dashboard.app): nothing is computed while another is shown
 
 
 def layout() -> html.Div:
     return html.Div(className="latent", children=[
+        seen_store(TAB),
         html.Div(className="controls panel", children=[
             html.Label("layer output", htmlFor=LAYER),
             html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
@@ -80,15 +89,52 @@ def layout() -> html.Div:
                 ]),
                 dcc.Interval(id=POLL, interval=POLL_MS, disabled=True),
             ]),
-            html.Div(dcc.Graph(id=SELECTION, config=GRAPH_CONFIG), id=SELECTION_PANEL, className="panel wide",
-                     style=HIDDEN),
+            html.Div(id=SELECTION_PANEL, className="panel wide", style=HIDDEN, children=[
+                html.Div(className="controls", children=[
+                    html.Button("clear selection", id=CLEAR, n_clicks=0),
+                    html.Span("the lassoed samples, kept until cleared or another map is drawn; click one to make "
+                              "it the current sample", className="caption"),
+                ]),
+                dcc.Graph(id=SELECTION, config=GRAPH_CONFIG),
+            ]),
+            dcc.Store(id=LASSO, data=[]),
+            dcc.Store(id=DRAWN, data=None),
             html.Div(id=GENERATIVE, className="grid", style=HIDDEN),
-            html.Div(dcc.Loading(dcc.Graph(id=LAYERS, config=GRAPH_CONFIG)), className="panel wide"),
+            html.Div(loading(dcc.Graph(id=LAYERS, config=GRAPH_CONFIG)), className="panel wide"),
         ]),
     ])
 
 
+def ring_patch(subject, result, trace: int, index: int) -> Patch:
+    """The map's change when the current sample moves: its ring (trace ``trace``) on the
+    new sample, nothing else sent."""
+    at = result.coordinates[index]
+    patch = Patch()
+    for axis, value in zip("xyz", at.tolist()):
+        patch["data"][trace][axis] = [value]
+    patch["data"][trace]["customdata"] = [index]
+    patch["data"][trace]["text"] = [latent.hover_texts(subject)[index]]
+    return patch
+
+
+def meanwhile(subject, layer: str, method: str, dims: int, index) -> object:
+    """What the map shows while a slower method fits: the layer's PCA (a fraction of a
+    second), said to be PCA in its title."""
+    if method == "pca":
+        return message_figure(f"fitting the PCA of {layer} …")
+    try:
+        figure = latent.map_figure(subject, latent.projection(subject, layer, "pca", dims), None,
+                                   selected=None if index is None else [index])
+    except InterpError:
+        return message_figure(f"fitting the {METHOD_LABELS.get(method, method)} of {layer} …")
+    title = figure.layout.title.text
+    figure.update_layout(title_text=f"PCA shown while the {METHOD_LABELS.get(method, method)} fits · {title}")
+    return figure
+
+
 def register(app, catalog) -> None:
+    register_seen(app, TAB)
+
     @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Output(COLOUR, "options"),
                   Output(COLOUR, "value"), Input(MODEL, "value"))
     def choices(name):
@@ -97,17 +143,21 @@ def register(app, catalog) -> None:
         return latent.layers(subject), latent.default_layer(subject), colours, colours[0]["value"]
 
     @app.callback(Output(MAP, "figure"), Output(CAPTION, "children"), Output(PROGRESS_TEXT, "children"),
-                  Output(POLL, "disabled"), Output(PROGRESS, "style"),
+                  Output(POLL, "disabled"), Output(PROGRESS, "style"), Output(DRAWN, "data"),
                   Input(LAYER, "value"), Input(METHOD, "value"), Input(COLOUR, "value"), Input(DIMS, "value"),
-                  Input(UNIT, "value"), Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"),
-                  State(MODEL, "value"))
-    def show(layer, method, colour, dims, unit, current, _ticks, name):
+                  Input(UNIT, "value"), Input(seen_id(TAB), "data"), Input(POLL, "n_intervals"),
+                  State(TABS, "value"), State(MODEL, "value"), State(DRAWN, "data"))
+    def show(layer, method, colour, dims, unit, current, _ticks, tab, name, drawn):
+        if tab != TAB:  # a poll left running stops; it starts again when the tab is shown
+            return no_update, no_update, no_update, True if ctx.triggered_id == POLL else no_update, no_update, \
+                no_update
         subject = catalog.get(name)
         if layer not in latent.layers(subject) or colour not in latent.colourings(subject):
-            return (no_update,) * 5  # another model's choices, about to be replaced
-        index = int(current["index"]) if current.get("model") == name else None
+            return (no_update,) * 6  # another model's choices, about to be replaced
+        index = int(current["index"]) if (current or {}).get("model") == name else None
         label = f"{METHOD_LABELS.get(method, method)} of {layer} over {len(subject.inputs)} test samples"
         scores = colour == latent.ATTRIBUTION  # integrated gradients over the test set: also in the background
+        key = f"{name}:{layer}:{method}:{dims}:{colour}:{unit}"  # what the map on screen shows
         result = latent.cached_projection(subject, layer, method, dims)
         if result is None or (scores and not latent.has_attribution_scores(subject)):
             def compute(_progress):
@@ -119,51 +169,69 @@ def register(app, catalog) -> None:
                                 ctx.triggered_id == POLL)
             if job.state == "failed":
                 return message_figure("could not map this layer: see above"), no_update, \
-                    f"{label}: failed: {job.error}", True, HIDDEN
+                    f"{label}: failed: {job.error}", True, HIDDEN, None
             if job.state == "running":
                 first = " (the first UMAP fit also compiles, about 10 s)" if method == "umap" else ""
                 what = " and attribution scores" if scores else ""
-                figure = no_update if ctx.triggered_id == POLL else message_figure(f"fitting the {label} …")
-                return figure, no_update, f"{label}{what}: fitting, {job.elapsed:.0f} s{first}", False, SHOWN
+                figure = no_update if ctx.triggered_id == POLL else meanwhile(subject, layer, method, dims, index)
+                return figure, no_update, f"{label}{what}: fitting, {job.elapsed:.0f} s{first}", False, SHOWN, None
             result = job.result
+        caption = (f"{name} · {overview.sample_caption(subject, index) if index is not None else ''} · "
+                   f"{latent.fit_text(result, latent.read_back(subject, result))} · "
+                   "click a point to make it the current sample, lasso to select several")
+        done = f"{label}: done, kept in the store"
+        if ctx.triggered_id == seen_id(TAB) and drawn and drawn.get("key") == key and index is not None \
+                and drawn.get("ring") is not None:
+            # only the ring moves: the map on screen (thousands of points, the user's zoom and lasso) stays
+            return ring_patch(subject, result, drawn["ring"], index), caption, done, True, HIDDEN, no_update
         try:
             units = latent.units(subject, result.layer)
             unit = min(max(int(unit), 0), units - 1) if isinstance(unit, (int, float)) else 0  # out of range: nearest
             figure = latent.map_figure(subject, result, colour, selected=None if index is None else [index], unit=unit)
         except InterpError as exc:
-            return no_update, f"{name} · cannot draw this map: {exc}", "", True, HIDDEN
-        caption = (f"{name} · {overview.sample_caption(subject, index) if index is not None else ''} · "
-                   f"{latent.fit_text(result, latent.read_back(subject, result))} · "
-                   "click a point to make it the current sample, lasso to select several")
-        return figure, caption, f"{label}: done, kept in the store", True, HIDDEN
+            return no_update, f"{name} · cannot draw this map: {exc}", "", True, HIDDEN, None
+        figure.update_layout(uirevision=key)  # a redraw keeps the user's zoom and selection
+        ring = len(figure.data) - 1 if index is not None else None
+        return figure, caption, done, True, HIDDEN, {"key": key, "ring": ring}
 
-    @app.callback(Output(HOVERED, "figure"), Input(MAP, "hoverData"), Input(CURRENT_SAMPLE, "data"),
-                  State(MODEL, "value"))
-    def hovered(hover, current, name):
+    @app.callback(Output(HOVERED, "figure"), Input(MAP, "hoverData"), Input(seen_id(TAB), "data"),
+                  State(TABS, "value"), State(MODEL, "value"))
+    def hovered(hover, current, tab, name):
         """The sample under the pointer as what it is (the current one when none is)."""
+        if tab != TAB:
+            return no_update
         subject = catalog.get(name)
         index = clicked_id(hover) if ctx.triggered_id == MAP else None
         if index is None:
-            if current.get("model") != name:
+            if (current or {}).get("model") != name:
                 return no_update
             index = int(current["index"])
         if not 0 <= index < overview.sample_count(subject):
             return no_update
         return overview.sample_figures(subject, index)["sample"]
 
-    @app.callback(Output(SELECTION, "figure"), Output(SELECTION_PANEL, "style"), Input(MAP, "selectedData"),
+    @app.callback(Output(LASSO, "data"), Input(MAP, "selectedData"), Input(CLEAR, "n_clicks"),
+                  Input(MODEL, "value"), Input(LAYER, "value"), Input(METHOD, "value"), Input(DIMS, "value"))
+    def lasso(selected, _clear, *_map):
+        """The lassoed samples: kept while the map is redrawn (a redraw reports an empty
+        selection), dropped by "clear" or another map."""
+        if ctx.triggered_id == MAP:
+            ids = selected_ids(selected)
+            return ids if ids else no_update
+        return []
+
+    @app.callback(Output(SELECTION, "figure"), Output(SELECTION_PANEL, "style"), Input(LASSO, "data"),
                   State(MODEL, "value"))
-    def selection(selected, name):
-        ids = selected_ids(selected)
+    def selection(ids, name):
         if not ids:
             return message_figure(""), HIDDEN
         return latent.selection_figure(catalog.get(name), ids), SHOWN
 
-    @app.callback(Output(GENERATIVE, "children"), Output(GENERATIVE, "style"), Input(CURRENT_SAMPLE, "data"),
-                  State(MODEL, "value"))
-    def generative(current, name):
+    @app.callback(Output(GENERATIVE, "children"), Output(GENERATIVE, "style"), Input(seen_id(TAB), "data"),
+                  State(TABS, "value"), State(MODEL, "value"))
+    def generative(current, tab, name):
         subject = catalog.get(name)
-        if current.get("model") != name:
+        if (current or {}).get("model") != name or tab != TAB:
             return no_update, no_update
         try:
             figs = latent.generative_figures(subject, int(current["index"]))
@@ -174,6 +242,8 @@ def register(app, catalog) -> None:
         return [html.Div(dcc.Graph(id=f"latent-generative-{key}", figure=fig, config=GRAPH_CONFIG),
                          className="panel" + (" wide" if key != "kl" else "")) for key, fig in figs.items()], SHOWN
 
-    @app.callback(Output(LAYERS, "figure"), Input(MODEL, "value"))
-    def layer_by_layer(name):
+    @app.callback(Output(LAYERS, "figure"), Input(MODEL, "value"), Input(TABS, "value"))
+    def layer_by_layer(name, tab):
+        if tab != TAB:
+            return no_update
         return latent.layer_by_layer(catalog.get(name), "pca")

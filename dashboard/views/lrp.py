@@ -19,7 +19,22 @@ from interp.errors import InterpError
 from interp.study import lrp, overview
 from interp.study import saliency as sal
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, target_options
+from ..views_cache import VIEWS
+from .shell import (
+    GRAPH_CONFIG,
+    HIDDEN,
+    MODEL,
+    SHOWN,
+    TABS,
+    loading,
+    register_seen,
+    seen_id,
+    seen_store,
+    target_options,
+)
+from .state import APPLIED, WANTED, asked, by_link_only
+
+TAB = "lrp"  # this view's tab (dashboard.app): nothing is computed while another is shown
 
 COMPOSITE = "lrp-composite"
 DESCRIPTION = "lrp-composite-description"
@@ -29,6 +44,7 @@ LAYER = "lrp-override-layer"
 RULE = "lrp-override-rule"
 RESET = "lrp-override-reset"
 OVERRIDES = "lrp-overrides"  # store: {layer path: rule name}
+PLAN_DRAWN = "lrp-plan-drawn"  # store: what decided the plan on screen (composite, overrides, objective)
 OVERRIDE_NOTE = "lrp-override-note"
 SALIENCY = "lrp-saliency"
 CAPTION = "lrp-caption"
@@ -73,6 +89,7 @@ def overrides_text(overrides: dict | None) -> str:
 
 def layout() -> html.Div:
     return html.Div(className="lrp", children=[
+        seen_store(TAB),
         html.Div(className="controls panel", children=[
             html.Label("composite", htmlFor=COMPOSITE),
             html.Div(dcc.Dropdown(id=COMPOSITE, options=composite_options(lrp.composites()),
@@ -90,14 +107,14 @@ def layout() -> html.Div:
                                   clearable=False), className="rule-picker"),
             html.Button("reset rules", id=RESET, n_clicks=0),
             html.Span(id=OVERRIDE_NOTE, className="caption"),
-            dcc.Store(id=OVERRIDES, data={}),
+            dcc.Store(id=OVERRIDES, data={}), dcc.Store(id=PLAN_DRAWN, data=None),
         ]),
         html.Div(className="controls panel", children=[
             html.Label("beside", htmlFor=SALIENCY),
             dcc.Checklist(id=SALIENCY, inline=True, className="method-list"),
         ]),
         html.Div(id=CAPTION, className="caption panel"),
-        dcc.Loading(html.Div(className="grid", children=[
+        loading(html.Div(className="grid", children=[
             html.Div(dcc.Graph(id=GRID, config=GRAPH_CONFIG), className="panel wide"),
             html.Div(dcc.Graph(id=FLOW, config=GRAPH_CONFIG), className="panel wide"),
             html.Div(dcc.Graph(id=PLAN, config=GRAPH_CONFIG), className="panel wide"),
@@ -112,20 +129,25 @@ def _layers(subject, key=None) -> list[str]:
 
 
 def register(app, catalog) -> None:
+    register_seen(app, TAB)
+
     @app.callback(
         Output(OBJECTIVE, "options"), Output(OBJECTIVE, "value"), Output(LAYER, "options"), Output(LAYER, "value"),
         Output(SALIENCY, "options"), Output(SALIENCY, "value"), Output(COMPOSITE, "value"),
-        Input(MODEL, "value"),
+        Input(MODEL, "value"), Input(WANTED, "data"), State(APPLIED, "data"),
     )
-    def choices(name):
+    def choices(name, wanted, applied):
         subject = catalog.get(name)
+        linked = asked(wanted, applied, name, "composite")  # a link's composite (on load, back, forward)
+        if by_link_only(wanted):
+            return (no_update,) * 6 + (linked or no_update,)
         objectives = [{"label": o.label, "value": o.key} for o in lrp.objectives(subject)]
         layers = [{"label": f"{path} ({kind})", "value": path} for path, kind in lrp.overridable_layers(subject)]
         described = method_descriptions()
         usable = sal.available_methods(subject)
         methods = [{"label": m, "value": m, "title": described[m]} for m in usable]
         return (objectives, objectives[0]["value"], layers, layers[0]["value"], methods,
-                [m for m in lrp.DEFAULT_SALIENCY if m in usable], lrp.default_composite(subject))
+                [m for m in lrp.DEFAULT_SALIENCY if m in usable], linked or lrp.default_composite(subject))
 
     @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
                   State(MODEL, "value"))
@@ -164,13 +186,18 @@ def register(app, catalog) -> None:
     @app.callback(
         Output(PLAN, "figure"), Output(GRID, "figure"), Output(FLOW, "figure"), Output(MAPS, "figure"),
         Output(MAPS_PANEL, "style"), Output(SUMMARY, "figure"), Output(CAPTION, "children"),
-        Input(CURRENT_SAMPLE, "data"), Input(COMPOSITE, "value"), Input(OBJECTIVE, "value"),
-        Input(TARGET, "value"), Input(OVERRIDES, "data"), Input(SALIENCY, "value"), State(MODEL, "value"),
+        Output(PLAN_DRAWN, "data"),
+        Input(seen_id(TAB), "data"), Input(COMPOSITE, "value"), Input(OBJECTIVE, "value"),
+        Input(TARGET, "value"), Input(OVERRIDES, "data"), Input(SALIENCY, "value"), State(TABS, "value"),
+        State(MODEL, "value"), State(PLAN_DRAWN, "data"),
     )
-    def show(current, composite, key, target, overrides, methods, name):
+    def show(current, composite, key, target, overrides, methods, tab, name, drawn):
         subject = catalog.get(name)
-        if current.get("model") != name:
-            return (no_update,) * 7
+        if (current or {}).get("model") != name or tab != TAB:
+            return (no_update,) * 8
+        return (*_show(subject, current, composite, key, target, overrides, methods, name, drawn),)
+
+    def _show(subject, current, composite, key, target, overrides, methods, name, drawn):
         obj = next((o for o in lrp.objectives(subject) if o.key == key), lrp.objectives(subject)[0])
         if target not in [v for _, v in obj.targets]:  # a model switch may leave another model's target
             target = obj.targets[0][1]
@@ -178,24 +205,35 @@ def register(app, catalog) -> None:
         chosen = [m for m in (methods or []) if m in usable]
         overrides = with_override(overrides, None, None, _layers(subject, obj.key))
         index = int(current["index"])
+        planned = {"model": name, "composite": composite, "overrides": overrides, "objective": obj.key}
         try:
-            plan = lrp.plan(subject, composite, overrides, obj.key)
+            # the plan is the same for every sample: drawn again only when what decides it changes
+            plan_figure = no_update if drawn == planned else VIEWS.get(
+                subject, "lrp-plan", planned, lambda: {"figure": figures.lrp_plan_table(
+                    lrp.plan(subject, composite, overrides, obj.key))})["figure"]
         except InterpError as exc:  # e.g. a composite name typed into the URL state
-            return (no_update,) * 6 + (f"{name} · cannot explain this: {exc}",)
-        plan_figure = figures.lrp_plan_table(plan)
-        try:
+            return (no_update,) * 6 + (f"{name} · cannot explain this: {exc}", no_update)
+
+        def compute():
             c = lrp.comparison(subject, index, composite, obj.key, target, overrides, chosen)
+            r = c.result
+            return {"grid": c.grid, "flow": c.flow, "maps": c.layer_maps, "has_maps": c.has_layer_maps,
+                    "summary": c.summary, "composite": r.composite, "score": float(r.score[0]),
+                    "total": float(r.total[0]), "warning": lrp.gap_note(r)}
+
+        try:
+            shown = VIEWS.get(subject, TAB, {"index": index, "composite": composite, "objective": obj.key,
+                                             "target": target, "overrides": overrides, "beside": chosen}, compute)
         except InterpError as exc:  # e.g. an input-layer rule given to a hidden layer
             return (plan_figure,) + (no_update,) * 5 + (
                 f"{name} · cannot explain this: {exc} · the figures below are from the last settings that "
-                "worked; the plan shows these",)
-        r = c.result
-        score, total = float(r.score[0]), float(r.total[0])
-        caption = (f"{name} · {overview.sample_caption(subject, index)} · {r.composite} · explaining {obj.label}"
-                   f"{'' if len(obj.targets) == 1 else f', target {target}'} · Σ relevance {total:.4g} of "
-                   f"score {score:.4g} (gap {total - score:+.3g}) · {overrides_text(overrides)} · each map "
+                "worked; the plan shows these", planned)
+        score, total = shown["score"], shown["total"]
+        caption = (f"{name} · {overview.sample_caption(subject, index)} · {shown['composite']} · explaining "
+                   f"{obj.label}{'' if len(obj.targets) == 1 else f', target {target}'} · Σ relevance {total:.4g} "
+                   f"of score {score:.4g} (gap {total - score:+.3g}) · {overrides_text(overrides)} · each map "
                    "scaled to its own largest magnitude; hover for raw values")
-        warning = lrp.gap_note(r)
+        warning = shown["warning"]
         caption = [caption, html.Br(), html.Span(warning, className="warning")] if warning else caption
-        return (plan_figure, c.grid, c.flow, c.layer_maps, SHOWN if c.has_layer_maps else HIDDEN, c.summary,
-                caption)
+        return (plan_figure, shown["grid"], shown["flow"], shown["maps"], SHOWN if shown["has_maps"] else HIDDEN,
+                shown["summary"], caption, planned)

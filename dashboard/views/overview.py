@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import Input, Output, dcc, html, no_update
 
 from interp.errors import InterpError
 from interp.study import overview
 
-from .shell import GRAPH_CONFIG, MODEL
+from .shell import GRAPH_CONFIG, MODEL, TABS, loading
+
+TAB = "overview"  # this view's tab (dashboard.app): nothing is drawn while another is shown
 
 CARD = "overview-card"
 FIGURES = "overview-figures"
@@ -15,8 +17,8 @@ FIGURES = "overview-figures"
 
 def layout() -> html.Div:
     return html.Div(className="overview", children=[
-        dcc.Loading(html.Div(id=CARD, className="panel card")),
-        dcc.Loading(html.Div(id=FIGURES, className="grid")),
+        loading(html.Div(id=CARD, className="panel card")),
+        loading(html.Div(id=FIGURES, className="grid")),
     ])
 
 
@@ -27,8 +29,11 @@ def card_table(subject) -> html.Table:
 
 
 def register(app, catalog) -> None:
-    @app.callback(Output(CARD, "children"), Output(FIGURES, "children"), Input(MODEL, "value"))
-    def show(name):
+    @app.callback(Output(CARD, "children"), Output(FIGURES, "children"), Input(MODEL, "value"),
+                  Input(TABS, "value"))
+    def show(name, tab):
+        if tab != TAB:
+            return no_update, no_update
         try:
             subject = catalog.get(name)
             figures = overview.overview_figures(subject)

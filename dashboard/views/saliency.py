@@ -17,7 +17,20 @@ from interp import methods as method_descriptions
 from interp.errors import InterpError
 from interp.study import overview, saliency
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, target_options
+from ..views_cache import VIEWS
+from .shell import (
+    GRAPH_CONFIG,
+    MODEL,
+    TABS,
+    loading,
+    register_seen,
+    seen_id,
+    seen_store,
+    target_options,
+)
+from .state import APPLIED, WANTED, asked, by_link_only
+
+TAB = "saliency"  # this view's tab (dashboard.app): nothing is computed while another is shown
 
 METHODS = "sal-methods"
 OBJECTIVE = "sal-objective"
@@ -51,6 +64,7 @@ def _number(id_: str, value, **kw) -> html.Div:
 
 def layout() -> html.Div:
     return html.Div(className="saliency", children=[
+        seen_store(TAB),
         html.Div(className="controls panel", children=[
             html.Label("methods", htmlFor=METHODS),
             dcc.Checklist(id=METHODS, inline=True, className="method-list"),
@@ -70,7 +84,7 @@ def layout() -> html.Div:
             html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
         ]),
         html.Div(id=CAPTION, className="caption panel"),
-        dcc.Loading(html.Div(className="grid", children=[
+        loading(html.Div(className="grid", children=[
             html.Div(dcc.Graph(id=GRID, config=GRAPH_CONFIG), className="panel wide"),
             html.Div(dcc.Graph(id=SUMMARY, config=GRAPH_CONFIG), className="panel wide"),
         ])),
@@ -78,18 +92,23 @@ def layout() -> html.Div:
 
 
 def register(app, catalog) -> None:
+    register_seen(app, TAB)
+
     @app.callback(
         Output(METHODS, "options"), Output(METHODS, "value"), Output(OBJECTIVE, "options"),
         Output(OBJECTIVE, "value"), Output(LAYER, "options"), Output(LAYER, "value"), Output(LAYER, "disabled"),
-        Input(MODEL, "value"),
+        Input(MODEL, "value"), Input(WANTED, "data"), State(APPLIED, "data"),
     )
-    def choices(name):
+    def choices(name, wanted, applied):
         subject = catalog.get(name)
+        linked = asked(wanted, applied, name, "methods")  # a link's methods (on load, back, forward)
+        if by_link_only(wanted):
+            return (no_update, linked or no_update) + (no_update,) * 5
         described = method_descriptions()
         methods = [{"label": m, "value": m, "title": described[m]} for m in saliency.available_methods(subject)]
         objectives = [{"label": o.label, "value": o.key} for o in saliency.objectives(subject)]
         layers = saliency.cam_layers(subject)
-        return (methods, saliency.default_methods(subject), objectives, objectives[0]["value"],
+        return (methods, linked or saliency.default_methods(subject), objectives, objectives[0]["value"],
                 [{"label": la, "value": la} for la in layers] or [{"label": "(no convolution)", "value": ""}],
                 layers[0] if layers else "", not layers)
 
@@ -105,13 +124,13 @@ def register(app, catalog) -> None:
 
     @app.callback(
         Output(GRID, "figure"), Output(SUMMARY, "figure"), Output(CAPTION, "children"),
-        Input(CURRENT_SAMPLE, "data"), Input(METHODS, "value"), Input(OBJECTIVE, "value"),
+        Input(seen_id(TAB), "data"), Input(METHODS, "value"), Input(OBJECTIVE, "value"),
         Input(TARGET, "value"), Input(STEPS, "value"), Input(SAMPLES, "value"), Input(NOISE, "value"),
-        Input(WINDOW, "value"), Input(LAYER, "value"), State(MODEL, "value"),
+        Input(WINDOW, "value"), Input(LAYER, "value"), State(TABS, "value"), State(MODEL, "value"),
     )
-    def show(current, methods, key, target, steps, samples, noise, window, layer, name):
+    def show(current, methods, key, target, steps, samples, noise, window, layer, tab, name):
         subject = catalog.get(name)
-        if current.get("model") != name:
+        if (current or {}).get("model") != name or tab != TAB:
             return no_update, no_update, no_update
         usable = saliency.available_methods(subject)
         chosen = [m for m in (methods or []) if m in usable]  # a model switch may leave others behind
@@ -128,11 +147,17 @@ def register(app, catalog) -> None:
             "grad_cam": {"layer": layer} if layer else {},
         }
         index = int(current["index"])
-        try:
+
+        def compute():
             grid, summary, _ = saliency.comparison(subject, index, chosen, obj.key, target, options)
+            return {"grid": grid, "summary": summary}
+
+        try:
+            shown = VIEWS.get(subject, TAB, {"index": index, "methods": chosen, "objective": obj.key,
+                                             "target": target, "options": options}, compute)
         except InterpError as exc:  # e.g. an occlusion window larger than the input
             return no_update, no_update, f"Cannot explain this: {exc}"
         caption = (f"{name} · {overview.sample_caption(subject, index)} · explaining {obj.label}"
                    f"{'' if len(obj.targets) == 1 else f', target {target}'} · {len(chosen)} methods · "
                    "each map scaled to its own largest magnitude; hover for raw values")
-        return grid, summary, caption
+        return shown["grid"], shown["summary"], caption

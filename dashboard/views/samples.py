@@ -10,7 +10,21 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from interp.study import overview
 
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, MODEL, SAMPLE_PICKER, clicked_id, selected_ids
+from .shell import (
+    CURRENT_SAMPLE,
+    GRAPH_CONFIG,
+    MODEL,
+    SAMPLE_PICKER,
+    TABS,
+    clicked_id,
+    loading,
+    register_seen,
+    seen_id,
+    seen_store,
+)
+from .state import APPLIED, WANTED, asked
+
+TAB = "samples"  # this view's tab (dashboard.app): nothing is drawn while another is shown
 
 INDEX = "sample-index"
 PREV, NEXT = "sample-prev", "sample-next"
@@ -19,18 +33,23 @@ CAPTION = "sample-caption"
 SAMPLE_GRAPH, PREDICTION_GRAPH = "sample-graph", "prediction-graph"
 
 
+def controls() -> html.Div:
+    """The sample stepper, in the top bar: every view shows the current sample, so it is
+    stepped from any of them."""
+    return html.Div(className="sample-controls", children=[
+        html.Button("◀", id=PREV, n_clicks=0, title="previous sample"),
+        html.Label("sample", htmlFor=INDEX),
+        html.Div(dcc.Input(id=INDEX, type="number", min=0, step=1, value=0, debounce=True), className="index-input"),
+        html.Button("▶", id=NEXT, n_clicks=0, title="next sample"),
+        dcc.Checklist(id=ONLY_WRONG, options=[{"label": FILTER_LABEL, "value": "wrong"}], value=[]),
+    ])
+
+
 def layout() -> html.Div:
     return html.Div(className="samples", children=[
-        html.Div(className="controls panel", children=[
-            html.Button("◀ previous", id=PREV, n_clicks=0),
-            html.Label("test sample", htmlFor=INDEX),
-            html.Div(dcc.Input(id=INDEX, type="number", min=0, step=1, value=0, debounce=True),
-                     className="index-input"),
-            html.Button("next ▶", id=NEXT, n_clicks=0),
-            dcc.Checklist(id=ONLY_WRONG, options=[{"label": FILTER_LABEL, "value": "wrong"}], value=[]),
-            html.Span(id=CAPTION, className="caption"),
-        ]),
-        dcc.Loading(html.Div(className="grid", children=[
+        seen_store(TAB),
+        html.Div(className="controls panel", children=[html.Span(id=CAPTION, className="caption")]),
+        loading(html.Div(className="grid", children=[
             html.Div(dcc.Graph(id=SAMPLE_GRAPH, config=GRAPH_CONFIG), className="panel"),
             html.Div(dcc.Graph(id=PREDICTION_GRAPH, config=GRAPH_CONFIG), className="panel"),
         ])),
@@ -71,34 +90,32 @@ def stepped(subject, index: int, direction: int, only_wrong) -> int:
 
 
 def register(app, catalog) -> None:
+    register_seen(app, TAB)
+
     @app.callback(
         Output(CURRENT_SAMPLE, "data"), Output(INDEX, "value"), Output(INDEX, "max"),
         Input(MODEL, "value"), Input(PREV, "n_clicks"), Input(NEXT, "n_clicks"),
         Input(INDEX, "value"), Input(ONLY_WRONG, "value"),
-        Input({"type": SAMPLE_PICKER, "name": ALL}, "clickData"),
-        Input({"type": SAMPLE_PICKER, "name": ALL}, "selectedData"),  # a lasso: its first sample
-        State(CURRENT_SAMPLE, "data"),
+        Input({"type": SAMPLE_PICKER, "name": ALL}, "clickData"),  # a lasso selects, it does not pick
+        Input(WANTED, "data"), State(APPLIED, "data"), State(CURRENT_SAMPLE, "data"),
     )
-    def choose(name, _prev, _next, typed, only_wrong, _picked, _selected, current):
+    def choose(name, _prev, _next, typed, only_wrong, _picked, wanted, applied, current):
         subject = catalog.get(name)
         n = overview.sample_count(subject)
         index = current["index"] if current and current.get("model") == name else 0
         among = candidates(subject, only_wrong)
         trigger = ctx.triggered_id
-        if trigger == INDEX and typed is not None:
+        linked = asked(wanted, applied, name, "sample")  # a link's sample (on load, back, forward)
+        if linked is not None and {t["prop_id"] for t in ctx.triggered} & {f"{MODEL}.value", f"{WANTED}.data"}:
+            index = min(linked, n - 1)
+        elif trigger == INDEX and typed is not None:
             index = min(max(int(typed), 0), n - 1)
         elif trigger in (PREV, NEXT):
             index = stepped(subject, index, 1 if trigger == NEXT else -1, only_wrong)
         elif trigger == ONLY_WRONG and only_wrong and among and index not in among:
             index = _step(among, index, 1)
         elif isinstance(trigger, dict) and trigger.get("type") == SAMPLE_PICKER:
-            lassoed = [i for t in ctx.triggered if t["prop_id"].endswith(".selectedData")
-                       for i in selected_ids(t["value"])]
-            # a lasso keeps the current sample if it is inside, else takes its first; a click in lasso
-            # mode also clears the selection: take whichever trigger names a sample
-            picked = (index if index in lassoed else lassoed[0]) if lassoed else next(
-                (p for p in (clicked_id(t["value"]) for t in ctx.triggered if t["prop_id"].endswith(".clickData"))
-                 if p is not None), None)
+            picked = next((p for p in (clicked_id(t["value"]) for t in ctx.triggered) if p is not None), None)
             if picked is not None and 0 <= picked < n:
                 index = picked
         return {"model": name, "index": index}, index, n - 1
@@ -111,9 +128,11 @@ def register(app, catalog) -> None:
 
     @app.callback(
         Output(SAMPLE_GRAPH, "figure"), Output(PREDICTION_GRAPH, "figure"), Output(CAPTION, "children"),
-        Input(CURRENT_SAMPLE, "data"),
+        Input(seen_id(TAB), "data"), State(TABS, "value"),
     )
-    def show(current):
+    def show(current, tab):
+        if tab != TAB or not current:
+            return no_update, no_update, no_update
         subject = catalog.get(current["model"])
         figs = overview.sample_figures(subject, current["index"])
         return figs["sample"], figs["prediction"], overview.sample_caption(subject, current["index"])

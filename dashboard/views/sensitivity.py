@@ -10,6 +10,8 @@ composed in :mod:`interp.study.sensitivity`, the same as in the reports.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from interp.errors import InterpError
@@ -17,7 +19,22 @@ from interp.study import cache, overview
 from interp.study import sensitivity as sens
 
 from ..jobs import JOBS
-from .shell import CURRENT_SAMPLE, GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, message_figure, target_options
+from ..views_cache import VIEWS
+from .shell import (
+    GRAPH_CONFIG,
+    HIDDEN,
+    MODEL,
+    SHOWN,
+    TABS,
+    loading,
+    message_figure,
+    register_seen,
+    seen_id,
+    seen_store,
+    target_options,
+)
+
+TAB = "sensitivity"  # this view's tab (dashboard.app): nothing is computed while another is shown
 
 KIND = "sens-kind"
 OBJECTIVE = "sens-objective"
@@ -71,6 +88,7 @@ def settings_of(subject, kind, key, target, baseline, window, feature, noise, ab
 
 def layout() -> html.Div:
     return html.Div(className="sensitivity", children=[
+        seen_store(TAB),
         html.Div(className="controls panel", children=[
             html.Label("kind", htmlFor=KIND),
             dcc.RadioItems(id=KIND, inline=True, className="method-list"),
@@ -99,7 +117,7 @@ def layout() -> html.Div:
         ]),
         html.Div(id=CAPTION, className="caption panel"),
         html.Div(className="grid", children=[
-            html.Div(dcc.Loading(dcc.Graph(id=SAMPLE, config=GRAPH_CONFIG)), className="panel"),
+            html.Div(loading(dcc.Graph(id=SAMPLE, config=GRAPH_CONFIG)), className="panel"),
             html.Div(id=DATASET_PANEL, className="panel", children=[
                 html.Div(className="progress", children=[html.Div(id=PROGRESS, className="progress-bar",
                                                                   style={"width": "0%"})]),
@@ -112,6 +130,8 @@ def layout() -> html.Div:
 
 
 def register(app, catalog) -> None:
+    register_seen(app, TAB)
+
     @app.callback(
         Output(KIND, "options"), Output(KIND, "value"), Output(OBJECTIVE, "options"), Output(OBJECTIVE, "value"),
         Output(BASELINE, "options"), Output(BASELINE, "value"), Output(WINDOW, "options"), Output(WINDOW, "value"),
@@ -146,15 +166,16 @@ def register(app, catalog) -> None:
                 SHOWN if kind == "layer" else HIDDEN)
 
     @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), *SETTINGS,
-                  Input(CURRENT_SAMPLE, "data"), State(MODEL, "value"))
-    def sample(kind, key, target, baseline, window, feature, noise, ablate, current, name):
+                  Input(seen_id(TAB), "data"), State(TABS, "value"), State(MODEL, "value"))
+    def sample(kind, key, target, baseline, window, feature, noise, ablate, current, tab, name):
         subject = catalog.get(name)
-        if current.get("model") != name or kind is None:
+        if (current or {}).get("model") != name or kind is None or tab != TAB:
             return no_update, no_update
         index = int(current["index"])
         try:
             s = settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate)
-            figure = sens.sample_figure(subject, index, s)
+            figure = VIEWS.get(subject, TAB, {"index": index, "settings": dataclasses.asdict(s)},
+                               lambda: {"figure": sens.sample_figure(subject, index, s)})["figure"]
         except InterpError as exc:
             return no_update, f"{name} · cannot compute this: {exc}"
         kinds = dict(sens.kinds(subject))
@@ -168,10 +189,11 @@ def register(app, catalog) -> None:
 
     @app.callback(Output(DATASET, "figure"), Output(DATASET_PANEL, "style"), Output(PROGRESS, "style"),
                   Output(PROGRESS_TEXT, "children"), Output(POLL, "disabled"), *SETTINGS,
-                  Input(CURRENT_SAMPLE, "data"), Input(POLL, "n_intervals"), State(MODEL, "value"))
-    def dataset(kind, key, target, baseline, window, feature, noise, ablate, current, _ticks, name):
+                  Input(seen_id(TAB), "data"), Input(POLL, "n_intervals"), State(TABS, "value"),
+                  State(MODEL, "value"))
+    def dataset(kind, key, target, baseline, window, feature, noise, ablate, current, _ticks, tab, name):
         subject = catalog.get(name)
-        if kind is None:
+        if kind is None or tab != TAB:
             return (no_update,) * 5
         try:
             s = settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate)
@@ -180,7 +202,7 @@ def register(app, catalog) -> None:
         request = sens.dataset_request(subject, s)
         if request is None:
             return message_figure(""), HIDDEN, {"width": "0%"}, "", True
-        index = int(current["index"]) if current.get("model") == name else None
+        index = int(current["index"]) if (current or {}).get("model") == name else None
         label = sens.dataset_label(subject, s)
         polled = ctx.triggered_id == POLL
         shown = JOBS.shown(cache.key_of(subject, request), label,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import plotly.graph_objects as go
-from dash import dcc, html
+from dash import Input, Output, dcc, html
 
 MODEL = "model-picker"
 TABS = "view-tabs"
@@ -16,6 +18,41 @@ SAMPLE_PICKER = "sample-picker"
 GRAPH_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False, "showLink": False,
                 "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"]}
 HIDDEN, SHOWN = {"display": "none"}, {}  # styles of panels shown only when they apply
+LOADING_DELAY_MS = 400  # a spinner only for what takes longer: a quick answer is drawn without a flash
+
+
+def loading(children) -> dcc.Loading:
+    """A spinner over ``children`` while their callbacks run, shown only after
+    ``LOADING_DELAY_MS``, the old figures staying visible (dimmed) under it: switching
+    between cached results redraws in place instead of hiding and re-laying out the page."""
+    return dcc.Loading(children, delay_show=LOADING_DELAY_MS,
+                       overlay_style={"visibility": "visible", "opacity": 0.55})
+
+
+# Each view's "seen" store: the current sample as that view should show it, set in the browser
+# (no request) only while the view is in front, and again each time it is brought to front
+# (with the time, so a view that missed changes while hidden redraws). The views' callbacks
+# take it instead of the current sample and the tabs: a sample step then asks the server for
+# the view in front only, not for every hidden one.
+SEEN_JS = """
+function(current, tab) {
+    if (tab !== %s || !current) { return window.dash_clientside.no_update; }
+    return {model: current.model, index: current.index, at: Date.now()};
+}
+"""
+
+
+def seen_id(tab: str) -> str:
+    return f"seen-{tab}"
+
+
+def seen_store(tab: str) -> dcc.Store:
+    return dcc.Store(id=seen_id(tab), data=None)
+
+
+def register_seen(app, tab: str) -> None:
+    app.clientside_callback(SEEN_JS % json.dumps(tab), Output(seen_id(tab), "data"),
+                            Input(CURRENT_SAMPLE, "data"), Input(TABS, "value"))
 
 
 def message_figure(text: str) -> go.Figure:
@@ -55,8 +92,10 @@ def target_options(objective) -> tuple[list[dict], object]:
     return [{"label": label, "value": value} for label, value in objective.targets], objective.targets[0][1]
 
 
-def layout(catalog, selected: str, tabs: list[tuple[str, str, object]]) -> html.Div:
-    return html.Div(className="app", children=[
+def layout(catalog, selected: str, tabs: list[tuple[str, str, object]], extra=(), bar=()) -> html.Div:
+    """The page: the top bar (the model picker, then ``bar``: the sample stepper), the
+    shared stores, ``extra`` (the URL state's parts), the tabs."""
+    return html.Div(className="app", children=[*extra,
         html.Header(className="topbar", children=[
             html.Div("interp", className="brand"),
             html.Div(className="picker", children=[
@@ -65,6 +104,7 @@ def layout(catalog, selected: str, tabs: list[tuple[str, str, object]]) -> html.
                              value=selected,
                              clearable=False, searchable=True),
             ]),
+            *bar,
         ]),
         dcc.Store(id=CURRENT_SAMPLE, data={"model": selected, "index": 0}),
         dcc.Tabs(id=TABS, value=tabs[0][0], className="tabs", children=[

@@ -361,11 +361,14 @@ def between(subject: Subject, index: int, other: int) -> generative.Interpolatio
 
 
 def interpolation(subject: Subject, index: int) -> generative.Interpolation:
-    """The GAN's generator along the straight path between two latent vectors drawn with
-    seeds ``2 * index`` and ``2 * index + 1``, scored by the discriminator (real logit)."""
-    gen = parts(subject)["generator"]
-    z = [torch.randn(overview.latent_size(gen), generator=torch.Generator().manual_seed(2 * index + k)) for k in (0, 1)]
-    return generative.interpolate(gen, z[0], z[1], INTERPOLATION_STEPS, critic=parts(subject)["discriminator"])
+    """The GAN's generator along the straight path from the latent vector of the generated
+    sample shown beside real sample ``index`` (:func:`interp.study.overview.generated_partner`)
+    to the next generated one's, scored by the discriminator (real logit): the path starts
+    at the image the other views explain for this sample."""
+    z = overview.generated_latents(subject)
+    g = overview.generated_partner(subject, index)
+    return generative.interpolate(parts(subject)["generator"], z[g], z[(g + 1) % len(z)], INTERPOLATION_STEPS,
+                                  critic=parts(subject)["discriminator"])
 
 
 def generative_figures(subject: Subject, index: int) -> dict[str, go.Figure]:
@@ -385,9 +388,11 @@ def generative_figures(subject: Subject, index: int) -> dict[str, go.Figure]:
         if subject.latent_is_distribution:
             out["kl"] = figures.kl_bars(kl(subject), title="KL divergence per latent unit, test set")
     elif subject.task == "generation" and subject.modality == "image":
+        g = overview.generated_partner(subject, index)
         out["interpolation"] = figures.interpolation_path(
             interpolation(subject, index), score_name="discriminator: real logit",
-            title=f"Generator between two latent vectors (seeds {2 * index}, {2 * index + 1})")
+            title=f"Generator from generated #{g} (beside real #{index} in the saliency and LRP views) "
+                  f"to generated #{(g + 1) % overview.N_GENERATED}")
     return out
 
 

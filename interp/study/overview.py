@@ -93,15 +93,28 @@ def latent_size(generator: nn.Module) -> int:
     return int(getattr(first, "in_features", None) or first.in_channels)
 
 
+def generated_latents(subject: Subject, n: int = N_GENERATED) -> torch.Tensor:
+    """The latent vectors of :func:`generated` (drawn with a fixed seed), (n, latent size)."""
+    def compute():
+        gen = parts(subject)["generator"]
+        return torch.randn(n, latent_size(gen), generator=torch.Generator().manual_seed(GENERATED_SEED))
+
+    return memo(subject, f"generated-latents-{n}", compute)
+
+
 def generated(subject: Subject, n: int = N_GENERATED) -> torch.Tensor:
     """The first generated samples of a generative subject (latent vectors drawn with a fixed seed)."""
     def compute():
-        gen = parts(subject)["generator"]
-        z = torch.randn(n, latent_size(gen), generator=torch.Generator().manual_seed(GENERATED_SEED))
         with torch.no_grad():
-            return gen(z)
+            return parts(subject)["generator"](generated_latents(subject, n))
 
     return memo(subject, f"generated-{n}", compute)
+
+
+def generated_partner(subject: Subject, index: int) -> int:
+    """Which generated sample stands beside real sample ``index`` (in the saliency and LRP
+    views, and where the generator's path starts)."""
+    return check_index(subject, index) % N_GENERATED
 
 
 def judged(subject: Subject) -> torch.Tensor | None:

@@ -26,7 +26,7 @@ from ..attribution import Attribution, default_cam_layer, explain, methods, spat
 from ..errors import InputError, UnknownNameError
 from ..objectives import OutputPart, ReconstructionError
 from ..subject import Subject
-from .overview import check_index, generated, label_name, memo, model, parts, predict
+from .overview import check_index, generated, generated_partner, label_name, memo, model, parts, predict
 
 DEFAULT_METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "occlusion", "grad_cam")
 
@@ -160,7 +160,7 @@ def inputs(subject: Subject, index: int) -> tuple[torch.Tensor, list[str], torch
     truth = subject.truth[index:index + 1] if subject.truth is not None else None
     if subject.task == "generation":
         images = generated(subject)
-        g = index % len(images)
+        g = generated_partner(subject, index)
         return torch.cat([x[index:index + 1], images[g:g + 1]]), [f"real #{index}", f"generated #{g}"], None
     label = f"#{index}"
     classes = subject.classes

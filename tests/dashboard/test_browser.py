@@ -524,6 +524,17 @@ POINT = """() => {
 }"""
 
 
+def lasso_everything(page, graph: str) -> None:
+    """Draw a lasso around the whole plotting area of ``graph`` with the mouse."""
+    box = page.locator(f"{graph} .nsewdrag").first.bounding_box()
+    corners = [(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)]
+    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
+    page.mouse.up()
+
+
 def test_latent_map_clicks_and_lassos_pick_samples(browser, server):
     page, watch = _open(browser, server)
     _pick_model(page, watch, "cnn-digits")
@@ -555,13 +566,7 @@ def test_latent_map_clicks_and_lassos_pick_samples(browser, server):
     _wait(page, watch, function=_sample_caption(f"sample {picked}:"))
     _tab(page, "Latent space")
     # a lasso around the whole plot selects every point: the selected samples are shown
-    box = page.locator(f"{LATENT_MAP} .nsewdrag").first.bounding_box()
-    corners = [(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)]
-    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
-    page.mouse.down()
-    for fx, fy in corners[1:]:
-        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=8)
-    page.mouse.up()
+    lasso_everything(page, LATENT_MAP)
     _wait(page, watch, '[id*="latent-selection"]:has-text("20 selected samples")')
     assert watch.problems == []
     page.close()

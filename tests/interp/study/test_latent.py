@@ -93,6 +93,14 @@ def test_generative_views_of_the_zoo():
     p = latent.interpolation(gan, 2)
     assert p.outputs.shape == (latent.INTERPOLATION_STEPS, *gan.inputs.shape[1:]) and p.scores.shape == (9,)
     assert set(latent.generative_figures(gan, 2)) == {"interpolation"}
+    # the path follows the current sample: it starts at the generated image shown beside real sample i
+    for i in (2, 3, 2 + overview.N_GENERATED):
+        g = overview.generated_partner(gan, i)
+        torch.testing.assert_close(latent.interpolation(gan, i).outputs[0], overview.generated(gan)[g])
+        torch.testing.assert_close(latent.interpolation(gan, i).outputs[-1],
+                                   overview.generated(gan)[(g + 1) % overview.N_GENERATED])
+    assert not torch.equal(latent.interpolation(gan, 2).outputs, latent.interpolation(gan, 3).outputs)
+    assert "generated #3" in latent.generative_figures(gan, 3)["interpolation"].layout.title.text
     assert latent.generative_figures(zoo.subject("cnn-digits"), 2) == {}
 
 

@@ -1,0 +1,133 @@
+"""What a view showed for one sample and one set of options, kept so a second look is instant.
+
+Per-sample results (attribution grids, relevance, a sample's sensitivity) take from a
+tenth of a second to several seconds; a user stepping back and forth through samples,
+methods or composites asks for the same ones again. :class:`ViewCache` keeps a view's
+outputs (figures and texts) as JSON:
+
+- in memory, least recently used first out, within ``MAX_BYTES`` of JSON text per server
+  process (whatever the number of users: the results are the model's, shared by everyone);
+- on disk beside the model's stored results (``<store root>/<model>/results/``, see
+  :mod:`interp.study.cache`), written atomically, read back as JSON (never unpickled).
+
+The key is the model's identity (its architecture and weights), the data's fingerprint,
+``VERSION`` of the computations (:data:`interp.study.cache.VERSION`), the view and
+everything it was asked (sample, methods, options), so retrained weights or other data
+are a miss, never a stale hit. The same request asked twice at once is computed once:
+the second waits for the first. An error is not kept: asked again, it is computed again.
+
+Written here rather than taken from ``flask-caching`` or ``diskcache``: both pickle what
+they keep (diskcache to disk), and neither keys by the model's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from plotly.utils import PlotlyJSONEncoder
+
+from interp._io import write_text
+from interp.errors import InterpError
+from interp.study import cache
+
+MAX_BYTES = 256 * 2 ** 20  # JSON text kept in memory, per server process
+SUFFIX = ".view.json"
+
+
+class ViewCache:
+    """View outputs by request: memory (LRU, ``max_bytes``) over disk (the store)."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES, disk: bool = True):
+        self.max_bytes = int(max_bytes)
+        self.disk = disk
+        self._kept: OrderedDict[str, str] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._busy: dict[str, threading.Lock] = {}
+        self.hits = self.misses = self.disk_hits = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, subject, view: str, request: dict, compute: Callable[[], dict]) -> dict:
+        """The outputs of ``view`` for ``request`` on ``subject``: kept ones, else
+        ``compute()`` (a dict of JSON values and plotly figures) kept for next time. The
+        same plain dict (figures as dicts) either way."""
+        path = cache.path_of(subject, {"view": view, **request})
+        key = str(path)
+        found = self._memory(key)
+        if found is not None:
+            return json.loads(found)
+        with self._lock:
+            busy = self._busy.setdefault(key, threading.Lock())
+        with busy:  # one computation per request; whoever waited reads its result
+            try:
+                found = self._memory(key) or self._read(path)
+                if found is None:
+                    with self._lock:
+                        self.misses += 1
+                    found = json.dumps(compute(), cls=PlotlyJSONEncoder)
+                    self._write(path, found)
+                self._keep(key, found)
+            finally:
+                with self._lock:
+                    self._busy.pop(key, None)
+        return json.loads(found)
+
+    def _memory(self, key: str) -> str | None:
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                self.hits += 1
+            return found
+
+    def _keep(self, key: str, text: str) -> None:
+        with self._lock:
+            if key in self._kept:
+                return
+            if len(text) > self.max_bytes:  # larger than the whole cache: served, not kept
+                return
+            self._kept[key] = text
+            self._bytes += len(text)
+            while self._bytes > self.max_bytes:
+                _, old = self._kept.popitem(last=False)
+                self._bytes -= len(old)
+
+    def _read(self, path: Path) -> str | None:
+        if not self.disk:
+            return None
+        try:
+            text = path.with_suffix(SUFFIX).read_text(encoding="utf-8")
+            json.loads(text)  # a damaged file is computed again, never served
+        except (OSError, ValueError):
+            return None
+        with self._lock:
+            self.disk_hits += 1
+        return text
+
+    def _write(self, path: Path, text: str) -> None:
+        if not self.disk:
+            return
+        try:
+            write_text(path.with_suffix(SUFFIX), text)
+        except InterpError:  # a read-only store: kept in memory only
+            pass
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
+
+
+VIEWS = ViewCache()
+
+__all__ = ["ViewCache", "VIEWS", "MAX_BYTES"]
