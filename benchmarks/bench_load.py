@@ -35,6 +35,7 @@ INTERACTIONS = 50
 RSS_TARGET_MB = 1536.0
 P95_TARGET_S = 1.0
 SHIFT = 37  # each user's samples: the recorded ones shifted by user × SHIFT
+LABELLED: list[tuple[str, float]] = []  # (interaction, seconds) of the last replay
 
 
 def _settle(page, counter: list[int], quiet_ms: int = 600) -> None:
@@ -119,7 +120,8 @@ def _shifted(body: str, user: int, sizes: dict[str, int]) -> str:
     if user == 0:
         return body
     data = json.loads(body)
-    items = data.get("inputs", []) + data.get("state", [])
+    items = [i for group in data.get("inputs", []) + data.get("state", [])  # ALL-pattern inputs come as lists
+             for i in (group if isinstance(group, list) else [group])]
     model = next((i.get("value") for i in items if i.get("id") == "model-picker"), None)
     for item in items:
         value = item.get("value")
@@ -157,10 +159,11 @@ def replay(url: str, interactions, sizes: dict[str, int], users: int = USERS,
     times: list[float] = []
     failures, requests = [0], [0]
     lock = threading.Lock()
+    LABELLED.clear()
 
     def user(u: int) -> None:
         for k in range(count):
-            _, bodies = interactions[(k + u * 5) % len(interactions)]  # users at different places in the script
+            label, bodies = interactions[(k + u * 5) % len(interactions)]  # users at different places in the script
             start = time.perf_counter()
             for body in bodies:
                 ok, _ = _post(url, _shifted(body, u, sizes))
@@ -169,6 +172,7 @@ def replay(url: str, interactions, sizes: dict[str, int], users: int = USERS,
                     failures[0] += not ok
             with lock:
                 times.append(time.perf_counter() - start)
+                LABELLED.append((label, times[-1]))
 
     threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
     for t in threads:
@@ -212,8 +216,13 @@ def run() -> list[Result]:
             for _ in range(2):
                 t0 = time.perf_counter()
                 times, requests, failures = replay(url, interactions, sizes)
+                by_label: dict[str, list[float]] = {}
+                for label, seconds in LABELLED:
+                    by_label.setdefault(label, []).append(seconds)
+                slowest = sorted(((statistics.median(v), k) for k, v in by_label.items()), reverse=True)[:6]
                 rounds.append({"times": times, "requests": requests, "failures": failures,
-                               "wall_s": time.perf_counter() - t0, "rss_mb": _rss_mb(proc.pid)})
+                               "wall_s": time.perf_counter() - t0, "rss_mb": _rss_mb(proc.pid),
+                               "slowest": [f"{k}: {v:.2f} s" for v, k in slowest]})
         finally:
             proc.terminate()
             proc.wait(10)
@@ -222,7 +231,7 @@ def run() -> list[Result]:
         p95 = statistics.quantiles(r["times"], n=20)[-1]
         detail = {"p50_s": statistics.median(r["times"]), "p95_s": p95, "requests": r["requests"],
                   "failures": r["failures"], "wall_s": r["wall_s"], "rss_mb": r["rss_mb"], "start_rss_mb": start_mb,
-                  "interactions_recorded": len(interactions)}
+                  "interactions_recorded": len(interactions), "slowest_median": r["slowest"]}
         what = "cold store" if i == 1 else "again, warm"
         out.append(Result(f"load, {USERS} users x {INTERACTIONS} interactions, round {i} ({what}): failed requests "
                           f"of {r['requests']}", r["failures"], 0, "absolute (count)", unit="n", detail=detail))

@@ -20,6 +20,7 @@ from interp.errors import UnknownNameError
 from .catalog import Catalog, Lazy
 from .views import (
     activations,
+    compare,
     evaluation,
     export,
     latent,
@@ -30,6 +31,7 @@ from .views import (
     sensitivity,
     shell,
     state,
+    whatif,
 )
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -54,16 +56,19 @@ def create_app(subjects, selected: str | None = None) -> Dash:
         (activations.TAB, "Activations", activations.layout()),
         (saliency.TAB, "Saliency", saliency.layout()),
         (lrp.TAB, "LRP", lrp.layout()),
+        (compare.TAB, "Compare", compare.layout()),
         (sensitivity.TAB, "Sensitivity", sensitivity.layout()),
         (evaluation.TAB, "Evaluation", evaluation.layout()),
         (latent.TAB, "Latent space", latent.layout()),
     ]
     app.layout = shell.layout(catalog, selected or names[0], tabs, state.layout(), [samples.controls(),
+                                                                                   *compare.pin_controls(),
                                                                                    export.controls()])
-    for view in (overview, samples, activations, saliency, lrp, sensitivity, evaluation, latent):
+    for view in (overview, samples, activations, saliency, lrp, compare, sensitivity, evaluation, latent):
         view.register(app, catalog)
     state.register(app, catalog, [key for key, _, _ in tabs])
     export.register(app)
+    whatif.register(app, catalog)
     return app
 
 

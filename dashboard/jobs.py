@@ -75,7 +75,7 @@ def _done(result, label: str) -> Shown:
 
 class Jobs:
     """Jobs by key, run on one worker thread (dataset-wide work would only contend for
-    the same CPU cores; each job's library call holds interp's analysis lock anyway)."""
+    the same CPU cores; each job's library call holds its model's analysis lock anyway)."""
 
     def __init__(self, workers: int = 1):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="interp-job")

@@ -13,7 +13,8 @@ layer (one score per token), Grad-CAM upsampled to the input, DeepLIFT on models
 call one activation module several times (torchvision's ResNets: each call gets a copy
 of its own while DeepLIFT runs), and a model left exactly as it was (hooks,
 attributes, parameters, buffers, gradients, train/eval mode), also after an error.
-Analyses run one at a time in the process (Captum's hooks live on the modules).
+Analyses of one model run one at a time (Captum's hooks live on its modules); other
+models' run beside them (:func:`interp.space.exclusive`).
 
 Written here instead: ``gradient``, ``saliency`` and ``input_x_gradient`` are one
 autograd call on the forward pass that also resolves the target (Captum's wrappers

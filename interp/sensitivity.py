@@ -245,7 +245,7 @@ def spread(model: nn.Module, x, embedding=None):
     the whole set). A float for one input, a tuple for several."""
     structure = check_batch(model, x, "sensitivity")
     refuse_batch_statistics(model, "spread")
-    with blame(model, structure, "sensitivity"), exclusive(), out_of_place(model):
+    with blame(model, structure, "sensitivity"), exclusive(model), out_of_place(model):
         return _std(_inputs(model, structure, embedding), None)
 
 
@@ -707,7 +707,7 @@ def sensitivity(model: nn.Module, x: torch.Tensor, target="predicted", kind: str
     if options.get("progress") is not None and not callable(options["progress"]):
         raise InputError(f"progress must be a function progress(done, total) or None; got {options['progress']!r}")
     refuse_batch_statistics(model, "sensitivity", random=True)
-    with blame(model, structure, f"sensitivity (kind {kind!r})"), exclusive(), out_of_place(model):
+    with blame(model, structure, f"sensitivity (kind {kind!r})"), exclusive(model), out_of_place(model):
         return KINDS[kind](model, structure, target, **options)
 
 

@@ -14,8 +14,14 @@ An embedding "reads" token ids when it is given them, a reshape or transpose of 
 batch first, whatever order the model embeds in.
 
 Also here: :func:`exclusive` and :func:`as_found`, the guard every analysis that
-runs the model itself runs in (one analysis at a time; the model left exactly as
-found, also after an error).
+runs the model itself runs in (one analysis of a model at a time; the model left
+exactly as found, also after an error). Analyses are serialised per model, not per
+process: two of them wait for each other only when their models share a module, a
+parameter or a buffer (a model, its parts and the wrappers around it are one model
+here), since what an analysis changes lives on the modules it runs (Captum's hooks and
+attributes, modes, ``inplace`` flags, gradients), and the rest of torch's state it uses
+is the thread's own (see the comment above :class:`_Gate`). ``exclusive()`` without a
+model still excludes every analysis in the process.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -399,10 +406,6 @@ def _wanted_layers(embedding, structure: Inputs, token_inputs: list[int]) -> dic
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 _HOOK_DICTS = _HOOKS + ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
 _CAPTUM_ATTRIBUTES = ("input", "output", "input_ref")  # what DeepLIFT stores on modules while it runs
-# One analysis at a time in the process: Captum's hooks live on modules, and the modules of
-# one model are reached through many wrappers (objectives, embedding views), so a lock per
-# object would not keep two threads apart.
-_ANALYSIS_LOCK = threading.RLock()
 
 
 def _from_captum(hook) -> bool:
@@ -410,24 +413,261 @@ def _from_captum(hook) -> bool:
     return (getattr(fn, "__module__", "") or "").startswith("captum")
 
 
+# Analyses are serialised per model, not per process. What two analyses can trip over is
+# the model itself: Captum's hooks and attributes live on its modules, and :func:`as_found`
+# snapshots and restores the modules' hooks, modes and ``inplace`` flags and the
+# parameters' ``requires_grad``, ``.grad`` and buffers. Everything else an analysis
+# touches is the entering thread's own: grad mode, autograd's saved-tensor hooks
+# (:func:`interp.inplace.saved_copy_on_write`) and torch function modes
+# (:func:`interp.inplace.watch_writes`, LRP's FunctionMode) are thread-local in torch; the
+# one process-wide setting, attention's fast path, is counted (:func:`_fast_path_off`).
+# So two analyses must exclude each other exactly when their models share a module, a
+# parameter or a buffer; a lock keyed on the object handed in would not do, since one
+# model is reached through many wrappers (``OutputPart(model, 0)``, ``Forward``, Hugging
+# Face ``Scores``, ``nn.Sequential(encoder, nn.Flatten())``, an embedding analysed alone).
+#
+# Hence a lock per member: every module, parameter and buffer an analysis runs on is given
+# a lock the first time one does, and keeps it for its life (the registry holds it weakly),
+# and an analysis takes the locks of all its model's members. Members are given locks
+# together, so that a model has few: the members of a model none of whose members had one
+# share a new lock; members new to an entry that meets some already (a wrapper's own
+# modules) get the first of those. So a model analysed whole takes one lock, as do its
+# wrappers; one whose parts were analysed alone first (an embedding, then the model) takes
+# the parts' locks too, and so still waits for an analysis of a part, and a part for it,
+# while two parts that share nothing run side by side. Locks are taken in the order they
+# were made. A member keeps its lock (taking one away would let in an analysis while
+# another holds it), so a lock is never dropped but with all its members. Modules a forward
+# calls without registering them (kept in a plain list, or module-level) are not seen,
+# here as in :func:`as_found`'s restoring. The study layer analyses copies of the
+# subject's model, never the user's: a fresh deep copy for each LRP and sensitivity call,
+# so those of the dashboard's users share nothing and run side by side (saliency's one
+# cached copy per subject is one model: its calls take turns).
+#
+# ``exclusive()`` without a model is the old process-wide lock: a gate that every
+# per-model entry passes shared, and that it takes alone, once every other analysis is
+# out (new ones wait while it waits).
+#
+# Guaranteed: analyses of models that share no member never wait for each other (only
+# for ``exclusive()``); a thread's first entry takes its locks all at once or waits
+# holding none, so first entries never deadlock; nested entries on the same model, a
+# part or a wrapper of it never wait; ``exclusive()`` nested in ``exclusive(model)``
+# waits for the other analyses to end (refused, not deadlocked, if two threads do it at
+# once). Not guaranteed: an analysis that, inside, enters a model sharing nothing with
+# its own waits for that model, and deadlocks if that model's analysis enters its model
+# in turn (as with any two locks taken in opposite orders).
+
+
+class _Gate:
+    """A readers-writer lock, re-entrant per thread: shared by the per-model entries,
+    held alone by ``exclusive()``. New shared holders wait while someone waits to hold it
+    alone; a thread already inside (shared, or alone) always gets in again."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._shared: dict[int, int] = {}  # thread -> how many shared entries it is in
+        self._owner: int | None = None  # the thread holding it alone
+        self._depth = 0
+        self._waiting = 0  # threads waiting to hold it alone
+        self._upgrading: int | None = None  # one of them already holding it shared
+
+    def acquire_shared(self) -> bool:
+        """Enter shared; True if this thread was already inside (a nested entry)."""
+        me = threading.get_ident()
+        with self._cond:
+            nested = self._owner == me or me in self._shared
+            if not nested:
+                while self._owner is not None or self._waiting:
+                    self._cond.wait()
+            self._shared[me] = self._shared.get(me, 0) + 1
+            return nested
+
+    def release_shared(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            left = self._shared[me] - 1
+            if left:
+                self._shared[me] = left
+            else:
+                del self._shared[me]
+                self._cond.notify_all()
+
+    def acquire_alone(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            upgrading = me in self._shared
+            if upgrading:
+                if self._upgrading is not None:  # each would wait for the other to leave
+                    raise RuntimeError("exclusive() inside an analysis, in two threads at once, would deadlock")
+                self._upgrading = me
+            self._waiting += 1
+            try:
+                while self._owner is not None or any(t != me for t in self._shared):
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+                if upgrading:
+                    self._upgrading = None
+                self._cond.notify_all()
+            self._owner, self._depth = me, 1
+
+    def release_alone(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
+                self._cond.notify_all()
+
+
+_GATE = _Gate()
+
+
+_REGISTRY_LOCK = threading.Lock()
+# id(module, parameter or buffer) -> (a weak reference to it, its lock as (order, RLock)): by
+# id, as tensors compare elementwise; an entry whose reference is dead is a freed object's
+_LOCKS: dict[int, tuple[weakref.ref, tuple[int, threading.RLock]]] = {}
+_FREED: list[tuple[int, weakref.ref]] = []  # entries whose object was freed, dropped on the next look-up
+_ORDER = itertools.count()  # the order locks are taken in: the order they were made
+
+
+def _members(model: nn.Module):
+    for m in model.modules():
+        yield m
+        for store in (m._parameters, m._buffers):
+            for t in store.values():
+                if t is not None:
+                    yield t
+
+
+def _locks(model: nn.Module) -> tuple[tuple[int, threading.RLock], ...]:
+    """The locks of ``model``'s modules, parameters and buffers, in the order they are
+    taken; members without one are given one (see the comment above :class:`_Gate`)."""
+    with _REGISTRY_LOCK:
+        while _FREED:
+            key, ref = _FREED.pop()
+            if key in _LOCKS and _LOCKS[key][0] is ref:
+                del _LOCKS[key]
+        found: dict[int, tuple[int, threading.RLock]] = {}
+        new = []
+        for member in _members(model):
+            entry = _LOCKS.get(id(member))
+            if entry is None or entry[0]() is not member:
+                new.append(member)
+            else:
+                found[entry[1][0]] = entry[1]
+        if new:
+            lock = found[min(found)] if found else (next(_ORDER), threading.RLock())
+            found[lock[0]] = lock
+            for member in new:  # the callback takes no lock: it may run here, inside _REGISTRY_LOCK
+                key = id(member)
+                _LOCKS[key] = (weakref.ref(member, lambda ref, key=key: _FREED.append((key, ref))), lock)
+        return tuple(found[order] for order in sorted(found))
+
+
+def _enter(model: nn.Module) -> tuple:
+    """Take the gate shared and the locks of ``model``'s members; returns the locks.
+
+    The first entry of a thread takes all of them or none (waiting for a busy one with
+    nothing held), so it is never part of a deadlock. A nested entry (a thread already
+    inside an analysis) takes them in order, holding what it holds: on the same model, a
+    part of it or a wrapper of it (sensitivity calling attribution), it holds them
+    already and never waits; on a model with members outside those, it waits for their
+    analyses like any lock taken while holding another, which deadlocks if such an
+    analysis, in turn, enters this thread's model: don't nest analyses of unrelated
+    models."""
+    nested = _GATE.acquire_shared()
+    gated = True
+    try:
+        while True:
+            locks = _locks(model)
+            if nested:
+                taken = []
+                try:
+                    for _, lock in locks:
+                        lock.acquire()
+                        taken.append(lock)
+                except BaseException:
+                    for lock in reversed(taken):
+                        lock.release()
+                    raise
+                return locks
+            busy = None
+            for i, (_, lock) in enumerate(locks):
+                if not lock.acquire(blocking=False):
+                    busy = lock
+                    for _, held in reversed(locks[:i]):
+                        held.release()
+                    break
+            if busy is None:
+                return locks
+            _GATE.release_shared()  # out of the way of exclusive() while it waits
+            gated = False
+            with busy:  # until the analysis holding it is out; then all of them again
+                pass
+            _GATE.acquire_shared()
+            gated = True
+    except BaseException:
+        if gated:
+            _GATE.release_shared()
+        raise
+
+
+_FAST_PATH_LOCK = threading.Lock()
+_fast_path = {"inside": 0, "found": True}  # entries inside, and the setting the first of them found
+
+
 @contextlib.contextmanager
-def exclusive():
-    """Run the body as the only analysis in the process, with attention's inference fast
-    path off, so every pass computes the same function: nn.MultiheadAttention's fast path
-    (taken without autograd, as in Captum's occlusion and convergence deltas) treats
-    padding differently from the autograd path."""
-    with _ANALYSIS_LOCK:
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        torch.backends.mha.set_fastpath_enabled(False)
+def _fast_path_off():
+    """Attention's inference fast path off while any analysis runs (a process-wide setting,
+    so counted: the first entry turns it off, the last one out puts back what it found)."""
+    with _FAST_PATH_LOCK:
+        if not _fast_path["inside"]:
+            _fast_path["found"] = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+        _fast_path["inside"] += 1
+    try:
+        yield
+    finally:
+        with _FAST_PATH_LOCK:
+            _fast_path["inside"] -= 1
+            if not _fast_path["inside"]:
+                torch.backends.mha.set_fastpath_enabled(_fast_path["found"])
+
+
+@contextlib.contextmanager
+def exclusive(model: nn.Module | None = None):
+    """Run the body as the only analysis of ``model``: of any model that shares a module, a
+    parameter or a buffer with it (its parts, the wrappers around it); analyses of other
+    models run meanwhile. Re-entrant: nested on the same model, a part of it or a wrapper
+    of it, it does not wait. Without a model (or for anything but an ``nn.Module``), the
+    only analysis in the process: it waits until every other one is out, and holds new
+    ones back. Attention's inference fast path is off meanwhile, so every pass computes
+    the same function: nn.MultiheadAttention's fast path (taken without autograd, as in
+    Captum's occlusion and convergence deltas) treats padding differently from the
+    autograd path."""
+    if isinstance(model, nn.Module):
+        locks = _enter(model)
         try:
-            yield
+            with _fast_path_off():
+                yield
         finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
+            for _, lock in reversed(locks):
+                lock.release()
+            _GATE.release_shared()
+    else:
+        _GATE.acquire_alone()
+        try:
+            with _fast_path_off():
+                yield
+        finally:
+            _GATE.release_alone()
 
 
 @contextlib.contextmanager
 def as_found(model: nn.Module):
-    """Run the body :func:`exclusive`-ly, with in-place modules run as their out-of-place twins
+    """Run the body as ``exclusive(model)``, with in-place modules run as their out-of-place twins
     (:func:`interp.inplace.out_of_place`) and, where the forward writes in place
     (:func:`interp.inplace.may_write_in_place`), what autograd saves copied before it is
     written (:func:`interp.inplace.saved_copy_on_write`: ``a = lin1(x); a += lin2(a)`` is
@@ -437,7 +677,7 @@ def as_found(model: nn.Module):
     and every parameter's ``requires_grad`` and ``.grad`` are restored (also after an
     error). Hooks of other code (e.g. another thread's ``capture``) stay."""
     watched = may_write_in_place(model)
-    with exclusive(), out_of_place(model), \
+    with exclusive(model), out_of_place(model), \
             (saved_copy_on_write() if watched else contextlib.nullcontext()) as saved, \
             (watch_writes(saved) if watched else contextlib.nullcontext()):
         modules = list(model.modules())  # walked once: this runs on every call, also the cheap ones

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from interp.errors import InterpError
 from interp.study import activations
 
+from ..edits import sample_of
 from ..views_cache import VIEWS
 from .shell import (
     GRAPH_CONFIG,
@@ -114,13 +116,16 @@ def register(app, catalog) -> None:
         unit = checked(subject, output, unit)
         if unit is None or (current or {}).get("model") != name or tab != TAB:
             return (no_update,) * 2
-        index = int(current["index"])
+        try:
+            shown, index = sample_of(catalog, current)  # the sample, or its edit
+        except InterpError as exc:
+            return no_update, str(exc)
         s = activations.stats(subject, output)
         caption = (f"{output}: {s.units} units · unit {unit}: mean {s.mean[unit]:.3f}, "
                    f"zero on {s.frac_zero[unit]:.0%} of test samples · click a unit to pick it, "
                    f"a sample to select it everywhere")
-        figure = VIEWS.get(subject, TAB, {"index": index, "layer": output, "unit": unit},
-                           lambda: {"figure": activations.sample_figure(subject, output, index, unit)})["figure"]
+        figure = VIEWS.get(shown, TAB, {"index": index, "layer": output, "unit": unit},
+                           lambda: {"figure": activations.sample_figure(shown, output, index, unit)})["figure"]
         return figure, caption
 
     @app.callback(

@@ -17,6 +17,7 @@ from interp.errors import InterpError
 from interp.study import cache, overview
 from interp.study import evaluation as ev
 
+from ..edits import sample_of
 from ..jobs import JOBS
 from .shell import (
     GRAPH_CONFIG,
@@ -97,7 +98,10 @@ def register(app, catalog) -> None:
         subject = catalog.get(name)
         if (current or {}).get("model") != name or tab != TAB:  # every method on the sample: when looked at
             return no_update, no_update
-        index = int(current["index"])
+        try:
+            subject, index = sample_of(catalog, current)  # the sample, or its edit
+        except InterpError as exc:
+            return no_update, str(exc)
         baseline, mode = checked(subject, baseline, mode)
         try:
             figure = ev.sample_figure(subject, index, mode, baseline)

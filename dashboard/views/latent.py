@@ -21,7 +21,9 @@ from interp.errors import InterpError
 from interp.projection import METHODS
 from interp.study import latent, overview
 
+from ..edits import sample_of
 from ..jobs import JOBS
+from ..views_cache import VIEWS
 from .shell import (
     GRAPH_CONFIG,
     HIDDEN,
@@ -187,11 +189,15 @@ def register(app, catalog) -> None:
         try:
             units = latent.units(subject, result.layer)
             unit = min(max(int(unit), 0), units - 1) if isinstance(unit, (int, float)) else 0  # out of range: nearest
-            figure = latent.map_figure(subject, result, colour, selected=None if index is None else [index], unit=unit)
+            figure = VIEWS.get(subject, "latent-map", {"layer": layer, "method": method, "dims": dims, "colour": colour,
+                                                       "unit": unit, "index": index, "fitted": result.seconds},
+                               lambda: {"figure": latent.map_figure(subject, result, colour, unit=unit,
+                                                                    selected=None if index is None else [index])}
+                               )["figure"]
         except InterpError as exc:
             return no_update, f"{name} · cannot draw this map: {exc}", "", True, HIDDEN, None
-        figure.update_layout(uirevision=key)  # a redraw keeps the user's zoom and selection
-        ring = len(figure.data) - 1 if index is not None else None
+        figure["layout"]["uirevision"] = key  # a redraw keeps the user's zoom and selection
+        ring = len(figure["data"]) - 1 if index is not None else None
         return figure, caption, done, True, HIDDEN, {"key": key, "ring": ring}
 
     @app.callback(Output(HOVERED, "figure"), Input(MAP, "hoverData"), Input(seen_id(TAB), "data"),
@@ -234,7 +240,9 @@ def register(app, catalog) -> None:
         if (current or {}).get("model") != name or tab != TAB:
             return no_update, no_update
         try:
-            figs = latent.generative_figures(subject, int(current["index"]))
+            subject, index = sample_of(catalog, current)  # the sample, or its edit
+            figs = VIEWS.get(subject, "latent-generative", {"index": index},
+                             lambda: latent.generative_figures(subject, index))
         except InterpError as exc:
             return [html.Div(f"cannot decode around this sample: {exc}", className="caption panel")], SHOWN
         if not figs:
@@ -246,4 +254,6 @@ def register(app, catalog) -> None:
     def layer_by_layer(name, tab):
         if tab != TAB:
             return no_update
-        return latent.layer_by_layer(catalog.get(name), "pca")
+        subject = catalog.get(name)
+        return VIEWS.get(subject, "latent-layers", {"method": "pca"},
+                         lambda: {"figure": latent.layer_by_layer(subject, "pca")})["figure"]

@@ -19,6 +19,7 @@ from interp.errors import InterpError
 from interp.study import lrp, overview
 from interp.study import saliency as sal
 
+from ..edits import sample_of
 from ..views_cache import VIEWS
 from .shell import (
     GRAPH_CONFIG,
@@ -222,6 +223,7 @@ def register(app, catalog) -> None:
                     "total": float(r.total[0]), "warning": lrp.gap_note(r)}
 
         try:
+            subject, index = sample_of(catalog, current)  # the sample, or its edit
             shown = VIEWS.get(subject, TAB, {"index": index, "composite": composite, "objective": obj.key,
                                              "target": target, "overrides": overrides, "beside": chosen}, compute)
         except InterpError as exc:  # e.g. an input-layer rule given to a hidden layer

@@ -7,6 +7,7 @@ from dash import Input, Output, dcc, html, no_update
 from interp.errors import InterpError
 from interp.study import overview
 
+from ..views_cache import VIEWS
 from .shell import GRAPH_CONFIG, MODEL, TABS, loading
 
 TAB = "overview"  # this view's tab (dashboard.app): nothing is drawn while another is shown
@@ -36,7 +37,7 @@ def register(app, catalog) -> None:
             return no_update, no_update
         try:
             subject = catalog.get(name)
-            figures = overview.overview_figures(subject)
+            figures = VIEWS.get(subject, TAB, {}, lambda: overview.overview_figures(subject))
         except InterpError as exc:  # e.g. a model made on first use that fails its check: said in the page
             return [html.H3(f"Model card: {name}"), html.P(str(exc), className="error")], []
         graphs = [html.Div(dcc.Graph(id=f"overview-{key}", figure=fig, config=GRAPH_CONFIG),

@@ -17,10 +17,13 @@ from interp import methods as method_descriptions
 from interp.errors import InterpError
 from interp.study import overview, saliency
 
+from ..edits import sample_of
 from ..views_cache import VIEWS
 from .shell import (
     GRAPH_CONFIG,
+    HIDDEN,
     MODEL,
+    SHOWN,
     TABS,
     loading,
     register_seen,
@@ -45,6 +48,8 @@ GRID = "sal-grid"
 SUMMARY = "sal-summary"
 
 DEFAULT_STEPS, DEFAULT_SAMPLES, DEFAULT_NOISE = 32, 25, 0.15
+# each method's options, shown only while the method is ticked (options of a method not run mean nothing)
+OPTION_GROUPS = {m: f"sal-options-{m}" for m in ("integrated_gradients", "smoothgrad", "occlusion", "grad_cam")}
 MAX_STEPS, MAX_SAMPLES, MAX_NOISE = 512, 200, 2.0
 
 
@@ -74,14 +79,18 @@ def layout() -> html.Div:
             html.Div(dcc.Dropdown(id=OBJECTIVE, clearable=False), className="objective-picker"),
             html.Label("target", htmlFor=TARGET),
             html.Div(dcc.Dropdown(id=TARGET, clearable=False), className="target-picker"),
-            html.Label("IG steps", htmlFor=STEPS), _number(STEPS, DEFAULT_STEPS, min=1, max=MAX_STEPS, step=1),
-            html.Label("SmoothGrad samples", htmlFor=SAMPLES),
-            _number(SAMPLES, DEFAULT_SAMPLES, min=1, max=MAX_SAMPLES, step=1),
-            html.Label("noise", htmlFor=NOISE), _number(NOISE, DEFAULT_NOISE, min=0, max=MAX_NOISE, step=0.05),
-            html.Label("occlusion window", htmlFor=WINDOW),
-            _number(WINDOW, None, min=1, step=1, placeholder="auto"),
-            html.Label("Grad-CAM layer", htmlFor=LAYER),
-            html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
+            html.Div(id=OPTION_GROUPS["integrated_gradients"], className="controls", children=[
+                html.Label("IG steps", htmlFor=STEPS), _number(STEPS, DEFAULT_STEPS, min=1, max=MAX_STEPS, step=1)]),
+            html.Div(id=OPTION_GROUPS["smoothgrad"], className="controls", children=[
+                html.Label("SmoothGrad samples", htmlFor=SAMPLES),
+                _number(SAMPLES, DEFAULT_SAMPLES, min=1, max=MAX_SAMPLES, step=1),
+                html.Label("noise", htmlFor=NOISE), _number(NOISE, DEFAULT_NOISE, min=0, max=MAX_NOISE, step=0.05)]),
+            html.Div(id=OPTION_GROUPS["occlusion"], className="controls", children=[
+                html.Label("occlusion window", htmlFor=WINDOW),
+                _number(WINDOW, None, min=1, step=1, placeholder="auto")]),
+            html.Div(id=OPTION_GROUPS["grad_cam"], className="controls", children=[
+                html.Label("Grad-CAM layer", htmlFor=LAYER),
+                html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker")]),
         ]),
         html.Div(id=CAPTION, className="caption panel"),
         loading(html.Div(className="grid", children=[
@@ -111,6 +120,11 @@ def register(app, catalog) -> None:
         return (methods, linked or saliency.default_methods(subject), objectives, objectives[0]["value"],
                 [{"label": la, "value": la} for la in layers] or [{"label": "(no convolution)", "value": ""}],
                 layers[0] if layers else "", not layers)
+
+    @app.callback(*(Output(group, "style") for group in OPTION_GROUPS.values()), Input(METHODS, "value"))
+    def option_groups(methods):
+        """A method's options only while it is ticked."""
+        return tuple(SHOWN if m in (methods or []) else HIDDEN for m in OPTION_GROUPS)
 
     @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
                   State(MODEL, "value"))
@@ -146,7 +160,10 @@ def register(app, catalog) -> None:
             "occlusion": {"window": _clamp(window, 1, 1, 10_000, int)} if window else {},
             "grad_cam": {"layer": layer} if layer else {},
         }
-        index = int(current["index"])
+        try:
+            subject, index = sample_of(catalog, current)  # the sample, or its edit
+        except InterpError as exc:
+            return no_update, no_update, str(exc)
 
         def compute():
             grid, summary, _ = saliency.comparison(subject, index, chosen, obj.key, target, options)
@@ -157,7 +174,8 @@ def register(app, catalog) -> None:
                                              "target": target, "options": options}, compute)
         except InterpError as exc:  # e.g. an occlusion window larger than the input
             return no_update, no_update, f"Cannot explain this: {exc}"
+        methods_text = f"{len(chosen)} method" + ("s" if len(chosen) != 1 else "")
         caption = (f"{name} · {overview.sample_caption(subject, index)} · explaining {obj.label}"
-                   f"{'' if len(obj.targets) == 1 else f', target {target}'} · {len(chosen)} methods · "
+                   f"{'' if len(obj.targets) == 1 else f', target {target}'} · {methods_text} · "
                    "each map scaled to its own largest magnitude; hover for raw values")
         return shown["grid"], shown["summary"], caption

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
+from interp.errors import InterpError
 from interp.study import overview
 
+from ..edits import sample_of
+from . import whatif
 from .shell import (
     CURRENT_SAMPLE,
     GRAPH_CONFIG,
@@ -53,6 +56,7 @@ def layout() -> html.Div:
             html.Div(dcc.Graph(id=SAMPLE_GRAPH, config=GRAPH_CONFIG), className="panel"),
             html.Div(dcc.Graph(id=PREDICTION_GRAPH, config=GRAPH_CONFIG), className="panel"),
         ])),
+        whatif.layout(),
     ])
 
 
@@ -133,6 +137,9 @@ def register(app, catalog) -> None:
     def show(current, tab):
         if tab != TAB or not current:
             return no_update, no_update, no_update
-        subject = catalog.get(current["model"])
-        figs = overview.sample_figures(subject, current["index"])
-        return figs["sample"], figs["prediction"], overview.sample_caption(subject, current["index"])
+        try:
+            subject, index = sample_of(catalog, current)  # the sample, or its edit
+        except InterpError as exc:
+            return no_update, no_update, str(exc)
+        figs = overview.sample_figures(subject, index)
+        return figs["sample"], figs["prediction"], overview.sample_caption(subject, index)

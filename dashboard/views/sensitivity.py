@@ -18,6 +18,7 @@ from interp.errors import InterpError
 from interp.study import cache, overview
 from interp.study import sensitivity as sens
 
+from ..edits import sample_of
 from ..jobs import JOBS
 from ..views_cache import VIEWS
 from .shell import (
@@ -171,8 +172,8 @@ def register(app, catalog) -> None:
         subject = catalog.get(name)
         if (current or {}).get("model") != name or kind is None or tab != TAB:
             return no_update, no_update
-        index = int(current["index"])
         try:
+            subject, index = sample_of(catalog, current)  # the sample, or its edit
             s = settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate)
             figure = VIEWS.get(subject, TAB, {"index": index, "settings": dataclasses.asdict(s)},
                                lambda: {"figure": sens.sample_figure(subject, index, s)})["figure"]

@@ -37,7 +37,7 @@ def loading(children) -> dcc.Loading:
 SEEN_JS = """
 function(current, tab) {
     if (tab !== %s || !current) { return window.dash_clientside.no_update; }
-    return {model: current.model, index: current.index, at: Date.now()};
+    return {model: current.model, index: current.index, edit: current.edit || null, at: Date.now()};
 }
 """
 

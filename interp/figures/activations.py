@@ -139,8 +139,9 @@ def attention_maps(weights, tokens: Sequence[str] | None = None, title: str | No
         fig.add_trace(go.Heatmap(z=a[h], x=klab, y=qlab, coloraxis="coloraxis",
                                  hovertemplate=f"head {h}<br>query %{{y}}<br>key %{{x}}: %{{z:.3f}}<extra></extra>"),
                       row=1, col=h + 1)
-        fig.update_xaxes(type="category", tickangle=-60, row=1, col=h + 1)
-        fig.update_yaxes(type="category", autorange="reversed", row=1, col=h + 1)
+        fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", row=1, col=h + 1)
+        fig.update_yaxes(type="category", autorange="reversed", row=1, col=h + 1,
+                         title="query (attending)" if h == 0 else None)
     fig.update_layout(coloraxis=dict(colorscale=ACTIVATION_SCALE, cmin=0, cmax=float(a.max()) or 1.0,
                                      colorbar=dict(title="weight", thickness=12)))
     return finish(fig, title or "attention", height=max(320, 160 + 24 * tq))

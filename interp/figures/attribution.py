@@ -235,5 +235,69 @@ def attribution_summary(attributions: Sequence[Attribution], sample_titles: Sequ
     return finish(fig, title, height=table_height(len(rows), title=bool(title)))
 
 
+def attribution_pair(sides: Sequence[tuple], modality: str, *, title: str | None = None, feature_names=None,
+                     vocab=None, difference: bool = False) -> go.Figure:
+    """Two explanations side by side on one colour scale: ``sides`` is two (input, values,
+    title) of one sample each (the same input, or two: a pinned sample and the current one).
+    The scale's bound is the largest magnitude of both, so equal colours are equal values;
+    ``difference`` (same input only) adds right − left on that scale. Images: overlays;
+    tokens and table rows: one heatmap row per side."""
+    if len(sides) != 2:
+        raise InputError(f"a pair needs two sides; got {len(sides)}")
+    xs = [as_array(x) for x, _, _ in sides]
+    values = [as_array(v).astype(float) for _, v, _ in sides]
+    names = [str(t) for _, _, t in sides]
+    for x, v, n in zip(xs, values, names):
+        if v.shape != x.shape:
+            raise InputError(f"{n}: values shaped {v.shape} for an input shaped {x.shape}; expected one per input")
+    if difference and xs[0].shape != xs[1].shape:
+        raise InputError("a difference needs the same input on both sides")
+    bound = max(color_bound(v) for v in values)
+    label = "attribution (one scale for both)"
+    if modality == "image":
+        maps = [_map(v, to_hw(x)[0].shape[:2]) for x, v in zip(xs, values)]
+        if difference:
+            maps.append(maps[1] - maps[0])
+        cols = len(maps)
+        titles = names + (["right − left"] if difference else [])
+        fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.03)
+        lo = float(min(np.min(x) for x in xs))
+        hi = float(max(np.max(x) for x in xs))
+        for c, m in enumerate(maps):
+            base, _ = image_traces(xs[min(c, 1)], None, lo, hi, mask_color=MASK_COLOR)
+            for t in [base[0], _overlay(m, bound, coloraxis="coloraxis", label="value"), *base[1:]]:
+                fig.add_trace(t, row=1, col=c + 1)
+            image_axes(fig, 1, c + 1)
+        fig.update_layout(coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=-bound, cmax=bound, cmid=0,
+                                         colorbar=dict(title=label.replace(" (", "<br>("), thickness=12)))
+        return finish(fig, title, height=380, margin=dict(l=20, r=20, t=90, b=20))
+    if modality not in ("tokens", "tabular"):
+        raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
+    rows = [v.reshape(-1) for v in values] + ([values[1].reshape(-1) - values[0].reshape(-1)] if difference else [])
+    width = max(len(r) for r in rows)
+    z = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        z[i, :len(r)] = r
+    y = names + (["right − left"] if difference else [])
+    if modality == "tokens":
+        words = [_words(x, vocab) for x in xs]
+        words += [words[1]] if difference else []
+        text = [w + [""] * (width - len(w)) for w in words]
+        x_axis, title_x = list(range(width)), "position"
+    else:
+        text = None
+        x_axis = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(width)]
+        title_x = "feature"
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x_axis, y=y, text=text, texttemplate="%{text}" if text else None, textfont=dict(size=13),
+        colorscale=DIVERGING_SCALE, zmin=-bound, zmax=bound, zmid=0.0, xgap=2, ygap=4,
+        colorbar=dict(title=label.replace(" (", "<br>("), thickness=12),
+        hovertemplate="%{y}<br>" + ("position %{x}: %{text}" if text else "%{x}") + ", value %{z:.4g}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title=None)
+    fig.update_xaxes(type="category", title=title_x, tickangle=-50 if modality == "tabular" else 0)
+    return finish(fig, title, height=150 + 60 * len(y) + (120 if modality == "tabular" else 0),
+                  margin=dict(l=190, r=20, t=60, b=40))
+
+
 __all__ = ["attribution_image", "attribution_bars", "attribution_tokens", "attribution_view",
-           "attribution_grid", "attribution_summary", "OVERLAY_SCALE"]
+           "attribution_grid", "attribution_summary", "attribution_pair", "OVERLAY_SCALE"]

@@ -339,7 +339,7 @@ def plan(model: nn.Module, composite="epsilon_plus_flat", x=None, **params) -> P
     if one is not None:
         check_model(model, one, "the LRP plan")
         refuse_batch_statistics(model, "plan")
-    with blame(model, one, "the LRP plan") if one is not None else contextlib.nullcontext(), exclusive(), \
+    with blame(model, one, "the LRP plan") if one is not None else contextlib.nullcontext(), exclusive(model), \
             out_of_place(model):
         modules = module_names(model)
         pairs = trace(model, modules, one).pairs if one is not None else _sequential_pairs(modules)
@@ -794,7 +794,7 @@ def lrp(model: nn.Module, x, target="predicted", composite="epsilon_plus_flat", 
     importlib.import_module("torch.fx.experimental.symbolic_shapes")
     start_memory_reuse()
     start = time.perf_counter()
-    with blame(model, structure, "LRP"), exclusive(), out_of_place(model):
+    with blame(model, structure, "LRP"), exclusive(model), out_of_place(model):
         modules = module_names(model)
         reference, pairs, one_sample, reused = None, {}, None, False
         rewritten = any(isinstance(m, _REWRITTEN) or is_conv1d(m) for m in modules.values())

@@ -18,6 +18,7 @@ Nothing is cached, so no result can go stale.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -94,12 +95,47 @@ _WEIGHTED_KINDS = frozenset(c.__name__ for c in vars(nn).values()
                             if isinstance(c, type) and issubclass(c, lrp_composites.WEIGHTED))
 
 
+def _renamed_plan(plan: Plan, names: dict[str, str]) -> Plan:
+    if not names:
+        return plan
+    rows = tuple(dataclasses.replace(r, name=names.get(r.name, r.name)) for r in plan.rows)
+    return dataclasses.replace(plan, rows=rows, first_layers=tuple(names.get(n, n) for n in plan.first_layers),
+                               canonizers=tuple((c, tuple(names.get(n, n) for n in paths))
+                                                for c, paths in plan.canonizers))
+
+
+class _RenamedFlow:
+    """An LRP run's per-layer relevance read with the subject's module names."""
+
+    def __init__(self, flow, names: dict[str, str]):
+        self._flow, self._names, self._layers = flow, names, None
+
+    def layers(self) -> dict:
+        if self._layers is None:
+            names = self._names
+            self._layers = {names.get(k, k): dataclasses.replace(v, name=names.get(v.name, v.name))
+                            for k, v in self._flow.layers().items()}
+        return self._layers
+
+
+def named(result: LRPResult, subject: Subject, key: str) -> LRPResult:
+    """``result`` (an LRP result of objective ``key``) with the subject's module names in its
+    plan and its layers."""
+    names = sal.own_names(subject, key)
+    if not names:
+        return result
+    return dataclasses.replace(result, plan=_renamed_plan(result.plan, names),
+                               flow=None if result.flow is None else _RenamedFlow(result.flow, names))
+
+
 def overridable_layers(subject: Subject, key: str | None = None) -> list[tuple[str, str]]:
     """The weighted layers (Linear, Conv) a user can give another rule, as (path, kind), in
-    module order; for the LSTM its unrolled input and hidden projections."""
+    module order, named as in the subject's model (as every view names them); for the LSTM
+    its unrolled input and hidden projections."""
     obj = objective(subject, key)
     rows = lrp_engine.plan(sal.fresh_model(subject, obj.key), DEFAULT_COMPOSITE, _first_sample(subject)).rows
-    return [(r.name, r.kind) for r in rows if r.role == "rule" and r.kind in _WEIGHTED_KINDS]
+    names = sal.own_names(subject, obj.key)
+    return [(names.get(r.name, r.name), r.kind) for r in rows if r.role == "rule" and r.kind in _WEIGHTED_KINDS]
 
 
 def _composite(subject: Subject, composite: str | None, overrides: dict | None, key: str):
@@ -115,11 +151,12 @@ def _composite(subject: Subject, composite: str | None, overrides: dict | None, 
     if not overrides:
         return comp
     layers = [path for path, _ in overridable_layers(subject, key)]
+    back = {own: path for path, own in sal.own_names(subject, key).items()}  # the views' names -> the model's
     chosen = {}
     for layer, rule in overrides.items():
         if layer not in layers:
             raise UnknownNameError(f"layer of {subject.name} for a rule override", layer, layers)
-        chosen[layer] = lrp_rules.named(rule)
+        chosen[back.get(layer, layer)] = lrp_rules.named(rule)
     return comp.with_rules(chosen)
 
 
@@ -128,8 +165,9 @@ def plan(subject: Subject, composite: str | None = None, overrides: dict | None 
     ``overrides`` ({layer path: rule name}), decided on the subject's first sample;
     nothing is computed."""
     obj = objective(subject, key)
-    return lrp_engine.plan(sal.fresh_model(subject, obj.key), _composite(subject, composite, overrides, obj.key),
-                           _first_sample(subject))
+    return _renamed_plan(lrp_engine.plan(sal.fresh_model(subject, obj.key),
+                                         _composite(subject, composite, overrides, obj.key), _first_sample(subject)),
+                         sal.own_names(subject, obj.key))
 
 
 @dataclass(frozen=True)
@@ -208,7 +246,7 @@ def comparison(subject: Subject, indices, composite: str | None = None, key: str
     target = sal.check_target(subject, obj, target)
     comp = _composite(subject, composite, overrides, obj.key)
     x, titles, truth = sal.samples_of(subject, indices)
-    result = lrp_engine(sal.fresh_model(subject, obj.key), x, target, comp)
+    result = named(lrp_engine(sal.fresh_model(subject, obj.key), x, target, comp), subject, obj.key)
     others = sal.explain_batch(subject, x, saliency, obj.key, target) if saliency else []
     attrs = (result.as_attribution(), *others)
     grid = figures.attribution_grid(

@@ -249,6 +249,21 @@ def label_name(subject: Subject, index: int) -> str | None:
     return ", ".join(f"{float(v):.4g}" for v in value.reshape(-1))
 
 
+def population(subject: Subject) -> torch.Tensor:
+    """The data a sample is judged against (noise relative to its spread, its mean as a
+    baseline, a feature's range): the test set; for an edited sample's one-sample subject
+    (:func:`interp.study.whatif.edited`), the test set it came from."""
+    return getattr(subject, "population", None) if getattr(subject, "population", None) is not None \
+        else subject.inputs
+
+
+def sample_name(subject: Subject, index: int) -> str:
+    """How a sample is named: "sample 7", or "sample 7, edited" for an edited one
+    (:func:`interp.study.whatif.edited`: a one-sample subject)."""
+    edited = getattr(subject, "edited_from", None)
+    return f"sample {index}" if edited is None else f"sample {edited}, edited"
+
+
 def sample_figures(subject: Subject, index: int) -> dict[str, go.Figure]:
     """Sample ``index`` as it looks, and what the model says about it."""
     index = check_index(subject, index)
@@ -260,7 +275,7 @@ def sample_figures(subject: Subject, index: int) -> dict[str, go.Figure]:
         mean, std = subject.scaling
         raw = x[index] * std + mean
     out = {"sample": figures.sample_view(
-        x[index], subject.modality, title=f"sample {index}", feature_names=subject.features,
+        x[index], subject.modality, title=sample_name(subject, index), feature_names=subject.features,
         vocab=subject.vocab, truth=truth, raw_values=raw)}
     prediction = predict(subject, xi)
     if subject.is_classifier:
@@ -293,17 +308,17 @@ def sample_caption(subject: Subject, index: int) -> str:
         p = int(prediction[0].argmax())
         said = f"predicted {subject.classes[p]} ({float(prediction[0, p]):.3f})"
         if y is None:
-            return f"sample {index}: {said}"
+            return f"{sample_name(subject, index)}: {said}"
         ok = "correct" if p == int(y[index]) else "misclassified"
-        return f"sample {index}: true {label}, {said}, {ok}"
+        return f"{sample_name(subject, index)}: true {label}, {said}, {ok}"
     of = f" ({label})" if label is not None else ""
     if subject.task == "reconstruction":
         mse = float(((prediction - x[index:index + 1]) ** 2).mean())
-        return f"sample {index}{of}: reconstruction MSE {mse:.4f}"
+        return f"{sample_name(subject, index)}{of}: reconstruction MSE {mse:.4f}"
     if subject.task == "regression":
         said = ", ".join(f"{float(v):.4g}" for v in prediction[0])
-        return f"sample {index}: predicted {said}" + (f", true {label}" if label is not None else "")
-    return f"sample {index}{of}: discriminator P(real) = {float(prediction[0]):.3f}"
+        return f"{sample_name(subject, index)}: predicted {said}" + (f", true {label}" if label is not None else "")
+    return f"{sample_name(subject, index)}{of}: discriminator P(real) = {float(prediction[0]):.3f}"
 
 
 def can_be_misclassified(subject: Subject) -> bool:

@@ -26,7 +26,7 @@ from ..attribution import Attribution, default_cam_layer, explain, methods, spat
 from ..errors import InputError, UnknownNameError
 from ..objectives import OutputPart, ReconstructionError
 from ..subject import Subject
-from .overview import check_index, generated, generated_partner, label_name, memo, model, parts, predict
+from .overview import check_index, generated, generated_partner, label_name, memo, model, parts, predict, sample_name
 
 DEFAULT_METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad", "occlusion", "grad_cam")
 
@@ -99,23 +99,39 @@ def _encoder(subject: Subject, copied_parts: dict) -> nn.Module:
 def explained_model(subject: Subject, key: str) -> nn.Module:
     """The model whose scores are explained for objective ``key``: a private copy of the
     subject's model (for saliency alone), wrapped where its output is not one score per target."""
-    return _objective_model(subject, memo(subject, "saliency-model", subject.copy), key)
+    return objective_model(subject, memo(subject, "saliency-model", subject.copy), key)
 
 
 def fresh_model(subject: Subject, key: str) -> nn.Module:
     """Like :func:`explained_model`, on a fresh copy of the model made for this call (the
     same weights, in eval mode), so no hook or state of another thread comes along: LRP
     rewrites modules while it runs, and sensitivity runs long."""
-    return _objective_model(subject, subject.copy(), key)
+    return objective_model(subject, subject.copy(), key)
 
 
-def _objective_model(subject: Subject, copied: tuple, key: str) -> nn.Module:
+def objective_model(subject: Subject, copied: tuple, key: str) -> nn.Module:
+    """The model explained for objective ``key``, built on ``copied`` (a :meth:`Subject.copy`)."""
     model_, parts = copied
     if key == "error":
         return ReconstructionError(model_)
     if key == "latent":
         return _encoder(subject, parts)
     return model_
+
+
+def own_names(subject: Subject, key: str) -> dict[str, str]:
+    """Module paths of the model explained for objective ``key`` -> the subject's own paths,
+    where they differ: a wrapper (the VAE's encoder explained alone, the reconstruction error
+    around the whole model) names ``encoder.body.1`` ``model.body.1`` or
+    ``model.encoder.body.1``; every view says the subject's name."""
+    def compute():
+        copied = subject.copy()
+        wrapper = objective_model(subject, copied, key)
+        own = {id(m): name for name, m in copied[0].named_modules()}
+        return {name: own[id(m)] for name, m in wrapper.named_modules()
+                if name and id(m) in own and own[id(m)] and own[id(m)] != name}
+
+    return memo(subject, f"own-names-{key}", compute)
 
 
 def available_methods(subject: Subject) -> list[str]:
@@ -162,7 +178,7 @@ def inputs(subject: Subject, index: int) -> tuple[torch.Tensor, list[str], torch
         images = generated(subject)
         g = generated_partner(subject, index)
         return torch.cat([x[index:index + 1], images[g:g + 1]]), [f"real #{index}", f"generated #{g}"], None
-    label = f"#{index}"
+    label = "#" + sample_name(subject, index).removeprefix("sample ")  # "#7", or "#7, edited"
     classes = subject.classes
     if subject.is_classifier:
         predicted = int(predict(subject, x[index:index + 1])[0].argmax())
@@ -236,6 +252,6 @@ def comparison(subject: Subject, indices, method_names=None, key: str | None = N
     return grid, summary, attrs
 
 
-__all__ = ["objectives", "objective", "explained_model", "fresh_model", "available_methods", "default_methods",
-           "cam_layers", "inputs", "check_target", "samples_of", "explain_batch", "comparison", "DEFAULT_METHODS",
-           "Objective"]
+__all__ = ["objectives", "objective", "explained_model", "fresh_model", "objective_model", "own_names",
+           "available_methods", "default_methods", "cam_layers", "inputs", "check_target", "samples_of",
+           "explain_batch", "comparison", "DEFAULT_METHODS", "Objective"]

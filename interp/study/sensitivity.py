@@ -38,7 +38,7 @@ from ..subject import Subject
 from . import cache
 from . import lrp as study_lrp
 from . import saliency as sal
-from .overview import check_index, memo
+from .overview import check_index, memo, population
 
 SAMPLE_DRAWS = 64          # noisy copies of the selected sample per noise scale
 DATASET_DRAWS = 8          # ... of every sample
@@ -128,7 +128,7 @@ def settings(subject: Subject, **given) -> Settings:
 def data_std(subject: Subject, key: str) -> float:
     """The test set's spread in the space noise is added to (inputs, or embeddings)."""
     def compute():
-        return spread(sal.fresh_model(subject, key), subject.inputs)
+        return spread(sal.fresh_model(subject, key), population(subject))
 
     return memo(subject, f"sensitivity-std-{key}", compute)
 
@@ -158,7 +158,7 @@ def _occlusion_options(subject: Subject, s: Settings) -> tuple[object, str]:
     """The occlusion fill for the library, and its name: the test-set mean is a tensor
     (one sample's own mean would occlude it with itself), the pad token its id."""
     if s.baseline == "mean":
-        return subject.inputs.mean(0), "test-set mean"
+        return population(subject).mean(0), "test-set mean"
     if s.baseline == PAD:
         return subject.pad_id, f"padding token {subject.vocab[subject.pad_id]!r}"
     return s.baseline, s.baseline
@@ -193,13 +193,21 @@ def sample_result(subject: Subject, index: int, s: Settings):
 def _sweep_grid(subject: Subject, feature: int) -> torch.Tensor:
     """The feature's observed range over the test set, so a sample's curve and the test
     set's share one grid."""
-    column = subject.inputs[:, feature]
+    column = population(subject)[:, feature]
     return torch.linspace(float(column.min()), float(column.max()), SWEEP_GRID, dtype=column.dtype)
+
+
+def _own_names(subject: Subject, s: Settings, r):
+    """A layer result with the subject's module names (as every view names them), not the
+    explained wrapper's (``model.encoder.mu`` for the VAE's reconstruction error)."""
+    layers = getattr(r, "layers", None)
+    names = sal.own_names(subject, s.objective) if isinstance(layers, tuple) else {}
+    return dataclasses.replace(r, layers=tuple(names.get(n, n) for n in layers)) if names else r
 
 
 def sample_figure(subject: Subject, index: int, s: Settings) -> go.Figure:
     """The figure of sample ``index`` for settings ``s``."""
-    r = sample_result(subject, index, s)
+    r = _own_names(subject, s, sample_result(subject, index, s))
     what = objective_of(subject, s)
     x = subject.inputs
     if s.kind == "noise":
@@ -307,8 +315,8 @@ def _compute(subject: Subject, s: Settings, progress):
 
 def _explanations_in_pieces(model, x: torch.Tensor, s: Settings, options: dict, std: float, progress):
     """The explanation kind over ``x``, EXPLANATION_PIECE samples per call (piece k seeded
-    ``seed + k``), joined: the samples are independent, and between calls the library's
-    analysis lock is free, so the dashboard's other views do not wait seconds for it."""
+    ``seed + k``), joined: the samples are independent, and between calls the model's
+    analysis lock is free, so the dashboard's other views of it do not wait seconds."""
     pieces = [x[i:i + EXPLANATION_PIECE] for i in range(0, len(x), EXPLANATION_PIECE)]
     steps = len(options["methods"]) + len(options["composites"])
     done = []
@@ -323,6 +331,7 @@ def _explanations_in_pieces(model, x: torch.Tensor, s: Settings, options: dict, 
 
 def dataset_figure(subject: Subject, s: Settings, result, index: int | None = None) -> go.Figure:
     """The figure of a test-set result; ``index``: a sample to pick out (ICE curves)."""
+    result = _own_names(subject, s, result)
     what = objective_of(subject, s)
     n = len(subject.inputs)
     if s.kind == "noise":

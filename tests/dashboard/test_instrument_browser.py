@@ -182,3 +182,158 @@ def test_export_of_a_view_opens_offline_with_its_numbers(browser, server, tmp_pa
     assert len(svgs) >= 2 and all(d.suggested_filename.endswith(".svg") for d in svgs)
     assert watch.problems == []
     page.close()
+
+
+PIXEL = """([row, col]) => {
+  const gd = document.querySelector('#whatif-canvas .js-plotly-plot') || document.querySelector('#whatif-canvas');
+  const L = gd._fullLayout, box = gd.getBoundingClientRect();
+  return {x: box.left + L.xaxis._offset + L.xaxis.l2p(col), y: box.top + L.yaxis._offset + L.yaxis.l2p(row)};
+}"""
+
+
+def _flipping_pixels(subject, index: int) -> list[tuple[int, int]]:
+    """Pixels to draw (greedily, the one that lowers the predicted class most each time)
+    until the digit CNN changes its mind about sample ``index``."""
+    import torch
+
+    from interp.study import overview
+
+    x, hi = subject.inputs[index].clone(), float(subject.inputs.max())
+    first = int(overview.predictions(subject)[index].argmax())
+    picks = []
+    for _ in range(12):
+        trials = x.repeat(64, 1, 1, 1)
+        trials.view(64, -1)[torch.arange(64), torch.arange(64)] = hi
+        p = overview.predict(subject, trials)[:, first]
+        k = int(p.argmin())
+        x = trials[k]
+        picks.append((k // 8, k % 8))
+        if int(overview.predict(subject, x[None])[0].argmax()) != first:
+            return picks
+    raise AssertionError("no pixels found that change the prediction")
+
+
+def _trace_values(page, graph: str) -> str:
+    return page.evaluate(f"""() => {{
+      const gd = document.querySelector('{graph} .js-plotly-plot') || document.querySelector('{graph}');
+      return JSON.stringify(gd.data.map(t => [t.z, t.y, t.x]));
+    }}""")
+
+
+def test_a_pixel_edit_changes_the_prediction_and_the_saliency_map(browser, server):
+    import zoo
+
+    cnn = zoo.subject("cnn-digits")
+    pixels = _flipping_pixels(cnn, 4)
+    page, watch = _open(browser, server, "?model=cnn-digits&sample=4&view=saliency")
+    _wait(page, watch, "#sal-caption:has-text('sample 4')")
+    _wait(page, watch, function=_all_drawn(["#sal-grid"]))
+    before = _trace_values(page, "#sal-grid")
+    _tab(page, "Samples")
+    _wait(page, watch, function=_all_drawn(["#whatif-canvas"]))
+    for row, col in pixels:
+        page.wait_for_timeout(300)
+        at = page.evaluate(PIXEL, [row, col])
+        page.mouse.click(at["x"], at["y"])
+        _wait(page, watch, "#sample-caption:has-text('sample 4, edited')")
+    _wait(page, watch, "#whatif-change:has-text('prediction changed')")
+    _wait(page, watch, "#sample-caption:has-text('sample 4, edited')")
+    _tab(page, "Saliency")
+    _wait(page, watch, "#sal-caption:has-text('sample 4, edited')")
+    _wait(page, watch, function=_all_drawn(["#sal-grid"]))
+    page.wait_for_timeout(500)
+    assert _trace_values(page, "#sal-grid") != before  # the maps are the edited input's
+    # back to the test sample
+    _tab(page, "Samples")
+    page.click("#whatif-reset")
+    _wait(page, watch, function=_sample_caption(r"sample 4:"))
+    assert page.inner_text("#whatif-change") == ""
+    assert watch.problems == []
+    page.close()
+
+
+def test_a_token_edit_changes_the_lrp_strip(browser, server):
+    import zoo
+
+    lstm = zoo.subject("lstm-sentiment")
+    words = lstm.token_texts(lstm.inputs[2])
+    page, watch = _open(browser, server, "?model=lstm-sentiment&sample=2&view=lrp")
+    _wait(page, watch, "#lrp-caption:has-text('sample 2')")
+    _wait(page, watch, function=_all_drawn(["#lrp-grid"]))
+    before = _trace_values(page, "#lrp-grid")
+    _tab(page, "Samples")
+    _wait(page, watch, "#whatif-positions .Select, #whatif-positions [class*='dropdown']")
+    position = next(i for i, w in enumerate(words) if w not in ("<pad>", "the", "a", "movie", "film"))
+    other = next(w for w in lstm.vocab if w not in words and not w.startswith("<"))
+    dropdown = page.locator(f'[id*=\'"index":{position}\'][id*="whatif-position"]').first
+    dropdown.click()
+    page.keyboard.type(other)
+    page.locator(f'[role="option"]:has-text("{other}")').first.click()
+    page.click("#whatif-apply-tokens")
+    _wait(page, watch, "#sample-caption:has-text('sample 2, edited')")
+    _tab(page, "LRP")
+    _wait(page, watch, "#lrp-caption:has-text('sample 2, edited')")
+    _wait(page, watch, function=_all_drawn(["#lrp-grid"]))
+    page.wait_for_timeout(500)
+    after = _trace_values(page, "#lrp-grid")
+    assert after != before and other in page.inner_text("#lrp-grid")  # the strip shows the new token
+    assert watch.problems == []
+    page.close()
+
+
+def test_a_feature_edit_of_a_table_row(browser, server):
+    page, watch = _open(browser, server, "?model=mlp-cancer&sample=3&view=samples")
+    _wait(page, watch, function=_sample_caption(r"sample 3:"))
+    field = page.locator('[id*="whatif-feature"][id*=\'"index":0\']').first
+    before = float(field.input_value())
+    field.fill(f"{before * 3:.4f}")
+    field.press("Enter")
+    page.click("#whatif-apply-features")
+    _wait(page, watch, "#sample-caption:has-text('sample 3, edited')")
+    _wait(page, watch, "#whatif-change:has-text('P(')")
+    # a bad value is said in the page, the edit kept as it was
+    field = page.locator('[id*="whatif-feature"][id*=\'"index":1\']').first
+    field.fill("")
+    field.press("Enter")
+    page.click("#whatif-apply-features")
+    _wait(page, watch, "#whatif-error:has-text('give a number for each of the 30 features')")
+    assert watch.problems == []
+    page.close()
+
+
+def test_compare_mode(browser, server):
+    page, watch = _open(browser, server, "?model=cnn-digits&sample=3&view=compare")
+    _wait(page, watch, "#cmp-caption:has-text('Spearman')")
+    _wait(page, watch, function=_all_drawn(["#cmp-pair"]))
+    assert "right − left" in page.inner_text("#cmp-pair")  # the same input: the difference beside
+    page.locator("#cmp-kind input[value='composites']").click()
+    _wait(page, watch, "#cmp-pair:has-text('LRP epsilon')")
+    # a pinned reference against the current sample
+    page.click("#pin-sample")
+    _wait(page, watch, "#pinned-text:has-text('pinned: cnn-digits sample 3')")
+    page.click("#sample-next")
+    page.locator("#cmp-kind input[value='samples']").click()
+    _wait(page, watch, "#cmp-pair:has-text('sample 4')")
+    assert "sample 3" in page.inner_text("#cmp-pair") and "right − left" not in page.inner_text("#cmp-pair")
+    # two models reading the same sentences
+    page.goto(server + "?model=lstm-sentiment&sample=2&view=compare")
+    page.locator("#cmp-kind input[value='models']").click()
+    page.click("#cmp-other-model")
+    page.locator('[role="option"]:has(input[value="transformer-sentiment"])').click()
+    _wait(page, watch, "#cmp-pair:has-text('transformer-sentiment')")
+    _wait(page, watch, "#cmp-caption:has-text('Spearman')")
+    assert watch.problems == []
+    page.close()
+
+
+def test_options_of_methods_not_ticked_are_hidden(browser, server):
+    page, watch = _open(browser, server, "?model=mlp-cancer&sample=0&view=saliency&methods=gradient,smoothgrad")
+    _wait(page, watch, "#sal-caption:has-text('2 methods')")
+    assert page.locator("#sal-sg-samples").is_visible()
+    for hidden in ("#sal-ig-steps", "#sal-occlusion-window", "#sal-cam-layer"):
+        assert not page.locator(hidden).is_visible(), hidden  # integrated gradients, occlusion, Grad-CAM not ticked
+    page.locator("#sal-methods input[value='smoothgrad']").click()
+    _wait(page, watch, "#sal-caption:has-text('1 method ·')")
+    assert not page.locator("#sal-sg-samples").is_visible()
+    assert watch.problems == []
+    page.close()

@@ -135,6 +135,10 @@ def test_sequence_and_attention_figures():
     assert len(att.data) == 2
     np.testing.assert_allclose(np.asarray(att.data[1].z), w[1])
     assert list(att.data[0].x) == ["0: a", "1: b", "2: c"]
+    # the axes say which tokens attend and which are attended to
+    assert att.layout.xaxis.title.text == att.layout.xaxis2.title.text == "key (attended to)"
+    assert att.layout.yaxis.title.text == "query (attending)"
+    assert seq.layout.yaxis.title.text == "time step: token" and seq.layout.xaxis.title.text == "unit"
     with pytest.raises(InputError):
         figures.attention_maps(w, ["a"])
 

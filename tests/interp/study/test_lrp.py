@@ -176,3 +176,33 @@ def test_a_large_conservation_gap_is_flagged_with_what_absorbed_it():
     cnn = study_lrp.comparison(zoo.subject("cnn-digits"), 0, saliency=()).result
     assert abs(float(cnn.score[0] - cnn.total[0])) <= study_lrp.GAP_WARNING * abs(float(cnn.score[0]))
     assert study_lrp.gap_note(cnn) == ""  # conserved within the threshold: nothing to flag
+
+
+def test_layer_names_are_the_subjects_in_every_view():
+    """The VAE's encoder is explained alone (its code), inside a wrapper that named its
+    layers "model.body.1" where the Activations and Latent views say "encoder.body.1"."""
+    from interp.study import activations, latent
+
+    vae = zoo.subject("vae-digits")
+    names = [path for path, _ in lrp.overridable_layers(vae)]
+    assert names == ["encoder.body.1", "encoder.mu", "encoder.logvar"]
+    assert set(names) <= set(activations.outputs(vae)) and set(names) <= set(latent.layers(vae)) | {"encoder.logvar"}
+    c = lrp.comparison(vae, 0)
+    assert [n for n in c.result.layers if not n.startswith("encoder.")] == []
+    assert all(r.name == "(model)" or not r.name.startswith("model.") for r in c.result.plan.rows)
+    assert "encoder.body.1" in str(c.flow.to_json()) and "model.body" not in str(c.flow.to_json())
+    # an override named as the views name it reaches the layer
+    assert lrp.plan(vae, "epsilon", {"encoder.body.1": "zplus"}).rule_of("encoder.body.1") == "z+"
+    r = lrp.comparison(vae, 0, "epsilon", overrides={"encoder.body.1": "zplus"}).result
+    assert r.layers["encoder.body.1"].rule == "z+"
+
+
+def test_sensitivity_names_layers_as_the_other_views():
+    from interp.study import activations
+    from interp.study import sensitivity as sens
+
+    vae = zoo.subject("vae-digits")
+    s = sens.settings(vae, kind="layer", objective="error")
+    text = sens.sample_figure(vae, 0, s).to_json()
+    assert "model.encoder" not in text and "encoder.body.1" in text
+    assert set(activations.outputs(vae)) >= {"encoder.body.1", "decoder.0"}
