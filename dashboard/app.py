@@ -40,9 +40,23 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 THREADS = 8  # requests answered at once (each view's callbacks, several users)
 
 
+def _import_before_threads() -> None:
+    """Import here, once, what plotly imports lazily on first use (pandas, its validators): the
+    server's threads would otherwise race to import it, and one of them can see a partly
+    initialised module ("partially initialized module 'pandas' has no attribute 'Series'")."""
+    import importlib.util
+
+    import plotly.graph_objects as go
+
+    if importlib.util.find_spec("pandas") is not None:
+        import pandas  # noqa: F401
+    go.Figure(go.Scatter(x=[0], y=[0])).update_layout(height=100).to_json()  # plotly's validators, once
+
+
 def create_app(subjects, selected: str | None = None) -> Dash:
     """A new dashboard app on ``subjects`` (Subjects, or :class:`Lazy` ones made on first
     use), with ``selected`` shown at start (default: the first)."""
+    _import_before_threads()
     catalog = subjects if isinstance(subjects, Catalog) else Catalog(
         [subjects] if not isinstance(subjects, (list, tuple)) else subjects)
     names = catalog.names()

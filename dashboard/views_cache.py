@@ -11,10 +11,15 @@ outputs (figures and texts) as JSON:
   :mod:`interp.study.cache`), written atomically, read back as JSON (never unpickled).
 
 The key is the model's identity (its architecture and weights), the data's fingerprint,
+the subject's metadata (class, feature and token names, ground truth, scaling),
 ``VERSION`` of the computations (:data:`interp.study.cache.VERSION`), the view and
-everything it was asked (sample, methods, options), so retrained weights or other data
-are a miss, never a stale hit. The same request asked twice at once is computed once:
-the second waits for the first. An error is not kept: asked again, it is computed again.
+everything it was asked (sample, methods, options), so retrained weights, other data or
+other names are a miss, never a stale hit. An edited sample (what-if) is kept in memory
+only, keyed also by the test sample it came from. Parts outside the model's module tree
+(a GAN's generator beside its discriminator) are not in the identity: retraining only such
+a part under the same name needs ``--cache`` elsewhere or the store cleared. The same
+request asked twice at once is computed once: the second waits for the first. An error is
+not kept: asked again, it is computed again.
 
 Written here rather than taken from ``flask-caching`` or ``diskcache``: both pickle what
 they keep (diskcache to disk), and neither keys by the model's weights.
@@ -22,12 +27,14 @@ they keep (diskcache to disk), and neither keys by the model's weights.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from plotly.utils import PlotlyJSONEncoder
 
 from interp._io import write_text
@@ -36,6 +43,24 @@ from interp.study import cache
 
 MAX_BYTES = 256 * 2 ** 20  # JSON text kept in memory, per server process
 SUFFIX = ".view.json"
+
+
+def _about(subject) -> dict:
+    """What a view shows besides the model's outputs on the data: the subject's names and
+    metadata (classes, features, vocabulary, ground truth, scaling), and for an edited
+    sample which test sample it was and the test set it is judged against."""
+    key = ("views", "about")
+    if key not in subject.memo:
+        from interp.store import tensor_fingerprint
+
+        tensors = [t for t in (subject.truth, *(subject.scaling or ()), getattr(subject, "population", None))
+                   if isinstance(t, torch.Tensor)]
+        text = json.dumps([subject.classes, subject.features, subject.vocab, subject.task, subject.modality],
+                          default=str)
+        subject.memo[key] = {"about": hashlib.sha256(text.encode()).hexdigest()[:16]
+                             + (tensor_fingerprint(*tensors) if tensors else ""),
+                             "edited_from": getattr(subject, "edited_from", None)}
+    return subject.memo[key]
 
 
 class ViewCache:
@@ -61,8 +86,9 @@ class ViewCache:
         """The outputs of ``view`` for ``request`` on ``subject``: kept ones, else
         ``compute()`` (a dict of JSON values and plotly figures) kept for next time. The
         same plain dict (figures as dicts) either way."""
-        path = cache.path_of(subject, {"view": view, **request})
+        path = cache.path_of(subject, {"view": view, **request, **_about(subject)})
         key = str(path)
+        disk = self.disk and getattr(subject, "edited_from", None) is None  # an edit is kept in memory only
         found = self._memory(key)
         if found is not None:
             return json.loads(found)
@@ -70,12 +96,13 @@ class ViewCache:
             busy = self._busy.setdefault(key, threading.Lock())
         with busy:  # one computation per request; whoever waited reads its result
             try:
-                found = self._memory(key) or self._read(path)
+                found = self._memory(key) or (self._read(path) if disk else None)
                 if found is None:
                     with self._lock:
                         self.misses += 1
                     found = json.dumps(compute(), cls=PlotlyJSONEncoder)
-                    self._write(path, found)
+                    if disk:
+                        self._write(path, found)
                 self._keep(key, found)
             finally:
                 with self._lock:
@@ -119,7 +146,7 @@ class ViewCache:
             return
         try:
             write_text(path.with_suffix(SUFFIX), text)
-        except InterpError:  # a read-only store: kept in memory only
+        except (InterpError, OSError):  # a read-only store, a full disk: kept in memory only
             pass
 
     def clear(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dash import Input, Output, State, dcc, html, no_update
 
 from interp.errors import InterpError
-from interp.study import cache, lrp
+from interp.study import cache, lrp, whatif
 from interp.study import compare as cmp
 
 from ..edits import sample_of
@@ -111,9 +111,12 @@ def register(app, catalog) -> None:
                 if not other:
                     return message_figure("there is no other model to compare with"), ""
                 second = catalog.get(other)
-                if index >= len(second.inputs):
-                    return message_figure(f"{other} has no test sample {index}"), ""
-                sides = ((subject, index, left), (second, index, left))
+                at = int(current["index"])  # the test sample (an edit's too)
+                if at >= len(second.inputs):
+                    return message_figure(f"{other} has no test sample {at}"), ""
+                if current.get("edit"):  # the other model on the same edited input
+                    second, at = whatif.edited(second, at, subject.inputs[index]), 0
+                sides = ((subject, index, left), (second, at, left))
             else:
                 if not right:
                     return no_update, no_update

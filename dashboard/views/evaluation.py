@@ -98,6 +98,7 @@ def register(app, catalog) -> None:
         subject = catalog.get(name)
         if (current or {}).get("model") != name or tab != TAB:  # every method on the sample: when looked at
             return no_update, no_update
+        n = len(subject.inputs)  # the test set's size (the panels beside are the test set's)
         try:
             subject, index = sample_of(catalog, current)  # the sample, or its edit
         except InterpError as exc:
@@ -110,8 +111,8 @@ def register(app, catalog) -> None:
         explained = ev.objective(subject).label
         caption = (f"{name} · {overview.sample_caption(subject, index)} · explaining {explained} · removal "
                    f"baseline: {dict(ev.baselines(subject))[baseline]} · first panel: this sample; the others: "
-                   f"the first {min(ev.SAMPLES, len(subject.inputs))} samples (randomisation: the first "
-                   f"{min(ev.RANDOMISED_SAMPLES, len(subject.inputs))}); sort the table with the menu above it")
+                   f"the first {min(ev.SAMPLES, n)} test samples (randomisation: the first "
+                   f"{min(ev.RANDOMISED_SAMPLES, n)}); sort the table with the menu above it")
         return figure, caption
 
     @app.callback(*(Output(g, "figure") for g in DATASET_GRAPHS), Output(PROGRESS, "style"),

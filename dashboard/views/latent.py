@@ -178,7 +178,9 @@ def register(app, catalog) -> None:
                 figure = no_update if ctx.triggered_id == POLL else meanwhile(subject, layer, method, dims, index)
                 return figure, no_update, f"{label}{what}: fitting, {job.elapsed:.0f} s{first}", False, SHOWN, None
             result = job.result
-        caption = (f"{name} · {overview.sample_caption(subject, index) if index is not None else ''} · "
+        edited = " (as in the test set: the map places test samples, not an edit of one)" \
+            if (current or {}).get("edit") else ""
+        caption = (f"{name} · {overview.sample_caption(subject, index) + edited if index is not None else ''} · "
                    f"{latent.fit_text(result, latent.read_back(subject, result))} · "
                    "click a point to make it the current sample, lasso to select several")
         done = f"{label}: done, kept in the store"

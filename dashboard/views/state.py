@@ -37,6 +37,7 @@ WANTED = "url-wanted"   # store: {"state": {...}, "at": time, "first": on the pa
 APPLIED = "url-applied"  # store: the "at" of the last wanted state in every control (kept apart: no cycle)
 STATE = "url-state"     # store: {"search": the controls' state, "replace": whether it is the entry shown}
 PUSHED = "url-pushed"   # store: what the clientside callback pushed (a dummy output)
+POPPED = "url-popped"   # store: {"search", "at"} of the history entry reached by back or forward
 NOTE = "url-note"
 KEYS = ("model", "sample", "view", "methods", "composite", "layer", "unit")
 SETTLE_S = 8.0  # after this long a wanted state counts as applied even if a control refused it
@@ -47,9 +48,15 @@ METHODS, COMPOSITE, LAYER, UNIT = "sal-methods", "lrp-composite", "act-layer", "
 PUSH = """
 function(state) {
     if (!state || typeof state.search !== "string") { return window.dash_clientside.no_update; }
-    if (!window._interpUrlListens) {  // back or forward: a write still waiting is for the entry left
+    if (!window._interpUrlListens) {
+        // back or forward: a write still waiting is for the entry left, and the page follows the entry
+        // reached. The dcc.Location does not see the entries pushed here, so it may hold the very search
+        // gone back to and stay silent: the entry is reported through a store of its own, always new.
         window._interpUrlListens = true;
-        window.addEventListener("popstate", function () { clearTimeout(window._interpUrlTimer); });
+        window.addEventListener("popstate", function () {
+            clearTimeout(window._interpUrlTimer);
+            window.dash_clientside.set_props("url-popped", {data: {search: window.location.search, at: Date.now()}});
+        });
     }
     clearTimeout(window._interpUrlTimer);
     window._interpUrlTimer = setTimeout(function () {
@@ -66,7 +73,7 @@ function(state) {
 def layout() -> list:
     return [dcc.Location(id=URL, refresh=False), dcc.Store(id=WANTED, data=None), dcc.Store(id=APPLIED, data=None),
             dcc.Store(id=STATE),
-            dcc.Store(id=PUSHED), html.Div(id=NOTE, className="url-note")]
+            dcc.Store(id=PUSHED), dcc.Store(id=POPPED), html.Div(id=NOTE, className="url-note")]
 
 
 def parse(search: str | None) -> dict:
@@ -166,9 +173,12 @@ def by_link_only(wanted: dict | None) -> bool:
 
 
 def register(app, catalog, views: list[str]) -> None:
-    @app.callback(Output(WANTED, "data"), Output(NOTE, "children"), Input(URL, "search"), State(WANTED, "data"))
-    def wanted(search, before):
+    @app.callback(Output(WANTED, "data"), Output(NOTE, "children"), Input(URL, "search"), Input(POPPED, "data"),
+                  State(WANTED, "data"))
+    def wanted(search, popped, before):
         """The URL's state on load and on back/forward, as far as it can be shown."""
+        if ctx.triggered_id == POPPED and popped:
+            search = popped.get("search", search)
         state, problems = checked(catalog, views, parse(search))
         note = ("the link asks for what is not here: " + "; ".join(problems)) if problems else ""
         return {"state": state, "at": time.time(), "first": before is None}, note

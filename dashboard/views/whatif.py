@@ -4,7 +4,8 @@ In the Samples view, below the sample: for an image, click pixels to draw or era
 brush sets the pixel to the test set's largest or smallest value); for a table row, type
 feature values (in the data's own units where the model's inputs were standardised);
 for a sentence, pick each position's token from the vocabulary (the dropdown completes
-as you type). An image file or a CSV row can be uploaded instead. The edit is checked
+as you type; a vocabulary over ``MAX_VOCAB_OPTIONS`` words, a tokenizer's, is typed
+instead). An image file or a CSV row can be uploaded instead. The edit is checked
 (:func:`interp.study.whatif.check_input`: shape, dtype, finite values, token ids) and kept
 on the server (:mod:`dashboard.edits`); the page's current sample then names it, so the
 Saliency, LRP, Sensitivity, Activations and Evaluation views explain the edited input,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -47,6 +49,7 @@ POSITION = "whatif-position"  # pattern id type: {"type": POSITION, "index": i}
 UPLOAD = "whatif-upload"
 MAX_UPLOAD_BYTES = 5 * 2 ** 20
 MAX_IMAGE_PIXELS = 4096 * 4096
+MAX_VOCAB_OPTIONS = 2000  # larger vocabularies are typed, not picked from dropdowns
 
 
 def layout() -> html.Div:
@@ -105,6 +108,13 @@ def editor(subject, x: torch.Tensor):
             dcc.Input(id={"type": FEATURE, "index": i}, type="number", value=round(float(raw[i]), 6),
                       debounce=True)]) for i, name in enumerate(names)]
         return None, inputs, None
+    if subject.modality == "tokens" and subject.vocab and len(subject.vocab) > MAX_VOCAB_OPTIONS:
+        # a tokenizer's vocabulary (30k words) in every position's dropdown would weigh megabytes: the words typed
+        words = " ".join(subject.token_texts(x))
+        return None, None, [html.Div(className="token-field wide", children=[
+            html.Label("tokens, separated by spaces (each a vocabulary entry)"),
+            dcc.Input(id={"type": POSITION, "index": 0}, type="text", value=words, debounce=True,
+                      style={"width": "100%"})])]
     if subject.modality == "tokens" and subject.vocab:
         options = [{"label": word, "value": i} for i, word in enumerate(subject.vocab)]
         boxes = [html.Div(className="token-field", children=[
@@ -132,15 +142,22 @@ def from_image(subject, raw: bytes) -> torch.Tensor:
 
     if subject.modality != "image":
         raise InputError(f"{subject.name} takes {subject.modality} inputs, not images")
+    if subject.inputs.ndim != 4 or subject.inputs.shape[1] not in (1, 3):
+        raise InputError(f"{subject.name} takes images shaped {tuple(subject.inputs.shape[1:])}; an upload can "
+                         "give 1 (grey) or 3 (colour) channels by height by width")
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(io.BytesIO(raw)) as img:
-            img.load()
-            channels, height, width = subject.inputs.shape[1:]
-            img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-            data = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refused, not warned
+            with Image.open(io.BytesIO(raw)) as img:
+                img.load()
+                channels, height, width = subject.inputs.shape[1:]
+                img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+                data = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"the upload is not an image Pillow can read ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001  (a damaged file fails in many ways inside the decoder: said, not raised)
+        raise InputError(f"the upload is a damaged or unusual image ({type(exc).__name__})") from None
     data = data.reshape(height, width, -1).permute(2, 0, 1)[:channels] / 255.0
     pop = overview.population(subject)
     lo, hi = float(pop.min()), float(pop.max())
@@ -204,7 +221,7 @@ def register(app, catalog) -> None:
                 inputs or [], boxes or [], said)
 
     @app.callback(Output(CURRENT_SAMPLE, "data", allow_duplicate=True), Output(ERROR, "children"),
-                  Output(ERROR, "style"),
+                  Output(ERROR, "style"), Output(UPLOAD, "contents"),
                   Input(CANVAS, "clickData"), Input(APPLY_FEATURES, "n_clicks"), Input(APPLY_TOKENS, "n_clicks"),
                   Input(UPLOAD, "contents"), Input(RESET, "n_clicks"),
                   State(BRUSH, "value"), State({"type": FEATURE, "index": ALL}, "value"),
@@ -213,10 +230,10 @@ def register(app, catalog) -> None:
     def apply(click, _features, _tokens, upload, _reset, brush, values, ids, current):
         trigger = ctx.triggered_id
         if not current:
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, None
         plain = {"model": current["model"], "index": current["index"]}
         if trigger == RESET:
-            return plain, "", HIDDEN
+            return plain, "", HIDDEN, None
         try:
             base = catalog.get(current["model"])
             shown, index = sample_of(catalog, current)
@@ -228,18 +245,21 @@ def register(app, catalog) -> None:
                     raise InputError(f"give a number for each of the {x.shape[0]} features")
                 x = _model_units(base, torch.tensor([float(v) for v in values], dtype=x.dtype))
             elif trigger == APPLY_TOKENS:
-                x = torch.tensor([int(v) for v in ids], dtype=x.dtype)
+                if len(ids) == 1 and isinstance(ids[0], str):  # typed words (a large vocabulary)
+                    x = whatif.tokens(base, ids[0])
+                else:
+                    x = torch.tensor([int(v) for v in ids], dtype=x.dtype)
             elif trigger == UPLOAD:
                 if not upload:
-                    return no_update, no_update, no_update
+                    return no_update, no_update, no_update, None
                 raw = _decoded(upload)
                 x = from_image(base, raw) if base.modality == "image" else from_csv(base, raw)
             else:
-                return no_update, no_update, no_update
+                return no_update, no_update, no_update, None
             key = EDITS.keep(base, int(current["index"]), x)
         except InterpError as exc:
-            return no_update, f"cannot use this edit: {exc}", SHOWN
-        return {**plain, "edit": key}, "", HIDDEN
+            return no_update, f"cannot use this edit: {exc}", SHOWN, None
+        return {**plain, "edit": key}, "", HIDDEN, None
 
 
 __all__ = ["layout", "register", "editor", "painted", "from_image", "from_csv"]

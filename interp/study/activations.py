@@ -25,7 +25,7 @@ from ..collect import Collection, collect
 from ..errors import InputError, UnknownNameError
 from ..stats import LayerStats, layer_stats, unit_values
 from ..subject import Subject
-from .overview import check_index, class_labels, label_name, memo, model, parts
+from .overview import check_index, class_labels, label_name, memo, model, parts, sample_name
 
 TOP_K = 9
 
@@ -156,7 +156,7 @@ def sample_figure(subject: Subject, output: str, index: int, unit: int | None = 
     index = check_index(subject, index)
     unit = _check_unit(subject, output, unit)
     a = np.asarray(col[output][index])
-    title = f"{output} · sample {index}"
+    title = f"{output} · {sample_name(subject, index)}"
     tokens = _tokens(subject, index)
     if is_attention(subject, output):
         return figures.attention_maps(a, tokens, title=title)

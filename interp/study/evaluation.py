@@ -37,7 +37,7 @@ from ..subject import Subject
 from . import cache
 from . import lrp as study_lrp
 from . import saliency as sal
-from .overview import check_index, memo, model
+from .overview import check_index, memo, model, sample_name
 
 SAMPLES = 200            # the test samples every method is scored on
 RANDOMISED_SAMPLES = 32  # ... of which the randomisation check explains again after each layer
@@ -202,7 +202,8 @@ def sample_figure(subject: Subject, index: int, mode: str = "deletion", baseline
     if mode not in ("deletion", "insertion"):
         raise UnknownNameError("curve", mode, ("deletion", "insertion"))
     ev = sample_result(subject, index, baseline)
-    return figures.perturbation_curves(ev, mode, sample=0, title=f"{mode.capitalize()} curves of sample {index}")
+    return figures.perturbation_curves(ev, mode, sample=0,
+                                       title=f"{mode.capitalize()} curves of {sample_name(subject, index)}")
 
 
 # ---------------------------------------------------------------------------- figures of the test set

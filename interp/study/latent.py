@@ -278,13 +278,32 @@ INTERPOLATION_STEPS = 9
 
 
 def _codes(subject: Subject) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The codes of the data (a VAE's means) and, for a VAE, their log-variances."""
+    """The codes of the test set (a VAE's means) and, for a VAE, their log-variances (for
+    an edited sample, of the test set it came from)."""
+    if _test_set(subject) is not subject:
+        return _codes(_test_set(subject))
+
     def compute():
         with torch.no_grad():
             out = parts(subject)["encoder"](subject.inputs)
         return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
 
     return memo(subject, "latent-codes", compute)
+
+
+def _test_set(subject: Subject) -> Subject:
+    """The subject whose test set the codes' statistics come from: ``subject``, or for an
+    edited sample (:func:`interp.study.whatif.edited`) the subject it was edited from."""
+    original = getattr(subject, "original", None)
+    return subject if original is None else original
+
+
+def _code(subject: Subject, index: int) -> torch.Tensor:
+    """Sample ``index``'s code (a VAE's mean), the sample as it is (edited or not)."""
+    index = overview.check_index(subject, index)
+    with torch.no_grad():
+        out = parts(subject)["encoder"](subject.inputs[index:index + 1])
+    return (out[0] if isinstance(out, tuple) else out)[0]
 
 
 class _AsInputs(torch.nn.Module):
@@ -339,13 +358,15 @@ def traversal(subject: Subject, index: int, units=None) -> generative.Traversal:
     """Decode a grid around sample ``index``'s code along two latent ``units``
     (default: :func:`walked_units`), steps scaled by each unit's std over the test set."""
     mu, _ = _codes(subject)
-    index = overview.check_index(subject, index)
-    return generative.traverse(_decoder(subject), mu[index], units=units or walked_units(subject),
+    return generative.traverse(_decoder(subject), _code(subject, index), units=units or walked_units(subject),
                                span=TRAVERSAL_SPAN, steps=TRAVERSAL_STEPS, scale=mu.std(0).clamp(min=1e-6))
 
 
 def partner(subject: Subject, index: int) -> int:
-    """The first sample after ``index`` (wrapping) with another label."""
+    """The first test sample after ``index`` (wrapping) with another label (for an edited
+    sample, after the test sample it came from)."""
+    if _test_set(subject) is not subject:
+        return partner(_test_set(subject), subject.edited_from)
     y = subject.labels
     n = len(subject.inputs)
     if y is None or y.ndim != 1:
@@ -354,10 +375,11 @@ def partner(subject: Subject, index: int) -> int:
 
 
 def between(subject: Subject, index: int, other: int) -> generative.Interpolation:
-    """Decode the straight path between samples ``index``'s and ``other``'s codes."""
+    """Decode the straight path from sample ``index``'s code (as it is, edited or not) to test
+    sample ``other``'s."""
     mu, _ = _codes(subject)
-    return generative.interpolate(_decoder(subject), mu[overview.check_index(subject, index)],
-                                  mu[overview.check_index(subject, other)], INTERPOLATION_STEPS)
+    return generative.interpolate(_decoder(subject), _code(subject, index),
+                                  mu[overview.check_index(_test_set(subject), other)], INTERPOLATION_STEPS)
 
 
 def interpolation(subject: Subject, index: int) -> generative.Interpolation:
@@ -378,20 +400,24 @@ def generative_figures(subject: Subject, index: int) -> dict[str, go.Figure]:
     out: dict[str, go.Figure] = {}
     if {"encoder", "decoder"} <= set(subject.parts) and subject.modality == "image" and walkable(subject):
         t = traversal(subject, index)
+        name = overview.sample_name(subject, index)
         out["traversal"] = figures.traversal_grid(
-            t, title=f"Decoding around sample {index}'s code along units {t.units[0]} and {t.units[1]}")
+            t, title=f"Decoding around {name}'s code along units {t.units[0]} and {t.units[1]}")
         other = partner(subject, index)
-        of = {i: f" ({overview.label_name(subject, i)})" if subject.labels is not None else "" for i in (index, other)}
+        test = _test_set(subject)
+        own = f" ({overview.label_name(subject, index)})" if subject.labels is not None else ""
+        theirs = f" ({overview.label_name(test, other)})" if test.labels is not None else ""
         out["between"] = figures.interpolation_path(
             between(subject, index, other),
-            title=f"Decoding the path from sample {index}'s code{of[index]} to sample {other}'s{of[other]}")
+            title=f"Decoding the path from {name}'s code{own} to sample {other}'s{theirs}")
         if subject.latent_is_distribution:
             out["kl"] = figures.kl_bars(kl(subject), title="KL divergence per latent unit, test set")
     elif subject.task == "generation" and subject.modality == "image":
         g = overview.generated_partner(subject, index)
         out["interpolation"] = figures.interpolation_path(
             interpolation(subject, index), score_name="discriminator: real logit",
-            title=f"Generator from generated #{g} (beside real #{index} in the saliency and LRP views) "
+            title=f"Generator from generated #{g} (beside {overview.sample_name(subject, index)} in the saliency "
+                  "and LRP views) "
                   f"to generated #{(g + 1) % overview.N_GENERATED}")
     return out
 

@@ -9,6 +9,7 @@ zoo's cards) are shown as given; otherwise they are computed on its data, by tas
 from __future__ import annotations
 
 import threading
+import weakref
 
 import plotly.graph_objects as go
 import torch
@@ -24,13 +25,19 @@ N_RECONSTRUCTIONS = 8
 GENERATED_SEED = 1234
 BATCH = 512
 
-_memo_lock = threading.RLock()  # the dashboard serves requests on threads: compute each result once
+# The dashboard serves requests on threads: each result is computed once, under a lock of its
+# own (subject, key), so a long one (integrated gradients over the test set) holds back only
+# those who want that very result, not every other model's look-ups.
+_memo_table_lock = threading.Lock()
+_memo_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def memo(subject: Subject, key: str, compute):
     """``compute()`` once per subject (results depend on its weights and data, so they live on it)."""
     if key not in subject.memo:
-        with _memo_lock:
+        with _memo_table_lock:
+            lock = _memo_locks.setdefault(subject, {}).setdefault(key, threading.RLock())
+        with lock:
             if key not in subject.memo:
                 subject.memo[key] = compute()
     return subject.memo[key]
@@ -114,7 +121,9 @@ def generated(subject: Subject, n: int = N_GENERATED) -> torch.Tensor:
 def generated_partner(subject: Subject, index: int) -> int:
     """Which generated sample stands beside real sample ``index`` (in the saliency and LRP
     views, and where the generator's path starts)."""
-    return check_index(subject, index) % N_GENERATED
+    index = check_index(subject, index)
+    edited = getattr(subject, "edited_from", None)  # an edited real sample keeps its generated partner
+    return (index if edited is None else edited) % N_GENERATED
 
 
 def judged(subject: Subject) -> torch.Tensor | None:

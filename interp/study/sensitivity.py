@@ -38,7 +38,7 @@ from ..subject import Subject
 from . import cache
 from . import lrp as study_lrp
 from . import saliency as sal
-from .overview import check_index, memo, population
+from .overview import check_index, memo, population, sample_name
 
 SAMPLE_DRAWS = 64          # noisy copies of the selected sample per noise scale
 DATASET_DRAWS = 8          # ... of every sample
@@ -211,7 +211,8 @@ def sample_figure(subject: Subject, index: int, s: Settings) -> go.Figure:
     what = objective_of(subject, s)
     x = subject.inputs
     if s.kind == "noise":
-        return figures.noise_curves(r, sample=0, title=f"How the {what} of sample {index} moves under input noise",
+        return figures.noise_curves(r, sample=0,
+                                    title=f"How the {what} of {sample_name(subject, index)} moves under input noise",
                                     predictions=_several_outputs(r))
     if s.kind == "occlusion":
         if subject.modality == "tabular":
@@ -220,11 +221,11 @@ def sample_figure(subject: Subject, index: int, s: Settings) -> go.Figure:
                                       title=f"Sample {index}: the {what} as {_feature_name(subject, s.feature)} "
                                       "sweeps its test-set range")
         return figures.occlusion_view(x[index:index + 1], r, subject.modality, 0,
-                                      title=f"Occlusion, sample {index}",
+                                      title=f"Occlusion, {sample_name(subject, index)}",
                                       feature_names=subject.features, vocab=subject.vocab)
     if s.kind == "layer":
-        return figures.layer_profile(r, title=f"Layer sensitivity of sample {index}")
-    return figures.explanation_robustness(r, title=f"Robustness of the explanations of sample {index}")
+        return figures.layer_profile(r, title=f"Layer sensitivity of {sample_name(subject, index)}")
+    return figures.explanation_robustness(r, title=f"Robustness of the explanations of {sample_name(subject, index)}")
 
 
 def _several_outputs(r) -> bool:

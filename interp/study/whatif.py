@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InputError
 from ..subject import Subject
-from .overview import check_index, label_name, population, predict
+from .overview import check_index, label_name, memo, population, predict
 
 SHARED_MEMO = ("working", "saliency-model", ("cache", "identity"), "saliency-methods", "cam-layers", "encoder-rank")
 
@@ -56,6 +56,9 @@ def edited(subject: Subject, index: int, x) -> Subject:
     truth kept), for every per-sample view at index 0. ``edited_from`` says which sample."""
     index = check_index(subject, index)
     x = check_input(subject, x)
+    # the model's copies made once on the subject, shared by every edit (not one deep copy per edit)
+    memo(subject, "working", subject.copy)
+    memo(subject, "saliency-model", subject.copy)
     out = copy.copy(subject)
     out.inputs = x.unsqueeze(0)
     out.labels = subject.labels[index:index + 1] if subject.labels is not None else None
@@ -63,6 +66,7 @@ def edited(subject: Subject, index: int, x) -> Subject:
     out.memo = {k: subject.memo[k] for k in SHARED_MEMO if k in subject.memo}  # the model's, not the data's
     out.population = population(subject)  # statistics (noise scale, mean baseline, ranges) stay the test set's
     out.edited_from = index
+    out.original = subject  # the test set's own results (codes, statistics) are read there
     return out
 
 

@@ -152,3 +152,35 @@ def test_url_state_names_the_views_own_controls():
     assert state.asked(wanted, None, "m", "sample") == 3
     assert state.asked(wanted, 1.0, "m", "sample") is None  # applied: the user has the controls
     assert state.asked(wanted, None, "other", "sample") is None
+
+
+def test_names_and_edits_are_in_the_key(tmp_path, monkeypatch):
+    from interp.study import whatif
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    calls = []
+    subject = _subject()
+    ViewCache().get(subject, "v", {"i": 0}, lambda: calls.append(1) or _figure(2))
+    renamed = _subject()
+    renamed.classes = ["x", "y", "z"]  # the same weights and data, other class names: other figures
+    ViewCache().get(renamed, "v", {"i": 0}, lambda: calls.append(1) or _figure(2))
+    assert len(calls) == 2
+    # the same edited values made from two test samples: two figures (each titled by its sample), no files
+    files = set(tmp_path.rglob("*.view.json"))
+    cache = ViewCache()
+    for index in (3, 8):
+        cache.get(whatif.edited(subject, index, subject.inputs[0] * 0), "v", {"i": 0},
+                  lambda: calls.append(1) or _figure(2))
+    assert len(calls) == 4 and set(tmp_path.rglob("*.view.json")) == files
+
+
+def test_a_full_disk_still_serves(tmp_path, monkeypatch):
+    import dashboard.views_cache as module
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+
+    def full(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "write_text", full)
+    assert ViewCache().get(_subject(), "v", {"i": 0}, lambda: _figure(2))["text"] == "n=2"

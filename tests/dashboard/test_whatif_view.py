@@ -29,6 +29,9 @@ def test_an_uploaded_image_becomes_the_models_input():
     torch.testing.assert_close(x, torch.full_like(x, float(cnn.inputs.max())))  # white: the data's largest value
     with pytest.raises(InputError, match="not an image Pillow can read"):
         whatif.from_image(cnn, b"\x89PNG not really")
+    cut = _png(size=(64, 64))
+    with pytest.raises(InputError, match="image"):  # a damaged file is said, never a traceback
+        whatif.from_image(cnn, cut[: len(cut) // 2])
     with pytest.raises(InputError, match="takes tabular inputs, not images"):
         whatif.from_image(zoo.subject("mlp-cancer"), _png())
     too_big = "data:image/png;base64," + base64.b64encode(b"0" * (whatif.MAX_UPLOAD_BYTES + 1)).decode()
@@ -84,3 +87,15 @@ def test_a_click_paints_one_pixel_and_edits_are_kept_by_key():
             sample_of(catalog, {"model": cnn.name, "index": 0, "edit": key})
     finally:
         module.EDITS = old
+
+
+def test_a_large_vocabulary_is_typed_not_listed():
+    import copy
+
+    lstm = zoo.subject("lstm-sentiment")
+    _, _, boxes = whatif.editor(lstm, lstm.inputs[0])
+    assert len(boxes) == lstm.inputs.shape[1]  # a dropdown per position
+    big = copy.copy(lstm)
+    big.vocab = list(lstm.vocab) + [f"w{i}" for i in range(whatif.MAX_VOCAB_OPTIONS)]
+    _, _, boxes = whatif.editor(big, lstm.inputs[0])
+    assert len(boxes) == 1 and len(str(boxes[0].to_plotly_json())) < 5000  # one text box, not 12 × 2000 options

@@ -79,3 +79,50 @@ def test_an_edited_sample_is_judged_against_the_test_set():
     # the unedited sample edited "as is" gives the test set's own numbers
     same = sens.sample_result(whatif.edited(mlp, 2, mlp.inputs[2]), 0, sweep)
     torch.testing.assert_close(same.curves, sens.sample_result(mlp, 2, sweep).curves)
+
+
+def test_an_edited_code_is_walked_against_the_test_set():
+    from interp.study import latent
+
+    vae = zoo.subject("vae-digits")
+    x = vae.inputs[5].clone()
+    x[0, 1:4, 2] = float(vae.inputs.max())
+    edit = whatif.edited(vae, 5, x)
+    figs = latent.generative_figures(edit, 0)
+    assert set(figs) == {"traversal", "between", "kl"}
+    t = latent.traversal(edit, 0)
+    assert torch.isfinite(t.outputs).all()  # scaled by the test set's spread, not one sample's (NaN)
+    code = overview.parts(vae)["encoder"](x.unsqueeze(0))[0][0]
+    middle = t.outputs[latent.TRAVERSAL_STEPS // 2, latent.TRAVERSAL_STEPS // 2]
+    decoded = overview.parts(vae)["decoder"](code.unsqueeze(0))[0].reshape(middle.shape)
+    torch.testing.assert_close(middle, decoded, rtol=1e-4, atol=1e-5)  # the walk is around the edited code
+    assert latent.partner(edit, 0) == latent.partner(vae, 5)  # a test sample of another digit
+    assert "sample 5, edited" in figs["traversal"].layout.title.text
+    torch.testing.assert_close(latent.kl(edit), latent.kl(vae))
+    gan = zoo.subject("gan-digits")
+    assert overview.generated_partner(whatif.edited(gan, 7, gan.inputs[7]), 0) == overview.generated_partner(gan, 7)
+
+
+def test_a_long_result_holds_back_only_who_wants_it():
+    import threading
+
+    from interp.study.overview import memo
+
+    a, b = zoo.subject("mlp-cancer"), zoo.subject("cnn-digits")
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(10)
+        return 1
+
+    t = threading.Thread(target=lambda: memo(a, "test-slow", slow))
+    t.start()
+    assert started.wait(10)
+    done = threading.Event()
+    other = threading.Thread(target=lambda: (memo(b, "test-quick", lambda: 2), done.set()))
+    other.start()
+    assert done.wait(5)  # another result (of another model) is not held back by the long one
+    release.set()
+    t.join(10)
+    assert memo(a, "test-slow", lambda: 3) == 1
