@@ -22,6 +22,7 @@ from tests.dashboard.test_browser import (
     browser,
     dashboard_server,
 )
+from tests.dashboard.test_instrument_browser import PIXEL
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,13 +35,14 @@ TABS = {  # tab -> graphs every subject draws there
     "Activations": ["#act-sample-map", "#act-stats", "#act-histogram", '[id*="act-top"]', '[id*="act-heatmap"]'],
     "Saliency": ["#sal-grid", "#sal-summary"],
     "LRP": ["#lrp-plan", "#lrp-grid", "#lrp-flow", "#lrp-summary"],
+    "Compare": ["#cmp-pair"],
     "Sensitivity": ["#sens-sample"],
     "Evaluation": ["#eval-sample", "#eval-leaderboard"],
     "Latent space": [LATENT_MAP, '[id*="latent-layers"]'],
 }
 
 
-CAPTIONS = {"Saliency": "#sal-caption", "LRP": "#lrp-caption",
+CAPTIONS = {"Saliency": "#sal-caption", "LRP": "#lrp-caption", "Compare": "#cmp-caption",
             "Sensitivity": "#sens-caption", "Evaluation": "#eval-caption", "Latent space": "#latent-caption"}
 
 
@@ -67,6 +69,18 @@ def test_every_tab_draws_for_models_of_ones_own(browser, own_server):
         if name == "token_classifier":
             _tab(page, "Samples")
             _wait(page, watch, "#sample-graph:has-text('good'), #sample-graph:has-text('bad')")
+        if name == "image_cnn":  # what if: a pixel drawn on the batch-norm, in-place-ReLU CNN; every view follows
+            _tab(page, "Samples")
+            _wait(page, watch, "#whatif-canvas .main-svg")
+            at = page.evaluate(PIXEL, [3, 3])
+            page.mouse.click(at["x"], at["y"])
+            _wait(page, watch, "#sample-caption:has-text('sample 0, edited')")
+            _wait(page, watch, "#whatif-change:has-text('prediction')")
+            _tab(page, "LRP")
+            _wait(page, watch, "#lrp-caption:has-text('sample 0, edited')", timeout=90)
+            _tab(page, "Samples")
+            page.click("#whatif-reset")
+            _wait(page, watch, "#sample-caption:has-text('sample 0:')")
     assert watch.callbacks > 0
     assert watch.problems == []
     page.close()
