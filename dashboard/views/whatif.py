@@ -47,6 +47,7 @@ FEATURE = "whatif-feature"   # pattern id type: {"type": FEATURE, "index": i}
 POSITIONS, APPLY_TOKENS = "whatif-positions", "whatif-apply-tokens"
 POSITION = "whatif-position"  # pattern id type: {"type": POSITION, "index": i}
 UPLOAD = "whatif-upload"
+DRAWN_FOR = "whatif-drawn-for"  # the (model, sample, edit) the editor shows: drawn again only when it changes
 MAX_UPLOAD_BYTES = 5 * 2 ** 20
 MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_VOCAB_OPTIONS = 2000  # larger vocabularies are typed, not picked from dropdowns
@@ -77,6 +78,7 @@ def layout() -> html.Div:
             html.Div(id=POSITIONS, className="token-editor"),
             html.Button("apply the tokens", id=APPLY_TOKENS, n_clicks=0),
         ]),
+        dcc.Store(id=DRAWN_FOR, data=None),
     ])
 
 
@@ -204,21 +206,27 @@ def painted(subject, x: torch.Tensor, click, brush: str) -> torch.Tensor:
 def register(app, catalog) -> None:
     @app.callback(Output(IMAGE, "style"), Output(TABLE, "style"), Output(TOKENS, "style"), Output(CANVAS, "figure"),
                   Output(FEATURES, "children"), Output(POSITIONS, "children"), Output(CHANGE, "children"),
-                  Input(seen_id(TAB), "data"), State(TABS, "value"))
-    def show(current, tab):
+                  Output(DRAWN_FOR, "data"),
+                  Input(seen_id(TAB), "data"), State(TABS, "value"), State(DRAWN_FOR, "data"))
+    def show(current, tab, drawn_for):
         if tab != TAB or not current:
-            return (no_update,) * 7
+            return (no_update,) * 8
+        key = [current["model"], current["index"], current.get("edit")]
+        if key == drawn_for:
+            # the same sample again (the tab brought back, the sample store written twice): drawing the editor
+            # again would throw away what is being typed or picked in it
+            return (no_update,) * 8
         try:
             base = catalog.get(current["model"])
             shown, index = sample_of(catalog, current)
         except InterpError as exc:
-            return HIDDEN, HIDDEN, HIDDEN, no_update, [], [], str(exc)
+            return HIDDEN, HIDDEN, HIDDEN, no_update, [], [], str(exc), None
         x = shown.inputs[index]
         canvas, inputs, boxes = editor(base, x)
         said = whatif.change(base, int(current["index"]), x) if current.get("edit") else ""
         return (SHOWN if canvas is not None else HIDDEN, SHOWN if inputs is not None else HIDDEN,
                 SHOWN if boxes is not None else HIDDEN, canvas if canvas is not None else no_update,
-                inputs or [], boxes or [], said)
+                inputs or [], boxes or [], said, key)
 
     @app.callback(Output(CURRENT_SAMPLE, "data", allow_duplicate=True), Output(ERROR, "children"),
                   Output(ERROR, "style"), Output(UPLOAD, "contents"),

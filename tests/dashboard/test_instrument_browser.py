@@ -285,6 +285,11 @@ def test_a_token_edit_changes_the_lrp_strip(browser, server):
     dropdown.click()
     page.keyboard.type(other)
     page.locator(f'[role="option"]:has-text("{other}")').first.click()
+    assert other in dropdown.inner_text()  # picked, and the editor was not drawn again under the cursor
+    _tab(page, "LRP")  # away and back: a pick not yet applied is still there
+    _tab(page, "Samples")
+    page.wait_for_timeout(800)
+    assert other in dropdown.inner_text()
     page.click("#whatif-apply-tokens")
     _wait(page, watch, "#sample-caption:has-text('sample 2, edited')")
     _tab(page, "LRP")
