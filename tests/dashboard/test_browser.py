@@ -161,7 +161,20 @@ def _wait(page, watch: Watch, selector: str = "", function: str = "", timeout: f
             return
         except PlaywrightTimeout:
             if time.time() > deadline:
-                raise
+                pytest.fail(f"waited {timeout:.0f} s for {selector or function}\n" + _page_state(page)
+                            + "\nserver output:\n" + _server_errors())
+
+
+def _page_state(page) -> str:
+    """What the page shows when a wait failed: its URL, tab, captions and notes (for a flaky failure's report)."""
+    try:
+        return page.evaluate("""() => [
+            'url: ' + location.href,
+            'tab: ' + (document.querySelector('#view-tabs-parent .tab--selected')?.textContent ?? '?'),
+            ...Array.from(document.querySelectorAll('[id$="caption"], [id$="note"], .error'))
+                .map(e => e.id + ': ' + (e.textContent ?? '').slice(0, 200))].join('\\n')""")
+    except Exception as exc:  # noqa: BLE001  (the page is gone: say so, the failure is the wait's)
+        return f"(the page could not be read: {exc})"
 
 
 def _tab(page, label: str) -> None:
