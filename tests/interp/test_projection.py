@@ -54,7 +54,7 @@ def test_estimators_follow_scikit_learn():
 
     est = P.UMAPProjection(n_neighbors=7, min_dist=0.3)
     assert est.get_params() == {"n_components": 2, "random_state": 0, "n_neighbors": 7, "min_dist": 0.3,
-                                "metric": "euclidean", "pca_first": 50}
+                                "metric": "euclidean", "pca_first": 50, "n_epochs": None}
     copy = clone(est)
     assert copy is not est and copy.get_params() == est.get_params() and not hasattr(copy, "embedding_")
     assert est.set_params(n_neighbors=9).n_neighbors == 9
@@ -62,6 +62,57 @@ def test_estimators_follow_scikit_learn():
         est.set_params(perplexity=3)
     with pytest.raises(InterpError, match="not fitted"):
         est.transform(np.zeros((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def large_blobs():
+    """Past umap-learn's switch to approximate neighbours (4,096 samples): 4,200 points of
+    4 clusters in 8 dimensions, and 40 new points of each cluster."""
+    rng = np.random.RandomState(1)
+    centres = rng.randn(4, 8) * 8
+    y = np.repeat(np.arange(4), 1050)
+    new_y = np.repeat(np.arange(4), 10)
+    return (centres[y] + rng.randn(len(y), 8)).astype(np.float32), y, (centres[new_y] + rng.randn(40, 8)), new_y
+
+
+@pytest.fixture(scope="module")
+def large_map(large_blobs):
+    x, *_ = large_blobs
+    return P.UMAPProjection(n_neighbors=10, random_state=5).fit(x)
+
+
+def test_umap_of_a_large_set_has_exact_neighbours(large_blobs, large_map):
+    x, y, *_ = large_blobs
+    est = large_map
+    assert est.exact_neighbours_ and est.estimator_.n_epochs == P.LARGE_SET_EPOCHS
+    # the neighbours umap-learn used are the exact ones: numpy's full distance matrix, sorted
+    d = ((x[:300, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    reference = np.sort(d, axis=1)[:, :10]
+    used = est.estimator_._knn_indices[:300]
+    np.testing.assert_allclose(np.take_along_axis(d, used.astype(np.int64), 1), reference, rtol=1e-4, atol=1e-3)
+    assert P.knn_agreement(est.embedding_, y, 5) > 0.98
+    # the same seed, the same map
+    again = P.UMAPProjection(n_neighbors=10, random_state=5).fit(x)
+    assert np.array_equal(again.embedding_, est.embedding_)
+
+
+def test_umap_of_a_large_set_places_new_points(large_blobs, large_map):
+    x, y, new, new_y = large_blobs
+    placed = large_map.transform(new)
+    assert placed.shape == (40, 2) and np.isfinite(placed).all()
+    centroids = np.stack([large_map.embedding_[y == c].mean(0) for c in range(4)])
+    nearest = np.argmin(((placed[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == new_y).mean() == 1.0  # each new point lands among its own cluster
+
+
+def test_umap_epochs_are_checked_and_small_sets_keep_umap_learns_defaults(blobs):
+    x, _ = blobs
+    est = P.UMAPProjection(n_neighbors=10).fit(x)
+    assert est.estimator_.n_epochs is None and est.exact_neighbours_  # umap-learn's exact path, its 500 epochs
+    assert P.UMAPProjection(n_neighbors=10, n_epochs=30).fit(x).estimator_.n_epochs == 30
+    for bad in (0, 2.5, "many"):
+        with pytest.raises(InputError, match="n_epochs must be an integer"):
+            P.UMAPProjection(n_epochs=bad).fit(x)
 
 
 def test_wide_features_go_through_pca_first(blobs):
