@@ -19,6 +19,7 @@ as p50 and p95 in milliseconds; target p95 ≤ 250 ms.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -37,10 +38,11 @@ COMPOSITES = ("epsilon_plus_flat", "epsilon", "epsilon_gamma_box")
 TOGGLED = "smoothgrad"
 
 
-def _serve(cache: Path) -> tuple[subprocess.Popen, str]:
+def _serve(cache: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port), "--cache",
-                             str(cache)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(cache)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     return proc, f"http://127.0.0.1:{port}/"
 
 

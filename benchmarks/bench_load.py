@@ -36,6 +36,9 @@ RSS_TARGET_MB = 1536.0
 P95_TARGET_S = 1.0
 SHIFT = 37  # each user's samples: the recorded ones shifted by user × SHIFT
 LABELLED: list[tuple[str, float]] = []  # (interaction, seconds) of the last replay
+# every request answered with its result, never "computing" (dashboard.later): a replay does not poll, and an
+# interaction's time is until its figures, as a user waits for them
+ANSWERED = {"INTERP_INLINE_S": "120"}
 
 
 def _settle(page, counter: list[int], quiet_ms: int = 600) -> None:
@@ -116,12 +119,16 @@ def _sizes() -> dict[str, int]:
 
 
 def _shifted(body: str, user: int, sizes: dict[str, int]) -> str:
-    """``body`` with the sample it names moved to the user's own (within the model's test set)."""
-    if user == 0:
-        return body
+    """``body`` with the sample it names moved to the user's own (within the model's test set),
+    and the page's name the user's (one user's requests supersede only its own, dashboard.later)."""
     data = json.loads(body)
     items = [i for group in data.get("inputs", []) + data.get("state", [])  # ALL-pattern inputs come as lists
              for i in (group if isinstance(group, list) else [group])]
+    for item in items:
+        if item.get("id") == "page-id":
+            item["value"] = f"load-user-{user}"
+    if user == 0:
+        return json.dumps(data)
     model = next((i.get("value") for i in items if i.get("id") == "model-picker"), None)
     for item in items:
         value = item.get("value")
@@ -200,7 +207,7 @@ def run() -> list[Result]:
         print("bench_load: no chromium (tools/ensure-chromium installs it); not measured", file=sys.stderr)
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        recorder, record_url = _serve(Path(tmp) / "record")
+        recorder, record_url = _serve(Path(tmp) / "record", ANSWERED)
         try:
             _answering(recorder, record_url)
             interactions = record(record_url)
@@ -208,7 +215,7 @@ def run() -> list[Result]:
         finally:
             recorder.terminate()
             recorder.wait(10)
-        proc, url = _serve(Path(tmp) / "load")  # a fresh server and store: the users' load is cold
+        proc, url = _serve(Path(tmp) / "load", ANSWERED)  # a fresh server and store: the users' load is cold
         try:
             _answering(proc, url)
             start_mb = _rss_mb(proc.pid)

@@ -86,9 +86,7 @@ class ViewCache:
         """The outputs of ``view`` for ``request`` on ``subject``: kept ones, else
         ``compute()`` (a dict of JSON values and plotly figures) kept for next time. The
         same plain dict (figures as dicts) either way."""
-        path = cache.path_of(subject, {"view": view, **request, **_about(subject)})
-        key = str(path)
-        disk = self.disk and getattr(subject, "edited_from", None) is None  # an edit is kept in memory only
+        path, key, disk = self._where(subject, view, request)
         found = self._memory(key)
         if found is not None:
             return json.loads(found)
@@ -108,6 +106,25 @@ class ViewCache:
                 with self._lock:
                     self._busy.pop(key, None)
         return json.loads(found)
+
+    def _where(self, subject, view: str, request: dict) -> tuple[Path, str, bool]:
+        """(the file on disk, the key in memory, whether it is kept on disk: an edit is not)."""
+        path = cache.path_of(subject, {"view": view, **request, **_about(subject)})
+        return path, str(path), self.disk and getattr(subject, "edited_from", None) is None
+
+    def key(self, subject, view: str, request: dict) -> str:
+        """The key of ``request``'s outputs: equal keys, equal outputs."""
+        return self._where(subject, view, request)[1]
+
+    def find(self, subject, view: str, request: dict) -> dict | None:
+        """The kept outputs of ``request`` (memory, then disk), None if they would have to be computed."""
+        path, key, disk = self._where(subject, view, request)
+        found = self._memory(key)
+        if found is None and disk:
+            found = self._read(path)
+            if found is not None:
+                self._keep(key, found)
+        return None if found is None else json.loads(found)
 
     def _memory(self, key: str) -> str | None:
         with self._lock:

@@ -20,15 +20,19 @@ from interp.study import lrp, overview
 from interp.study import saliency as sal
 
 from ..edits import sample_of
+from ..later import LATER, Pending
 from ..views_cache import VIEWS
 from .shell import (
     GRAPH_CONFIG,
     HIDDEN,
     MODEL,
+    PAGE,
     SHOWN,
     TABS,
     loading,
     register_seen,
+    sample_poll,
+    sample_poll_id,
     seen_id,
     seen_store,
     target_options,
@@ -90,7 +94,7 @@ def overrides_text(overrides: dict | None) -> str:
 
 def layout() -> html.Div:
     return html.Div(className="lrp", children=[
-        seen_store(TAB),
+        seen_store(TAB), sample_poll(TAB),
         html.Div(className="controls panel", children=[
             html.Label("composite", htmlFor=COMPOSITE),
             html.Div(dcc.Dropdown(id=COMPOSITE, options=composite_options(lrp.composites()),
@@ -187,18 +191,21 @@ def register(app, catalog) -> None:
     @app.callback(
         Output(PLAN, "figure"), Output(GRID, "figure"), Output(FLOW, "figure"), Output(MAPS, "figure"),
         Output(MAPS_PANEL, "style"), Output(SUMMARY, "figure"), Output(CAPTION, "children"),
-        Output(PLAN_DRAWN, "data"),
+        Output(PLAN_DRAWN, "data"), Output(sample_poll_id(TAB), "disabled"),
         Input(seen_id(TAB), "data"), Input(COMPOSITE, "value"), Input(OBJECTIVE, "value"),
-        Input(TARGET, "value"), Input(OVERRIDES, "data"), Input(SALIENCY, "value"), State(TABS, "value"),
-        State(MODEL, "value"), State(PLAN_DRAWN, "data"),
+        Input(TARGET, "value"), Input(OVERRIDES, "data"), Input(SALIENCY, "value"),
+        Input(sample_poll_id(TAB), "n_intervals"), State(TABS, "value"),
+        State(MODEL, "value"), State(PLAN_DRAWN, "data"), State(PAGE, "data"),
     )
-    def show(current, composite, key, target, overrides, methods, tab, name, drawn):
+    def show(current, composite, key, target, overrides, methods, _ticks, tab, name, drawn, page):
         subject = catalog.get(name)
         if (current or {}).get("model") != name or tab != TAB:
-            return (no_update,) * 8
-        return (*_show(subject, current, composite, key, target, overrides, methods, name, drawn),)
+            return (no_update,) * 8 + (True,)
+        *shown, polling = _show(subject, current, composite, key, target, overrides, methods, name, drawn, page)
+        return (*shown, not polling)
 
-    def _show(subject, current, composite, key, target, overrides, methods, name, drawn):
+    def _show(subject, current, composite, key, target, overrides, methods, name, drawn, page):
+        """The view's outputs, and whether its result is still being computed (then it polls)."""
         obj = next((o for o in lrp.objectives(subject) if o.key == key), lrp.objectives(subject)[0])
         if target not in [v for _, v in obj.targets]:  # a model switch may leave another model's target
             target = obj.targets[0][1]
@@ -213,7 +220,7 @@ def register(app, catalog) -> None:
                 subject, "lrp-plan", planned, lambda: {"figure": figures.lrp_plan_table(
                     lrp.plan(subject, composite, overrides, obj.key))})["figure"]
         except InterpError as exc:  # e.g. a composite name typed into the URL state
-            return (no_update,) * 6 + (f"{name} · cannot explain this: {exc}", no_update)
+            return (no_update,) * 6 + (f"{name} · cannot explain this: {exc}", no_update, False)
 
         def compute():
             c = lrp.comparison(subject, index, composite, obj.key, target, overrides, chosen)
@@ -224,12 +231,17 @@ def register(app, catalog) -> None:
 
         try:
             subject, index = sample_of(catalog, current)  # the sample, or its edit
-            shown = VIEWS.get(subject, TAB, {"index": index, "composite": composite, "objective": obj.key,
-                                             "target": target, "overrides": overrides, "beside": chosen}, compute)
+            shown = LATER.get(page, TAB, subject, {"index": index, "composite": composite, "objective": obj.key,
+                                                   "target": target, "overrides": overrides, "beside": chosen},
+                              compute)
         except InterpError as exc:  # e.g. an input-layer rule given to a hidden layer
             return (plan_figure,) + (no_update,) * 5 + (
                 f"{name} · cannot explain this: {exc} · the figures below are from the last settings that "
-                "worked; the plan shows these", planned)
+                "worked; the plan shows these", planned, False)
+        if isinstance(shown, Pending):
+            return (plan_figure,) + (no_update,) * 5 + (
+                shown.text(f"{name} · LRP ({composite}) of the sample chosen"),
+                planned, True)
         score, total = shown["score"], shown["total"]
         caption = (f"{name} · {overview.sample_caption(subject, index)} · {shown['composite']} · explaining "
                    f"{obj.label}{'' if len(obj.targets) == 1 else f', target {target}'} · Σ relevance {total:.4g} "
@@ -238,4 +250,4 @@ def register(app, catalog) -> None:
         warning = shown["warning"]
         caption = [caption, html.Br(), html.Span(warning, className="warning")] if warning else caption
         return (plan_figure, shown["grid"], shown["flow"], shown["maps"], SHOWN if shown["has_maps"] else HIDDEN,
-                shown["summary"], caption, planned)
+                shown["summary"], caption, planned, False)

@@ -18,15 +18,18 @@ from interp.errors import InterpError
 from interp.study import overview, saliency
 
 from ..edits import sample_of
-from ..views_cache import VIEWS
+from ..later import LATER, Pending
 from .shell import (
     GRAPH_CONFIG,
     HIDDEN,
     MODEL,
+    PAGE,
     SHOWN,
     TABS,
     loading,
     register_seen,
+    sample_poll,
+    sample_poll_id,
     seen_id,
     seen_store,
     target_options,
@@ -69,7 +72,7 @@ def _number(id_: str, value, **kw) -> html.Div:
 
 def layout() -> html.Div:
     return html.Div(className="saliency", children=[
-        seen_store(TAB),
+        seen_store(TAB), sample_poll(TAB),
         html.Div(className="controls panel", children=[
             html.Label("methods", htmlFor=METHODS),
             dcc.Checklist(id=METHODS, inline=True, className="method-list"),
@@ -138,18 +141,26 @@ def register(app, catalog) -> None:
 
     @app.callback(
         Output(GRID, "figure"), Output(SUMMARY, "figure"), Output(CAPTION, "children"),
+        Output(sample_poll_id(TAB), "disabled"),
         Input(seen_id(TAB), "data"), Input(METHODS, "value"), Input(OBJECTIVE, "value"),
         Input(TARGET, "value"), Input(STEPS, "value"), Input(SAMPLES, "value"), Input(NOISE, "value"),
-        Input(WINDOW, "value"), Input(LAYER, "value"), State(TABS, "value"), State(MODEL, "value"),
+        Input(WINDOW, "value"), Input(LAYER, "value"), Input(sample_poll_id(TAB), "n_intervals"),
+        State(TABS, "value"), State(MODEL, "value"), State(PAGE, "data"),
     )
-    def show(current, methods, key, target, steps, samples, noise, window, layer, tab, name):
+    def show(current, methods, key, target, steps, samples, noise, window, layer, _ticks, tab, name, page):
+        """The grid and the numbers, and whether the poll stops (it runs while they are computed)."""
         subject = catalog.get(name)
         if (current or {}).get("model") != name or tab != TAB:
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, True
+        *shown, polling = _show(subject, current, methods, key, target, steps, samples, noise, window, layer, name,
+                                page)
+        return (*shown, not polling)
+
+    def _show(subject, current, methods, key, target, steps, samples, noise, window, layer, name, page):
         usable = saliency.available_methods(subject)
         chosen = [m for m in (methods or []) if m in usable]  # a model switch may leave others behind
         if not chosen:
-            return no_update, no_update, "Choose at least one method."
+            return no_update, no_update, "Choose at least one method.", False
         obj = next((o for o in saliency.objectives(subject) if o.key == key), saliency.objectives(subject)[0])
         if target not in [v for _, v in obj.targets]:
             target = obj.targets[0][1]
@@ -163,19 +174,21 @@ def register(app, catalog) -> None:
         try:
             subject, index = sample_of(catalog, current)  # the sample, or its edit
         except InterpError as exc:
-            return no_update, no_update, str(exc)
+            return no_update, no_update, str(exc), False
 
         def compute():
             grid, summary, _ = saliency.comparison(subject, index, chosen, obj.key, target, options)
             return {"grid": grid, "summary": summary}
 
         try:
-            shown = VIEWS.get(subject, TAB, {"index": index, "methods": chosen, "objective": obj.key,
-                                             "target": target, "options": options}, compute)
+            shown = LATER.get(page, TAB, subject, {"index": index, "methods": chosen, "objective": obj.key,
+                                                   "target": target, "options": options}, compute)
         except InterpError as exc:  # e.g. an occlusion window larger than the input
-            return no_update, no_update, f"Cannot explain this: {exc}"
+            return no_update, no_update, f"Cannot explain this: {exc}", False
+        if isinstance(shown, Pending):
+            return no_update, no_update, shown.text(f"{name} · {len(chosen)} saliency maps of the sample chosen"), True
         methods_text = f"{len(chosen)} method" + ("s" if len(chosen) != 1 else "")
         caption = (f"{name} · {overview.sample_caption(subject, index)} · explaining {obj.label}"
                    f"{'' if len(obj.targets) == 1 else f', target {target}'} · {methods_text} · "
                    "each map scaled to its own largest magnitude; hover for raw values")
-        return shown["grid"], shown["summary"], caption
+        return shown["grid"], shown["summary"], caption, False

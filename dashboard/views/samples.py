@@ -89,8 +89,23 @@ def candidates(subject, only_wrong) -> list[int]:
 
 
 def stepped(subject, index: int, direction: int, only_wrong) -> int:
-    """The sample after (``direction`` > 0) or before ``index``, wrapping around."""
-    return _step(candidates(subject, only_wrong), index, direction)
+    """The sample ``direction`` steps after (> 0) or before (< 0) ``index``, wrapping around."""
+    among = candidates(subject, only_wrong)
+    for _ in range(min(abs(direction), max(1, len(among)))):
+        index = _step(among, index, 1 if direction > 0 else -1)
+    return index
+
+
+def _steps(current: dict | None, prev_clicks, next_clicks, trigger) -> int:
+    """How many samples to step: the clicks on next minus those on previous since the
+    sample shown was chosen (its store keeps the counts it was chosen at). Clicks faster
+    than the server answers each add a step instead of stepping from the same sample
+    again; without counts (another writer of the store), one step the way clicked."""
+    counted = (current or {}).get("clicks")
+    one = 1 if trigger == NEXT else -1
+    if not (isinstance(counted, list) and len(counted) == 2):
+        return one
+    return ((next_clicks or 0) - counted[1]) - ((prev_clicks or 0) - counted[0])  # next, then previous: none
 
 
 def register(app, catalog) -> None:
@@ -115,14 +130,14 @@ def register(app, catalog) -> None:
         elif trigger == INDEX and typed is not None:
             index = min(max(int(typed), 0), n - 1)
         elif trigger in (PREV, NEXT):
-            index = stepped(subject, index, 1 if trigger == NEXT else -1, only_wrong)
+            index = stepped(subject, index, _steps(current, _prev, _next, trigger), only_wrong)
         elif trigger == ONLY_WRONG and only_wrong and among and index not in among:
             index = _step(among, index, 1)
         elif isinstance(trigger, dict) and trigger.get("type") == SAMPLE_PICKER:
             picked = next((p for p in (clicked_id(t["value"]) for t in ctx.triggered) if p is not None), None)
             if picked is not None and 0 <= picked < n:
                 index = picked
-        return {"model": name, "index": index}, index, n - 1
+        return {"model": name, "index": index, "clicks": [_prev or 0, _next or 0]}, index, n - 1
 
     @app.callback(Output(ONLY_WRONG, "options"), Output(ONLY_WRONG, "value"), Input(MODEL, "value"))
     def filter_choice(name):

@@ -10,6 +10,7 @@ from dash import Input, Output, dcc, html
 MODEL = "model-picker"
 TABS = "view-tabs"
 CURRENT_SAMPLE = "current-sample"  # {"model": name, "index": int}: the sample every view shows
+PAGE = "page-id"  # a random name of this browser page, set in the page: its requests supersede its own (later.py)
 # graphs whose id is {"type": SAMPLE_PICKER, "name": ...} select the clicked sample everywhere:
 # each point's customdata holds a test-sample index
 SAMPLE_PICKER = "sample-picker"
@@ -53,6 +54,17 @@ def seen_store(tab: str) -> dcc.Store:
 def register_seen(app, tab: str) -> None:
     app.clientside_callback(SEEN_JS % json.dumps(tab), Output(seen_id(tab), "data"),
                             Input(CURRENT_SAMPLE, "data"), Input(TABS, "value"))
+
+
+def sample_poll_id(tab: str) -> str:
+    return f"{tab}-sample-poll"
+
+
+def sample_poll(tab: str) -> dcc.Interval:
+    """The interval a view polls with while its sample's result is computed in the background (later.py)."""
+    from ..later import POLL_MS
+
+    return dcc.Interval(id=sample_poll_id(tab), interval=POLL_MS, disabled=True)
 
 
 def message_figure(text: str) -> go.Figure:
@@ -107,6 +119,7 @@ def layout(catalog, selected: str, tabs: list[tuple[str, str, object]], extra=()
             *bar,
         ]),
         dcc.Store(id=CURRENT_SAMPLE, data={"model": selected, "index": 0}),
+        dcc.Store(id=PAGE, data=None),
         dcc.Tabs(id=TABS, value=tabs[0][0], className="tabs", children=[
             dcc.Tab(label=label, value=key, children=html.Div(body, className="tab-body"))
             for key, label, body in tabs

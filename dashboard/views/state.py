@@ -30,7 +30,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from interp.errors import InterpError
 from interp.study import activations, lrp, overview, saliency
 
-from .shell import CURRENT_SAMPLE, MODEL, TABS
+from .shell import CURRENT_SAMPLE, MODEL, PAGE, TABS
 
 URL = "url"
 WANTED = "url-wanted"   # store: {"state": {...}, "at": time, "first": on the page's start}
@@ -209,6 +209,17 @@ def register(app, catalog, views: list[str]) -> None:
         return {"search": encode(state), "replace": False}, no_update
 
     app.clientside_callback(PUSH, Output(PUSHED, "data"), Input(STATE, "data"))
+    app.clientside_callback(PAGE_NAME, Output(PAGE, "data"), Input(URL, "pathname"), State(PAGE, "data"))
+
+
+# the page's name, made once when it loads (crypto.randomUUID needs a secure context: 127.0.0.1 is one)
+PAGE_NAME = """
+function(_path, named) {
+    if (named) { return window.dash_clientside.no_update; }
+    if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
+    return Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+"""
 
 
 __all__ = ["layout", "register", "parse", "encode", "checked", "asked", "by_link_only", "URL", "WANTED", "APPLIED",

@@ -239,7 +239,7 @@ def register(app, catalog) -> None:
         trigger = ctx.triggered_id
         if not current:
             return no_update, no_update, no_update, None
-        plain = {"model": current["model"], "index": current["index"]}
+        plain = {k: v for k, v in current.items() if k != "edit"}  # the model, the index, the steps counted
         if trigger == RESET:
             return plain, "", HIDDEN, None
         try:

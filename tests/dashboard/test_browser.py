@@ -66,7 +66,7 @@ def server(tmp_path_factory):
     yield from dashboard_server(tmp_path_factory)
 
 
-def dashboard_server(tmp_path_factory, args=()):
+def dashboard_server(tmp_path_factory, args=(), env=None):
     """``interp dashboard [args]`` on a free port with a private cache, as a user starts
     it; yields its URL once it answers, and stops it afterwards (for module fixtures)."""
     port = _free_port()
@@ -75,7 +75,7 @@ def dashboard_server(tmp_path_factory, args=()):
     SERVER_LOG[0] = cache / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "dashboard", "--port", str(port),
                              "--cache", str(cache), *args],
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 60
     while True:

@@ -283,8 +283,9 @@ def test_a_token_edit_changes_the_lrp_strip(browser, server):
     other = next(w for w in lstm.vocab if w not in words and not w.startswith("<"))
     dropdown = page.locator(f'[id*=\'"index":{position}\'][id*="whatif-position"]').first
     dropdown.click()
-    page.keyboard.type(other)
-    page.locator(f'[role="option"]:has-text("{other}")').first.click()
+    # typed into the open dropdown's search box (keys sent to the page land wherever the focus went)
+    page.locator(".dash-dropdown-content[data-state='open'] input.dash-dropdown-search").fill(other)
+    page.locator(f'.dash-dropdown-content [role="option"]:has-text("{other}")').first.click()
     assert other in dropdown.inner_text()  # picked, and the editor was not drawn again under the cursor
     _tab(page, "LRP")  # away and back: a pick not yet applied is still there
     _tab(page, "Samples")

@@ -33,3 +33,18 @@ def test_a_classifier_steps_through_the_misclassified_with_the_filter_on():
     assert stepped(subject, wrong[-1], 1, ["wrong"]) == wrong[0]  # wraps
     assert stepped(subject, wrong[0] - 1 if wrong[0] else 0, 1, ["wrong"]) in wrong
     assert not filter_options(subject)[0].get("disabled")
+
+
+def test_clicks_faster_than_the_answers_each_count():
+    """Four clicks on next sent before the first answer came: each request carries the
+    click count and the sample shown (chosen at 0 clicks), so the last lands 4 on."""
+    from dashboard.views.samples import NEXT, PREV, _steps
+
+    subject = zoo.subject("cnn-digits")
+    shown = {"model": "cnn-digits", "index": 3, "clicks": [0, 0]}
+    assert [stepped(subject, 3, _steps(shown, 0, n, NEXT), []) for n in (1, 2, 3, 4)] == [4, 5, 6, 7]
+    assert _steps({**shown, "clicks": [2, 5]}, 3, 5, PREV) == -1  # one more on previous since
+    assert _steps({**shown, "clicks": [0, 0]}, 1, 1, PREV) == 0  # next, then previous, neither answered: stay
+    assert _steps({"model": "cnn-digits", "index": 3}, 0, 9, NEXT) == 1  # no counts kept: one step
+    wrong = overview.misclassified(subject)
+    assert stepped(subject, wrong[0], 2, ["wrong"]) == wrong[2]  # steps through the misclassified
