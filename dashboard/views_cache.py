@@ -8,16 +8,17 @@ outputs (figures and texts) as JSON:
 - in memory, least recently used first out, within ``MAX_BYTES`` of JSON text per server
   process (whatever the number of users: the results are the model's, shared by everyone);
 - on disk beside the model's stored results (``<store root>/<model>/results/``, see
-  :mod:`interp.study.cache`), written atomically, read back as JSON (never unpickled).
+  :mod:`interp.study.cache`), written atomically, read back as JSON (never unpickled),
+  within ``MAX_DISK_BYTES`` (1 GB) of view files per store: beyond it the least recently
+  used (by modification time, renewed on each read) are deleted.
 
 The key is the model's identity (its architecture and weights), the data's fingerprint,
-the subject's metadata (class, feature and token names, ground truth, scaling),
+the subject's metadata (class, feature and token names, ground truth, scaling), the weights
+of the parts outside the model's module tree (a GAN's generator) and of its judge,
 ``VERSION`` of the computations (:data:`interp.study.cache.VERSION`), the view and
 everything it was asked (sample, methods, options), so retrained weights, other data or
 other names are a miss, never a stale hit. An edited sample (what-if) is kept in memory
-only, keyed also by the test sample it came from. Parts outside the model's module tree
-(a GAN's generator beside its discriminator) are not in the identity: retraining only such
-a part under the same name needs ``--cache`` elsewhere or the store cleared. The same
+only, keyed also by the test sample it came from. The same
 request asked twice at once is computed once: the second waits for the first. An error is
 not kept: asked again, it is computed again.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +44,8 @@ from interp.errors import InterpError
 from interp.study import cache
 
 MAX_BYTES = 256 * 2 ** 20  # JSON text kept in memory, per server process
+MAX_DISK_BYTES = 2 ** 30  # view files kept on disk per store: the least recently used go first beyond it
+PRUNE_EVERY = 16 * 2 ** 20  # bytes written between two looks at the disk's total
 SUFFIX = ".view.json"
 
 
@@ -59,16 +63,32 @@ def _about(subject) -> dict:
                           default=str)
         subject.memo[key] = {"about": hashlib.sha256(text.encode()).hexdigest()[:16]
                              + (tensor_fingerprint(*tensors) if tensors else ""),
-                             "edited_from": getattr(subject, "edited_from", None)}
+                             "edited_from": getattr(subject, "edited_from", None),
+                             **({"beside": outside} if (outside := _beside_the_model(subject)) else {})}
     return subject.memo[key]
+
+
+def _beside_the_model(subject) -> dict:
+    """The weights of what a view runs beside the model: parts outside its module tree (a
+    GAN's generator beside its discriminator) and the judge labelling generated samples."""
+    from interp.store import model_identity
+
+    inside = {id(m) for m in subject.model.modules()}
+    beside = {name: part for name, part in (subject.parts or {}).items()
+              if isinstance(part, torch.nn.Module) and id(part) not in inside}
+    if isinstance(getattr(subject, "judge", None), torch.nn.Module):
+        beside["judge"] = subject.judge
+    return {name: model_identity(part, name).weights for name, part in sorted(beside.items())}
 
 
 class ViewCache:
     """View outputs by request: memory (LRU, ``max_bytes``) over disk (the store)."""
 
-    def __init__(self, max_bytes: int = MAX_BYTES, disk: bool = True):
+    def __init__(self, max_bytes: int = MAX_BYTES, disk: bool = True, max_disk_bytes: int = MAX_DISK_BYTES):
         self.max_bytes = int(max_bytes)
         self.disk = disk
+        self.max_disk_bytes = int(max_disk_bytes)
+        self._written = PRUNE_EVERY  # the first write looks at what earlier runs left
         self._kept: OrderedDict[str, str] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -156,6 +176,10 @@ class ViewCache:
             return None
         with self._lock:
             self.disk_hits += 1
+        try:
+            os.utime(path.with_suffix(SUFFIX))  # used now: the last to be pruned
+        except OSError:
+            pass
         return text
 
     def _write(self, path: Path, text: str) -> None:
@@ -164,7 +188,43 @@ class ViewCache:
         try:
             write_text(path.with_suffix(SUFFIX), text)
         except (InterpError, OSError):  # a read-only store, a full disk: kept in memory only
-            pass
+            return
+        with self._lock:
+            self._written += len(text)
+            due = self._written >= min(PRUNE_EVERY, self.max_disk_bytes // 4 or 1)
+            if due:
+                self._written = 0
+        if due:
+            self.prune()
+
+    def prune(self, root: Path | None = None) -> int:
+        """Delete the least recently used view files of the store (``root``: the default
+        store's) beyond ``max_disk_bytes``, down to 80% of it; returns how many went. Only
+        view files: the analyses' own results stay."""
+        from interp.store import Store
+
+        root = Path(root) if root is not None else Store().root
+        files = []
+        for path in root.rglob("*" + SUFFIX):
+            try:
+                st = path.stat()
+            except OSError:  # pruned by another process meanwhile
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in files)
+        if total <= self.max_disk_bytes:
+            return 0
+        gone = 0
+        for _, size, path in sorted(files, key=lambda f: f[0]):
+            if total <= 0.8 * self.max_disk_bytes:
+                break
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            total -= size
+            gone += 1
+        return gone
 
     def clear(self) -> None:
         with self._lock:

@@ -18,8 +18,22 @@ from interp.study import cache, lrp, whatif
 from interp.study import compare as cmp
 
 from ..edits import sample_of
-from ..views_cache import VIEWS
-from .shell import GRAPH_CONFIG, HIDDEN, MODEL, SHOWN, TABS, loading, message_figure, register_seen, seen_id, seen_store
+from ..later import LATER, Pending
+from .shell import (
+    GRAPH_CONFIG,
+    HIDDEN,
+    MODEL,
+    PAGE,
+    SHOWN,
+    TABS,
+    loading,
+    message_figure,
+    register_seen,
+    sample_poll,
+    sample_poll_id,
+    seen_id,
+    seen_store,
+)
 
 TAB = "compare"
 KIND = "cmp-kind"
@@ -40,7 +54,7 @@ def pin_controls() -> list:
 
 def layout() -> html.Div:
     return html.Div(className="compare", children=[
-        seen_store(TAB),
+        seen_store(TAB), sample_poll(TAB),
         html.Div(className="controls panel", children=[
             html.Label("compare", htmlFor=KIND),
             dcc.RadioItems(id=KIND, options=[{"label": label, "value": v} for v, label in cmp.KINDS],
@@ -92,34 +106,35 @@ def register(app, catalog) -> None:
         return every, methods[0]["value"] if methods else default_lrp, every, default_lrp, SHOWN, others, \
             no_update, HIDDEN
 
-    @app.callback(Output(PAIR, "figure"), Output(CAPTION, "children"),
+    @app.callback(Output(PAIR, "figure"), Output(CAPTION, "children"), Output(sample_poll_id(TAB), "disabled"),
                   Input(seen_id(TAB), "data"), Input(KIND, "value"), Input(LEFT, "value"), Input(RIGHT, "value"),
-                  Input(OTHER, "value"), Input(PINNED, "data"), State(TABS, "value"), State(MODEL, "value"))
-    def show(current, kind, left, right, other, pinned, tab, name):
+                  Input(OTHER, "value"), Input(PINNED, "data"), Input(sample_poll_id(TAB), "n_intervals"),
+                  State(TABS, "value"), State(MODEL, "value"), State(PAGE, "data"))
+    def show(current, kind, left, right, other, pinned, _ticks, tab, name, page):
         if tab != TAB or (current or {}).get("model") != name or not left:
-            return no_update, no_update
+            return no_update, no_update, True
         try:
             subject, index = sample_of(catalog, current)
             if kind == "samples":
                 if not pinned:
-                    return message_figure("pin a sample first (the pin in the top bar)"), "nothing pinned yet"
+                    return message_figure("pin a sample first (the pin in the top bar)"), "nothing pinned yet", True
                 if pinned.get("model") != name:
-                    return message_figure(f"the pinned sample is {pinned['model']}'s; pin one of {name}"), ""
+                    return message_figure(f"the pinned sample is {pinned['model']}'s; pin one of {name}"), "", True
                 ref, ref_index = sample_of(catalog, pinned)
                 sides = ((ref, ref_index, left), (subject, index, left))
             elif kind == "models":
                 if not other:
-                    return message_figure("there is no other model to compare with"), ""
+                    return message_figure("there is no other model to compare with"), "", True
                 second = catalog.get(other)
                 at = int(current["index"])  # the test sample (an edit's too)
                 if at >= len(second.inputs):
-                    return message_figure(f"{other} has no test sample {at}"), ""
+                    return message_figure(f"{other} has no test sample {at}"), "", True
                 if current.get("edit"):  # the other model on the same edited input
                     second, at = whatif.edited(second, at, subject.inputs[index]), 0
                 sides = ((subject, index, left), (second, at, left))
             else:
                 if not right:
-                    return no_update, no_update
+                    return no_update, no_update, True
                 sides = ((subject, index, left), (subject, index, right))
             request = {"kind": kind, "sides": [[cache.key_of(s, {"side": k}), i, w] for k, (s, i, w) in
                                                enumerate(sides)]}
@@ -128,10 +143,12 @@ def register(app, catalog) -> None:
                 p = cmp.pair(*sides, title=dict(cmp.KINDS).get(kind, kind).capitalize())
                 return {"figure": p.figure, "text": cmp.text(p)}
 
-            shown = VIEWS.get(subject, TAB, request, compute)
+            shown = LATER.get(page, TAB, subject, request, compute)
         except InterpError as exc:
-            return message_figure(str(exc)), f"cannot compare these: {exc}"
-        return shown["figure"], f"{name} · {shown['text']}"
+            return message_figure(str(exc)), f"cannot compare these: {exc}", True
+        if isinstance(shown, Pending):
+            return no_update, shown.text(f"{name} · the comparison"), False
+        return shown["figure"], f"{name} · {shown['text']}", True
 
 
 __all__ = ["layout", "register", "pin_controls", "TAB", "PINNED"]

@@ -20,16 +20,19 @@ from interp.study import sensitivity as sens
 
 from ..edits import sample_of
 from ..jobs import JOBS
-from ..views_cache import VIEWS
+from ..later import LATER, Pending
 from .shell import (
     GRAPH_CONFIG,
     HIDDEN,
     MODEL,
+    PAGE,
     SHOWN,
     TABS,
     loading,
     message_figure,
     register_seen,
+    sample_poll,
+    sample_poll_id,
     seen_id,
     seen_store,
     target_options,
@@ -89,7 +92,7 @@ def settings_of(subject, kind, key, target, baseline, window, feature, noise, ab
 
 def layout() -> html.Div:
     return html.Div(className="sensitivity", children=[
-        seen_store(TAB),
+        seen_store(TAB), sample_poll(TAB),
         html.Div(className="controls panel", children=[
             html.Label("kind", htmlFor=KIND),
             dcc.RadioItems(id=KIND, inline=True, className="method-list"),
@@ -166,19 +169,23 @@ def register(app, catalog) -> None:
                 SHOWN if kind == "occlusion" and tabular else HIDDEN,
                 SHOWN if kind == "layer" else HIDDEN)
 
-    @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), *SETTINGS,
-                  Input(seen_id(TAB), "data"), State(TABS, "value"), State(MODEL, "value"))
-    def sample(kind, key, target, baseline, window, feature, noise, ablate, current, tab, name):
+    @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), Output(sample_poll_id(TAB), "disabled"),
+                  *SETTINGS, Input(seen_id(TAB), "data"), Input(sample_poll_id(TAB), "n_intervals"),
+                  State(TABS, "value"), State(MODEL, "value"), State(PAGE, "data"))
+    def sample(kind, key, target, baseline, window, feature, noise, ablate, current, _ticks, tab, name, page):
         subject = catalog.get(name)
         if (current or {}).get("model") != name or kind is None or tab != TAB:
-            return no_update, no_update
+            return no_update, no_update, True
         try:
             subject, index = sample_of(catalog, current)  # the sample, or its edit
             s = settings_of(subject, kind, key, target, baseline, window, feature, noise, ablate)
-            figure = VIEWS.get(subject, TAB, {"index": index, "settings": dataclasses.asdict(s)},
-                               lambda: {"figure": sens.sample_figure(subject, index, s)})["figure"]
+            shown = LATER.get(page, TAB, subject, {"index": index, "settings": dataclasses.asdict(s)},
+                              lambda: {"figure": sens.sample_figure(subject, index, s)})
         except InterpError as exc:
-            return no_update, f"{name} · cannot compute this: {exc}"
+            return no_update, f"{name} · cannot compute this: {exc}", True
+        if isinstance(shown, Pending):
+            return no_update, shown.text(f"{name} · {dict(sens.kinds(subject))[s.kind]} of the sample chosen"), False
+        figure = shown["figure"]
         kinds = dict(sens.kinds(subject))
         caption = f"{name} · {overview.sample_caption(subject, index)} · {kinds[s.kind]}"
         if s.kind == "layer":
@@ -186,7 +193,7 @@ def register(app, catalog) -> None:
                         f"uses {ablate_label(s.ablate)}" if s.ablate == "mean" else "")
         if s.kind == "explanation":
             caption += " · Captum's sensitivity_max and infidelity, lower is better"
-        return figure, caption
+        return figure, caption, True
 
     @app.callback(Output(DATASET, "figure"), Output(DATASET_PANEL, "style"), Output(PROGRESS, "style"),
                   Output(PROGRESS_TEXT, "children"), Output(POLL, "disabled"), *SETTINGS,

@@ -52,5 +52,12 @@ def test_background_explanations_reach_the_page_and_quick_steps_end_on_the_last(
     assert "sample 7" in page.inner_text("#sal-caption")
     _wait(page, watch, function=_all_drawn(["#sal-grid"]))
     assert any("saliency maps of the sample chosen: " in t for t in page.evaluate("window._captions['sal-caption']"))
+    # a sample's sensitivity and the Compare view poll the same way
+    _tab(page, "Sensitivity")
+    _wait(page, watch, function="/sample 7\\b/.test(document.querySelector('#sens-caption')?.textContent ?? '')")
+    _wait(page, watch, function=_all_drawn(["#sens-sample"]))
+    _tab(page, "Compare")
+    _wait(page, watch, "#cmp-caption:has-text('Spearman')")
+    _wait(page, watch, function=_all_drawn(["#cmp-pair"]))
     assert watch.problems == []
     page.close()

@@ -279,6 +279,8 @@ def test_activations_clicks_pick_units_and_samples(browser, server):
     assert page.input_value("#act-unit") == "5"
     # click the first top sample: it becomes the current sample everywhere
     first = int(activations.top_samples(zoo.subject("cnn-digits"), "classifier.2", 5)[0][0])
+    # the top samples are another callback's than the caption: clicked once they are unit 5's
+    _wait(page, watch, '[id*="act-top"]:has-text("classifier.2, unit 5 (click one)")')
     _click_center(page, '[id*="act-top"] .nsewdrag', nth=0)
     _wait(page, watch, f"#act-sample-map:has-text('· sample {first}')")
     _tab(page, "Samples")

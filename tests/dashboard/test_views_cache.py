@@ -184,3 +184,64 @@ def test_a_full_disk_still_serves(tmp_path, monkeypatch):
 
     monkeypatch.setattr(module, "write_text", full)
     assert ViewCache().get(_subject(), "v", {"i": 0}, lambda: _figure(2))["text"] == "n=2"
+
+
+def test_a_gans_generator_and_judge_are_in_the_key():
+    """The GAN's discriminator is the model; its generator and the judge run beside it:
+    other weights there are another key, not a stale hit."""
+    import copy
+
+    import zoo
+    from dashboard.views_cache import _about
+
+    gan = zoo.subject("gan-digits")
+    cache = ViewCache(disk=False)
+    key = cache.key(gan, "latent-generative", {"index": 0})
+    other = copy.copy(gan)  # the same discriminator and data
+    other.memo = {}
+    other.parts = {**gan.parts, "generator": copy.deepcopy(gan.parts["generator"])}
+    assert cache.key(other, "latent-generative", {"index": 0}) == key  # the same weights: the same key
+    with torch.no_grad():
+        next(other.parts["generator"].parameters()).add_(0.01)
+    other.memo = {}
+    assert cache.key(other, "latent-generative", {"index": 0}) != key
+    judged = copy.copy(gan)
+    judged.memo, judged.judge = {}, copy.deepcopy(gan.judge)
+    with torch.no_grad():
+        next(judged.judge.parameters()).mul_(1.5)
+    assert cache.key(judged, "latent-generative", {"index": 0}) != key
+    assert set(_about(gan)["beside"]) == {"generator", "judge"}
+    assert "beside" not in _about(_subject())  # a plain model: nothing beside it
+
+
+def test_view_files_on_disk_stay_within_their_bound(tmp_path, monkeypatch):
+    """Beyond max_disk_bytes the least recently used view files go (down to 80%); one read
+    since keeps a file; the analyses' other results are never touched."""
+    import os
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    subject = _subject()
+    writer = ViewCache(max_disk_bytes=10 ** 9)
+    for i in range(10):
+        writer.get(subject, "v", {"index": i}, lambda: _figure(40))
+    files = sorted(tmp_path.rglob("*.view.json"))
+    assert len(files) == 10
+    each = files[0].stat().st_size
+    for i, path in enumerate(sorted(files, key=lambda p: p.stat().st_mtime)):
+        os.utime(path, (1000 + i, 1000 + i))  # written one after another, index order unknown: set it
+    by_age = sorted(files, key=lambda p: p.stat().st_mtime)
+    other = tmp_path / "an-analysis-result.safetensors"
+    other.write_bytes(b"x" * (20 * each))
+    reader = ViewCache(max_disk_bytes=int(each * 6.5))
+    oldest = by_age[0].parent / by_age[0].name.removesuffix(".view.json")
+    assert reader._read(oldest) is not None  # the oldest read now: it is the newest
+    gone = reader.prune()
+    left = set(tmp_path.rglob("*.view.json"))
+    assert gone == 5 and len(left) == 5 and sum(p.stat().st_size for p in left) <= 0.8 * each * 6.5
+    assert by_age[0] in left and by_age[-1] in left and not set(by_age[1:6]) & left
+    assert other.exists()
+    # writing prunes by itself: a small bound holds after more writes
+    small = ViewCache(max_disk_bytes=each * 3)
+    for i in range(20, 26):
+        small.get(subject, "v", {"index": i}, lambda: _figure(40))
+    assert sum(p.stat().st_size for p in tmp_path.rglob("*.view.json")) <= each * 3
