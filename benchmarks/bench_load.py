@@ -2,9 +2,12 @@
 across the dashboard's tabs and the zoo's models.
 
 Recorded, then replayed, as load tools do: one headless Chromium session (Debian's, as
-the browser tests use) walks a script of interactions (pick a model, step samples, open
-each tab, change a layer, a method, a composite) while every callback request the page
-sends is recorded, grouped by interaction. Then ``USERS`` threads replay them against a
+the browser tests use) walks a script of interactions (for each of four models: pick it,
+then open the Samples, Activations, Saliency, LRP, Sensitivity and Latent space tabs,
+stepping to the next sample in each: 52 interactions) while every callback request the
+page sends is recorded, grouped by interaction. The Evaluation and Compare tabs are left
+out: their first look scores every method (seconds of both cores by design), which would
+measure the machine, not the server. Then ``USERS`` threads replay them against a
 fresh server at once, each user on samples of its own (the recorded sample indices
 shifted), each interaction's requests in the order the page sent them. Two rounds: the
 second repeats the first, so the server's memory must stay flat once its caches are warm.
@@ -37,7 +40,8 @@ P95_TARGET_S = 1.0
 SHIFT = 37  # each user's samples: the recorded ones shifted by user × SHIFT
 LABELLED: list[tuple[str, float]] = []  # (interaction, seconds) of the last replay
 # every request answered with its result, never "computing" (dashboard.later): a replay does not poll, and an
-# interaction's time is until its figures, as a user waits for them
+# interaction's time is until its figures, as a user waits for them (the background path itself is tested in
+# tests/dashboard/test_later.py and test_background_browser.py)
 ANSWERED = {"INTERP_INLINE_S": "120"}
 
 

@@ -38,6 +38,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 THREADS = 8  # requests answered at once (each view's callbacks, several users)
+MAX_REQUEST_BYTES = 16 * 2 ** 20  # a request's body: an upload's 5 MB in base64 with the callback's state
 
 
 def _import_before_threads() -> None:
@@ -78,6 +79,7 @@ def create_app(subjects, selected: str | None = None) -> Dash:
     app.layout = shell.layout(catalog, selected or names[0], tabs, state.layout(), [samples.controls(),
                                                                                    *compare.pin_controls(),
                                                                                    export.controls()])
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES  # larger bodies: 413, never read
     for view in (overview, samples, activations, saliency, lrp, compare, sensitivity, evaluation, latent):
         view.register(app, catalog)
     state.register(app, catalog, [key for key, _, _ in tabs])
@@ -108,7 +110,8 @@ def serve(subjects, selected: str | None = None, host: str = DEFAULT_HOST, port:
         return
     from waitress import serve as wsgi
 
-    wsgi(app.server, host=host, port=port, threads=THREADS, ident="interp")
+    wsgi(app.server, host=host, port=port, threads=THREADS, ident="interp",
+         max_request_body_size=MAX_REQUEST_BYTES)  # refused before it is buffered (waitress's default: 1 GiB)
 
 
 __all__ = ["create_app", "serve", "Lazy", "Catalog"]

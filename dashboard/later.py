@@ -40,7 +40,8 @@ from .views_cache import VIEWS, ViewCache
 INLINE_S = float(os.environ.get("INTERP_INLINE_S", "0.2"))
 POLL_MS = 300    # how often a view waiting for one asks again
 WORKERS = 2      # explanations at once (of different models: one model's take turns, see interp.space)
-MAX_KEPT = 64    # finished computations held for their polls
+MAX_KEPT = 64    # finished computations held for their polls (failures too, for the request that reads them)
+MAX_PAGES = 4096  # (page, view) pairs whose last request is remembered: a page not heard from is forgotten
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Later:
         self.inline_s = float(inline_s)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="interp-sample")
         self._tasks: OrderedDict[str, _Task] = OrderedDict()
-        self._latest: dict[tuple[str, str], str] = {}  # (page, view) -> the key it asked for last
+        self._latest: OrderedDict[tuple[str, str], str] = OrderedDict()  # (page, view) -> its last key
         self._lock = threading.Lock()
         self.superseded = 0  # computations dropped because no page wanted them any more
 
@@ -87,6 +88,9 @@ class Later:
         key = self.views.key(subject, view, request)
         with self._lock:
             self._latest[asker] = key
+            self._latest.move_to_end(asker)
+            while len(self._latest) > MAX_PAGES:
+                self._latest.popitem(last=False)
             task = self._tasks.get(key)
             if task is not None and task.state in ("superseded",):
                 task = None
@@ -132,14 +136,14 @@ class Later:
         try:
             result, state, error = self.views.get(subject, view, request, compute), "done", None
         except BaseException as exc:  # noqa: BLE001  (raised again to the request that reads it)
-            result, state, error = None, "failed", exc
+            result, state, error = None, "failed", exc.with_traceback(None)  # not the frames' tensors
         with self._lock:
             task.result, task.state, task.error = result, state, error
             self._forget_old()
         task.done.set()
 
     def _forget_old(self) -> None:
-        finished = [k for k, t in self._tasks.items() if t.state == "done"]
+        finished = [k for k, t in self._tasks.items() if t.state in ("done", "failed")]
         for key in finished[:max(0, len(finished) - MAX_KEPT)]:
             del self._tasks[key]
 

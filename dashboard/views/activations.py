@@ -18,6 +18,8 @@ from .shell import (
     SAMPLE_PICKER,
     TABS,
     clicked_id,
+    first_look,
+    listed_for,
     loading,
     register_seen,
     seen_id,
@@ -39,7 +41,7 @@ HEATMAP = {"type": SAMPLE_PICKER, "name": "act-heatmap"}
 
 def layout() -> html.Div:
     return html.Div(className="activations", children=[
-        seen_store(TAB),
+        seen_store(TAB), dcc.Store(id=listed_for(TAB)),
         html.Div(className="controls panel", children=[
             html.Label("layer output", htmlFor=LAYER),
             html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
@@ -61,14 +63,23 @@ def layout() -> html.Div:
 def register(app, catalog) -> None:
     register_seen(app, TAB)
 
-    @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Input(MODEL, "value"), Input(WANTED, "data"),
-                  State(APPLIED, "data"))
-    def layers(name, wanted, applied):
+    @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Output(listed_for(TAB), "data"),
+                  Input(MODEL, "value"), Input(WANTED, "data"), Input(TABS, "value"), State(APPLIED, "data"),
+                  State(listed_for(TAB), "data"))
+    def layers(name, wanted, tab, applied, listed):
+        """The layer outputs, listed when the view is first shown for a model (listing
+        records the test set)."""
         subject = catalog.get(name)
         linked = asked(wanted, applied, name, "layer")  # a link's layer (on load, back, forward)
-        if by_link_only(wanted):
-            return no_update, linked or no_update
-        return activations.outputs(subject), linked or activations.default_output(subject)
+        look = first_look(TAB, tab, name, listed)
+        if look == "clear":
+            return [], None, None
+        if look == "keep":  # back or forward to another layer of the model listed: that layer
+            return no_update, linked if linked and listed == name and by_link_only(wanted) else no_update, no_update
+        if linked is None:  # a link that went to another view first: its layer, now that this one is shown
+            state = (wanted or {}).get("state") or {}
+            linked = state.get("layer") if state.get("model") == name else None
+        return activations.outputs(subject), linked or activations.default_output(subject), name
 
     @app.callback(
         Output(UNIT, "value"),
@@ -77,7 +88,7 @@ def register(app, catalog) -> None:
     )
     def unit(output, stats_click, map_click, typed, wanted, applied, name):
         subject = catalog.get(name)
-        if output not in activations.outputs(subject):
+        if output is None or output not in activations.outputs(subject):  # None: not listed yet
             return no_update
         n_units = activations.units(subject, output)
         trigger = ctx.triggered_id
@@ -101,7 +112,7 @@ def register(app, catalog) -> None:
 
     def checked(subject, output, unit):
         """The unit typed or clicked, within the layer's units (None: another model's layer)."""
-        if output not in activations.outputs(subject):
+        if output is None or output not in activations.outputs(subject):
             return None
         return min(max(int(unit or 0), 0), activations.units(subject, output) - 1)
 
@@ -112,9 +123,11 @@ def register(app, catalog) -> None:
     )
     def show_sample(output, unit, current, tab, name):
         """The current sample's maps: the only figure that follows the sample."""
+        if (current or {}).get("model") != name or tab != TAB:
+            return (no_update,) * 2
         subject = catalog.get(name)
         unit = checked(subject, output, unit)
-        if unit is None or (current or {}).get("model") != name or tab != TAB:
+        if unit is None:
             return (no_update,) * 2
         try:
             shown, index = sample_of(catalog, current)  # the sample, or its edit
@@ -134,9 +147,11 @@ def register(app, catalog) -> None:
     )
     def show_layer(output, unit, tab, name):
         """The layer's and the unit's figures over the test set: the same for every sample."""
+        if tab != TAB:
+            return (no_update,) * 4
         subject = catalog.get(name)
         unit = checked(subject, output, unit)
-        if unit is None or tab != TAB:
+        if unit is None:
             return (no_update,) * 4
 
         def compute():

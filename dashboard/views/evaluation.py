@@ -1,8 +1,9 @@
 """Evaluation view: how far to trust each explanation of the current model.
 
 Pick the removal baseline and the curve (deletion or insertion). Nothing is computed until
-the tab is opened. The first panel shows the current sample's curves for every method,
-computed at once; the others the test set,
+the tab is opened. The first panel shows the current sample's curves for every method
+(seconds: computed in the background, :mod:`dashboard.later`, and kept in the view cache,
+both curves at once); the others the test set,
 computed in the background (:mod:`dashboard.jobs`) with a progress bar and kept on disk
 (:mod:`interp.study.cache`): its mean curves, the leaderboard (sortable by any metric),
 the randomisation check (curves and example maps) and the agreement between methods.
@@ -19,13 +20,17 @@ from interp.study import evaluation as ev
 
 from ..edits import sample_of
 from ..jobs import JOBS
+from ..later import LATER, Pending
 from .shell import (
     GRAPH_CONFIG,
     MODEL,
+    PAGE,
     TABS,
     loading,
     message_figure,
     register_seen,
+    sample_poll,
+    sample_poll_id,
     seen_id,
     seen_store,
 )
@@ -51,7 +56,7 @@ MODES = (("deletion", "deletion"), ("insertion", "insertion"))
 
 def layout() -> html.Div:
     return html.Div(className="evaluation", children=[
-        seen_store(TAB),
+        seen_store(TAB), sample_poll(TAB),
         html.Div(className="controls panel", children=[
             html.Label("removal baseline", htmlFor=BASELINE),
             html.Div(dcc.Dropdown(id=BASELINE, clearable=False), className="layer-picker"),
@@ -92,28 +97,34 @@ def register(app, catalog) -> None:
         baseline = baseline if baseline in dict(ev.baselines(subject)) else None
         return ev.check_baseline(subject, baseline), mode if mode in dict(MODES) else "deletion"
 
-    @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), Input(BASELINE, "value"),
-                  Input(MODE, "value"), Input(seen_id(TAB), "data"), State(TABS, "value"), State(MODEL, "value"))
-    def sample(baseline, mode, current, tab, name):
+    @app.callback(Output(SAMPLE, "figure"), Output(CAPTION, "children"), Output(sample_poll_id(TAB), "disabled"),
+                  Input(BASELINE, "value"), Input(MODE, "value"), Input(seen_id(TAB), "data"),
+                  Input(sample_poll_id(TAB), "n_intervals"), State(TABS, "value"), State(MODEL, "value"),
+                  State(PAGE, "data"))
+    def sample(baseline, mode, current, _ticks, tab, name, page):
         subject = catalog.get(name)
         if (current or {}).get("model") != name or tab != TAB:  # every method on the sample: when looked at
-            return no_update, no_update
+            return no_update, no_update, True
         n = len(subject.inputs)  # the test set's size (the panels beside are the test set's)
         try:
             subject, index = sample_of(catalog, current)  # the sample, or its edit
         except InterpError as exc:
-            return no_update, str(exc)
+            return no_update, str(exc), True
         baseline, mode = checked(subject, baseline, mode)
-        try:
-            figure = ev.sample_figure(subject, index, mode, baseline)
+        try:  # seconds (every method, then a forward per step): in the background, both curves at once
+            shown = LATER.get(page, TAB, subject, {"index": index, "baseline": baseline},
+                              lambda: ev.sample_figures(subject, index, baseline))
         except InterpError as exc:
-            return message_figure(str(exc)), f"{name} · cannot evaluate this: {exc}"
+            return message_figure(str(exc)), f"{name} · cannot evaluate this: {exc}", True
+        if isinstance(shown, Pending):
+            return no_update, shown.text(f"{name} · every method's curves of the sample chosen"), False
+        figure = shown[mode]
         explained = ev.objective(subject).label
         caption = (f"{name} · {overview.sample_caption(subject, index)} · explaining {explained} · removal "
                    f"baseline: {dict(ev.baselines(subject))[baseline]} · first panel: this sample; the others: "
                    f"the first {min(ev.SAMPLES, n)} test samples (randomisation: the first "
                    f"{min(ev.RANDOMISED_SAMPLES, n)}); sort the table with the menu above it")
-        return figure, caption
+        return figure, caption, True
 
     @app.callback(*(Output(g, "figure") for g in DATASET_GRAPHS), Output(PROGRESS, "style"),
                   Output(PROGRESS_TEXT, "children"), Output(POLL, "disabled"),

@@ -32,6 +32,8 @@ from .shell import (
     SHOWN,
     TABS,
     clicked_id,
+    first_look,
+    listed_for,
     loading,
     message_figure,
     register_seen,
@@ -65,7 +67,7 @@ TAB = "latent"  # this view's tab (dashboard.app): nothing is computed while ano
 
 def layout() -> html.Div:
     return html.Div(className="latent", children=[
-        seen_store(TAB),
+        seen_store(TAB), dcc.Store(id=listed_for(TAB)),
         html.Div(className="controls panel", children=[
             html.Label("layer output", htmlFor=LAYER),
             html.Div(dcc.Dropdown(id=LAYER, clearable=False), className="layer-picker"),
@@ -138,11 +140,19 @@ def register(app, catalog) -> None:
     register_seen(app, TAB)
 
     @app.callback(Output(LAYER, "options"), Output(LAYER, "value"), Output(COLOUR, "options"),
-                  Output(COLOUR, "value"), Input(MODEL, "value"))
-    def choices(name):
+                  Output(COLOUR, "value"), Output(listed_for(TAB), "data"), Input(MODEL, "value"),
+                  Input(TABS, "value"), State(listed_for(TAB), "data"))
+    def choices(name, tab, listed):
+        """The layers and colourings, listed when the view is first shown for a model
+        (listing the layers records the test set)."""
+        look = first_look(TAB, tab, name, listed)
+        if look == "clear":
+            return [], None, [], None, None
+        if look == "keep":
+            return (no_update,) * 5
         subject = catalog.get(name)
         colours = [{"label": text, "value": key} for key, text in latent.colourings(subject).items()]
-        return latent.layers(subject), latent.default_layer(subject), colours, colours[0]["value"]
+        return latent.layers(subject), latent.default_layer(subject), colours, colours[0]["value"], name
 
     @app.callback(Output(MAP, "figure"), Output(CAPTION, "children"), Output(PROGRESS_TEXT, "children"),
                   Output(POLL, "disabled"), Output(PROGRESS, "style"), Output(DRAWN, "data"),

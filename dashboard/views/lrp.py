@@ -138,21 +138,27 @@ def register(app, catalog) -> None:
 
     @app.callback(
         Output(OBJECTIVE, "options"), Output(OBJECTIVE, "value"), Output(LAYER, "options"), Output(LAYER, "value"),
-        Output(SALIENCY, "options"), Output(SALIENCY, "value"), Output(COMPOSITE, "value"),
-        Input(MODEL, "value"), Input(WANTED, "data"), State(APPLIED, "data"),
+        Output(SALIENCY, "options"), Output(SALIENCY, "value"), Output(COMPOSITE, "options"),
+        Output(COMPOSITE, "value"), Input(MODEL, "value"), Input(WANTED, "data"), State(APPLIED, "data"),
     )
     def choices(name, wanted, applied):
         subject = catalog.get(name)
         linked = asked(wanted, applied, name, "composite")  # a link's composite (on load, back, forward)
+        fitting = lrp.fitting_composites(subject)
+        if linked and linked not in fitting and linked in lrp.composites():
+            fitting = fitting + [linked]  # a link may name one that does not fit: shown, not dropped
+        described = lrp.composites()
+        composite_choices = composite_options({c: described[c] for c in fitting})
         if by_link_only(wanted):
-            return (no_update,) * 6 + (linked or no_update,)
+            return (no_update,) * 6 + (composite_choices, linked or no_update)
         objectives = [{"label": o.label, "value": o.key} for o in lrp.objectives(subject)]
         layers = [{"label": f"{path} ({kind})", "value": path} for path, kind in lrp.overridable_layers(subject)]
         described = method_descriptions()
         usable = sal.available_methods(subject)
         methods = [{"label": m, "value": m, "title": described[m]} for m in usable]
         return (objectives, objectives[0]["value"], layers, layers[0]["value"], methods,
-                [m for m in lrp.DEFAULT_SALIENCY if m in usable], linked or lrp.default_composite(subject))
+                [m for m in lrp.DEFAULT_SALIENCY if m in usable], composite_choices,
+                linked or lrp.default_composite(subject))
 
     @app.callback(Output(TARGET, "options"), Output(TARGET, "value"), Input(OBJECTIVE, "value"),
                   State(MODEL, "value"))

@@ -63,12 +63,19 @@ def layout() -> html.Div:
 FILTER_LABEL = " misclassified only"
 
 
+def _filters(subject) -> bool:
+    """Whether the filter picks anything out: the subject has classes to get wrong and
+    gets some wrong."""
+    return overview.can_be_misclassified(subject) and bool(overview.misclassified(subject))
+
+
 def filter_options(subject) -> list[dict]:
     """The filter's option, disabled (and saying why) where the subject has no notion of
-    misclassified (an autoencoder, a GAN, unlabelled data)."""
-    if overview.can_be_misclassified(subject):
+    misclassified (an autoencoder, a GAN, unlabelled data) or misclassifies nothing."""
+    if _filters(subject):
         return [{"label": FILTER_LABEL, "value": "wrong"}]
-    return [{"label": FILTER_LABEL + " (no classes to get wrong)", "value": "wrong", "disabled": True}]
+    why = " (no classes to get wrong)" if not overview.can_be_misclassified(subject) else " (none misclassified)"
+    return [{"label": FILTER_LABEL + why, "value": "wrong", "disabled": True}]
 
 
 def _step(candidates: list[int], current: int, direction: int) -> int:
@@ -81,9 +88,9 @@ def _step(candidates: list[int], current: int, direction: int) -> int:
 
 def candidates(subject, only_wrong) -> list[int]:
     """The samples next/previous step through: the misclassified with the filter on, where
-    the subject can misclassify; every sample otherwise, so a filter left ticked on a
-    model without classes does not freeze the buttons on an empty list."""
-    if only_wrong and overview.can_be_misclassified(subject):
+    the subject misclassifies some; every sample otherwise, so a filter left ticked on a
+    model without classes, or without errors, does not freeze the buttons on an empty list."""
+    if only_wrong and _filters(subject):
         return overview.misclassified(subject)
     return list(range(overview.sample_count(subject)))
 
@@ -143,7 +150,7 @@ def register(app, catalog) -> None:
     def filter_choice(name):
         """The filter as it applies to the model: untouched where it does, else disabled and cleared."""
         subject = catalog.get(name)
-        return filter_options(subject), no_update if overview.can_be_misclassified(subject) else []
+        return filter_options(subject), no_update if _filters(subject) else []
 
     @app.callback(
         Output(SAMPLE_GRAPH, "figure"), Output(PREDICTION_GRAPH, "figure"), Output(CAPTION, "children"),

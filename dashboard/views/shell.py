@@ -56,6 +56,21 @@ def register_seen(app, tab: str) -> None:
                             Input(CURRENT_SAMPLE, "data"), Input(TABS, "value"))
 
 
+def listed_for(tab: str) -> str:
+    """The id of the store naming the model a view's layer list was made for."""
+    return f"{tab}-listed-for"
+
+
+def first_look(view: str, tab: str, name: str, listed: str | None) -> str:
+    """What a view whose layer list records the test set does when the model or the tab
+    changes: "list" (shown, and not listed for this model yet), "clear" (hidden, and
+    listed for another model: its layers must not stand for this one's, in the URL or
+    anywhere), "keep" otherwise. A hidden view lists nothing: that is seconds on a large model."""
+    if tab == view:
+        return "keep" if listed == name else "list"
+    return "clear" if listed not in (None, name) else "keep"
+
+
 def sample_poll_id(tab: str) -> str:
     return f"{tab}-sample-poll"
 

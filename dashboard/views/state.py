@@ -197,6 +197,10 @@ def register(app, catalog, views: list[str]) -> None:
     def write(name, current, tab, methods, composite, layer, unit, wanted, applied):
         state = {"model": name, "sample": current.get("index") if current and current.get("model") == name else None,
                  "view": tab, "methods": methods or None, "composite": composite, "layer": layer, "unit": unit}
+        if layer is None:  # the Activations view lists its layers when first shown: until then the link's stand
+            linked = (wanted or {}).get("state") or {}
+            carried = linked if linked.get("model") == name else {}
+            state["layer"], state["unit"] = carried.get("layer"), carried.get("unit")
         if wanted and applied != wanted.get("at"):
             asked_for = wanted.get("state") or {}
             behind = any(state.get(k) != v for k, v in asked_for.items())

@@ -12,9 +12,12 @@ Saliency, LRP, Sensitivity, Activations and Evaluation views explain the edited 
 and the prediction's change from the original is said above the editor. "Reset" goes
 back to the test sample.
 
-Uploads are validated before anything runs: at most ``MAX_UPLOAD_BYTES``; images decoded by
-Pillow (its decompression-bomb limit on), converted to the model's channels and resized to
-its input; CSV rows need one finite number per feature. A bad upload is said in the page.
+Uploads are validated before anything runs: at most ``MAX_UPLOAD_BYTES`` (and the server
+takes no request body over ``dashboard.app.MAX_REQUEST_BYTES``); images decoded by Pillow,
+their size read from the header and refused over ``MAX_IMAGE_PIXELS`` before decoding
+(a decompression bomb), converted to the model's channels and resized to its input; CSV
+rows need one finite number per feature; typed values and token ids must be numbers. A bad
+upload or edit is said in the page.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import warnings
 
 import numpy as np
 import torch
@@ -147,16 +149,18 @@ def from_image(subject, raw: bytes) -> torch.Tensor:
     if subject.inputs.ndim != 4 or subject.inputs.shape[1] not in (1, 3):
         raise InputError(f"{subject.name} takes images shaped {tuple(subject.inputs.shape[1:])}; an upload can "
                          "give 1 (grey) or 3 (colour) channels by height by width")
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refused, not warned
-            with Image.open(io.BytesIO(raw)) as img:
-                img.load()
-                channels, height, width = subject.inputs.shape[1:]
-                img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-                data = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        with Image.open(io.BytesIO(raw)) as img:  # reads the header only: the size is known before decoding
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise InputError(f"the upload is {img.width}×{img.height} pixels; at most {MAX_IMAGE_PIXELS} "
+                                 "are decoded")
+            img.load()
+            channels, height, width = subject.inputs.shape[1:]
+            img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+            data = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise InputError(f"the upload is not an image Pillow can read ({type(exc).__name__})") from None
     except Exception as exc:  # noqa: BLE001  (a damaged file fails in many ways inside the decoder: said, not raised)
         raise InputError(f"the upload is a damaged or unusual image ({type(exc).__name__})") from None
@@ -186,6 +190,17 @@ def from_csv(subject, raw: bytes) -> torch.Tensor:
                              f"{len(values)}")
         return _model_units(subject, torch.tensor(values, dtype=subject.inputs.dtype))
     raise InputError(f"the CSV has no row of {n} numbers")
+
+
+def numbers(values, cast, what: str) -> list:
+    """``values`` (as a request sent them) cast by ``cast``; anything else, e.g. a word or an
+    empty box in a crafted request, is refused in words (it raised a server error)."""
+    try:
+        if isinstance(values, (str, bytes)) or any(isinstance(v, bool) or v is None for v in values):
+            raise TypeError
+        return [cast(v) for v in values]
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"the {what} must all be numbers") from None
 
 
 def painted(subject, x: torch.Tensor, click, brush: str) -> torch.Tensor:
@@ -249,14 +264,14 @@ def register(app, catalog) -> None:
             if trigger == CANVAS:
                 x = painted(base, x, click, brush)
             elif trigger == APPLY_FEATURES:
-                if any(v is None for v in values) or len(values) != x.shape[0]:
+                if any(v is None for v in values) or len(values) != x.shape[0]:  # a box left empty
                     raise InputError(f"give a number for each of the {x.shape[0]} features")
-                x = _model_units(base, torch.tensor([float(v) for v in values], dtype=x.dtype))
+                x = _model_units(base, torch.tensor(numbers(values, float, "feature values"), dtype=x.dtype))
             elif trigger == APPLY_TOKENS:
                 if len(ids) == 1 and isinstance(ids[0], str):  # typed words (a large vocabulary)
                     x = whatif.tokens(base, ids[0])
                 else:
-                    x = torch.tensor([int(v) for v in ids], dtype=x.dtype)
+                    x = torch.tensor(numbers(ids, int, "token ids"), dtype=x.dtype)
             elif trigger == UPLOAD:
                 if not upload:
                     return no_update, no_update, no_update, None

@@ -30,9 +30,9 @@ TOP = 0.1     # the share of largest-magnitude positions whose overlap is report
 
 def explanations(subject: Subject) -> list[tuple[str, str]]:
     """(value, label) of what can explain ``subject``: its attribution methods, then LRP
-    under each composite."""
+    under each composite that fits its layers."""
     out = [(m, m) for m in sal.available_methods(subject)]
-    return out + [(f"{LRP}{c}", f"LRP, {c}") for c in lrp.composites()]
+    return out + [(f"{LRP}{c}", f"LRP, {c}") for c in lrp.fitting_composites(subject)]
 
 
 def explain(subject: Subject, index: int, what: str) -> Attribution:

@@ -27,7 +27,6 @@ import threading
 
 import plotly.graph_objects as go
 import torch
-from torch import nn
 
 from .. import evaluation as E
 from .. import figures
@@ -37,15 +36,13 @@ from ..subject import Subject
 from . import cache
 from . import lrp as study_lrp
 from . import saliency as sal
-from .overview import check_index, memo, model, sample_name
+from .overview import check_index, memo, sample_name
 
 SAMPLES = 200            # the test samples every method is scored on
 RANDOMISED_SAMPLES = 32  # ... of which the randomisation check explains again after each layer
 STEPS = 10
 SEED = 0
 PAD = "pad"
-CONVOLUTION_COMPOSITES = ("epsilon_plus", "epsilon_gamma_box", "alpha2_beta1", "alpha1_beta0")
-ATTENTION_COMPOSITES = ("attnlrp", "cp_lrp")
 
 
 def objective(subject: Subject) -> sal.Objective:
@@ -87,17 +84,9 @@ def methods(subject: Subject) -> list[str]:
     they would repeat epsilon; AttnLRP and CP-LRP where it attends)."""
     def compute():
         names = list(sal.available_methods(subject))
-        key = objective(subject).key
-        if key in study_lrp.NOT_FOR_LRP:
+        if objective(subject).key in study_lrp.NOT_FOR_LRP:
             return tuple(names)
-        modules = list(model(subject).modules())  # only read: the shared working copy, no copy of its own
-        found = [study_lrp.default_composite(subject), "epsilon", "lrp0"]
-        if any(isinstance(m, nn.modules.conv._ConvNd) for m in modules):
-            found += CONVOLUTION_COMPOSITES
-        if any(isinstance(m, (nn.Softmax, nn.MultiheadAttention)) or "Attention" in type(m).__name__
-               for m in modules):
-            found += ATTENTION_COMPOSITES
-        return tuple(names + [f"lrp:{c}" for c in dict.fromkeys(found)])
+        return tuple(names + [f"lrp:{c}" for c in study_lrp.fitting_composites(subject)])
 
     return list(memo(subject, "evaluation-methods", compute))
 
@@ -183,27 +172,34 @@ def _reference(subject: Subject) -> torch.Tensor | None:
 
 # ---------------------------------------------------------------------------- the selected sample
 
+MODES = ("deletion", "insertion")
+
+
 def sample_result(subject: Subject, index: int, baseline: str | None = None) -> E.Evaluation:
-    """Deletion and insertion curves of every method for sample ``index`` (computed at once)."""
+    """Deletion and insertion curves of every method for sample ``index`` (seconds: every
+    method, then a forward per step). Not kept here: one per sample would grow without
+    bound; the dashboard keeps the figures in its view cache (bounded, and on disk)."""
     index = check_index(subject, index)
     baseline = check_baseline(subject, baseline)
+    model = sal.fresh_model(subject, objective(subject).key)
+    return E.evaluate(model, subject.inputs[index:index + 1], methods=methods(subject),
+                      metrics=list(MODES), target=_target(subject), seed=SEED, steps=STEPS,
+                      baseline=_baseline_value(subject, baseline), reference=_reference(subject),
+                      measure=_measure(subject))
 
-    def compute():
-        model = sal.fresh_model(subject, objective(subject).key)
-        return E.evaluate(model, subject.inputs[index:index + 1], methods=methods(subject),
-                          metrics=["deletion", "insertion"], target=_target(subject), seed=SEED, steps=STEPS,
-                          baseline=_baseline_value(subject, baseline), reference=_reference(subject),
-                          measure=_measure(subject))
 
-    return memo(subject, ("evaluation-sample", index, baseline), compute)
+def sample_figures(subject: Subject, index: int, baseline: str | None = None) -> dict[str, go.Figure]:
+    """The deletion and insertion curves of sample ``index``, keyed by mode, from one evaluation."""
+    ev = sample_result(subject, index, baseline)
+    return {mode: figures.perturbation_curves(ev, mode, sample=0,
+                                              title=f"{mode.capitalize()} curves of {sample_name(subject, index)}")
+            for mode in MODES}
 
 
 def sample_figure(subject: Subject, index: int, mode: str = "deletion", baseline: str | None = None) -> go.Figure:
-    if mode not in ("deletion", "insertion"):
-        raise UnknownNameError("curve", mode, ("deletion", "insertion"))
-    ev = sample_result(subject, index, baseline)
-    return figures.perturbation_curves(ev, mode, sample=0,
-                                       title=f"{mode.capitalize()} curves of {sample_name(subject, index)}")
+    if mode not in MODES:
+        raise UnknownNameError("curve", mode, MODES)
+    return sample_figures(subject, index, baseline)[mode]
 
 
 # ---------------------------------------------------------------------------- figures of the test set
@@ -256,4 +252,5 @@ def zoo_figure(evaluations: dict[str, E.Evaluation], metric: str = "deletion") -
 
 
 __all__ = ["objective", "baselines", "check_baseline", "methods", "metrics", "request", "label", "cached", "result",
-           "sample_result", "sample_figure", "dataset_figures", "zoo_figure", "SAMPLES", "RANDOMISED_SAMPLES"]
+           "sample_result", "sample_figure", "sample_figures", "dataset_figures", "zoo_figure", "SAMPLES",
+           "RANDOMISED_SAMPLES", "MODES"]

@@ -34,6 +34,8 @@ from ..lrp import composites as lrp_composites
 from ..lrp import rules as lrp_rules
 from ..subject import Subject
 from . import saliency as sal
+from .overview import memo
+from .overview import model as working_model
 from .saliency import Objective
 
 DEFAULT_COMPOSITE = "epsilon_plus_flat"
@@ -79,6 +81,28 @@ def default_composite(subject: Subject) -> str:
 def composites() -> dict[str, str]:
     """The named composites, each with a one-line description."""
     return lrp_composites.names()
+
+
+CONVOLUTION_COMPOSITES = ("epsilon_plus_flat", "epsilon_plus", "epsilon_gamma_box", "alpha2_beta1", "alpha1_beta0")
+ATTENTION_COMPOSITES = ("attnlrp", "cp_lrp")
+
+
+def fitting_composites(subject: Subject) -> list[str]:
+    """The composites that mean something for ``subject``'s layers, its default first:
+    epsilon and LRP-0 everywhere; the composites with convolution rules (z+, flat, z^B,
+    alpha-beta) where it has convolutions (on a dense model they repeat epsilon, or, for
+    flat and z^B, give every input the same relevance); AttnLRP and CP-LRP where it attends."""
+    def compute():
+        modules = list(working_model(subject).modules())  # only read: the shared working copy
+        found = [default_composite(subject), "epsilon", "lrp0"]
+        if any(isinstance(m, lrp_composites.CONVOLUTIONS) for m in modules):
+            found += CONVOLUTION_COMPOSITES
+        if any(isinstance(m, (nn.Softmax, nn.MultiheadAttention)) or "Attention" in type(m).__name__
+               for m in modules):
+            found += ATTENTION_COMPOSITES
+        return tuple(dict.fromkeys(found))
+
+    return list(memo(subject, "lrp-fitting-composites", compute))
 
 
 def rules() -> dict[str, str]:
@@ -220,17 +244,26 @@ def gap_note(result, sample: int = 0, threshold: float = GAP_WARNING) -> str:
     whole score."""
     score, total = float(result.score[sample]), float(result.total[sample])
     gap = score - total
-    if abs(gap) <= threshold * max(abs(score), 1e-12):
+    scale = abs(score) if abs(score) > 1e-12 else None  # a score of 0: amounts, not shares of it
+    if abs(gap) <= (threshold * scale if scale else 1e-6):
         return ""
+
+    def amount(v: float) -> str:
+        return f"{abs(v) / scale:.0%}" if scale else f"{abs(v):.3g}"
+
+    floor = 0.01 * (scale or abs(gap))
     takers = sorted(((float(layer.absorbed[sample]), name) for name, layer in result.layers.items()),
                     key=lambda t: -abs(t[0]))
     outside = float(result.outside_layers[sample])
-    parts = [f"{name} {'absorbed' if v > 0 else 'created'} {abs(v) / abs(score):.0%}" for v, name in takers[:3]
-             if abs(v) > 0.01 * abs(score)]
-    if abs(outside) > 0.01 * abs(score):
-        parts.append(f"outside the layers {'absorbed' if outside > 0 else 'created'} {abs(outside) / abs(score):.0%}")
-    side = "falls short of" if gap * score > 0 else "exceeds"
-    return (f"⚠ relevance is not conserved: Σ relevance {side} the score by {abs(gap / score):.0%} of it"
+    parts = [f"{name} {'absorbed' if v > 0 else 'created'} {amount(v)}" for v, name in takers[:3] if abs(v) > floor]
+    if abs(outside) > floor:
+        parts.append(f"outside the layers {'absorbed' if outside > 0 else 'created'} {amount(outside)}")
+    if scale is None:
+        head = f"⚠ relevance is not conserved: the score is 0 and Σ relevance is {total:.3g}"
+    else:
+        side = "falls short of" if gap * score > 0 else "exceeds"
+        head = f"⚠ relevance is not conserved: Σ relevance {side} the score by {abs(gap / score):.0%} of it"
+    return (head
             + (f" ({'; '.join(parts)})" if parts else "") + "; the flow figure shows every layer")
 
 

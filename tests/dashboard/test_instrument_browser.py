@@ -14,6 +14,7 @@ from tests.dashboard.test_browser import (
     LATENT_MAP,
     Watch,
     _all_drawn,
+    _pick_model,
     _sample_caption,
     _tab,
     _wait,
@@ -68,6 +69,24 @@ def test_a_sample_step_computes_only_the_shown_view(browser, server):
     # the hidden views catch up when shown, with the sample picked meanwhile
     _tab(page, "Saliency")
     _wait(page, watch, "#sal-caption:has-text('sample 1')")
+    # a model picked while the layer views are hidden: their layer lists (which record the
+    # test set) are made when they are shown, not before
+    page.wait_for_timeout(1000)
+    answers.clear()
+    _pick_model(page, watch, "lstm-sentiment")
+    page.wait_for_timeout(1500)
+    changed = sorted({key for answer in answers for key in answer})
+    listed = [k for k in changed if k.startswith("act-") or k in ("latent-layer", "latent-map", "latent-layers")]
+    assert not listed, changed  # (the lasso is emptied: nothing is computed for that)
+    _tab(page, "Activations")
+    _wait(page, watch, "#act-caption:has-text('units')")
+    # listed for the LSTM; another model picked elsewhere: the LSTM's layer leaves the URL
+    _wait(page, watch, function="location.search.includes('layer=')")
+    _pick_model(page, watch, "mlp-cancer")
+    _wait(page, watch, function="location.search.includes('model=mlp-cancer') && !location.search.includes('layer=')"
+                                " && !location.search.includes('unit=')")
+    _tab(page, "Activations")
+    _wait(page, watch, "#act-caption:has-text('net.3:')")  # the MLP's own default layer
     assert watch.problems == []
     page.close()
 

@@ -153,3 +153,26 @@ def test_a_request_waiting_inline_for_work_dropped_meanwhile_gets_pending(views)
     first.join(5)
     assert isinstance(answers[1], Pending) and later.superseded == 1
     assert _until(later, "p", "v", subject, {"index": 2}, lambda: _figure(3))["text"] == "n=3"
+
+
+def test_what_is_held_is_bounded(views, monkeypatch):
+    """Failures nobody reads again and pages never heard from again are forgotten: only the
+    last MAX_KEPT finished tasks (failed ones too) and MAX_PAGES pages are held."""
+    import dashboard.later as later_module
+
+    monkeypatch.setattr(later_module, "MAX_KEPT", 3)
+    monkeypatch.setattr(later_module, "MAX_PAGES", 5)
+    later, subject = Later(views, workers=1, inline_s=0.0), _subject()
+
+    def failing():
+        raise InputError("bad sample")
+
+    for i in range(8):  # each page asks once and goes away: the failures are never read
+        later.get(f"page{i}", "v", subject, {"index": i}, failing)
+    deadline = time.monotonic() + 10
+    while any(t.state in ("queued", "running") for t in list(later._tasks.values())):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert len(later._tasks) <= 3 and len(later._latest) == 5
+    assert all(t.error.__traceback__ is None for t in later._tasks.values())
+    assert later.wants("page7", "v") is not None and later.wants("page0", "v") is None

@@ -23,6 +23,17 @@ def test_models_without_classes_step_with_the_filter_on_as_without_it(name):
     assert filter_options(subject)[0]["disabled"]  # no notion of misclassified: not offered
 
 
+def test_a_classifier_without_errors_steps_through_every_sample_with_the_filter_on():
+    """cnn-shapes gets every test sample right: the filter froze next/previous on its empty
+    list of misclassified samples, silently. Now it is disabled, saying why, and steps go on."""
+    subject = zoo.subject("cnn-shapes")
+    assert overview.can_be_misclassified(subject) and overview.misclassified(subject) == []
+    last = overview.sample_count(subject) - 1
+    assert stepped(subject, 0, 1, ["wrong"]) == 1 and stepped(subject, 0, -1, ["wrong"]) == last
+    option = filter_options(subject)[0]
+    assert option["disabled"] and "none misclassified" in option["label"]
+
+
 def test_a_classifier_steps_through_the_misclassified_with_the_filter_on():
     subject = zoo.subject("cnn-digits")
     wrong = overview.misclassified(subject)

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 __all__ = ["browser", "server"]  # the fixtures, shared with test_browser.py
 
-TABS = ["Overview", "Samples", "Activations", "Saliency", "LRP", "Sensitivity", "Evaluation", "Latent space"]
+TABS = ["Overview", "Samples", "Activations", "Saliency", "LRP", "Compare", "Sensitivity", "Evaluation", "Latent space"]
 OFF_MACHINE = ("Share chart", "Edit in Chart Studio")
 
 

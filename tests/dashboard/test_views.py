@@ -185,7 +185,12 @@ def test_served_by_waitress_unless_debugging_and_warned_off_the_loopback(monkeyp
     app_module.serve([subject], port=8765)
     kind, wsgi_app, kw = calls[-1]
     assert kind == "waitress" and kw["host"] == "127.0.0.1" and kw["port"] == 8765 and kw["threads"] > 1
+    assert kw["max_request_body_size"] == app_module.MAX_REQUEST_BYTES  # not waitress's 1 GiB
     assert callable(wsgi_app) and "warning" not in capsys.readouterr().err
+    client = app_module.create_app([subject]).server.test_client()  # a body over the bound is refused unread
+    huge = b"{" + b" " * app_module.MAX_REQUEST_BYTES + b"}"
+    answer = client.post("/_dash-update-component", data=huge, content_type="application/json")
+    assert answer.status_code == 413
     app_module.serve([subject], debug=True)
     assert calls[-1][0] == "dash" and calls[-1][2]["debug"] is True  # the development server only when asked
     app_module.serve([subject], host="0.0.0.0")

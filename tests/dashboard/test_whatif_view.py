@@ -99,3 +99,22 @@ def test_a_large_vocabulary_is_typed_not_listed():
     big.vocab = list(lstm.vocab) + [f"w{i}" for i in range(whatif.MAX_VOCAB_OPTIONS)]
     _, _, boxes = whatif.editor(big, lstm.inputs[0])
     assert len(boxes) == 1 and len(str(boxes[0].to_plotly_json())) < 5000  # one text box, not 12 × 2000 options
+
+
+def test_a_decompression_bomb_is_refused_before_decoding():
+    """A small file of a huge image: its size is read from the header and refused, not decoded."""
+    side = int(whatif.MAX_IMAGE_PIXELS ** 0.5) + 1
+    bomb = _png(size=(side, side), colour=0)
+    assert len(bomb) < whatif.MAX_UPLOAD_BYTES  # it passes the byte limit: only the pixel count stops it
+    with pytest.raises(InputError, match=f"{side}×{side} pixels; at most"):
+        whatif.from_image(zoo.subject("cnn-digits"), bomb)
+
+
+@pytest.mark.parametrize("values", [["1", "x"], [None, 2.0], "12", [True, 1], ["nan?"]])
+def test_typed_values_that_are_not_numbers_are_refused_in_words(values):
+    """A crafted request with words for numbers got a server error; now a message."""
+    with pytest.raises(InputError, match="must all be numbers"):
+        whatif.numbers(values, float, "feature values")
+    assert whatif.numbers([1, "2.5"], float, "feature values") == [1.0, 2.5]
+    with pytest.raises(InputError, match="token ids must all be numbers"):
+        whatif.numbers(["the"], int, "token ids")

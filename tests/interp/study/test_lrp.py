@@ -206,3 +206,45 @@ def test_sensitivity_names_layers_as_the_other_views():
     text = sens.sample_figure(vae, 0, s).to_json()
     assert "model.encoder" not in text and "encoder.body.1" in text
     assert set(activations.outputs(vae)) >= {"encoder.body.1", "decoder.0"}
+
+
+def test_a_gap_on_a_score_of_zero_is_told_in_amounts():
+    """A score of exactly 0 with relevance left over has no share to give: the note says
+    the amounts (it divided by the score and raised ZeroDivisionError)."""
+    from types import SimpleNamespace
+
+    layer = SimpleNamespace(absorbed=torch.tensor([-0.5]))
+    result = SimpleNamespace(score=torch.tensor([0.0]), total=torch.tensor([0.5]), layers={"fc": layer},
+                             outside_layers=torch.tensor([0.0]))
+    note = lrp.gap_note(result)
+    assert "the score is 0 and Σ relevance is 0.5" in note and "fc created 0.5" in note
+    result.total = torch.tensor([1e-9])
+    assert lrp.gap_note(result) == ""  # rounding, not a gap
+
+
+def test_composites_offered_fit_the_models_layers():
+    """The views offer the composites that mean something for the model: no convolution
+    rules (z+, flat, z^B, alpha-beta) on a dense model, no AttnLRP or CP-LRP without attention."""
+    conv = {"epsilon_plus_flat", "epsilon_gamma_box", "alpha2_beta1", "alpha1_beta0"}
+    attention = {"attnlrp", "cp_lrp"}
+    cnn = lrp.fitting_composites(zoo.subject("cnn-digits"))
+    assert cnn[0] == lrp.default_composite(zoo.subject("cnn-digits")) and conv <= set(cnn) and not attention & set(cnn)
+    mlp = lrp.fitting_composites(zoo.subject("mlp-cancer"))
+    assert mlp == ["epsilon_plus", "epsilon", "lrp0"]
+    words = lrp.fitting_composites(zoo.subject("transformer-sentiment"))
+    assert attention <= set(words) and not conv & set(words)
+    assert not (conv | attention) & set(lrp.fitting_composites(zoo.subject("lstm-sentiment")))
+
+    class Attending(torch.nn.Module):  # a user's model: attention by name, no convolution
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Linear(4, 8)
+            self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+            self.head = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.embed(x)
+            return self.head(self.attn(h, h, h, need_weights=False)[0].mean(1))
+
+    own = interp.Subject(Attending().eval(), torch.rand(6, 3, 4), name="attending")
+    assert attention <= set(lrp.fitting_composites(own)) and not conv & set(lrp.fitting_composites(own))
