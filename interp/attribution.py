@@ -80,17 +80,28 @@ class Attribution:
 
     @property
     def label(self) -> str:
-        """The method with the options that shape its result, e.g. ``integrated_gradients (steps=64)``."""
+        """The method with the options that shape its result, in words, e.g.
+        ``integrated_gradients (steps 64)`` or ``occlusion (window 3×3)``."""
         shown = {k: v for k, v in self.options.items() if k in LABEL_OPTIONS and v is not None}
-        inner = ", ".join(f"{k}={_short(v)}" for k, v in shown.items())
+        inner = ", ".join(f"{k} {option_text(v)}" for k, v in shown.items())
         return f"{self.method} ({inner})" if inner else self.method
 
 
 LABEL_OPTIONS = ("steps", "samples", "noise", "window", "layer", "composite")
 
 
-def _short(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+def option_text(v: Any) -> str:
+    """An option's value as a figure shows it: ``0.15``, a size per dimension as ``3×3``
+    (``1`` for one dimension), per input ``image: 3×3 · mask: 1``; ``default`` for None."""
+    if v is None:
+        return "default"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (tuple, list)):
+        return "×".join(option_text(i) for i in v)
+    if isinstance(v, dict):
+        return " · ".join(f"{k}: {option_text(i)}" for k, i in v.items())
+    return str(v)
 
 
 # ---------------------------------------------------------------------------- options

@@ -128,18 +128,32 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def _listed(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when not given)."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
 def cmd_report(args) -> int:
+    import shlex
+
+    from reports.build import build, check_formats, check_out, check_sections
+
+    folder = check_out(args.out)  # before any work: a file in the way, an empty name, no permission
+    sections = check_sections(_listed(args.sections))
+    formats = check_formats(_listed(args.format))
     own = _own_subjects(args)
-    names = _zoo_names(args.model, args.all) if (args.model or args.all or not own) else []
+    requested = list(dict.fromkeys(args.model)) if args.model else None  # --model X --model X: once
+    names = _zoo_names(requested, args.all) if (requested or args.all or not own) else []
     import zoo
-    from reports.build import build
 
     clash = sorted({s.name for s in own} & set(names))
     if clash:
         raise InterpError(f"subject names {', '.join(clash)} are also zoo models; pass --name to rename yours")
     zoo_subjects = [zoo.subject(n) for n in names]
-    paths = build(own + zoo_subjects, args.out, progress=not args.quiet)
-    print(f"wrote {len(paths)} files to {args.out}: open {paths[-1]}")
+    command = "interp " + shlex.join(getattr(args, "argv", None) or [])
+    paths = build(own + zoo_subjects, folder, progress=not args.quiet, sections=sections, plotly=args.plotly,
+                  formats=formats, command=command.strip())
+    print(f"wrote {len(paths)} files to {folder}: open {folder / 'index.html'}")
     return 0
 
 
@@ -200,7 +214,8 @@ def cmd_zoo_evaluate(args) -> int:
         status = "matches card" if not mismatches else "DIFFERS FROM CARD: " + "; ".join(mismatches)
         if bars:
             status += "  BELOW BAR: " + "; ".join(bars)
-        print(f"{name:<24}{_headline({'metrics': fresh})}  [{status}]", flush=True)
+        if not args.json:  # with --json, the JSON alone: a program reads it
+            print(f"{name:<24}{_headline({'metrics': fresh})}  [{status}]", flush=True)
         report[name] = {"metrics": fresh, "mismatches": mismatches, "below_bar": bars}
     if args.json:
         print(json.dumps(report, indent=2))
@@ -223,12 +238,30 @@ def _own_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--modality", choices=("image", "tabular", "tokens", "series"))
 
 
+REPORT_EXAMPLES = """examples:
+  interp report --all --out reports-out                     every zoo model, each page self-contained
+  interp report --all --out reports-out --plotly shared     plotly.js once for the folder (pages ~1 MB)
+  interp report --model cnn-digits --format pdf --out r     HTML and PDF (needs Chromium)
+  interp report --model cnn-digits --format png,svg --out r every figure as PNG and SVG too
+  interp report --model mlp-cancer --sections lrp,saliency --out r
+  interp report --subject my_models.py:subjects --out r     your models (a function returning Subjects)
+  interp report --model-file net.py:Net --weights net.safetensors --data test.npz --out r
+"""
+
+DASHBOARD_EXAMPLES = """examples:
+  interp dashboard                                          the zoo on http://127.0.0.1:8050/
+  interp dashboard --subject my_models.py:subjects          your models beside the zoo's
+  interp dashboard --model-file net.py:Net --weights net.safetensors --data test.npz --no-zoo
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="interp", description="See inside PyTorch models: dashboard, reports, zoo.")
     p.add_argument("--version", action="version", version=f"interp {__import__('interp').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    d = sub.add_parser("dashboard", help="serve the Dash dashboard on your models and the zoo")
+    d = sub.add_parser("dashboard", help="serve the Dash dashboard on your models and the zoo",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DASHBOARD_EXAMPLES)
     d.add_argument("--model", help="model selected at start, yours or the zoo's (default: your first, else the zoo's "
                    "first)")
     _own_model_options(d)
@@ -241,11 +274,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default $INTERP_CACHE or ~/.cache/interp)")
     d.set_defaults(func=cmd_dashboard)
 
-    r = sub.add_parser("report", help="write self-contained HTML reports")
-    r.add_argument("--model", action="append", metavar="NAME", help="zoo model (repeatable)")
+    r = sub.add_parser("report", help="write self-contained HTML reports (and PDF)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=REPORT_EXAMPLES,
+                       description="One page per model: a summary, a section per analysis, a reproducibility "
+                                   "record; an index of every report in the folder.")
+    r.add_argument("--model", action="append", metavar="NAME", help="zoo model (repeatable; named twice, made once)")
     r.add_argument("--all", action="store_true", help="every zoo model")
     _own_model_options(r)
-    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--out", required=True, help="output folder (made if missing; reports already there stay in "
+                   "its index)")
+    r.add_argument("--sections", metavar="A,B,...", help="the sections to compute, comma-separated, from: "
+                   "overview, samples, activations, saliency, lrp, sensitivity, evaluation, latent (default all; "
+                   "the summary, the card and the record always)")
+    r.add_argument("--plotly", choices=("inline", "shared"), default="inline", help="inline: each page opens by "
+                   "itself (4.8 MB of plotly.js each); shared: plotly.min.js written once beside the pages")
+    r.add_argument("--format", metavar="html,pdf,png,svg", default="html", help="pdf too: printed by the "
+                   "system's Chromium (A4); png, svg: each figure as a file in NAME-figures/, drawn by Kaleido "
+                   "(pip install 'interp[images]') through that Chromium; the HTML is always written")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--cache", metavar="DIR", help="store for dataset-wide results "
                    "(default $INTERP_CACHE or ~/.cache/interp)")
@@ -270,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     ze.add_argument("names", nargs="*", metavar="NAME")
     ze.add_argument("--all", action="store_true", help="every model (the default)")
     ze.add_argument("--weights-dir", default=None)
-    ze.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    ze.add_argument("--json", action="store_true", help="print the metrics as JSON only (for programs)")
     ze.set_defaults(func=cmd_zoo_evaluate)
     z.set_defaults(func=lambda a: (z.print_help(), EXIT_USAGE)[1])
     return p
@@ -279,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for the reports' record
     from .memory import retain_freed_memory
 
     retain_freed_memory()  # this process is ours to tune; see interp/memory.py

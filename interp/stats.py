@@ -6,7 +6,8 @@ sequence or vector output (the last axis). Its *value* for a sample is the mean
 over the remaining positions (space or time), so a conv channel's value is its
 average response. ``frac_zero`` counts samples where the unit is zero at every
 position (a dead or sparse unit); ``max`` is the largest activation at any single
-position, so it can exceed the top value, which is a mean over positions.
+position, so it can exceed the top value, which is a mean over positions; ``min`` the
+smallest (at least 0 for a unit that never goes negative, as after a ReLU).
 
 Computed in one streaming pass over the stored arrays, chunk by chunk, so memory
 stays bounded by the chunk size whatever the number of samples. Means and
@@ -43,6 +44,8 @@ class LayerStats:
     top_values: np.ndarray          # (units, k) those values
     class_means: np.ndarray | None  # (classes, units) mean value per class, if labels were given
     class_counts: np.ndarray | None  # (classes,) samples per class
+    min: np.ndarray | None = None   # (units,) smallest activation at any single position, any sample
+                                    # (None: not known, as in statistics made before it was kept)
 
     @property
     def units(self) -> int:
@@ -94,7 +97,7 @@ def output_stats(array: np.ndarray, output: str = "", channels_first: bool = Tru
     row_bytes = max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize)
     chunk = max(1, CHUNK_BYTES // row_bytes)
     count, mean, m2 = 0, None, None
-    zeros = maxima = top_v = top_i = class_sum = None
+    zeros = maxima = minima = top_v = top_i = class_sum = None
     for start in range(0, n, chunk):
         a = np.asarray(array[start:start + chunk], dtype=np.float64)
         u = _unit_first(a, channels_first)                 # (m, units, positions)
@@ -104,7 +107,7 @@ def output_stats(array: np.ndarray, output: str = "", channels_first: bool = Tru
         if mean is None:
             units = v.shape[1]
             mean, m2 = c_mean, c_m2
-            zeros, maxima = np.zeros(units), np.full(units, -np.inf)
+            zeros, maxima, minima = np.zeros(units), np.full(units, -np.inf), np.full(units, np.inf)
             top_v, top_i = np.empty((units, 0)), np.empty((units, 0), dtype=np.int64)
             class_sum = np.zeros((n_classes, units)) if labels is not None else None
         else:
@@ -115,6 +118,7 @@ def output_stats(array: np.ndarray, output: str = "", channels_first: bool = Tru
         count += m
         zeros += (np.abs(u).max(axis=2) == 0).sum(0)
         maxima = np.maximum(maxima, u.max(axis=(0, 2)))
+        minima = np.minimum(minima, u.min(axis=(0, 2)))
         idx = np.arange(start, start + m)
         top_v, top_i = _merge_top(np.concatenate([top_v, v.T], 1),
                                   np.concatenate([top_i, np.broadcast_to(idx, v.T.shape)], 1), k)
@@ -127,7 +131,7 @@ def output_stats(array: np.ndarray, output: str = "", channels_first: bool = Tru
             class_means = class_sum / class_counts[:, None]
     return LayerStats(
         output=output, n_samples=n, sample_shape=tuple(array.shape[1:]), channels_first=channels_first,
-        mean=mean, std=np.sqrt(m2 / count), frac_zero=zeros / count, max=maxima,
+        mean=mean, std=np.sqrt(m2 / count), frac_zero=zeros / count, max=maxima, min=minima,
         top_indices=top_i, top_values=top_v, class_means=class_means, class_counts=class_counts,
     )
 

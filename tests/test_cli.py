@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -49,6 +50,8 @@ def test_zoo_list_and_evaluate():
     r = run("zoo", "evaluate", "mlp-cancer", "cnn-digits")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("matches card") == 2
+    r = run("zoo", "evaluate", "mlp-cancer", "--json")  # the JSON alone: a program parses the whole output
+    assert r.returncode == 0 and json.loads(r.stdout)["mlp-cancer"]["mismatches"] == []
 
 
 @pytest.mark.slow

@@ -169,7 +169,7 @@ def test_report_through_the_cli_with_a_model_file(own, tmp_path, name, capsys):
     assert main(["report", *_files(own, name, tmp_path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     page = (tmp_path / "out" / f"{name}.html").read_text()
     assert _sections_of(page) == list(SECTIONS)
-    assert "wrote 2 files" in capsys.readouterr().out  # the user's page and the index: no zoo unless asked
+    assert "wrote 3 files" in capsys.readouterr().out  # the page, the index and reports.json: no zoo unless asked
 
 
 def test_the_cli_says_what_is_wrong_in_one_line(own, tmp_path, capsys):

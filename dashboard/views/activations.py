@@ -60,6 +60,14 @@ def layout() -> html.Div:
     ])
 
 
+def unit_caption(stats, unit: int) -> str:
+    """The layer and the unit in numbers, and what a click does here (the figures, shared
+    with the static reports, say nothing of clicking)."""
+    return (f"{stats.output}: {stats.units} units · unit {unit}: mean {stats.mean[unit]:.3f}, "
+            f"zero on {stats.frac_zero[unit]:.0%} of test samples · click a unit to pick it; "
+            "click one of the top samples (or a row of the heatmap) to select it everywhere")
+
+
 def register(app, catalog) -> None:
     register_seen(app, TAB)
 
@@ -133,10 +141,7 @@ def register(app, catalog) -> None:
             shown, index = sample_of(catalog, current)  # the sample, or its edit
         except InterpError as exc:
             return no_update, str(exc)
-        s = activations.stats(subject, output)
-        caption = (f"{output}: {s.units} units · unit {unit}: mean {s.mean[unit]:.3f}, "
-                   f"zero on {s.frac_zero[unit]:.0%} of test samples · click a unit to pick it, "
-                   f"a sample to select it everywhere")
+        caption = unit_caption(activations.stats(subject, output), unit)
         figure = VIEWS.get(shown, TAB, {"index": index, "layer": output, "unit": unit},
                            lambda: {"figure": activations.sample_figure(shown, output, index, unit)})["figure"]
         return figure, caption

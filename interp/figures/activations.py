@@ -6,6 +6,7 @@ click can select a unit or a sample (the dashboard reads it back).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -14,10 +15,28 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 from ..stats import LayerStats
-from ._style import ACCENT, ACTIVATION_SCALE, DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from ._style import (
+    ACCENT,
+    ACTIVATION_SCALE,
+    COLORBAR,
+    DIVERGING_SCALE,
+    LABEL_FONT,
+    NEGATIVE,
+    POSITIVE,
+    TABLE_ROW,
+    error_bars,
+    finish,
+    fit_labels,
+    label_px,
+    table_columns,
+    table_height,
+    table_margin,
+    table_width,
+)
 from .arrays import as_array
 
 DEAD = POSITIVE  # the palette's red, as unit_statistics' subplot title says (NEGATIVE is blue)
+ROW_PX = 24      # px per token row: twice the labels' font, so every token's label is written
 
 
 def _scale(values: np.ndarray) -> dict:
@@ -119,32 +138,40 @@ def sequence_heatmap(values, tokens: Sequence[str] | None = None, title: str | N
                                customdata=np.broadcast_to(units, (t, len(units))),
                                hovertemplate="%{y}, unit %{x}: %{z:.3f}<extra></extra>",
                                colorbar=dict(title="activation", thickness=12), **_scale(v)))
-    fig.update_yaxes(autorange="reversed", type="category", title="time step: token")
+    fig.update_yaxes(autorange="reversed", type="category", title="time step: token",
+                     tickfont=dict(size=LABEL_FONT))  # a row of ROW_PX per token holds its label
     fig.update_xaxes(title="unit")
-    return finish(fig, title, height=max(260, 90 + 22 * t))
+    return finish(fig, title, height=max(260, 90 + ROW_PX * t))
 
 
 def attention_maps(weights, tokens: Sequence[str] | None = None, title: str | None = None) -> go.Figure:
-    """Attention weights per head: query (rows) x key (columns), labelled by token."""
+    """Attention weights per head: query (rows) x key (columns), labelled by token. Labels
+    keep a legible size: rows grow with the queries; the keys' (turned) labels widen the
+    figure, and past ``MAX_PLOT`` every k-th key is named (hover names each)."""
     a = _stack(weights, "attention weights must be shaped (heads, queries, keys)")
     heads, tq, tk = a.shape
     if tokens is not None and len(tokens) not in (tq, tk):
         raise InputError(f"got {len(tokens)} tokens for {tq} queries and {tk} keys")
     qlab = [f"{i}: {tokens[i]}" for i in range(tq)] if tokens is not None and len(tokens) == tq else list(range(tq))
     klab = [f"{i}: {tokens[i]}" for i in range(tk)] if tokens is not None and len(tokens) == tk else list(range(tk))
+    spacing = 0.12 if heads > 1 else 0.0  # of the plot's width, between the heads
+    fit = fit_labels(klab, rotated=True, panels=heads, share=1 - spacing)
     fig = make_subplots(rows=1, cols=heads, subplot_titles=[f"head {h}" for h in range(heads)],
-                        horizontal_spacing=0.12 / max(1, heads - 1) if heads > 1 else 0.0,
-                        shared_yaxes=True)
+                        horizontal_spacing=spacing / max(1, heads - 1), shared_yaxes=True)
+    keys, names = fit.shown(klab)
     for h in range(heads):
         fig.add_trace(go.Heatmap(z=a[h], x=klab, y=qlab, coloraxis="coloraxis",
                                  hovertemplate=f"head {h}<br>query %{{y}}<br>key %{{x}}: %{{z:.3f}}<extra></extra>"),
                       row=1, col=h + 1)
-        fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", row=1, col=h + 1)
-        fig.update_yaxes(type="category", autorange="reversed", row=1, col=h + 1,
+        fig.update_xaxes(type="category", tickangle=-60, title="key (attended to)", tickmode="array", tickvals=keys,
+                         ticktext=names, tickfont=dict(size=LABEL_FONT), row=1, col=h + 1)
+        fig.update_yaxes(type="category", autorange="reversed", row=1, col=h + 1, tickfont=dict(size=LABEL_FONT),
                          title="query (attending)" if h == 0 else None)
     fig.update_layout(coloraxis=dict(colorscale=ACTIVATION_SCALE, cmin=0, cmax=float(a.max()) or 1.0,
                                      colorbar=dict(title="weight", thickness=12)))
-    return finish(fig, title or "attention", height=max(320, 160 + 24 * tq))
+    margin = dict(l=math.ceil(label_px(qlab, LABEL_FONT)) + 40, r=20, t=50, b=40)
+    return finish(fig, title or "attention", height=max(320, 160 + ROW_PX * tq), margin=margin,
+                  width=None if fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR)
 
 
 def unit_bars(values, title: str | None = None, highlight: int | None = None) -> go.Figure:
@@ -160,13 +187,15 @@ def unit_bars(values, title: str | None = None, highlight: int | None = None) ->
 
 def unit_statistics(stats: LayerStats, unit: int | None = None, title: str | None = None,
                     dead_threshold: float = 0.99) -> go.Figure:
-    """Per unit over the dataset: mean value with its std (top), and the share of samples
+    """Per unit over the dataset: mean value with its std (top; for a unit that is never
+    negative, as after a ReLU, the lower whisker stops at 0), and the share of samples
     where the unit is zero everywhere, dead units in red (bottom). Click picks a unit."""
     units = np.arange(stats.units)
+    never_negative = stats.min >= 0 if stats.min is not None else False
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
                         subplot_titles=["mean activation per unit (± std over samples)",
                                         f"share of samples where the unit is zero (red: ≥ {dead_threshold:.0%}, dead)"])
-    fig.add_trace(go.Bar(x=units, y=stats.mean, error_y=dict(type="data", array=stats.std, thickness=1),
+    fig.add_trace(go.Bar(x=units, y=stats.mean, error_y=error_bars(stats.mean, stats.std, never_negative, thickness=1),
                          customdata=units, name="mean",
                          marker_color=[POSITIVE if u == unit else ACCENT for u in units],
                          hovertemplate="unit %{x}: mean %{y:.3f}<extra></extra>"), row=1, col=1)
@@ -208,8 +237,11 @@ def layer_stats_table(stats: Mapping[str, LayerStats], title: str = "Layer stati
     ]
     header = ["output", "shape per sample", "units", "mean of unit means", "mean unit std",
               f"dead units (zero on ≥{dead_threshold:.0%})", "zero share", "max (any position)"]
+    header = [f"<b>{h}</b>" for h in header]
+    widths, content = table_columns(header, cols)
     fig = go.Figure(go.Table(
-        columnwidth=[3, 2, 1, 1.5, 1.5, 1.5, 1.2, 1],
-        header=dict(values=[f"<b>{h}</b>" for h in header], fill_color="#eef2f7", align="left", height=TABLE_ROW),
+        columnwidth=widths,
+        header=dict(values=header, fill_color="#eef2f7", align="left", height=TABLE_ROW),
         cells=dict(values=cols, align=["left", "left"] + ["right"] * 6, height=TABLE_ROW)))
-    return finish(fig, title, height=table_height(len(rows)))
+    margin = table_margin(title)
+    return finish(fig, title, height=table_height(len(rows)), width=table_width(content, margin), margin=margin)

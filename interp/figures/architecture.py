@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..architecture import Architecture
-from ._style import TABLE_ROW, finish, table_height
+from ._style import TABLE_ROW, finish, table_columns, table_height, table_margin, table_width
 
 
 def architecture_table(summary: Architecture, title: str | None = None) -> go.Figure:
@@ -15,13 +15,15 @@ def architecture_table(summary: Architecture, title: str | None = None) -> go.Fi
     types = [r.type for r in rows] + [summary.model_class]
     shapes = [r.shape_text for r in rows] + ["input: " + "×".join(map(str, summary.input_shape))]
     params = [f"{r.parameters:,}" for r in rows] + [f"<b>{summary.total_parameters:,}</b>"]
+    header = ["<b>layer</b>", "<b>type</b>", "<b>output shape (batch of 1)</b>", "<b>parameters</b>"]
+    cells = [names, types, shapes, params]
+    widths, content = table_columns(header, cells)
     fig = go.Figure(go.Table(
-        columnwidth=[3, 2, 4, 1.5],
-        header=dict(values=["<b>layer</b>", "<b>type</b>", "<b>output shape (batch of 1)</b>",
-                            "<b>parameters</b>"],
-                    fill_color="#eef2f7", align="left", height=TABLE_ROW),
-        cells=dict(values=[names, types, shapes, params], align=["left", "left", "left", "right"],
+        columnwidth=widths,
+        header=dict(values=header, fill_color="#eef2f7", align="left", height=TABLE_ROW),
+        cells=dict(values=cells, align=["left", "left", "left", "right"],
                    fill_color=[["white", "#fafbfc"] * (len(names) // 2 + 1)], height=TABLE_ROW),
     ))
-    return finish(fig, title or f"{summary.model_class}: {summary.total_parameters:,} parameters",
-                  height=table_height(len(names)))
+    title = title or f"{summary.model_class}: {summary.total_parameters:,} parameters"
+    margin = table_margin(title)
+    return finish(fig, title, height=table_height(len(names)), width=table_width(content, margin), margin=margin)

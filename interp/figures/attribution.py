@@ -10,6 +10,7 @@ units can sit side by side; hover gives the raw values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,7 +19,23 @@ from plotly.subplots import make_subplots
 
 from ..attribution import Attribution
 from ..errors import InputError
-from ._style import DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from ._style import (
+    COLORBAR,
+    DIVERGING_SCALE,
+    LABEL_FONT,
+    NEGATIVE,
+    POSITIVE,
+    TABLE_ROW,
+    LabelFit,
+    finish,
+    fit_labels,
+    fit_rows,
+    label_px,
+    table_columns,
+    table_height,
+    table_margin,
+    table_width,
+)
 from .arrays import as_array, color_bound
 from .images import image_axes, image_traces, to_hw
 
@@ -90,20 +107,31 @@ def _token_text(tokens: Sequence[str], mask) -> list[str]:
 def attribution_tokens(values, tokens: Sequence[str], title: str | None = None, mask=None,
                        label: str = "attribution") -> go.Figure:
     """A token sequence as a strip of words coloured by their attribution; ground-truth
-    positions (``mask``) in bold."""
+    positions (``mask``) in bold. Words keep a legible size: the strip widens for many
+    tokens, and past ``MAX_PLOT`` every k-th word is written (hover names each)."""
     v = as_array(values).astype(float).reshape(-1)
     if len(v) != len(tokens):
         raise InputError(f"got {len(v)} attributions for {len(tokens)} tokens")
     b = color_bound(v)
+    fit = fit_labels(tokens)
     fig = go.Figure(go.Heatmap(
-        z=[v], x=list(range(len(v))), y=[""], text=[_token_text(tokens, mask)], texttemplate="%{text}",
-        textfont=dict(size=14), colorscale=DIVERGING_SCALE, zmin=-b, zmax=b, zmid=0.0, xgap=3,
-        colorbar=dict(title=label, thickness=12),
-        hovertemplate=f"position %{{x}}: %{{text}}, {label} %{{z:.4g}}<extra></extra>"))
-    fig.update_xaxes(title="position", dtick=1, showgrid=False)
+        z=[v], x=list(range(len(v))), y=[""], text=[fit.text(_token_text(tokens, mask))], texttemplate="%{text}",
+        hovertext=[[str(t) for t in tokens]], textfont=dict(size=LABEL_FONT), colorscale=DIVERGING_SCALE,
+        zmin=-b, zmax=b, zmid=0.0, xgap=3, colorbar=dict(title=label, thickness=12),
+        hovertemplate=f"position %{{x}}: %{{hovertext}}, {label} %{{z:.4g}}<extra></extra>"))
+    _position_axis(fig, fit, len(v))
     fig.update_yaxes(showticklabels=False, showgrid=False)
     note = " (bold: ground-truth positions)" if mask is not None and np.any(as_array(mask)) else ""
-    return finish(fig, (title or "") + note or None, height=170)
+    margin = dict(l=50, r=20, t=50 if (title or note) else 20, b=40)
+    return finish(fig, (title or "") + note or None, height=170, margin=margin,
+                  width=None if fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR)
+
+
+def _position_axis(fig: go.Figure, fit: LabelFit, n: int, title: str | None = "position", **where) -> None:
+    """An x axis of token positions 0..n-1, numbered where the words are written."""
+    ticks, _ = fit.shown(range(n))
+    fig.update_xaxes(title=title, tickmode="array", tickvals=ticks, ticktext=[str(t) for t in ticks],
+                     tickfont=dict(size=LABEL_FONT), showgrid=False, **where)
 
 
 def _words(x, vocab) -> list[str]:
@@ -156,28 +184,38 @@ def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str,
     if modality not in ("tokens", "tabular"):
         raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
     labels = [a.label for a in attributions]
+    words = [_words(row, vocab) for row in x] if modality == "tokens" else None
+    fit = fit_rows(words) if words else None
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles, vertical_spacing=0.5 / max(n, 1) if n > 1 else 0)
     for i in range(n):
         raw = np.stack([as_array(a.values[i]).astype(float).reshape(-1) for a in attributions])
         scaled = raw / np.array([color_bound(r) for r in raw])[:, None]
         if modality == "tokens":
-            words = _token_text(_words(x[i], vocab), masks[i])
-            cols, text = list(range(len(words))), [words] * len(attributions)
+            cols = list(range(len(words[i])))
+            text = [fit.text(_token_text(words[i], masks[i]))] * len(attributions)
+            hover = [words[i]] * len(attributions)
         else:
             cols = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(raw.shape[1])]
-            text = None
+            text = hover = None
         fig.add_trace(go.Heatmap(
-            z=scaled, x=cols, y=labels, customdata=raw, text=text, coloraxis="coloraxis", xgap=2, ygap=2,
-            texttemplate="%{text}" if text else None,
-            hovertemplate="%{y}<br>%{x}: %{customdata:.4g}<extra></extra>"), row=i + 1, col=1)
+            z=scaled, x=cols, y=labels, customdata=raw, text=text, hovertext=hover, coloraxis="coloraxis",
+            xgap=2, ygap=2, texttemplate="%{text}" if text else None,
+            textfont=dict(size=LABEL_FONT) if text else None,
+            hovertemplate="%{y}<br>%{x}: " + ("%{hovertext}, " if text else "") + "%{customdata:.4g}<extra></extra>"),
+            row=i + 1, col=1)
         fig.update_yaxes(autorange="reversed", type="category", row=i + 1, col=1)
-        fig.update_xaxes(type="category", tickangle=-50 if modality == "tabular" else 0, row=i + 1, col=1,
-                         showticklabels=modality == "tabular" or i == n - 1)
+        if modality == "tokens":
+            _position_axis(fig, fit, len(cols), title="position" if i == n - 1 else None,
+                           showticklabels=i == n - 1, row=i + 1, col=1)
+        else:
+            fig.update_xaxes(type="category", tickangle=-50, row=i + 1, col=1)
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING_SCALE, cmin=-1, cmax=1, cmid=0,
                                      colorbar=dict(title="attribution /<br>max |attribution|", thickness=12)))
     per = 40 + 26 * len(attributions) + (130 if modality == "tabular" else 20)
     note = " (bold: ground-truth positions)" if modality == "tokens" and truth is not None else ""
-    return finish(fig, (title or "") + note or None, height=60 + per * n, margin=dict(l=190, r=20, t=60, b=40))
+    margin = dict(l=max(190, math.ceil(label_px(labels, LABEL_FONT)) + 10), r=20, t=60, b=40)
+    width = None if fit is None or fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR
+    return finish(fig, (title or "") + note or None, height=60 + per * n, margin=margin, width=width)
 
 
 def _image_grid(x, attributions, titles, masks, title) -> go.Figure:
@@ -229,10 +267,15 @@ def attribution_summary(attributions: Sequence[Attribution], sample_titles: Sequ
                          f"{v[i].sum():.4g}", delta, share, f"{a.seconds * 1e3:.0f}"])
     keep = [j for j in range(len(header)) if any(r[j] for r in rows)]
     cells = [[r[j] for r in rows] for j in keep]
+    shown = [f"<b>{header[j]}</b>" for j in keep]
+    widths, content = table_columns(shown, cells)
     fig = go.Figure(go.Table(
-        header=dict(values=[f"<b>{header[j]}</b>" for j in keep], fill_color="#eef2f7", align="left"),
+        columnwidth=widths,
+        header=dict(values=shown, fill_color="#eef2f7", align="left"),
         cells=dict(values=cells, align="left", height=TABLE_ROW - 4)))
-    return finish(fig, title, height=table_height(len(rows), title=bool(title)))
+    margin = table_margin(title)
+    return finish(fig, title, height=table_height(len(rows), title=bool(title)), width=table_width(content, margin),
+                  margin=margin)
 
 
 def attribution_pair(sides: Sequence[tuple], modality: str, *, title: str | None = None, feature_names=None,
@@ -279,24 +322,31 @@ def attribution_pair(sides: Sequence[tuple], modality: str, *, title: str | None
     for i, r in enumerate(rows):
         z[i, :len(r)] = r
     y = names + (["right − left"] if difference else [])
+    margin = dict(l=max(190, math.ceil(label_px(y, LABEL_FONT)) + 10), r=20, t=60, b=40)
+    fit = None
     if modality == "tokens":
         words = [_words(x, vocab) for x in xs]
         words += [words[1]] if difference else []
-        text = [w + [""] * (width - len(w)) for w in words]
-        x_axis, title_x = list(range(width)), "position"
+        hover = [w + [""] * (width - len(w)) for w in words]
+        fit = fit_rows(words)
+        text = [fit.text(row) for row in hover]
+        x_axis = list(range(width))
     else:
-        text = None
+        text = hover = None
         x_axis = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(width)]
-        title_x = "feature"
     fig = go.Figure(go.Heatmap(
-        z=z, x=x_axis, y=y, text=text, texttemplate="%{text}" if text else None, textfont=dict(size=13),
-        colorscale=DIVERGING_SCALE, zmin=-bound, zmax=bound, zmid=0.0, xgap=2, ygap=4,
+        z=z, x=x_axis, y=y, text=text, hovertext=hover, texttemplate="%{text}" if text else None,
+        textfont=dict(size=LABEL_FONT), colorscale=DIVERGING_SCALE, zmin=-bound, zmax=bound, zmid=0.0, xgap=2, ygap=4,
         colorbar=dict(title=label.replace(" (", "<br>("), thickness=12),
-        hovertemplate="%{y}<br>" + ("position %{x}: %{text}" if text else "%{x}") + ", value %{z:.4g}<extra></extra>"))
+        hovertemplate="%{y}<br>" + ("position %{x}: %{hovertext}" if text else "%{x}")
+                      + ", value %{z:.4g}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", title=None)
-    fig.update_xaxes(type="category", title=title_x, tickangle=-50 if modality == "tabular" else 0)
-    return finish(fig, title, height=150 + 60 * len(y) + (120 if modality == "tabular" else 0),
-                  margin=dict(l=190, r=20, t=60, b=40))
+    if fit is not None:
+        _position_axis(fig, fit, width)
+    else:
+        fig.update_xaxes(type="category", title="feature", tickangle=-50)
+    return finish(fig, title, height=150 + 60 * len(y) + (120 if modality == "tabular" else 0), margin=margin,
+                  width=None if fit is None or fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR)
 
 
 __all__ = ["attribution_image", "attribution_bars", "attribution_tokens", "attribution_view",

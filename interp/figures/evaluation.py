@@ -6,12 +6,15 @@
   are re-initialised from the top (a method that stays near 1 ignores the model);
 - :func:`randomisation_maps`: the first sample's explanation as the layers are re-initialised;
 - :func:`leaderboard`: a sortable table with small bars, a row per method, a column per
-  metric, the spread over samples as error bars, random order in grey;
+  metric, the spread over samples as error bars (stopping at 0 for a metric no sample
+  scored below 0), random order in grey;
 - :func:`zoo_leaderboard`: each method's place per model, across models;
 - :func:`agreement_matrix`: the methods × methods rank correlation.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -20,7 +23,7 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 from ..evaluation import METRICS, Evaluation
-from ._style import ACCENT, DIVERGING_SCALE, finish
+from ._style import ACCENT, COLORBAR, DIVERGING_SCALE, LABEL_FONT, error_bars, finish, fit_labels, label_px
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 RANDOM = "#7f7f7f"
@@ -97,7 +100,7 @@ def randomisation_curves(result: Evaluation, title: str | None = None) -> go.Fig
         centre, spread = s.mean(1), s.std(1)
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Scatter(x=x, y=centre, mode="lines+markers", name=method, line=dict(color=color, width=2),
-                                 error_y=dict(type="data", array=spread, visible=True, thickness=1),
+                                 error_y=error_bars(centre, spread, (s >= 0).all(), thickness=1),
                                  customdata=list(r.layers),
                                  hovertemplate=method + "<br>up to %{customdata}<br>%{y:.3f}<extra></extra>"))
     layers = next(iter(result.randomisations.values())).layers
@@ -142,16 +145,16 @@ def leaderboard(result: Evaluation, metrics=None, title: str | None = None) -> g
         values = [result.per_sample[(m, metric)].float() for m in rows]
         means = [float(v.mean()) for v in values]
         spread = [float(v.std()) if len(v) > 1 else 0.0 for v in values]
+        non_negative = all(bool((v >= 0).all()) for v in values)  # areas of probabilities, shares, hits
         fig.add_trace(go.Bar(x=means, y=first[col - 1], orientation="h", showlegend=False, width=0.6, name=metric,
                              marker_color=[RANDOM if m == "random" else ACCENT for m in rows],
-                             error_x=dict(type="data", array=spread, visible=True, thickness=1, width=2,
-                                          color="#9aa5b1"),
+                             error_x=error_bars(means, spread, non_negative, thickness=1, width=2, color="#9aa5b1"),
                              text=[f"{v:.3f}" for v in means], textposition="outside", cliponaxis=False,
                              customdata=[[m, s, len(v)] for m, s, v in zip(rows, spread, values)],
                              hovertemplate="%{customdata[0]}<br>" + metric + " %{x:.4f} ± %{customdata[1]:.4f} "
                                            "(sd, %{customdata[2]} samples)<extra></extra>"), row=1, col=col)
         top = max((abs(m) + s for m, s in zip(means, spread)), default=1.0) or 1.0
-        low = min(0.0, min(m - s for m, s in zip(means, spread)))
+        low = 0.0 if non_negative else min(0.0, min(m - s for m, s in zip(means, spread)))
         fig.update_xaxes(range=[low * 1.05, top * 1.35], showticklabels=False, zeroline=True, row=1, col=col)
 
     def sort_by(metric: str) -> list[dict]:
@@ -206,26 +209,42 @@ def randomisation_maps(result: Evaluation, methods=None, image: bool = True, lab
         height = 80 + 95 * len(names)
     else:
         fig = make_subplots(rows=len(names), cols=1, vertical_spacing=0.03, subplot_titles=names)
+        width = None
         for i, m in enumerate(names, start=1):
             z = np.stack([magnitude(e).reshape(-1) for e in found[m].examples])
-            x = list(labels) if labels is not None and len(labels) == z.shape[1] else None
+            named = labels is not None and len(labels) == z.shape[1]
+            x = [str(s) for s in labels] if named else list(range(z.shape[1]))
+            fit = fit_labels(x, rotated=True)  # keys turned by 60°: every k-th past MAX_PLOT
+            ticks, text = fit.shown(x)
+            width = fit.width
             fig.add_trace(go.Heatmap(z=z, x=x, y=stages, coloraxis="coloraxis",
                                      hovertemplate=m + " · %{y}<br>%{x}: %{z:.2f}<extra></extra>"), row=i, col=1)
-        fig.update_yaxes(autorange="reversed", tickfont=dict(size=9))
-        height = 60 + len(names) * (30 + 14 * len(stages))
+            fig.update_xaxes(type="category", tickangle=-60, tickmode="array", tickvals=ticks, ticktext=text,
+                             tickfont=dict(size=LABEL_FONT), row=i, col=1)
+        fig.update_yaxes(autorange="reversed", tickfont=dict(size=LABEL_FONT))
+        height = 60 + len(names) * (30 + 20 * len(stages))
     fig.update_annotations(font_size=10)
     fig.update_layout(coloraxis=dict(colorscale="Reds", cmin=0, cmax=1, colorbar=dict(title="|R| / max", len=0.5)))
+    margin = dict(l=20, r=20, t=90, b=20) if image else dict(
+        l=math.ceil(label_px(stages, LABEL_FONT)) + 10, r=20, t=90, b=20)
     return finish(fig, f"{title or 'What the randomisation check saw'}<br><sup>the first sample's explanation as the "
                        "layers are re-initialised from the top; a map that keeps its shape ignores the model</sup>",
-                  height=height, margin=dict(l=20 if image else 90, r=20, t=90, b=20))
+                  height=height, margin=margin,
+                  width=None if image or width is None else width + margin["l"] + margin["r"] + COLORBAR)
 
 
 def zoo_leaderboard(evaluations, metric: str = "deletion", title: str | None = None) -> go.Figure:
-    """Across models (``{name: Evaluation}``), each method's place by ``metric`` within each
-    model (1 = best; a method a model was not scored by is blank), the value written in the
-    cell: which methods win everywhere, and which only somewhere."""
-    evaluations = {name: _check(ev) for name, ev in evaluations.items()}
-    boards = {name: ev.leaderboard(metric) for name, ev in evaluations.items() if metric in ev.metrics}
+    """Across models (``{name: Evaluation}``, or ``{name: {metric: [(method, value), ...]}}``,
+    leaderboards as an index of reports keeps them), each method's place by ``metric`` within
+    each model (1 = best; a method a model was not scored by is blank), the value written in
+    the cell: which methods win everywhere, and which only somewhere."""
+    boards = {}
+    for name, ev in evaluations.items():
+        if isinstance(ev, dict):
+            if ev.get(metric):
+                boards[name] = [(str(m), float(v)) for m, v in ev[metric]]
+        elif metric in _check(ev).metrics:
+            boards[name] = ev.leaderboard(metric)
     if not boards:
         raise InputError(f"no evaluation here scores {metric!r}")
     places = {name: {m: i / max(1, len(b) - 1) for i, (m, _) in enumerate(b)} for name, b in boards.items()}

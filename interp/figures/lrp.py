@@ -20,7 +20,18 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 from ..lrp import LayerRelevance, LRPResult, Plan
-from ._style import ACCENT, DIVERGING_SCALE, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from ._style import (
+    ACCENT,
+    DIVERGING_SCALE,
+    NEGATIVE,
+    POSITIVE,
+    TABLE_ROW,
+    finish,
+    table_columns,
+    table_height,
+    table_margin,
+    table_width,
+)
 from .arrays import as_array, color_bound
 
 ABSORBED, CREATED, CONSERVED = "#ff7f0e", "#9467bd", "#b8c2cf"   # apart from the red/blue of relevance
@@ -289,15 +300,17 @@ def lrp_plan_table(plan: Plan, title: str | None = None) -> go.Figure:
             for r in rows]
     fill = [UNSUPPORTED_FILL if r.role == "unsupported" else "white" if j % 2 == 0 else "#fafbfc"
             for j, r in enumerate(rows)]
+    header = ["<b>module</b>", "<b>type</b>", "<b>rule</b>", "<b>note</b>"]
+    widths, content = table_columns(header, [module, kind, rule, note])
     fig = go.Figure(go.Table(
-        columnwidth=[3.2, 1.8, 2.2, 3.8],
-        header=dict(values=["<b>module</b>", "<b>type</b>", "<b>rule</b>", "<b>note</b>"],
-                    fill_color="#eef2f7", align="left", height=TABLE_ROW),
+        columnwidth=widths,
+        header=dict(values=header, fill_color="#eef2f7", align="left", height=TABLE_ROW),
         cells=dict(values=[module, kind, rule, note], align="left", height=TABLE_ROW,
                    font=dict(color=[text] * 4), fill_color=[fill] * 4)))
     head = title or f"LRP plan, composite {plan.composite}"
+    margin = dict(l=20, r=20, t=75, b=20)
     return finish(fig, f"{head}<br><sup>{_plan_subtitle(plan)}</sup>", height=table_height(len(rows)) + 30,
-                  margin=dict(l=20, r=20, t=75, b=20))
+                  width=table_width(content, margin), margin=margin)
 
 
 # ---------------------------------------------------------------------------- summary
@@ -347,12 +360,16 @@ def lrp_summary(results_or_result, sample_titles: Sequence[str] | None = None,
                          f"{float(positive[i]):.6g}", f"{float(negative[i]):.6g}",
                          f"{took:.4g}" if absorbed else "", f"{made:.4g}" if absorbed else "",
                          f"{float(outside[i]):+.4g}" if outside is not None else "", f"{r.seconds * 1e3:.0f}"])
+    header = [f"<b>{h}</b>" for h in header]
+    cells = [[row[j] for row in rows] for j in range(len(header))]
+    widths, content = table_columns(header, cells)
     fig = go.Figure(go.Table(
-        columnwidth=[2.2, 1.6, 1, 1.3, 1.3, 1.1, 1.2, 1.3, 1.3, 1.4, 1.4, 1.3, 1],
-        header=dict(values=[f"<b>{h}</b>" for h in header], fill_color="#eef2f7", align="left"),
-        cells=dict(values=[[row[j] for row in rows] for j in range(len(header))],
-                   align=["left", "left"] + ["right"] * (len(header) - 2), height=TABLE_ROW - 4)))
-    return finish(fig, title, height=table_height(len(rows), title=bool(title)) + 20)
+        columnwidth=widths,
+        header=dict(values=header, fill_color="#eef2f7", align="left"),
+        cells=dict(values=cells, align=["left", "left"] + ["right"] * (len(header) - 2), height=TABLE_ROW - 4)))
+    margin = table_margin(title)
+    return finish(fig, title, height=table_height(len(rows), title=bool(title)) + 20,
+                  width=table_width(content, margin), margin=margin)
 
 
 __all__ = ["relevance_flow", "layer_relevance_maps", "lrp_plan_table", "lrp_summary"]

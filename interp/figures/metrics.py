@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..errors import InputError
-from ._style import SEQUENTIAL_SCALE, TABLE_ROW, finish, table_height
+from ._style import SEQUENTIAL_SCALE, TABLE_ROW, finish, table_columns, table_height, table_margin, table_width
 
 
 def confusion_matrix(matrix, classes: Sequence[str], title: str = "Confusion matrix (test split)") -> go.Figure:
@@ -46,7 +46,9 @@ def metrics_table(metrics: Mapping[str, object], title: str = "Test metrics",
     if bars:
         columns.append([bars.get(k, "") for k in keys])
         header.append("<b>quality bar</b>")
-    fig = go.Figure(go.Table(header=dict(values=header, fill_color="#eef2f7", align="left",
-                                         height=TABLE_ROW),
+    widths, content = table_columns(header, columns)
+    fig = go.Figure(go.Table(columnwidth=widths,
+                             header=dict(values=header, fill_color="#eef2f7", align="left", height=TABLE_ROW),
                              cells=dict(values=columns, align="left", height=TABLE_ROW)))
-    return finish(fig, title, height=table_height(len(keys)))
+    margin = table_margin(title)
+    return finish(fig, title, height=table_height(len(keys)), width=table_width(content, margin), margin=margin)

@@ -45,7 +45,7 @@ def quality_text(q: MapQuality | None) -> str:
     """One line on how far to trust a map."""
     if q is None:
         return ""
-    text = f"trustworthiness {q.trustworthiness:.3f} (k={q.k})"
+    text = f"trustworthiness {q.trustworthiness:.3f} ({q.k} nearest neighbours)"
     if q.agreement_map is not None:
         text += (f" · same-label neighbours: {q.agreement_map:.1%} in the map, "
                  f"{q.agreement_original:.1%} in the layer")
@@ -161,9 +161,9 @@ def layer_maps(projections: list[LayerProjection], labels=None, class_names=None
     fig.update_yaxes(showticklabels=False, zeroline=False)
     method = METHOD_NAMES.get(projections[0].method, projections[0].method)
     head = title or f"{method} of each layer, input to output"
-    return finish(fig, f"{head}<br><sup>same-label neighbours (k={projections[0].k}) in each layer: how classes "
-                       "separate with depth</sup>", height=80 + 300 * rows, margin=dict(l=20, r=20, t=100, b=20),
-                  legend=dict(itemsizing="constant"))
+    return finish(fig, f"{head}<br><sup>same-label share of the {projections[0].k} nearest neighbours in each "
+                       "layer: how classes separate with depth</sup>", height=80 + 300 * rows,
+                  margin=dict(l=20, r=20, t=100, b=20), legend=dict(itemsizing="constant"))
 
 
 def _agreement(p: LayerProjection) -> str:

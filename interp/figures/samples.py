@@ -8,6 +8,7 @@ reconstruction, or a discriminator's "real" probability.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import InputError
-from ._style import ACCENT, IMAGE_SCALE, NEGATIVE, POSITIVE, finish
+from ._style import ACCENT, FONT, IMAGE_SCALE, LABEL_FONT, NEGATIVE, POSITIVE, finish, fit_labels, fit_rows, label_px
 from .arrays import as_array
 from .images import image_axes, image_traces
 
@@ -81,20 +82,27 @@ def tabular_sample(values, feature_names: Sequence[str], title: str | None = Non
 
 
 def token_sample(tokens: Sequence[str], title: str | None = None, mask=None) -> go.Figure:
-    """A token sequence as a strip of words; ``mask`` positions (ground truth) are shaded."""
+    """A token sequence as a strip of words; ``mask`` positions (ground truth) are shaded.
+    Words keep a legible size: the strip widens for many tokens, and past ``MAX_PLOT``
+    every k-th word is written (hover names each)."""
     toks = [str(t) for t in tokens]
     m = np.zeros(len(toks)) if mask is None else as_array(mask).astype(float).reshape(-1)
     if len(m) != len(toks):
         raise InputError(f"mask has {len(m)} positions for {len(toks)} tokens")
+    fit = fit_labels(toks)
     fig = go.Figure(go.Heatmap(
-        z=[m], x=list(range(len(toks))), y=[""], text=[toks], texttemplate="%{text}",
-        textfont=dict(size=14), colorscale=[[0, "#f4f6f9"], [1, "#ffd28a"]], zmin=0, zmax=1,
-        showscale=False, xgap=3, hovertemplate="position %{x}: %{text}<extra></extra>",
+        z=[m], x=list(range(len(toks))), y=[""], text=[fit.text(toks)], hovertext=[toks], texttemplate="%{text}",
+        textfont=dict(size=LABEL_FONT), colorscale=[[0, "#f4f6f9"], [1, "#ffd28a"]], zmin=0, zmax=1,
+        showscale=False, xgap=3, hovertemplate="position %{x}: %{hovertext}<extra></extra>",
     ))
-    fig.update_xaxes(title="position", dtick=1, showgrid=False)
+    ticks, _ = fit.shown(range(len(toks)))
+    fig.update_xaxes(title="position", tickmode="array", tickvals=ticks, ticktext=[str(t) for t in ticks],
+                     tickfont=dict(size=LABEL_FONT), showgrid=False)
     fig.update_yaxes(showticklabels=False, showgrid=False)
     note = " (shaded: ground-truth positions)" if mask is not None and m.any() else ""
-    return finish(fig, (title or "") + note or None, height=150)
+    margin = dict(l=50, r=20, t=50 if (title or note) else 20, b=40)
+    return finish(fig, (title or "") + note or None, height=150, margin=margin,
+                  width=None if fit.width is None else fit.width + margin["l"] + margin["r"])
 
 
 def sample_view(x, modality: str, *, title: str | None = None, feature_names=None, vocab=None,
@@ -145,10 +153,10 @@ def real_score(score: float, title: str | None = None) -> go.Figure:
     s = float(score)
     fig = go.Figure(go.Bar(x=[s], y=["real?"], orientation="h",
                            marker_color=POSITIVE if s >= 0.5 else NEGATIVE,
-                           hovertemplate="P(real) = %{x:.3f}<extra></extra>"))
+                           hovertemplate="P(real): %{x:.3f}<extra></extra>"))
     fig.add_vline(x=0.5, line_dash="dot", line_color="#888")
     fig.update_xaxes(range=[0, 1], title="discriminator: probability real")
-    return finish(fig, title or f"P(real) = {s:.3f}", height=180)
+    return finish(fig, title or f"P(real): {s:.3f}", height=180)
 
 
 def sample_grid(samples, modality: str, ids: Sequence[int], titles: Sequence[str] | None = None,
@@ -165,13 +173,18 @@ def sample_grid(samples, modality: str, ids: Sequence[int], titles: Sequence[str
     if modality == "tokens":
         ids_ = x.astype(int).reshape(len(x), -1)
         words = [[vocab[j] if vocab is not None else str(j) for j in row] for row in ids_]
-        fig = go.Figure(go.Heatmap(z=np.zeros(ids_.shape), text=words, texttemplate="%{text}", customdata=idgrid,
-                                   textfont=dict(size=12),
+        fit = fit_rows(words)
+        fig = go.Figure(go.Heatmap(z=np.zeros(ids_.shape), text=[fit.text(row) for row in words], hovertext=words,
+                                   texttemplate="%{text}", customdata=idgrid, textfont=dict(size=LABEL_FONT),
                                    y=rows, colorscale=[[0, "#f4f6f9"], [1, "#f4f6f9"]], showscale=False,
-                                   xgap=2, ygap=2, hovertemplate="%{y}, position %{x}: %{text}<extra></extra>"))
+                                   xgap=2, ygap=2, hovertemplate="%{y}, position %{x}: %{hovertext}<extra></extra>"))
         fig.update_yaxes(autorange="reversed", type="category")
-        fig.update_xaxes(title="position", dtick=1)
-        return finish(fig, title, height=110 + 34 * len(x))
+        ticks, _ = fit.shown(range(ids_.shape[1]))
+        fig.update_xaxes(title="position", tickmode="array", tickvals=ticks, ticktext=[str(t) for t in ticks],
+                         tickfont=dict(size=LABEL_FONT))
+        margin = dict(l=math.ceil(label_px(rows, FONT["size"])) + 10, r=20, t=50 if title else 20, b=40)
+        return finish(fig, title, height=110 + 34 * len(x), margin=margin,
+                      width=None if fit.width is None else fit.width + margin["l"] + margin["r"])
     if modality == "tabular":
         v = x.astype(float).reshape(len(x), -1)
         names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(v.shape[1])]

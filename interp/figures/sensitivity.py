@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..attribution import option_text
 from ..errors import InputError
 from ..sensitivity import (
     ExplanationSensitivity,
@@ -24,7 +25,7 @@ from ..sensitivity import (
     NoiseSensitivity,
     OcclusionSensitivity,
 )
-from ._style import ACCENT, NEGATIVE, POSITIVE, TABLE_ROW, finish, table_height
+from ._style import ACCENT, NEGATIVE, POSITIVE, TABLE_ROW, error_bars, finish, table_columns, table_height, table_width
 from .arrays import as_array
 from .attribution import attribution_view
 
@@ -102,8 +103,8 @@ def noise_curves(result: NoiseSensitivity, sample: int | None = None, title: str
         _predictions_panel(fig, result, x, None if sample is None else i)
     for col in range(1, 3 if predictions else 2):
         fig.update_xaxes(title="noise scale (× the data's std)", row=1, col=col)
-    where = f" in the embedding {result.embedding}" if result.embedding else ""
-    sub = (f"Gaussian noise{where}, std = {result.std:.4g}, {result.draws} draws per sample and scale, "
+    where = f" in the embedding space ({result.embedding})" if result.embedding else ""
+    sub = (f"Gaussian noise{where}, std {result.std:.4g}, {result.draws} draws per sample and scale, "
            f"seed {result.seed}")
     head = title or "Sensitivity to input noise"
     return finish(fig, f"{head}<br><sup>{sub}</sup>", height=460, margin=dict(l=60, r=20, t=90, b=50),
@@ -135,10 +136,6 @@ def _predictions_panel(fig: go.Figure, result: NoiseSensitivity, x, sample: int 
 
 # ---------------------------------------------------------------------------- occlusion
 
-def _named(v) -> str:
-    return "default" if v is None else str(tuple(v)) if isinstance(v, (list, tuple)) else str(v)
-
-
 def occlusion_view(x, result: OcclusionSensitivity, modality: str, sample: int = 0, title: str | None = None,
                    feature_names=None, vocab=None) -> go.Figure:
     """One sample's occlusion map (how much the target score drops when a window around
@@ -153,7 +150,7 @@ def occlusion_view(x, result: OcclusionSensitivity, modality: str, sample: int =
     i = _sample_index(sample, n)
     head = title or (f"Occlusion, sample {i}: target {int(result.target[i])}, score {float(result.score[i]):.4g}")
     head += (f"<br><sup>score drop with a window set to the baseline ({result.baseline})<br>"
-             f"window {_named(result.window)}, stride {_named(result.stride)}</sup>")
+             f"window {option_text(result.window)}, stride {option_text(result.stride)}</sup>")
     fig = attribution_view(inputs[i], result.maps[i], modality, title=head, feature_names=feature_names,
                            vocab=vocab, label="score drop")
     fig.update_layout(margin=dict(t=max(fig.layout.margin.t or 50, 100)))
@@ -217,7 +214,8 @@ def ice_curves(result: FeatureSweep, feature_name: str | None = None, title: str
 
 def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figure:
     """Per layer output, in model order from the top: left, the mean relative change of
-    the output under input noise with error bars of its spread over samples; right, the
+    the output under input noise with error bars of its spread over samples (a size: the
+    lower whisker stops at 0); right, the
     share of samples still right when the layer's output is replaced by its batch mean
     or perturbed (``result.ablated_by``; a NaN (no ablation measured) draws no bar and reads "not ablated"),
     with a dotted line at the share with nothing replaced."""
@@ -235,7 +233,7 @@ def layer_profile(result: LayerSensitivity, title: str | None = None) -> go.Figu
                                         f"{what}<br>with the layer's output {how}{dotted}"])
     fig.update_annotations(font_size=12)
     fig.add_trace(go.Bar(x=change, y=names, orientation="h", name="relative change", marker_color=ACCENT,
-                         error_x=dict(type="data", array=spread, visible=True, color="#555", thickness=1.2),
+                         error_x=error_bars(change, spread, True, color="#555", thickness=1.2),
                          customdata=spread, showlegend=False,
                          hovertemplate="%{y}<br>‖Δa‖ / ‖a‖ %{x:.4g} ± %{customdata:.3g}<extra></extra>"),
                   row=1, col=1)
@@ -276,15 +274,18 @@ def explanation_robustness(result: ExplanationSensitivity, title: str | None = N
     cells = [list(result.methods),
              [f"{v:.4g}" for v in sens.mean(1)], [f"{v:.4g}" for v in sens.max(1)],
              [f"{v:.4g}" for v in infid.mean(1)]]
+    header = [f"<b>{h}</b>" for h in header]
+    widths, content = table_columns(header, cells)
     fig = go.Figure(go.Table(
-        columnwidth=[2.2, 1.3, 1.3, 1.3],
-        header=dict(values=[f"<b>{h}</b>" for h in header], fill_color="#eef2f7", align="left"),
+        columnwidth=widths,
+        header=dict(values=header, fill_color="#eef2f7", align="left"),
         cells=dict(values=cells, align=["left", "right", "right", "right"], height=TABLE_ROW - 4)))
     head = title or "Robustness of explanations"
     sub = (f"over {sens.shape[1]} samples; noise radius {result.radius:g} × the data's std, "
            f"{result.draws} draws, seed {result.seed}; lower is better")
+    margin = dict(l=20, r=20, t=80, b=20)
     return finish(fig, f"{head}<br><sup>{sub}</sup>", height=table_height(len(result.methods)) + 30,
-                  margin=dict(l=20, r=20, t=80, b=20))
+                  width=table_width(content, margin), margin=margin)
 
 
 __all__ = ["noise_curves", "occlusion_view", "ice_curves", "layer_profile", "explanation_robustness"]

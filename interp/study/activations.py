@@ -194,7 +194,9 @@ def top_samples(subject: Subject, output: str, unit: int) -> tuple[np.ndarray, n
 
 
 def top_figure(subject: Subject, output: str, unit: int) -> go.Figure:
-    """The samples that drive ``unit`` hardest, shown as the samples themselves."""
+    """The samples that drive ``unit`` hardest, shown as the samples themselves. The title
+    says what they are, nothing about clicking: a report shows the same figure (the
+    dashboard's caption says what a click does)."""
     idx, vals = top_samples(subject, output, unit)
     x = subject.inputs
     if subject.modality == "image":
@@ -203,7 +205,7 @@ def top_figure(subject: Subject, output: str, unit: int) -> go.Figure:
         titles = [f"#{i}: {v:.2f}" + (f" ({label_name(subject, int(i))})" if subject.labels is not None else "")
                   for i, v in zip(idx, vals)]
     return figures.sample_grid(x[idx], subject.modality, ids=[int(i) for i in idx], titles=titles,
-                               title=f"top {len(idx)} samples for {output}, unit {unit} (click one)",
+                               title=f"top {len(idx)} samples for {output}, unit {unit}",
                                vocab=subject.vocab, feature_names=subject.features)
 
 

@@ -280,7 +280,8 @@ def test_activations_clicks_pick_units_and_samples(browser, server):
     # click the first top sample: it becomes the current sample everywhere
     first = int(activations.top_samples(zoo.subject("cnn-digits"), "classifier.2", 5)[0][0])
     # the top samples are another callback's than the caption: clicked once they are unit 5's
-    _wait(page, watch, '[id*="act-top"]:has-text("classifier.2, unit 5 (click one)")')
+    # (the title ends at the unit: "unit 5" alone would also match units 50 to 59)
+    _wait(page, watch, '[id*="act-top"] .gtitle:text-matches("top 9 samples for classifier.2, unit 5$")')
     _click_center(page, '[id*="act-top"] .nsewdrag', nth=0)
     _wait(page, watch, f"#act-sample-map:has-text('· sample {first}')")
     _tab(page, "Samples")
@@ -316,7 +317,7 @@ def test_saliency_controls_change_what_is_explained(browser, server):
     page.locator("#sal-methods label", has_text="smoothgrad").click()
     page.fill("#sal-ig-steps", "8")
     page.press("#sal-ig-steps", "Enter")
-    _wait(page, watch, "#sal-grid:has-text('steps=8')")
+    _wait(page, watch, "#sal-grid:has-text('steps 8')")
     assert "smoothgrad" not in page.inner_text("#sal-grid")
     # a window too large for the 8x8 input is explained in words, not as a server error
     page.fill("#sal-occlusion-window", "9")
@@ -420,7 +421,7 @@ def test_sensitivity_options_reach_the_figures(browser, server):
     # occlusion: the window and the baseline show in the map's title; no test-set panel
     page.locator("#sens-kind input[value='occlusion']").click()
     _pick_option(page, "#sens-window", "3")
-    _wait(page, watch, "#sens-sample:has-text('window (3, 3)')")
+    _wait(page, watch, "#sens-sample:has-text('window 3×3')")
     _pick_option(page, "#sens-baseline", "blur")
     _wait(page, watch, "#sens-sample:has-text('(blur)')")
     # layers: another noise level and ablation start a new background job, then draw it

@@ -195,3 +195,15 @@ def test_served_by_waitress_unless_debugging_and_warned_off_the_loopback(monkeyp
     assert calls[-1][0] == "dash" and calls[-1][2]["debug"] is True  # the development server only when asked
     app_module.serve([subject], host="0.0.0.0")
     assert "warning: serving on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_the_activations_caption_says_what_a_click_does():
+    """The figures are the reports' too and say nothing of clicking; the caption does."""
+    import zoo
+    from dashboard.views.activations import unit_caption
+    from interp.study import activations
+
+    stats = activations.stats(zoo.subject("cnn-digits"), "classifier.2")
+    caption = unit_caption(stats, 5)
+    assert caption.startswith("classifier.2: 64 units · unit 5: mean ")
+    assert "click a unit to pick it" in caption and "click one of the top samples" in caption

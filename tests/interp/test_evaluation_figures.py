@@ -11,6 +11,8 @@ from torch import nn
 import interp
 from interp import figures
 from interp.errors import InterpError
+from interp.evaluation import Evaluation, Randomisation
+from tests.interp.figure_checks import plot_width, tick_labels_fit, whisker_ends
 
 
 def _masks(n: int) -> torch.Tensor:
@@ -101,3 +103,42 @@ def test_places_across_models(evaluated):
     assert heat.text[rows.index("occlusion")][0] == ""  # not scored on model a: blank
     with pytest.raises(InterpError, match="mass_accuracy"):
         figures.zoo_leaderboard({"b": other}, "mass_accuracy")
+
+
+# ---------------------------------------------------------------------------- honest whiskers, legible labels
+
+def _skewed() -> tuple[Evaluation, list[str]]:
+    """Areas no sample has below 0 but with a spread above their mean (a few large), and a
+    signed metric; a randomisation whose similarities are never negative."""
+    area = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.9])
+    signed = torch.tensor([-0.5, 0.5, 0.1, -0.2, 0.3])
+    similarity = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.8], [0.0, 0.0, 0.0, 0.0, 0.4]])
+    words = [f"{i}: word{i}" for i in range(64)]
+    examples = torch.rand(3, 64)
+    return Evaluation(methods=("saliency", "random"), metrics=("deletion", "aopc"),
+                      per_sample={("saliency", "deletion"): area, ("random", "deletion"): area / 2,
+                                  ("saliency", "aopc"): signed, ("random", "aopc"): signed / 2},
+                      randomisations={"saliency": Randomisation("saliency", ("2", "0"), similarity,
+                                                                examples=examples)}), words
+
+
+def test_leaderboard_whiskers_stop_at_zero_where_no_sample_is_negative():
+    ev, _ = _skewed()
+    deletion, aopc = figures.leaderboard(ev).data
+    assert min(whisker_ends(deletion, "x")) == pytest.approx(0.0)  # not below: no area is negative
+    spread = torch.tensor([-0.5, 0.5, 0.1, -0.2, 0.3]).std()
+    assert whisker_ends(aopc, "x")[0] == pytest.approx(0.04 - float(spread), rel=1e-5)  # signed: all of it
+
+
+def test_randomisation_curve_whiskers_stop_at_zero_for_similarities_never_negative():
+    ev, _ = _skewed()
+    curve = figures.randomisation_curves(ev).data[0]
+    assert min(whisker_ends(curve)) == pytest.approx(0.0)
+    assert list(curve.error_y.array) == pytest.approx([0.32, 0.16])  # upwards the whole spread
+
+
+def test_randomisation_strips_keep_a_legible_font_for_64_tokens():
+    ev, words = _skewed()
+    fig = figures.randomisation_maps(ev, image=False, labels=words)
+    assert fig.layout.yaxis.tickfont.size >= 10
+    tick_labels_fit(fig, fig.layout.xaxis, plot_width(fig, colorbar=True), rotated=True)

@@ -9,6 +9,16 @@ import torch
 
 from interp import figures, summarize
 from interp.errors import InputError
+from tests.interp.figure_checks import (
+    cell_texts_fit,
+    labels,
+    plain,
+    plot_width,
+    python_reprs,
+    table_fits,
+    tick_labels_fit,
+    whisker_ends,
+)
 
 
 def test_architecture_table_rows(tiny_mlp):
@@ -263,3 +273,122 @@ def test_images_in_grids_keep_their_aspect_ratio():
     assert len(ys) == 6
     for y in ys:
         assert layout[y]["scaleanchor"] == "x" + y[len("yaxis"):]
+
+
+# ------------------------------------------------------------------ honest whiskers, legible labels, whole tables
+
+def _relu_stats():
+    from interp import layer_stats
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(200, 3))
+    a[:, 0] = np.maximum(a[:, 0] - 1.0, 0)  # after a ReLU: mostly 0, mean below its std
+    a[:, 2] = 0                             # dead
+    return a, layer_stats({"features.3": a})["features.3"]
+
+
+def test_unit_statistics_whiskers_stop_at_zero_for_units_never_negative():
+    a, s = _relu_stats()
+    assert a[:, 0].min() >= 0 and s.std[0] > s.mean[0] > 0 and a[:, 1].min() < 0
+    bars = figures.unit_statistics(s).data[0]
+    ends = whisker_ends(bars)
+    assert ends[0] == pytest.approx(0.0)                  # a ReLU unit: down to 0, not below
+    assert ends[1] == pytest.approx(s.mean[1] - s.std[1])  # a signed unit keeps its whole spread
+    np.testing.assert_allclose(bars.error_y.array, s.std)  # upwards the whole spread
+    np.testing.assert_allclose(s.min, a.min(0))            # what tells the figure a unit is never negative
+
+
+def test_unit_statistics_draws_dead_units_red_as_its_title_says():
+    fig = figures.unit_statistics(_relu_stats()[1])
+    zero = fig.data[1]
+    assert "red: ≥ 99%, dead" in fig.layout.annotations[1].text
+    assert zero.marker.color[2] == figures.activations.POSITIVE == "#d62728"  # the palette's red
+    assert zero.marker.color[0] != zero.marker.color[2]
+
+
+TOKENS64 = [f"word{i}" for i in range(64)]  # 64 tokens of up to 6 characters
+
+
+def test_token_strips_keep_a_legible_font_for_64_tokens():
+    values = np.sin(np.arange(64))
+    strip = figures.attribution_tokens(values, TOKENS64)
+    cell_texts_fit(strip, strip.data[0], colorbar=True)
+    tick_labels_fit(strip, strip.layout.xaxis, plot_width(strip, colorbar=True))
+    sample = figures.token_sample(TOKENS64)
+    cell_texts_fit(sample, sample.data[0], colorbar=False)
+    assert [plain(t) for t in strip.data[0].hovertext[0]] == TOKENS64  # hover names every token
+    ids = torch.arange(64).repeat(3, 1)
+    grid = figures.sample_grid(ids, "tokens", ids=[0, 1, 2], vocab=TOKENS64)
+    cell_texts_fit(grid, grid.data[0], colorbar=False)
+
+
+def test_attribution_grid_and_pair_keep_a_legible_font_for_64_tokens():
+    ids = torch.arange(64)[None]
+    fig = figures.attribution_grid(ids, [_attr("gradient", torch.randn(1, 64)),
+                                         _attr("integrated_gradients", torch.randn(1, 64))], "tokens",
+                                   vocab=TOKENS64)
+    for trace in fig.data:
+        cell_texts_fit(fig, trace, colorbar=True)
+    pair = figures.attribution_pair([(ids[0], torch.randn(64), "left"), (ids[0], torch.randn(64), "right")],
+                                    "tokens", vocab=TOKENS64, difference=True)
+    cell_texts_fit(pair, pair.data[0], colorbar=True)
+
+
+def test_attention_maps_keep_a_legible_font_for_64_tokens():
+    heads = 2
+    w = np.random.default_rng(0).random((heads, 64, 64))
+    fig = figures.attention_maps(w, TOKENS64)
+    per_head = plot_width(fig, colorbar=True) * 0.88 / heads  # 12% of the width between the heads
+    for axis in (fig.layout.xaxis, fig.layout.xaxis2):
+        tick_labels_fit(fig, axis, per_head, rotated=True)
+    rows = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert fig.layout.yaxis.tickfont.size >= 10 and rows / 64 >= 1.2 * fig.layout.yaxis.tickfont.size
+    seq = figures.sequence_heatmap(np.ones((64, 4)), TOKENS64)
+    rows = seq.layout.height - seq.layout.margin.t - seq.layout.margin.b
+    assert seq.layout.yaxis.tickfont.size >= 10 and rows / 64 >= 1.2 * seq.layout.yaxis.tickfont.size
+
+
+def test_tables_give_each_column_its_content():
+    from interp import layer_stats
+
+    a = np.random.default_rng(0).random((10, 4))
+    stats = {name: layer_stats({name: a})[name] for name in
+             ("encoder.layers.0.self_attn.out_proj", "encoder.layers.0.linear1", "classifier.2")}
+    table_fits(figures.layer_stats_table(stats))
+    table_fits(figures.architecture_table(summarize(
+        torch.nn.Sequential(torch.nn.Linear(4, 300), torch.nn.ReLU(), torch.nn.Linear(300, 2)), torch.randn(1, 4))))
+    table_fits(figures.metrics_table({"mean_squared_reconstruction_error": 0.01234, "balanced_accuracy": 0.9},
+                                     bars={"balanced_accuracy": ">= 0.9 (the zoo's bar for every classifier)"}))
+    a = _attr("integrated_gradients", [[1.0, 3.0], [0.0, 2.0]])
+    table_fits(figures.attribution_summary([a], ["sample 12 (true: positive)", "s1"], truth=np.eye(2)))
+
+
+def test_method_labels_read_as_words():
+    from interp.attribution import Attribution
+
+    def attr(method, **options):
+        return Attribution(method=method, values=torch.rand(1, 1, 4, 4), target=torch.zeros(1, dtype=torch.long),
+                           score=torch.ones(1), options=options)
+
+    attrs = [attr("occlusion", window=(1,), stride=(1,)), attr("occlusion", window=(3, 3)),
+             attr("integrated_gradients", steps=64, baseline=None), attr("smoothgrad", samples=25, noise=0.15),
+             attr("grad_cam", layer="features.3"), attr("lrp", composite="epsilon_plus_flat"),
+             attr("occlusion", window={"image": (3, 3), "mask": 1})]
+    assert [a.label for a in attrs] == [
+        "occlusion (window 1)", "occlusion (window 3×3)", "integrated_gradients (steps 64)",
+        "smoothgrad (samples 25, noise 0.15)", "grad_cam (layer features.3)", "lrp (composite epsilon_plus_flat)",
+        "occlusion (window image: 3×3 · mask: 1)"]
+    grid = figures.attribution_grid(torch.rand(1, 1, 4, 4), attrs, "image")
+    assert python_reprs(grid) == [] and "occlusion (window 3×3)" in labels(grid)
+
+
+def test_samples_of_a_short_sentence_stay_responsive_with_every_word():
+    """Rows of 12 tokens (the zoo's sentences) fit the page: no set width, no word left out."""
+    vocab = ["excellent", "not", "a", "movie"] * 3
+    ids = torch.arange(12).repeat(9, 1)
+    grid = figures.sample_grid(ids, "tokens", ids=list(range(9)), vocab=vocab)
+    attrs = figures.attribution_grid(ids[:4], [_attr("gradient", torch.randn(4, 12))], "tokens", vocab=vocab)
+    for fig in (grid, attrs):
+        assert fig.layout.width is None
+        assert all(all(t for t in row) for row in fig.data[0].text)
+        cell_texts_fit(fig, fig.data[0], colorbar=fig is attrs)

@@ -15,6 +15,7 @@ from interp import figures
 from interp.errors import InputError
 from interp.figures.lrp import ABSORBED, CONSERVED, CREATED, UNSUPPORTED_TEXT
 from interp.lrp import LRPResult, Plan, PlanRow
+from tests.interp.figure_checks import table_fits
 
 
 def hand_mlp() -> nn.Sequential:
@@ -227,3 +228,15 @@ def test_summary_refuses_mismatches():
         figures.lrp_summary([r, r.as_attribution()])
     with pytest.raises(InputError, match="different sizes"):
         figures.lrp_summary([r, _run(mlp, (3, 5))])
+
+
+def test_plan_and_summary_tables_give_each_column_its_content():
+    plan = Plan("epsilon_plus_flat", (PlanRow("model", "TransformerClassifier", "", "container"),
+                                      PlanRow("encoder.layers.0.self_attn.out_proj", "NonDynamicallyQuantizableLinear",
+                                              "epsilon (0.25)", "rule", "", 4),
+                                      PlanRow("encoder.layers.0.norm1", "LayerNorm", "scale held constant",
+                                              "function", "canonized (layer_norm)", 3)),
+                (), ("encoder.layers.0.self_attn.out_proj",))
+    table_fits(figures.lrp_plan_table(plan))
+    x = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(2))
+    table_fits(figures.lrp_summary(interp.lrp(cnn(), x), sample_titles=["sample 12 (true: 7)", "sample 3"]))

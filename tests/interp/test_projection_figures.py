@@ -51,7 +51,8 @@ def test_three_dimensions_and_the_quality_line():
     q = MapQuality(0.93, 0.9, 0.8, 10, 12)
     fig = figures.projection_map(_coords(d=3), np.zeros(12, int), quality=q, title="UMAP")
     assert isinstance(fig.data[0], go.Scatter3d)
-    assert "trustworthiness 0.930 (k=10)" in fig.layout.title.text and "90.0% in the map" in fig.layout.title.text
+    title = fig.layout.title.text
+    assert "trustworthiness 0.930 (10 nearest neighbours)" in title and "90.0% in the map" in title
 
 
 @pytest.mark.parametrize("kwargs, match", [

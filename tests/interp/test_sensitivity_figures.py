@@ -18,6 +18,7 @@ from interp.sensitivity import (
     NoiseSensitivity,
     OcclusionSensitivity,
 )
+from tests.interp.figure_checks import python_reprs, table_fits, whisker_ends
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_noise_curves_mean_band_and_agreement():
     np.testing.assert_allclose(_y(_named(fig, "agrees with clean prediction")), [1.0, 0.9, 0.5], rtol=1e-6)
     np.testing.assert_allclose(_y(_named(fig, "accuracy")), [0.8, 0.7, 0.4], rtol=1e-6)
     assert list(fig.layout.yaxis2.range) == [0, 1.02]
-    assert "std = 0.25" in fig.layout.title.text and "7 draws" in fig.layout.title.text
+    assert "std 0.25" in fig.layout.title.text and "7 draws" in fig.layout.title.text
 
 
 def test_noise_curves_one_sample_uses_its_own_spread_clipped_at_zero():
@@ -106,7 +107,7 @@ def test_occlusion_view_image_overlays_the_map():
     overlay = [t for t in fig.data if isinstance(t, go.Heatmap)][-1]
     np.testing.assert_allclose(np.asarray(overlay.z, float), r.maps[1, 0].numpy(), rtol=1e-6)
     assert overlay.colorbar.title.text == "score drop"
-    assert "baseline (mean)" in fig.layout.title.text and "window (2, 2)" in fig.layout.title.text
+    assert "baseline (mean)" in fig.layout.title.text and "window 2×2, stride 2×2" in fig.layout.title.text
     with pytest.raises(InputError, match="sample must be an index"):
         figures.occlusion_view(x, r, "image", sample=2)
     with pytest.raises(InputError, match="samples"):
@@ -232,3 +233,33 @@ def test_noise_curves_show_the_probability_change():
     one = figures.noise_curves(dataclasses.replace(r, probability_change=p), sample=2)
     np.testing.assert_allclose(_y(_named(one, "RMS probability change, sample 2")), [0.0, 0.3, 0.2], rtol=1e-6)
     assert not [t for t in figures.noise_curves(r).data if "probability" in (t.name or "")]  # None: no line
+
+
+# ---------------------------------------------------------------------------- honest whiskers, words, whole tables
+
+def test_layer_profile_whiskers_stop_at_zero():
+    """A relative change is a size: a spread larger than the mean ends its whisker at 0."""
+    r = LayerSensitivity(layers=("0", "1"), change=torch.tensor([0.02, 0.3]), change_std=torch.tensor([0.05, 0.1]),
+                         ablation=torch.tensor([0.5, 0.25], dtype=torch.float64), baseline=0.75, noise=0.1,
+                         draws=2, seed=0)
+    change = _named(figures.layer_profile(r), "relative change")
+    np.testing.assert_allclose(whisker_ends(change, "x"), [0.0, 0.2], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(change.error_x.array, float), [0.05, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("window, stride, words", [((1,), (1,), "window 1, stride 1"),
+                                                   ((3, 3), (1, 2), "window 3×3, stride 1×2"),
+                                                   (None, None, "window default, stride default")])
+def test_occlusion_view_says_its_window_in_words(window, stride, words):
+    r = OcclusionSensitivity(maps=torch.rand(1, 1, 4, 4), target=torch.tensor([1]), score=torch.tensor([3.0]),
+                             baseline="zero", window=window, stride=stride)
+    fig = figures.occlusion_view(torch.rand(1, 1, 4, 4), r, "image")
+    assert words in fig.layout.title.text
+    assert python_reprs(fig) == []
+
+
+def test_explanation_robustness_table_gives_each_column_its_content():
+    r = ExplanationSensitivity(methods=("integrated_gradients", "lrp:epsilon_plus_flat", "guided_backprop"),
+                               sensitivity_max=torch.rand(3, 4), infidelity=1e-7 * torch.rand(3, 4),
+                               target=torch.zeros(4, dtype=torch.long), radius=0.02, draws=5, seed=0)
+    table_fits(figures.explanation_robustness(r))

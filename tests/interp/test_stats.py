@@ -22,7 +22,8 @@ def _reference(a: np.ndarray, channels_first: bool, labels: np.ndarray, k: int, 
     order = np.argsort(-v, axis=0, kind="stable")[:k].T
     return {
         "mean": v.mean(0), "std": v.std(0), "frac_zero": (np.abs(u).max(2) == 0).mean(0),
-        "max": u.max(axis=(0, 2)), "top_indices": order, "top_values": np.take_along_axis(v.T, order, 1),
+        "max": u.max(axis=(0, 2)), "min": u.min(axis=(0, 2)), "top_indices": order,
+        "top_values": np.take_along_axis(v.T, order, 1),
         "class_means": np.stack([v[labels == c].mean(0) for c in range(n_classes)]),
     }
 
@@ -48,7 +49,7 @@ def test_statistics_equal_numpy(data, monkeypatch, chunk_bytes):
     for name, first in (("conv", True), ("seq", False), ("dense", True)):
         ref = _reference(arrays[name].astype(np.float64), first, labels, 4, 3)
         s = result[name]
-        for field in ("mean", "std", "frac_zero", "max", "top_values", "class_means"):
+        for field in ("mean", "std", "frac_zero", "max", "min", "top_values", "class_means"):
             np.testing.assert_allclose(getattr(s, field), ref[field], rtol=1e-6, atol=1e-7, err_msg=field)
         np.testing.assert_array_equal(s.top_indices, ref["top_indices"])
         np.testing.assert_array_equal(s.class_counts, np.bincount(labels, minlength=3))

@@ -119,3 +119,9 @@ def test_vae_names_agree_with_latent_space():
     subject = zoo.subject("vae-digits")
     assert set(latent.layers(subject)) <= set(activations.outputs(subject))
     assert activations.default_output(subject) == latent.default_layer(subject) == "encoder.mu"
+
+
+def test_top_figure_title_says_what_it_shows_not_what_a_click_does():
+    """The report shows the same figure: the dashboard's caption says what a click does."""
+    fig = activations.top_figure(zoo.subject("cnn-digits"), "classifier.2", 5)
+    assert fig.layout.title.text == "top 9 samples for classifier.2, unit 5"

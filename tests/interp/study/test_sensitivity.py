@@ -149,7 +149,7 @@ def test_the_explanation_table_in_pieces_is_the_library_on_each_piece():
 
 
 @pytest.mark.parametrize("name, meaningful", [("gan-digits", False), ("autoencoder-digits", False),
-                                              ("cnn-digits", True)])
+                                              ("vae-digits", False), ("cnn-digits", True)])
 def test_predictions_under_noise_only_for_models_with_several_outputs(name, meaningful):
     """argmax over one output never changes: a flat 100% line says nothing, so it is not drawn."""
     entry = zoo.subject(name)
