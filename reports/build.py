@@ -248,9 +248,35 @@ def _untimed(fig: go.Figure, timings: dict, label: str) -> go.Figure:
     return fig
 
 
+ARRAY_PROPS = ("x", "y", "z", "customdata", "values", "open", "high", "low", "close")
+SMALL_ARRAY = 64  # values: shorter arrays stay as they are written (JSON text)
+
+
+def _compact(fig: go.Figure) -> go.Figure:
+    """``fig`` with its long float arrays as 32-bit floats: plotly writes numpy arrays as
+    base64 (``bdata``), 4 bytes a value instead of 8 (float64) or a decimal text (a list);
+    what a reader can see (7 significant digits in a hover) does not change. Integers
+    plotly already writes in the fewest bytes; arrays with gaps (None) or text stay."""
+    for trace in fig.data:
+        for prop in ARRAY_PROPS + ("marker.color", "marker.size"):
+            if prop not in trace:  # asked for, a missing one costs plotly a search for similar names
+                continue
+            value = trace[prop]
+            if value is None or isinstance(value, str) or np.size(value) < SMALL_ARRAY:
+                continue
+            try:
+                array = np.asarray(value)
+            except ValueError:  # ragged
+                continue
+            if array.dtype == np.float64:
+                trace[prop] = None  # plotly ignores a new value equal to the old one
+                trace[prop] = array.astype(np.float32)
+    return fig
+
+
 def _figure(fig: go.Figure, div_id: str, read: str | None = None) -> str:
     """A figure and, below it, how to read it."""
-    body = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
+    body = _compact(fig).to_html(full_html=False, include_plotlyjs=False, include_mathjax=False,
                        div_id=div_id, config=FIGURE_CONFIG)
     caption = f"<figcaption class=\"read\">{html.escape(read)}</figcaption>" if read else ""
     width = fig.layout.width

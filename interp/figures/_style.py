@@ -35,8 +35,8 @@ TABLE_ROW = 26
 LABEL_FONT = 12      # px of token labels (ticks and text in cells), always set explicitly
 CHAR_EM = 0.6        # a character's mean width, in units of the font size
 LABEL_GAP = 6        # px between neighbouring labels
-ROOM = 860           # px of plot width a figure without a set width is laid out for (a report row,
-                     # a wide dashboard panel): labels that fit it leave the figure responsive
+ROOM = 703           # px: the narrowest a figure without a set width is laid out (an A4 page printed, its
+                     # margins off): labels that fit it beside the margins leave the figure responsive
 MAX_PLOT = 1800      # px: the widest a plot grows for its labels; beyond, every k-th label is shown
 COLORBAR = 90        # px a colour bar takes beside the plot (plotly widens the right margin for it)
 TABLE_ROOM = 500     # px: the narrowest place a table is shown (a report's or the dashboard's half row)
@@ -111,15 +111,16 @@ class LabelFit:
 
 
 def fit_labels(labels: Sequence, font: float = LABEL_FONT, rotated: bool = False, panels: int = 1,
-               share: float = 1.0) -> LabelFit:
+               share: float = 1.0, beside: float = 0) -> LabelFit:
     """Lay out ``labels`` along an axis (repeated on ``panels`` side by side, which get
-    ``share`` of the plot's width between them): all of them when they fit ``ROOM``; else a
-    plot that grows to hold them, up to ``MAX_PLOT``; else every k-th, the smallest k whose
-    labels fit ``MAX_PLOT``."""
+    ``share`` of the plot's width between them): all of them when they fit a figure ``ROOM``
+    wide beside the ``beside`` px the figure keeps off the plot (margins, a colour bar), so
+    the figure stays responsive; else a plot that grows to hold them, up to ``MAX_PLOT``;
+    else every k-th, the smallest k whose labels fit ``MAX_PLOT``."""
     n = len(labels)
     each = label_px(labels, font, rotated) * panels / share
     need = n * each
-    if need <= ROOM:
+    if need + beside <= ROOM:
         return LabelFit(1, None)
     if need <= MAX_PLOT:
         return LabelFit(1, math.ceil(need))

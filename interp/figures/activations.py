@@ -155,7 +155,8 @@ def attention_maps(weights, tokens: Sequence[str] | None = None, title: str | No
     qlab = [f"{i}: {tokens[i]}" for i in range(tq)] if tokens is not None and len(tokens) == tq else list(range(tq))
     klab = [f"{i}: {tokens[i]}" for i in range(tk)] if tokens is not None and len(tokens) == tk else list(range(tk))
     spacing = 0.12 if heads > 1 else 0.0  # of the plot's width, between the heads
-    fit = fit_labels(klab, rotated=True, panels=heads, share=1 - spacing)
+    margin = dict(l=math.ceil(label_px(qlab, LABEL_FONT)) + 40, r=20, t=50, b=40)
+    fit = fit_labels(klab, rotated=True, panels=heads, share=1 - spacing, beside=margin["l"] + margin["r"] + COLORBAR)
     fig = make_subplots(rows=1, cols=heads, subplot_titles=[f"head {h}" for h in range(heads)],
                         horizontal_spacing=spacing / max(1, heads - 1), shared_yaxes=True)
     keys, names = fit.shown(klab)
@@ -169,7 +170,6 @@ def attention_maps(weights, tokens: Sequence[str] | None = None, title: str | No
                          title="query (attending)" if h == 0 else None)
     fig.update_layout(coloraxis=dict(colorscale=ACTIVATION_SCALE, cmin=0, cmax=float(a.max()) or 1.0,
                                      colorbar=dict(title="weight", thickness=12)))
-    margin = dict(l=math.ceil(label_px(qlab, LABEL_FONT)) + 40, r=20, t=50, b=40)
     return finish(fig, title or "attention", height=max(320, 160 + ROW_PX * tq), margin=margin,
                   width=None if fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR)
 

@@ -113,7 +113,9 @@ def attribution_tokens(values, tokens: Sequence[str], title: str | None = None, 
     if len(v) != len(tokens):
         raise InputError(f"got {len(v)} attributions for {len(tokens)} tokens")
     b = color_bound(v)
-    fit = fit_labels(tokens)
+    note = " (bold: ground-truth positions)" if mask is not None and np.any(as_array(mask)) else ""
+    margin = dict(l=50, r=20, t=50 if (title or note) else 20, b=40)
+    fit = fit_labels(tokens, beside=margin["l"] + margin["r"] + COLORBAR)
     fig = go.Figure(go.Heatmap(
         z=[v], x=list(range(len(v))), y=[""], text=[fit.text(_token_text(tokens, mask))], texttemplate="%{text}",
         hovertext=[[str(t) for t in tokens]], textfont=dict(size=LABEL_FONT), colorscale=DIVERGING_SCALE,
@@ -121,8 +123,6 @@ def attribution_tokens(values, tokens: Sequence[str], title: str | None = None, 
         hovertemplate=f"position %{{x}}: %{{hovertext}}, {label} %{{z:.4g}}<extra></extra>"))
     _position_axis(fig, fit, len(v))
     fig.update_yaxes(showticklabels=False, showgrid=False)
-    note = " (bold: ground-truth positions)" if mask is not None and np.any(as_array(mask)) else ""
-    margin = dict(l=50, r=20, t=50 if (title or note) else 20, b=40)
     return finish(fig, (title or "") + note or None, height=170, margin=margin,
                   width=None if fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR)
 
@@ -185,7 +185,8 @@ def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str,
         raise InputError(f"unknown modality {modality!r}; expected 'image', 'tabular' or 'tokens'")
     labels = [a.label for a in attributions]
     words = [_words(row, vocab) for row in x] if modality == "tokens" else None
-    fit = fit_rows(words) if words else None
+    margin = dict(l=max(190, math.ceil(label_px(labels, LABEL_FONT)) + 10), r=20, t=60, b=40)
+    fit = fit_rows(words, beside=margin["l"] + margin["r"] + COLORBAR) if words else None
     fig = make_subplots(rows=n, cols=1, subplot_titles=titles, vertical_spacing=0.5 / max(n, 1) if n > 1 else 0)
     for i in range(n):
         raw = np.stack([as_array(a.values[i]).astype(float).reshape(-1) for a in attributions])
@@ -213,7 +214,6 @@ def attribution_grid(inputs, attributions: Sequence[Attribution], modality: str,
                                      colorbar=dict(title="attribution /<br>max |attribution|", thickness=12)))
     per = 40 + 26 * len(attributions) + (130 if modality == "tabular" else 20)
     note = " (bold: ground-truth positions)" if modality == "tokens" and truth is not None else ""
-    margin = dict(l=max(190, math.ceil(label_px(labels, LABEL_FONT)) + 10), r=20, t=60, b=40)
     width = None if fit is None or fit.width is None else fit.width + margin["l"] + margin["r"] + COLORBAR
     return finish(fig, (title or "") + note or None, height=60 + per * n, margin=margin, width=width)
 
@@ -328,7 +328,7 @@ def attribution_pair(sides: Sequence[tuple], modality: str, *, title: str | None
         words = [_words(x, vocab) for x in xs]
         words += [words[1]] if difference else []
         hover = [w + [""] * (width - len(w)) for w in words]
-        fit = fit_rows(words)
+        fit = fit_rows(words, beside=margin["l"] + margin["r"] + COLORBAR)
         text = [fit.text(row) for row in hover]
         x_axis = list(range(width))
     else:

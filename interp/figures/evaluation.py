@@ -214,7 +214,8 @@ def randomisation_maps(result: Evaluation, methods=None, image: bool = True, lab
             z = np.stack([magnitude(e).reshape(-1) for e in found[m].examples])
             named = labels is not None and len(labels) == z.shape[1]
             x = [str(s) for s in labels] if named else list(range(z.shape[1]))
-            fit = fit_labels(x, rotated=True)  # keys turned by 60°: every k-th past MAX_PLOT
+            beside = math.ceil(label_px(stages, LABEL_FONT)) + 10 + 20 + COLORBAR  # the margins below
+            fit = fit_labels(x, rotated=True, beside=beside)  # keys turned by 60°: every k-th past MAX_PLOT
             ticks, text = fit.shown(x)
             width = fit.width
             fig.add_trace(go.Heatmap(z=z, x=x, y=stages, coloraxis="coloraxis",

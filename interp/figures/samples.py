@@ -89,7 +89,9 @@ def token_sample(tokens: Sequence[str], title: str | None = None, mask=None) -> 
     m = np.zeros(len(toks)) if mask is None else as_array(mask).astype(float).reshape(-1)
     if len(m) != len(toks):
         raise InputError(f"mask has {len(m)} positions for {len(toks)} tokens")
-    fit = fit_labels(toks)
+    note = " (shaded: ground-truth positions)" if mask is not None and m.any() else ""
+    margin = dict(l=50, r=20, t=50 if (title or note) else 20, b=40)
+    fit = fit_labels(toks, beside=margin["l"] + margin["r"])
     fig = go.Figure(go.Heatmap(
         z=[m], x=list(range(len(toks))), y=[""], text=[fit.text(toks)], hovertext=[toks], texttemplate="%{text}",
         textfont=dict(size=LABEL_FONT), colorscale=[[0, "#f4f6f9"], [1, "#ffd28a"]], zmin=0, zmax=1,
@@ -99,8 +101,6 @@ def token_sample(tokens: Sequence[str], title: str | None = None, mask=None) -> 
     fig.update_xaxes(title="position", tickmode="array", tickvals=ticks, ticktext=[str(t) for t in ticks],
                      tickfont=dict(size=LABEL_FONT), showgrid=False)
     fig.update_yaxes(showticklabels=False, showgrid=False)
-    note = " (shaded: ground-truth positions)" if mask is not None and m.any() else ""
-    margin = dict(l=50, r=20, t=50 if (title or note) else 20, b=40)
     return finish(fig, (title or "") + note or None, height=150, margin=margin,
                   width=None if fit.width is None else fit.width + margin["l"] + margin["r"])
 
@@ -173,7 +173,8 @@ def sample_grid(samples, modality: str, ids: Sequence[int], titles: Sequence[str
     if modality == "tokens":
         ids_ = x.astype(int).reshape(len(x), -1)
         words = [[vocab[j] if vocab is not None else str(j) for j in row] for row in ids_]
-        fit = fit_rows(words)
+        margin = dict(l=math.ceil(label_px(rows, FONT["size"])) + 10, r=20, t=50 if title else 20, b=40)
+        fit = fit_rows(words, beside=margin["l"] + margin["r"])
         fig = go.Figure(go.Heatmap(z=np.zeros(ids_.shape), text=[fit.text(row) for row in words], hovertext=words,
                                    texttemplate="%{text}", customdata=idgrid, textfont=dict(size=LABEL_FONT),
                                    y=rows, colorscale=[[0, "#f4f6f9"], [1, "#f4f6f9"]], showscale=False,
@@ -182,7 +183,6 @@ def sample_grid(samples, modality: str, ids: Sequence[int], titles: Sequence[str
         ticks, _ = fit.shown(range(ids_.shape[1]))
         fig.update_xaxes(title="position", tickmode="array", tickvals=ticks, ticktext=[str(t) for t in ticks],
                          tickfont=dict(size=LABEL_FONT))
-        margin = dict(l=math.ceil(label_px(rows, FONT["size"])) + 10, r=20, t=50 if title else 20, b=40)
         return finish(fig, title, height=110 + 34 * len(x), margin=margin,
                       width=None if fit.width is None else fit.width + margin["l"] + margin["r"])
     if modality == "tabular":

@@ -81,12 +81,11 @@ def whisker_ends(trace, axis: str = "y") -> np.ndarray:
 # ---------------------------------------------------------------------------- token labels
 
 def plot_width(fig: go.Figure, colorbar: bool) -> float:
-    """The plot's width: the figure's less its side margins (and a colour bar's 90 px), or
-    for a responsive figure the documented ``ROOM``."""
-    if fig.layout.width is None:
-        return ROOM
+    """The plot's width: the figure's (for a responsive one the documented ``ROOM``, the
+    narrowest it is laid out) less its side margins and a colour bar's 90 px."""
     m = fig.layout.margin
-    return fig.layout.width - (m.l or 0) - (m.r or 0) - (90 if colorbar else 0)
+    width = ROOM if fig.layout.width is None else fig.layout.width
+    return width - (m.l or 0) - (m.r or 0) - (90 if colorbar else 0)
 
 
 def cell_texts_fit(fig: go.Figure, trace, colorbar: bool) -> None:
