@@ -35,6 +35,7 @@ import hashlib
 import html
 import importlib.util
 import json
+import math
 import os
 import platform
 import re
@@ -467,9 +468,12 @@ def _sensitivity_section(entry) -> Part:
     layer = sensitivity.dataset_result(entry, dataclasses.replace(base, kind="layer"))
     if getattr(layer, "layers", None):
         loss = [abs(float(a) - float(layer.baseline)) for a in layer.ablation]
-        worst = max(range(len(loss)), key=loss.__getitem__)
-        part.facts["layer"] = (layer.layers[worst], float(layer.baseline), float(layer.ablation[worst]),
-                               layer.measured_against, layer.ablated_by)
+        ablated = [i for i, v in enumerate(loss) if math.isfinite(v)]  # NaN: a layer not ablated on its own
+        if ablated:
+            worst = max(ablated, key=loss.__getitem__)
+            part.facts["layer"] = (layer.layers[worst], float(layer.baseline), float(layer.ablation[worst]),
+                                   layer.measured_against, layer.ablated_by)
+        part.options["sensitivity layer seed"] = str(layer.seed)
     maps = {f"sensitivity-{k}": v for k, v in figs.items() if k.startswith("occlusion-")}
     rows = {f"sensitivity-{k}": v for k, v in figs.items() if not k.startswith("occlusion-")}
     first = dict(list(rows.items())[:1])
@@ -587,9 +591,10 @@ def _summary(entry: Subject, parts: dict[str, Part]) -> str:
                          f"{score:.4g} ({share:.1%} apart): the map accounts for the whole score.")
     if facts.get("layer"):
         name, base, ablated, against, by = facts["layer"]
+        what = (f"changes the score by {ablated:.1%} (relative, over the test set)" if against == "score" else
+                f"moves the agreement with the {html.escape(str(against))} from {base:.3g} to {ablated:.3g}")
         items.append(f"<b>Most sensitive layer</b>: replacing <b>{html.escape(str(name))}</b>'s output by its "
-                     f"{html.escape(str(by))} moves the agreement with the {html.escape(str(against))} from "
-                     f"{base:.3g} to {ablated:.3g}, more than any other layer.")
+                     f"{html.escape(str(by))} {what}, more than any other layer.")
     if facts.get("faithful"):
         (method, value), random, count = facts["faithful"]
         items.append(f"<b>Most faithful explanation</b> (deletion, lower is better): "
@@ -831,9 +836,20 @@ def read_manifest(folder: Path) -> dict[str, dict]:
         entries = data["entries"]
         if not isinstance(entries, dict):
             return {}
-        return {k: v for k, v in entries.items() if isinstance(v, dict) and (folder / k).is_file()}
+        return {k: v for k, v in entries.items() if _whole_entry(v) and (folder / k).is_file()}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+ENTRY_KEYS = {"name": str, "file": str, "task": str, "modality": str, "headline": str, "description": str,
+              "sections": list, "faithful": str}
+
+
+def _whole_entry(entry) -> bool:
+    """Whether ``entry`` (from a reports.json, perhaps of another version or edited) has what
+    the index shows, of the right kinds: an entry that has not is left out of the index."""
+    return (isinstance(entry, dict) and all(isinstance(entry.get(k), t) for k, t in ENTRY_KEYS.items())
+            and all(k in TITLES for k in entry["sections"]))
 
 
 def chromium() -> str | None:
@@ -893,12 +909,11 @@ def figure_images(figures: dict[str, go.Figure], folder: str | Path, formats=IMA
             failed.append(exc)
 
     if jobs:
-        worker = threading.Thread(target=run, name="interp-kaleido")
+        worker = threading.Thread(target=run, name="interp-kaleido", daemon=True)  # Ctrl-C does not wait for it
         worker.start()
-        worker.join()
+        while worker.is_alive():  # joined in steps: Ctrl-C reaches this thread between them
+            worker.join(0.2)
     if failed:
-        if isinstance(failed[0], KeyboardInterrupt):
-            raise failed[0]
         raise InterpError(f"Kaleido could not draw the figures through {chromium()}: "
                           f"{str(failed[0]).splitlines()[0] if str(failed[0]) else type(failed[0]).__name__}")
     paths = []
@@ -989,6 +1004,8 @@ def build(subjects, out: str | Path, progress: bool = True, *, sections=None, pl
             parts, seconds = _report(subject, chosen, step)
             page = write_text(folder / f"{file}.html", _model_page(subject, script, parts, shared, command))
             paths.append(page)
+            entries[page.name] = _entry(subject, file, parts, seconds)
+            _write_index(folder, entries, script, shared)  # after each page: an interruption leaves a true index
             if "pdf" in formats:
                 if progress:
                     bar.set_postfix_str(f"{subject.name}: printing the PDF")
@@ -1002,8 +1019,6 @@ def build(subjects, out: str | Path, progress: bool = True, *, sections=None, pl
                         bar.set_postfix_str(f"{subject.name}: figure {done} of {total} as {'/'.join(images)}")
 
                 paths += figure_images(figures, folder / f"{file}-figures", images, drawn)
-            entries[page.name] = _entry(subject, file, parts, seconds)
-            _write_index(folder, entries, script, shared)  # after each page: an interruption leaves a true index
     if progress and (hits["read"] or hits["computed"]):
         bar.write(f"reports: {hits['read']} dataset-wide results read from the store, {hits['computed']} computed")
     paths += _write_index(folder, entries, script, shared)

@@ -124,7 +124,7 @@ def fit_labels(labels: Sequence, font: float = LABEL_FONT, rotated: bool = False
         return LabelFit(1, None)
     if need <= MAX_PLOT:
         return LabelFit(1, math.ceil(need))
-    step = next(k for k in range(2, n + 1) if math.ceil(n / k) * each <= MAX_PLOT)
+    step = next((k for k in range(2, n + 1) if math.ceil(n / k) * each <= MAX_PLOT), max(n, 1))  # else one label
     return LabelFit(step, MAX_PLOT)
 
 

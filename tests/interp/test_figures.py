@@ -395,3 +395,11 @@ def test_samples_of_a_short_sentence_keep_every_word(vocab, responsive):
         assert (fig.layout.width is None) == responsive
         assert all(all(t for t in row) for row in fig.data[0].text)
         cell_texts_fit(fig, fig.data[0], colorbar=fig is attrs)
+
+
+def test_labels_too_long_for_any_plot_still_lay_out():
+    """One label wider than the widest plot: every n-th (here: one) label shown, no error."""
+    from interp.figures._style import MAX_PLOT, fit_labels
+
+    fit = fit_labels(["w" * 400, "x", "y"])
+    assert fit.step == 3 and fit.width == MAX_PLOT and fit.shown(["a", "b", "c"]) == ([0], ["a"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import re
@@ -132,6 +133,54 @@ def test_the_summary_says_what_the_sections_found():
     first = int(c.result.relevance[0].abs().argmax())
     assert entry.features[first] in summary.split("Where the relevance lies")[1].split("</li>")[0]
     assert torch.isfinite(c.result.relevance).all()
+
+
+@pytest.mark.parametrize("name, against", [("mlp-cancer", "moves the agreement with the labels from"),
+                                           ("autoencoder-digits", "changes the score by")])
+def test_the_most_sensitive_layer_is_told_in_what_was_measured(name, against):
+    """A classifier's layer check measures how many predictions stay right; a one-output
+    model's measures the relative change of its score (no agreement to speak of). The
+    sentence names the layer whose ablation moves that measure most."""
+    from interp.study import sensitivity
+    from reports.build import _report, _summary
+
+    entry = zoo.subject(name)
+    parts, _ = _report(entry, ("sensitivity",))
+    sentence = _summary(entry, parts).split("Most sensitive layer")[1].split("</li>")[0]
+    assert against in sentence
+    layer = sensitivity.dataset_result(entry, dataclasses.replace(sensitivity.settings(entry), kind="layer"))
+    moved = (layer.ablation.double() - layer.baseline).abs()
+    assert f"<b>{layer.layers[int(moved.nan_to_num(-1).argmax())]}</b>" in sentence
+
+
+def test_a_damaged_manifest_entry_is_left_out_of_the_index(tmp_path):
+    """A reports.json of another version (an entry without a headline, a section unknown
+    here) does not break the next run: that entry is left out, the others stay."""
+    import json
+
+    build([zoo.subject("mlp-cancer")], tmp_path, progress=False, sections=["overview"])
+    manifest = json.loads((tmp_path / "reports.json").read_text())
+    (tmp_path / "old.html").write_text("<html></html>")
+    (tmp_path / "odd.html").write_text("<html></html>")
+    manifest["entries"]["old.html"] = {"name": "old", "file": "old.html"}
+    manifest["entries"]["odd.html"] = dict(manifest["entries"]["mlp-cancer.html"], name="odd", file="odd.html",
+                                           sections=["spectra"])
+    (tmp_path / "reports.json").write_text(json.dumps(manifest))
+    build([zoo.subject("autoencoder-digits")], tmp_path, progress=False, sections=["overview"])
+    text = (tmp_path / "index.html").read_text()
+    assert ">mlp-cancer</b>" in text and ">autoencoder-digits</b>" in text
+    assert ">old</b>" not in text and ">odd</b>" not in text
+
+
+def test_pdf_without_chromium_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    builder = importlib.import_module("reports.build")  # the package re-exports build, the function
+    from interp.cli import main
+
+    monkeypatch.setattr(builder, "chromium", lambda: None)
+    monkeypatch.setattr(builder, "_report", lambda *a, **k: pytest.fail("computed before the arguments were checked"))
+    assert main(["report", "--model", "mlp-cancer", "--format", "pdf", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Chromium" in err and "drop --format pdf" in err and len(err.splitlines()) == 1
 
 
 def test_two_runs_give_the_same_bytes_and_timings_stay_beside(tmp_path):
