@@ -138,9 +138,9 @@ def cmd_report(args) -> int:
 
     from reports.build import build, check_formats, check_out, check_sections
 
-    folder = check_out(args.out)  # before any work: a file in the way, an empty name, no permission
     sections = check_sections(_listed(args.sections))
     formats = check_formats(_listed(args.format))
+    folder = check_out(args.out)  # before any work: a file in the way, an empty name, no permission
     own = _own_subjects(args)
     requested = list(dict.fromkeys(args.model)) if args.model else None  # --model X --model X: once
     names = _zoo_names(requested, args.all) if (requested or args.all or not own) else []

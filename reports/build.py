@@ -78,6 +78,7 @@ IMAGE_SCALE = 2          # PNG pixels per CSS pixel: sharp on a high-density scr
 PLOTLY_FILE = "plotly.min.js"
 MANIFEST = "reports.json"
 PRINT_WIDTH_PX = 703  # A4 less 12 mm margins, at 96 px per inch: the width a printed page lays out at
+DEAD_SHARE = 0.99  # a unit zero on at least this share of the samples is dead (as the activations figures say)
 TIMING_COLUMNS = ("ms", "ms (batch)")  # table columns that move to the timings (reports.json)
 VERSIONS = ("torch", "captum", "plotly", "numpy", "scikit-learn", "umap-learn", "dash")
 
@@ -345,7 +346,7 @@ def _activations_section(entry) -> Part:
     }
     part = Part("activations", "", options={"activations layer": output, "activations unit": str(unit)})
     s = activations.stats(entry, output)
-    dead = int((s.frac_zero >= 1.0).sum()) if hasattr(s, "frac_zero") else 0
+    dead = int((np.asarray(s.frac_zero) >= DEAD_SHARE).sum()) if hasattr(s, "frac_zero") else 0
     part.facts["dead"] = (output, dead, s.units)
     note = (f"Every leaf module recorded over the {len(entry.inputs)} samples. Figures show "
             f"<b>{html.escape(output)}</b>; unit {unit} is its most active unit.")
@@ -612,8 +613,8 @@ def _summary(entry: Subject, parts: dict[str, Part]) -> str:
     if facts.get("dead"):
         output, dead, units = facts["dead"]
         if dead:
-            items.append(f"<b>Dead units</b>: {dead} of {units} units of {html.escape(output)} never fire on the "
-                         "test set.")
+            items.append(f"<b>Dead units</b>: {dead} of {units} units of {html.escape(output)} are zero on at least "
+                         f"{DEAD_SHARE:.0%} of the test set (drawn red in Activations).")
     body = f"<p>{what}</p>" + (f"<ul>{''.join(f'<li>{i}</li>' for i in items)}</ul>" if items else "")
     return f"<section id=\"summary\" class=\"summary\"><h2>{TITLES['summary']}</h2>{body}</section>"
 
@@ -696,6 +697,8 @@ def check_sections(sections) -> tuple[str, ...]:
     if sections is None:
         return SECTIONS
     chosen = [sections] if isinstance(sections, str) else list(sections)
+    if not chosen:
+        raise InputError(f"no section chosen; give one or more of {', '.join(SECTIONS)} (or leave --sections out)")
     for name in chosen:
         if name not in SECTIONS:
             raise UnknownNameError("section", name, SECTIONS)

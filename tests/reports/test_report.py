@@ -437,6 +437,7 @@ def test_cli_report_all(tmp_path):
     (["--out", "{file}"], "it is a file, not a folder"),
     (["--out", "{dir}", "--sections", "lrp,spectra"], "unknown section 'spectra'"),
     (["--out", "{dir}", "--format", "docx"], "unknown format 'docx'"),
+    (["--out", "{dir}", "--sections", ""], "no section chosen"),
 ])
 def test_report_arguments_are_checked_before_any_work(tmp_path, monkeypatch, capsys, argv, message):
     builder = importlib.import_module("reports.build")  # the package re-exports build, the function
@@ -449,6 +450,7 @@ def test_report_arguments_are_checked_before_any_work(tmp_path, monkeypatch, cap
     assert main(["report", "--model", "mlp-cancer", *argv, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or message == "--out is empty"  # a refused option makes no folder
 
 
 def test_a_model_named_twice_is_reported_once(tmp_path, monkeypatch):
