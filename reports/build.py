@@ -386,7 +386,7 @@ def _relevant(entry: Subject, relevance: torch.Tensor, index: int) -> str:
                 + f" carry most of sample {index}'s relevance")
     if entry.modality == "tokens" and entry.vocab is not None:
         words = entry.token_texts(entry.inputs[index])
-        v = r.reshape(len(words), -1).sum(1) if r.numel() % max(1, len(words)) == 0 else r.reshape(-1)
+        v = _per_position(entry, r, index)
         top = v.abs().argsort(descending=True)[:3].tolist()
         return ("the words " + ", ".join(f"“{words[i]}” ({float(v[i]):+.3g})" for i in top if i < len(words))
                 + f" carry most of sample {index}'s relevance")
@@ -440,8 +440,8 @@ def _per_position(entry: Subject, relevance: torch.Tensor, index: int):
     r = relevance.detach().float()
     if entry.modality == "tokens":
         n = int(entry.inputs[index].numel())
-        return (r.reshape(n, -1).sum(1) if n and r.numel() % n == 0 else r.reshape(-1)).numpy()
-    return r.numpy()
+        return r.reshape(n, -1).sum(1) if n and r.numel() % n == 0 else r.reshape(-1)
+    return r
 
 
 def _sensitivity_section(entry) -> Part:
@@ -788,7 +788,8 @@ def index_page(entries: list[dict], plotly: str | None = None, shared: bool = Fa
 def _thumbs(page: str, thumbs: list) -> str:
     """The key figures' thumbnails, each a link to its section of the page."""
     return "".join(f"<a class=\"thumb\" href=\"{page}#{html.escape(anchor)}\" title=\"{html.escape(title)}\">"
-                   f"<img src=\"{uri}\" alt=\"{html.escape(title)}\">{html.escape(TITLES.get(anchor, anchor))}</a>"
+                   f"<img src=\"{html.escape(uri)}\" alt=\"{html.escape(title)}\">"
+                   f"{html.escape(TITLES.get(anchor, anchor))}</a>"
                    for anchor, title, uri in thumbs if str(uri).startswith("data:image/png;base64,"))
 
 
